@@ -1,0 +1,1 @@
+"""The newsletter service: authoring, rendering, delivery, scheduling and the web app."""

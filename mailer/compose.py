@@ -1,0 +1,35 @@
+"""The composition root: the one place that builds the parts and hands them out.
+
+Commands, the web app, the scheduler and workers all start from `build()`; no
+other module reads settings from the environment or keeps global state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailer import db
+from mailer.settings import Settings, load_settings
+
+
+@dataclass
+class Root:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session] = field(repr=False)
+
+    def upgrade_database(self) -> None:
+        db.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings | None = None) -> Root:
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(settings.resolved_database_url)
+    return Root(settings=settings, engine=engine, sessions=db.session_factory(engine))

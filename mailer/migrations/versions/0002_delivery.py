@@ -1,0 +1,20 @@
+"""Delivery: campaigns and the per-recipient ledger.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass  # filled in by the issue that owns these tables
+
+
+def downgrade() -> None:
+    pass

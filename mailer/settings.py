@@ -1,0 +1,122 @@
+"""Every setting of the service, read from the environment and `.env`.
+
+This is the only module that reads the environment. Everything else receives a
+`Settings` instance from the composition root (`mailer.compose`). Each field is
+documented in `config/example.env`; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+
+def _bundled(name: str) -> Path:
+    """A top-level folder of the checkout, or its copy inside an installed wheel."""
+    in_checkout = REPO_DIR / name
+    return in_checkout if in_checkout.is_dir() else PACKAGE_DIR / f"_{name}"
+
+
+DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - flagged by `Settings.insecure`
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MAILER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- storage -----------------------------------------------------------
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+
+    # --- content and rendering --------------------------------------------
+    templates_dir: Path = Field(default_factory=lambda: _bundled("templates"))
+    config_dir: Path = Field(default_factory=lambda: _bundled("config"))
+    newsletter_profile: Path | None = None  # empty: config_dir/newsletter.yaml
+    public_base_url: str = "http://127.0.0.1:8000"  # links, photos, unsubscribe
+    media_dir: Path | None = None  # empty: data_dir/media
+
+    # --- secrets ---------------------------------------------------------------
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+
+    # --- SMTP ---------------------------------------------------------------------
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_timeout: float = 30.0
+    smtp_connections: int = Field(default=2, ge=1, le=64)
+    smtp_rate_per_second: float = 0.0  # 0: unlimited
+    smtp_rate_per_hour: int = 0  # 0: unlimited
+    smtp_messages_per_connection: int = 1000  # reconnect after this many; 0: never
+
+    # --- delivery ------------------------------------------------------------------
+    sender_domain: str = "lmec.example.org"  # Message-ID domain and VERP domain
+    list_unsubscribe_mailto: str = ""  # e.g. unsubscribe@lmec.example.org; empty: https only
+    bounce_verp: bool = False  # per-recipient Return-Path bounces+<token>@sender_domain
+    retry_max_attempts: int = 6
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    worker_batch_size: int = 200
+    worker_lease_seconds: float = 300.0
+    pause_after_consecutive_failures: int = 20
+
+    # --- DKIM (optional; usually the relay signs) ----------------------------
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key_path: Path | None = None
+
+    # --- scheduler ---------------------------------------------------------------
+    timezone: str = "Asia/Shanghai"  # editors' default zone for input and display
+    misfire_grace_seconds: int = 3600
+
+    # --- web app --------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    session_max_age_seconds: int = 8 * 3600
+
+    # --- local capture server ---------------------------------------------------
+    capture_dir: Path | None = None  # empty: data_dir/captured
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mailer.db').resolve()}"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
+
+    @property
+    def resolved_capture_dir(self) -> Path:
+        return self.capture_dir or self.data_dir / "captured"
+
+    @property
+    def profile_path(self) -> Path:
+        return self.newsletter_profile or self.config_dir / "newsletter.yaml"
+
+    @property
+    def insecure(self) -> bool:
+        """True while the shipped development secret is in use."""
+        return self.secret_key.get_secret_value() == DEV_SECRET
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read settings from the environment and `env_file`; `overrides` win (tests, CLI flags)."""
+    return Settings(_env_file=env_file, **overrides)

@@ -1,0 +1,1 @@
+"""The subscriber store: a leaf package that never imports `mailer`."""
