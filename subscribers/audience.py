@@ -1,0 +1,177 @@
+"""Who gets a campaign: lists, countries and partners, minus exclusion lists.
+
+`audience_query` returns one SELECT that names every active, subscribed,
+unsuppressed recipient exactly once. It is set-based (list membership and
+exclusions are EXISTS subqueries, so a person on two selected lists is not
+doubled) and is meant to be streamed or used in `insert().from_select()`; it
+never loads the audience into memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Select, and_, exists, func, select
+from sqlalchemy.orm import Session
+
+from subscribers.errors import NotFound, StoreInputError
+from subscribers.models import (
+    MailingList,
+    Partner,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
+
+# subscriber_id, email, name, country, partner_id, timezone, language
+AudienceSelect = Select[int, str, str, str | None, int | None, str, str]
+
+
+@dataclass(frozen=True)
+class Audience:
+    """A saved selection. Empty `lists` means "anyone with an active subscription".
+
+    lists and exclude_lists are list slugs, countries ISO codes, partners partner names.
+    """
+
+    lists: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    partners: tuple[str, ...] = ()
+    exclude_lists: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "lists": list(self.lists),
+                "countries": list(self.countries),
+                "partners": list(self.partners),
+                "exclude_lists": list(self.exclude_lists),
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> Audience:
+        data = json.loads(text) if isinstance(text, str) else text
+        if not isinstance(data, dict):
+            raise StoreInputError("audience: expected a JSON object")
+        unknown = set(data) - {"lists", "countries", "partners", "exclude_lists"}
+        if unknown:
+            raise StoreInputError(f"audience: unknown keys {sorted(unknown)}")
+        values: dict[str, tuple[str, ...]] = {}
+        for key in ("lists", "countries", "partners", "exclude_lists"):
+            items = data.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise StoreInputError(f"audience: {key} must be a list of strings")
+            values[key] = tuple(items)
+        return cls(**values)
+
+    def describe(self) -> str:
+        parts = [f"lists {', '.join(self.lists)}" if self.lists else "all lists"]
+        if self.countries:
+            parts.append(f"countries {', '.join(self.countries)}")
+        if self.partners:
+            parts.append(f"partners {', '.join(self.partners)}")
+        if self.exclude_lists:
+            parts.append(f"excluding {', '.join(self.exclude_lists)}")
+        return "; ".join(parts)
+
+
+def _on_lists(slugs: Sequence[str]) -> Any:
+    """EXISTS an active subscription of the outer subscriber to one of `slugs` (any if empty)."""
+    condition = and_(
+        Subscription.subscriber_id == Subscriber.id,
+        Subscription.status == SubscriptionStatus.ACTIVE,
+    )
+    if slugs:
+        list_ids = select(MailingList.id).where(MailingList.slug.in_(slugs))
+        condition = and_(condition, Subscription.list_id.in_(list_ids))
+    return exists().where(condition)
+
+
+def audience_query(audience: Audience) -> AudienceSelect:
+    """Every recipient of `audience` once, with labelled columns, ordered by subscriber id.
+
+    Columns: subscriber_id, email, name, country, partner_id, timezone, language.
+    """
+    conditions: list[Any] = [
+        Subscriber.status == SubscriberStatus.ACTIVE,
+        _on_lists(audience.lists),
+        ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+    ]
+    if audience.exclude_lists:
+        conditions.append(~_on_lists(audience.exclude_lists))
+    if audience.countries:
+        conditions.append(Subscriber.country.in_(audience.countries))
+    if audience.partners:
+        partner_ids = select(Partner.id).where(Partner.name.in_(audience.partners))
+        conditions.append(Subscriber.partner_id.in_(partner_ids))
+    return (
+        select(
+            Subscriber.id.label("subscriber_id"),
+            Subscriber.email.label("email"),
+            Subscriber.name.label("name"),
+            Subscriber.country.label("country"),
+            Subscriber.partner_id.label("partner_id"),
+            Subscriber.timezone.label("timezone"),
+            Subscriber.language.label("language"),
+        )
+        .where(*conditions)
+        .order_by(Subscriber.id)
+    )
+
+
+def iter_audience(
+    session: Session, audience: Audience, *, batch_size: int = 1000
+) -> Iterator[Row[int, str, str, str | None, int | None, str, str]]:
+    """Stream the recipients in batches (server-side cursor on PostgreSQL)."""
+    result = session.execute(
+        audience_query(audience).execution_options(yield_per=batch_size, stream_results=True)
+    )
+    yield from result
+
+
+def check_audience(session: Session, audience: Audience) -> None:
+    """Raise `NotFound` naming any list slug or partner that does not exist."""
+    slugs = set(audience.lists) | set(audience.exclude_lists)
+    known = set(session.scalars(select(MailingList.slug).where(MailingList.slug.in_(slugs))))
+    missing = sorted(slugs - known)
+    if missing:
+        raise NotFound(f"unknown list(s): {', '.join(missing)}")
+    names = set(audience.partners)
+    known = set(session.scalars(select(Partner.name).where(Partner.name.in_(names))))
+    missing = sorted(names - known)
+    if missing:
+        raise NotFound(f"unknown partner(s): {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class CountRow:
+    country: str | None
+    partner: str | None
+    count: int
+
+
+def count_by_country_and_partner(session: Session, audience: Audience) -> list[CountRow]:
+    """Recipients per (country, partner name), counted in the database."""
+    recipients = audience_query(audience).order_by(None).subquery()
+    query = (
+        select(recipients.c.country, Partner.name, func.count())
+        .select_from(recipients)
+        .outerjoin(Partner, Partner.id == recipients.c.partner_id)
+        .group_by(recipients.c.country, Partner.name)
+        .order_by(recipients.c.country, Partner.name)
+    )
+    rows = [CountRow(country, partner, count) for country, partner, count in session.execute(query)]
+    return sorted(rows, key=lambda r: (r.country or "", r.partner or ""))
+
+
+def count_audience(session: Session, audience: Audience) -> int:
+    recipients = audience_query(audience).order_by(None).subquery()
+    return session.scalar(select(func.count()).select_from(recipients)) or 0

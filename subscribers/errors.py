@@ -1,0 +1,52 @@
+"""Errors of the subscriber store; `subscribers` is a leaf, so these do not derive from mailer's.
+
+Callers in `mailer` map them: `StoreInputError` and `NotFound` are the user's to fix,
+`Conflict` means the request clashes with what is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class StoreError(Exception):
+    """Base of every error the subscriber store raises on purpose."""
+
+
+class StoreInputError(StoreError, ValueError):
+    """Input (a field, a file, a command argument) is invalid; the message says how."""
+
+
+class NotFound(StoreError, LookupError):
+    """A subscriber, partner or list named in a request does not exist."""
+
+
+class Conflict(StoreError):
+    """The request clashes with what is stored (an address or slug that already exists)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad row of an import: where it is and what is wrong with it."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class ImportRejected(StoreInputError):
+    """A CSV file had bad rows (or was unreadable); nothing was imported.
+
+    `str()` gives one line per problem, so the CLI and the web app can show it as is.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))

@@ -1,0 +1,168 @@
+"""Tables of the subscriber store (created by migration 0001, never by `create_all`).
+
+Partner, Subscriber, MailingList (table "lists"), Subscription (subscriber x list,
+with its own status and consent record) and Suppression (addresses never to be
+mailed again, kept as a hash so erased addresses stay suppressed without being kept).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from subscribers.base import Base, UtcDateTime, utcnow
+
+
+class SubscriberStatus(StrEnum):
+    """Whether a person can be mailed at all; only `active` is ever selected."""
+
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class SubscriptionStatus(StrEnum):
+    """Whether a person wants one list; only `active` subscriptions count."""
+
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+def _enum(cls: type[StrEnum]) -> Enum:
+    """Store enum values (not names) as short strings; the CHECK lives in the migration."""
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Partner(Base):
+    """A partner organisation whose contacts receive the newsletter."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Partner({self.id}, {self.name!r}, {self.country})"
+
+
+class Subscriber(Base):
+    """One address. `email_key` (lower-cased) is unique; `email` keeps the original case."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('active', 'unsubscribed', 'bounced', 'complained')", name="status"
+        ),
+        Index("ix_subscribers_country_partner", "country", "partner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    email_key: Mapped[str] = mapped_column(String(254), unique=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    country: Mapped[str | None] = mapped_column(String(2))
+    partner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="SET NULL"), index=True
+    )
+    language: Mapped[str] = mapped_column(String(35), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[SubscriberStatus] = mapped_column(
+        _enum(SubscriberStatus), default=SubscriberStatus.ACTIVE
+    )
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    partner: Mapped[Partner | None] = relationship(lazy="raise")
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="subscriber",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="raise",
+    )
+
+    def __repr__(self) -> str:
+        return f"Subscriber({self.id}, {self.email!r}, {self.status.value})"
+
+
+class MailingList(Base):
+    """A list people subscribe to, addressed by its slug (`newsletter`, `partners-only`)."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"MailingList({self.id}, {self.slug!r})"
+
+
+class Subscription(Base):
+    """A subscriber on a list, with how and when they consented (and the IP for web sign-ups)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'unsubscribed')", name="status"),
+        Index("ix_subscriptions_list_status", "list_id", "status"),
+    )
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        _enum(SubscriptionStatus), default=SubscriptionStatus.ACTIVE
+    )
+    consent_source: Mapped[str] = mapped_column(String(64))
+    consent_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    consent_ip: Mapped[str | None] = mapped_column(String(45))
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    unsubscribe_source: Mapped[str | None] = mapped_column(String(64))
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions", lazy="raise")
+    list: Mapped[MailingList] = relationship(lazy="raise")
+
+
+class Suppression(Base):
+    """An address never to be mailed again, matched by `email_hash`.
+
+    `email` is the address for display; it is NULL for erased subscribers, whose
+    entry keeps only the hash.
+    """
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

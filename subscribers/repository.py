@@ -1,0 +1,483 @@
+"""Subscribers, partners, lists and subscriptions: the operations callers need.
+
+Every function takes the caller's `Session` and flushes, never commits: the caller
+(a command, a web request) owns the transaction. Input is validated here, so the
+CLI, the web app and the CSV import all apply the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from subscribers.base import utcnow
+from subscribers.countries import default_timezone, normalise_country, validate_timezone
+from subscribers.errors import Conflict, NotFound, StoreInputError
+from subscribers.models import (
+    MailingList,
+    Partner,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from subscribers.validation import clean_name, email_hash, email_key, normalise_email
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+UNSET: Any = object()
+
+
+def clean_language(value: str) -> str:
+    """A BCP 47 tag such as `en`, `zh-Hans` or `vi`."""
+    text = value.strip()
+    if not LANGUAGE.match(text):
+        raise StoreInputError(f"invalid language {value!r}: use a tag such as en, zh, vi, th")
+    return text
+
+
+# --- partners -------------------------------------------------------------------------
+
+
+def add_partner(session: Session, name: str, country: str | None = None) -> Partner:
+    name = clean_name(name)
+    if not name:
+        raise StoreInputError("partner name is empty")
+    if find_partner(session, name) is not None:
+        raise Conflict(f"partner {name!r} already exists")
+    partner = Partner(name=name, country=normalise_country(country) if country else None)
+    session.add(partner)
+    session.flush()
+    return partner
+
+
+def find_partner(session: Session, name: str) -> Partner | None:
+    """A partner by exact name, else by case-insensitive name."""
+    partner = session.scalar(select(Partner).where(Partner.name == name.strip()))
+    if partner is None:
+        matches = session.scalars(
+            select(Partner).where(func.lower(Partner.name) == name.strip().lower())
+        ).all()
+        partner = matches[0] if len(matches) == 1 else None
+    return partner
+
+
+def get_partner(session: Session, name_or_id: str | int) -> Partner:
+    if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+        partner = session.get(Partner, int(name_or_id))
+    else:
+        partner = find_partner(session, str(name_or_id))
+    if partner is None:
+        raise NotFound(f"no partner {name_or_id!r}")
+    return partner
+
+
+def list_partners(session: Session) -> Sequence[Partner]:
+    return session.scalars(select(Partner).order_by(Partner.name)).all()
+
+
+def update_partner(
+    session: Session, name_or_id: str | int, *, name: str | None = None, country: Any = UNSET
+) -> Partner:
+    partner = get_partner(session, name_or_id)
+    if name is not None:
+        new = clean_name(name)
+        if not new:
+            raise StoreInputError("partner name is empty")
+        other = find_partner(session, new)
+        if other is not None and other.id != partner.id:
+            raise Conflict(f"partner {new!r} already exists")
+        partner.name = new
+    if country is not UNSET:
+        partner.country = normalise_country(country) if country else None
+    session.flush()
+    return partner
+
+
+def remove_partner(session: Session, name_or_id: str | int) -> None:
+    """Delete a partner; its contacts stay, with no partner."""
+    session.delete(get_partner(session, name_or_id))
+    session.flush()
+
+
+# --- lists ------------------------------------------------------------------------------
+
+
+def add_list(
+    session: Session, slug: str, name: str | None = None, description: str = ""
+) -> MailingList:
+    slug = slug.strip()
+    if not SLUG.match(slug):
+        raise StoreInputError(
+            f"invalid list slug {slug!r}: use lower-case letters, digits and '-', e.g. newsletter"
+        )
+    if session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
+        raise Conflict(f"list {slug!r} already exists")
+    mailing_list = MailingList(slug=slug, name=clean_name(name) or slug, description=description)
+    session.add(mailing_list)
+    session.flush()
+    return mailing_list
+
+
+def get_list(session: Session, slug: str) -> MailingList:
+    mailing_list = session.scalar(select(MailingList).where(MailingList.slug == slug.strip()))
+    if mailing_list is None:
+        known = ", ".join(session.scalars(select(MailingList.slug).order_by(MailingList.slug)))
+        raise NotFound(f"no list {slug!r} (lists: {known or 'none yet'})")
+    return mailing_list
+
+
+def list_lists(session: Session) -> Sequence[MailingList]:
+    return session.scalars(select(MailingList).order_by(MailingList.slug)).all()
+
+
+def update_list(
+    session: Session, slug: str, *, name: str | None = None, description: str | None = None
+) -> MailingList:
+    mailing_list = get_list(session, slug)
+    if name is not None:
+        mailing_list.name = clean_name(name) or mailing_list.slug
+    if description is not None:
+        mailing_list.description = description
+    session.flush()
+    return mailing_list
+
+
+def remove_list(session: Session, slug: str) -> None:
+    """Delete a list and its subscriptions (the subscribers stay)."""
+    session.delete(get_list(session, slug))
+    session.flush()
+
+
+@dataclass(frozen=True)
+class ListCounts:
+    slug: str
+    name: str
+    active: int
+    unsubscribed: int
+
+
+def list_counts(session: Session) -> list[ListCounts]:
+    """Each list with its active and unsubscribed subscription counts."""
+    rows = session.execute(
+        select(MailingList.slug, MailingList.name, Subscription.status, func.count())
+        .outerjoin(Subscription, Subscription.list_id == MailingList.id)
+        .group_by(MailingList.slug, MailingList.name, Subscription.status)
+    ).all()
+    counts: dict[str, dict[str, Any]] = {}
+    for slug, name, status, count in rows:
+        entry = counts.setdefault(slug, {"name": name, "active": 0, "unsubscribed": 0})
+        if status is not None:
+            entry[SubscriptionStatus(status).value] = count
+    return [
+        ListCounts(slug, v["name"], v["active"], v["unsubscribed"])
+        for slug, v in sorted(counts.items())
+    ]
+
+
+# --- subscribers --------------------------------------------------------------------------
+
+
+def add_subscriber(
+    session: Session,
+    email: str,
+    *,
+    name: str | None = None,
+    country: str | None = None,
+    partner: str | int | None = None,
+    language: str | None = None,
+    timezone: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    lists: Iterable[str] = (),
+    consent_source: str = "manual",
+    consent_ip: str | None = None,
+) -> Subscriber:
+    """Create a subscriber (optionally on `lists`); `Conflict` if the address exists."""
+    normalised = normalise_email(email)
+    if find_subscriber(session, normalised) is not None:
+        raise Conflict(f"subscriber {normalised} already exists")
+    code = normalise_country(country) if country else None
+    partner_row = get_partner(session, partner) if partner not in (None, "") else None
+    if code is None and partner_row is not None:
+        code = partner_row.country
+    subscriber = Subscriber(
+        email=normalised,
+        email_key=email_key(normalised),
+        email_hash=email_hash(normalised),
+        name=clean_name(name),
+        country=code,
+        partner_id=partner_row.id if partner_row else None,
+        language=clean_language(language) if language else "en",
+        timezone=validate_timezone(timezone) if timezone else default_timezone(code),
+        status=SubscriberStatus.ACTIVE,
+        attributes=dict(attributes or {}),
+    )
+    session.add(subscriber)
+    session.flush()
+    for slug in lists:
+        subscribe(session, subscriber.id, slug, source=consent_source, ip=consent_ip)
+    return subscriber
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    """The subscriber with this address, compared case-insensitively; None if absent."""
+    try:
+        key = email_key(normalise_email(email))
+    except StoreInputError:
+        return None
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+
+
+def get_subscriber(session: Session, id_or_email: int | str) -> Subscriber:
+    """By id or address; `NotFound` otherwise."""
+    if isinstance(id_or_email, int) or str(id_or_email).isdigit():
+        subscriber = session.get(Subscriber, int(id_or_email))
+    else:
+        subscriber = find_subscriber(session, str(id_or_email))
+    if subscriber is None:
+        raise NotFound(f"no subscriber {id_or_email!r}")
+    return subscriber
+
+
+def search_subscribers(
+    session: Session,
+    text: str = "",
+    *,
+    country: str | None = None,
+    partner: str | None = None,
+    list_slug: str | None = None,
+    status: SubscriberStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Sequence[Subscriber]:
+    """Subscribers whose address or name contains `text` (case-insensitive), filtered."""
+    query = select(Subscriber).options(selectinload(Subscriber.partner))
+    if text.strip():
+        pattern = f"%{_escape_like(text.strip().lower())}%"
+        query = query.where(
+            or_(
+                Subscriber.email_key.like(pattern, escape="\\"),
+                func.lower(Subscriber.name).like(pattern, escape="\\"),
+            )
+        )
+    if country:
+        query = query.where(Subscriber.country == normalise_country(country))
+    if partner:
+        query = query.where(Subscriber.partner_id == get_partner(session, partner).id)
+    if list_slug:
+        list_id = get_list(session, list_slug).id
+        query = query.where(
+            select(Subscription.subscriber_id)
+            .where(
+                Subscription.subscriber_id == Subscriber.id,
+                Subscription.list_id == list_id,
+                Subscription.status == SubscriptionStatus.ACTIVE,
+            )
+            .exists()
+        )
+    if status is not None:
+        query = query.where(Subscriber.status == status)
+    return session.scalars(query.order_by(Subscriber.id).limit(limit).offset(offset)).all()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def update_subscriber(
+    session: Session,
+    id_or_email: int | str,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    country: Any = UNSET,
+    partner: Any = UNSET,
+    language: str | None = None,
+    timezone: str | None = None,
+    status: SubscriberStatus | str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> Subscriber:
+    """Change the given fields. A new country moves a default time zone along with it."""
+    subscriber = get_subscriber(session, id_or_email)
+    if email is not None:
+        normalised = normalise_email(email)
+        other = find_subscriber(session, normalised)
+        if other is not None and other.id != subscriber.id:
+            raise Conflict(f"subscriber {normalised} already exists")
+        subscriber.email = normalised
+        subscriber.email_key = email_key(normalised)
+        subscriber.email_hash = email_hash(normalised)
+    if name is not None:
+        subscriber.name = clean_name(name)
+    if country is not UNSET:
+        code = normalise_country(country) if country else None
+        if timezone is None and subscriber.timezone == default_timezone(subscriber.country):
+            subscriber.timezone = default_timezone(code)
+        subscriber.country = code
+    if partner is not UNSET:
+        subscriber.partner_id = get_partner(session, partner).id if partner else None
+    if language is not None:
+        subscriber.language = clean_language(language)
+    if timezone is not None:
+        subscriber.timezone = validate_timezone(timezone)
+    if status is not None:
+        try:
+            subscriber.status = SubscriberStatus(status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in SubscriberStatus)
+            raise StoreInputError(f"invalid status {status!r}: use one of {allowed}") from None
+    if attributes is not None:
+        subscriber.attributes = {**subscriber.attributes, **attributes}
+    subscriber.updated_at = utcnow()
+    session.flush()
+    return subscriber
+
+
+def remove_subscriber(session: Session, id_or_email: int | str) -> None:
+    """Delete a subscriber and their subscriptions (not a suppression: see privacy.erase)."""
+    session.delete(get_subscriber(session, id_or_email))
+    session.flush()
+
+
+# --- subscriptions ----------------------------------------------------------------------
+
+
+def subscriptions_of(session: Session, subscriber_id: int) -> Sequence[Subscription]:
+    return session.scalars(
+        select(Subscription)
+        .options(selectinload(Subscription.list))
+        .where(Subscription.subscriber_id == subscriber_id)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .order_by(MailingList.slug)
+    ).all()
+
+
+def subscribe(
+    session: Session,
+    subscriber_id: int,
+    list_slug: str,
+    *,
+    source: str = "manual",
+    ip: str | None = None,
+    at: datetime | None = None,
+) -> Subscription:
+    """Put a subscriber on a list with a fresh consent record (re-activates an old one)."""
+    mailing_list = get_list(session, list_slug)
+    subscription = session.get(Subscription, (subscriber_id, mailing_list.id))
+    if subscription is None:
+        subscription = Subscription(subscriber_id=subscriber_id, list_id=mailing_list.id)
+        session.add(subscription)
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.consent_source = source[:64]
+    subscription.consent_at = at or utcnow()
+    subscription.consent_ip = ip
+    subscription.unsubscribed_at = None
+    subscription.unsubscribe_source = None
+    session.flush()
+    return subscription
+
+
+def unsubscribe(
+    session: Session,
+    subscriber_id: int,
+    list_slug: str | None = None,
+    *,
+    source: str = "manual",
+) -> int:
+    """Unsubscribe from one list, or (no slug) from every list and mark the person unsubscribed.
+
+    Returns how many subscriptions changed. Idempotent; the consent record is kept.
+    """
+    subscriber = get_subscriber(session, subscriber_id)
+    query = select(Subscription).where(
+        Subscription.subscriber_id == subscriber.id,
+        Subscription.status == SubscriptionStatus.ACTIVE,
+    )
+    if list_slug is not None:
+        query = query.where(Subscription.list_id == get_list(session, list_slug).id)
+    changed = 0
+    now = utcnow()
+    for subscription in session.scalars(query):
+        subscription.status = SubscriptionStatus.UNSUBSCRIBED
+        subscription.unsubscribed_at = now
+        subscription.unsubscribe_source = source[:64]
+        changed += 1
+    if list_slug is None and subscriber.status == SubscriberStatus.ACTIVE:
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        subscriber.updated_at = now
+    session.flush()
+    return changed
+
+
+def resubscribe(
+    session: Session,
+    subscriber_id: int,
+    list_slugs: Iterable[str] | None = None,
+    *,
+    source: str = "manual",
+    ip: str | None = None,
+) -> Subscriber:
+    """Make an unsubscribed person active again, with fresh consent on `list_slugs`
+    (default: the lists they were on). Bounced and complained stay as they are."""
+    subscriber = get_subscriber(session, subscriber_id)
+    if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+        raise Conflict(
+            f"{subscriber.email} is {subscriber.status.value}; change the status explicitly first"
+        )
+    if list_slugs is None:
+        list_slugs = [s.list.slug for s in subscriptions_of(session, subscriber.id)]
+    for slug in list_slugs:
+        subscribe(session, subscriber.id, slug, source=source, ip=ip)
+    subscriber.status = SubscriberStatus.ACTIVE
+    subscriber.updated_at = utcnow()
+    session.flush()
+    return subscriber
+
+
+def set_preferences(
+    session: Session,
+    subscriber_id: int,
+    list_slugs: Iterable[str],
+    *,
+    source: str = "preferences",
+    ip: str | None = None,
+) -> Subscriber:
+    """Exactly these lists are active afterwards (from the preferences page).
+
+    Choosing at least one list re-activates an unsubscribed person; choosing none
+    unsubscribes them from everything.
+    """
+    wanted = set(list_slugs)
+    subscriber = get_subscriber(session, subscriber_id)
+    if not wanted:
+        unsubscribe(session, subscriber.id, source=source)
+        return subscriber
+    for slug in sorted(wanted):
+        get_list(session, slug)
+    for subscription in subscriptions_of(session, subscriber.id):
+        slug = subscription.list.slug
+        if slug not in wanted and subscription.status == SubscriptionStatus.ACTIVE:
+            unsubscribe(session, subscriber.id, slug, source=source)
+    current = {
+        s.list.slug
+        for s in subscriptions_of(session, subscriber.id)
+        if s.status == SubscriptionStatus.ACTIVE
+    }
+    for slug in sorted(wanted - current):
+        subscribe(session, subscriber.id, slug, source=source, ip=ip)
+    if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+        subscriber.status = SubscriberStatus.ACTIVE
+        subscriber.updated_at = utcnow()
+    session.flush()
+    return subscriber
+
+
+def set_status(session: Session, subscriber_id: int, status: SubscriberStatus) -> None:
+    """Used by delivery on bounces and complaints."""
+    update_subscriber(session, subscriber_id, status=status)
