@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     # --- scheduler ---------------------------------------------------------------
     timezone: str = "Asia/Shanghai"  # editors' default zone for input and display
     misfire_grace_seconds: int = 3600
+    scheduler_poll_seconds: float = Field(default=5.0, gt=0)  # how often schedules are re-read
 
     # --- web app --------------------------------------------------------------------
     web_host: str = "127.0.0.1"
