@@ -1,0 +1,386 @@
+"""Campaigns: one issue sent to one audience, and the life cycle that guards it.
+
+A campaign records what will be sent (the issue file, subject, sender, audience)
+and, once sending starts, freezes the rendered parts so later edits to the issue
+file change nothing that goes out. States and the moves between them:
+
+    draft -> scheduled | sending | cancelled
+    scheduled -> draft | scheduled | sending | missed | cancelled
+    missed -> draft | scheduled | sending | cancelled
+    sending -> paused | sent | failed | cancelled
+    paused -> sending | cancelled
+    sent, cancelled, failed: final
+
+Any other move raises `IllegalTransition`. Functions here take a `Session` and
+leave committing to the caller, except `start_sending` given a session factory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from email.utils import parseaddr
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from mailer import ledger
+from mailer.errors import PermanentError, UserInputError
+from mailer.ledger import AnySelect
+from mailer.timestamps import UTCDateTime, utcnow
+from subscribers.base import Base
+
+
+class CampaignState(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    MISSED = "missed"
+
+
+S = CampaignState
+TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
+    S.DRAFT: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.MISSED, S.CANCELLED}),
+    S.MISSED: frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.CANCELLED}),
+    S.SENDING: frozenset({S.PAUSED, S.SENT, S.FAILED, S.CANCELLED}),
+    S.PAUSED: frozenset({S.SENDING, S.CANCELLED}),
+    S.SENT: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+
+class CampaignError(PermanentError):
+    """A campaign cannot do what was asked (missing, not frozen, bad field)."""
+
+
+class CampaignNotFound(CampaignError, UserInputError):
+    pass
+
+
+class IllegalTransition(CampaignError):
+    """The move between two states is not allowed (e.g. resuming a sent campaign)."""
+
+    def __init__(self, campaign_id: int, current: str, wanted: str) -> None:
+        allowed = ", ".join(sorted(TRANSITIONS[CampaignState(current)])) or "none (final)"
+        super().__init__(
+            f"campaign {campaign_id} is {current}; it cannot become {wanted} "
+            f"(allowed from {current}: {allowed})"
+        )
+        self.current = current
+        self.wanted = wanted
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_state", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    issue_path: Mapped[str] = mapped_column(Text, nullable=False)
+    issue_slug: Mapped[str] = mapped_column(String(64), nullable=False)
+    issue_number: Mapped[int | None] = mapped_column(Integer)
+    language: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(Text)  # None: the issue's own subject
+    sender: Mapped[str] = mapped_column(String(400), nullable=False)  # "Name <addr>"
+    reply_to: Mapped[str | None] = mapped_column(String(400))
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default=CampaignState.DRAFT)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    # Paused by a worker because the server kept failing; a worker resumes it.
+    auto_resume: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Time zones of scheduler waves not enqueued yet; the campaign is not done before.
+    pending_waves: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    frozen_subject: Mapped[str | None] = mapped_column(Text)
+    frozen_preheader: Mapped[str | None] = mapped_column(Text)
+    frozen_html: Mapped[str | None] = mapped_column(Text)
+    frozen_text: Mapped[str | None] = mapped_column(Text)
+    frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    misfire_grace_seconds: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
+    )
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def frozen(self) -> bool:
+        return self.frozen_at is not None
+
+    def __repr__(self) -> str:
+        return f"<Campaign {self.id} {self.name!r} {self.state}>"
+
+
+class IssueLike(Protocol):
+    """What a campaign needs from `mailer.content.Issue`."""
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def language(self) -> str: ...
+
+
+class RenderedLike(Protocol):
+    """What a campaign freezes from `mailer.render.RenderedIssue`."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def preheader(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+
+
+class RendererLike(Protocol):
+    def render(self, issue: Any) -> RenderedLike: ...
+
+
+def _check_header_value(field: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise UserInputError(f"{field}: line breaks are not allowed in a header value")
+    return value
+
+
+def _check_address(field: str, value: str) -> str:
+    _check_header_value(field, value)
+    _name, address = parseaddr(value)
+    if "@" not in address or " " in address:
+        raise UserInputError(f"{field}: {value!r} is not an email address")
+    return value
+
+
+def _audience_json(audience: Any) -> dict[str, Any]:
+    """Accept `subscribers.audience.Audience` (via to_json) or its JSON form."""
+    if hasattr(audience, "to_json"):
+        audience = audience.to_json()
+    if isinstance(audience, str):
+        audience = json.loads(audience)
+    if not isinstance(audience, Mapping):
+        raise UserInputError(f"audience: expected an Audience, got {type(audience).__name__}")
+    return dict(audience)
+
+
+def create_campaign(
+    session: Session,
+    *,
+    name: str,
+    issue_path: Path | str,
+    issue: IssueLike,
+    sender: str,
+    audience: Any,
+    subject: str | None = None,
+    reply_to: str | None = None,
+) -> Campaign:
+    """A new draft; the subject defaults to the issue's (resolved when content is frozen)."""
+    if not name.strip():
+        raise UserInputError("name: a campaign needs a name")
+    campaign = Campaign(
+        name=name.strip(),
+        issue_path=str(Path(issue_path).resolve()),
+        issue_slug=issue.slug,
+        issue_number=issue.number,
+        language=issue.language,
+        subject=_check_header_value("subject", subject) if subject else None,
+        sender=_check_address("sender", sender),
+        reply_to=_check_address("reply_to", reply_to) if reply_to else None,
+        audience=_audience_json(audience),
+        state=CampaignState.DRAFT,
+        pending_waves=[],
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def get_campaign(session: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
+    """The campaign, or CampaignNotFound. `lock` takes a row lock (PostgreSQL)."""
+    query = select(Campaign).where(Campaign.id == campaign_id)
+    if lock:
+        query = query.with_for_update()
+    campaign = session.scalars(query).one_or_none()
+    if campaign is None:
+        raise CampaignNotFound(f"no campaign with id {campaign_id}")
+    return campaign
+
+
+def list_campaigns(
+    session: Session, *, states: Collection[str] | None = None, limit: int | None = None
+) -> Sequence[Campaign]:
+    query = select(Campaign).order_by(Campaign.id.desc())
+    if states:
+        query = query.where(Campaign.state.in_(sorted(states)))
+    if limit:
+        query = query.limit(limit)
+    return session.scalars(query).all()
+
+
+def transition(campaign: Campaign, wanted: CampaignState, reason: str | None = None) -> Campaign:
+    """Move to `wanted` if allowed from the current state, else IllegalTransition."""
+    current = CampaignState(campaign.state)
+    if wanted not in TRANSITIONS[current]:
+        raise IllegalTransition(campaign.id, current, wanted)
+    campaign.state = wanted
+    campaign.state_reason = reason
+    now = utcnow()
+    if wanted == CampaignState.SENDING and campaign.started_at is None:
+        campaign.started_at = now
+    if wanted in (CampaignState.SENT, CampaignState.FAILED, CampaignState.CANCELLED):
+        campaign.finished_at = now
+    if wanted != CampaignState.PAUSED:
+        campaign.auto_resume = False
+    return campaign
+
+
+def freeze(session: Session, campaign_id: int, rendered: RenderedLike) -> Campaign:
+    """Store the rendered parts once; a frozen campaign keeps what it froze."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.frozen:
+        return campaign
+    campaign.frozen_subject = _check_header_value("subject", campaign.subject or rendered.subject)
+    campaign.frozen_preheader = rendered.preheader
+    campaign.frozen_html = rendered.html
+    campaign.frozen_text = rendered.text
+    campaign.language = rendered.language
+    campaign.frozen_at = utcnow()
+    session.flush()
+    return campaign
+
+
+def render_issue_file(renderer: RendererLike, issue_path: str | Path) -> RenderedLike:
+    """Load and render the campaign's issue file (content errors name file and line)."""
+    from mailer.content import load_issue  # authoring's module; imported when needed
+
+    return renderer.render(load_issue(Path(issue_path)))
+
+
+def mark_scheduled(
+    session: Session,
+    campaign_id: int,
+    when: datetime,
+    *,
+    misfire_grace_seconds: int | None = None,
+    waves: Collection[str] = (),
+) -> Campaign:
+    """Scheduled for `when` (aware); `waves` are the time zones still to be enqueued."""
+    if when.tzinfo is None:
+        raise UserInputError("scheduled time: give a time zone")
+    campaign = transition(get_campaign(session, campaign_id), CampaignState.SCHEDULED)
+    campaign.scheduled_at = when
+    if misfire_grace_seconds is not None:
+        campaign.misfire_grace_seconds = misfire_grace_seconds
+    campaign.pending_waves = sorted(set(waves))
+    session.flush()
+    return campaign
+
+
+def unschedule(session: Session, campaign_id: int) -> Campaign:
+    campaign = transition(get_campaign(session, campaign_id), CampaignState.DRAFT)
+    campaign.scheduled_at = None
+    campaign.pending_waves = []
+    session.flush()
+    return campaign
+
+
+def mark_missed(session: Session, campaign_id: int, reason: str) -> Campaign:
+    campaign = transition(get_campaign(session, campaign_id), CampaignState.MISSED, reason)
+    session.flush()
+    return campaign
+
+
+def pause(
+    session: Session, campaign_id: int, reason: str = "paused by operator", *, auto: bool = False
+) -> Campaign:
+    """Stop handing out rows; rows already on the wire finish. `auto`: a worker resumes it."""
+    campaign = transition(get_campaign(session, campaign_id), CampaignState.PAUSED, reason)
+    campaign.auto_resume = auto
+    session.flush()
+    return campaign
+
+
+def resume(session: Session, campaign_id: int) -> Campaign:
+    campaign = transition(get_campaign(session, campaign_id), CampaignState.SENDING)
+    session.flush()
+    return campaign
+
+
+def cancel(session: Session, campaign_id: int, reason: str = "cancelled by operator") -> Campaign:
+    """Final: rows not sent yet stay queued in the ledger and are never sent."""
+    campaign = transition(get_campaign(session, campaign_id), CampaignState.CANCELLED, reason)
+    campaign.pending_waves = []
+    session.flush()
+    return campaign
+
+
+def audience_select(campaign: Campaign) -> AnySelect:
+    """The subscriber store's query for this campaign's audience."""
+    from subscribers.audience import Audience, audience_query
+
+    return audience_query(Audience.from_json(dict(campaign.audience)))
+
+
+def start_sending(
+    session_factory_or_session: sessionmaker[Session] | Session,
+    campaign_id: int,
+    *,
+    timezones: Collection[str] | None = None,
+    renderer: RendererLike | None = None,
+    audience: AnySelect | None = None,
+) -> int:
+    """Freeze (if needed), move to sending and enqueue the audience; return rows added.
+
+    Idempotent: rows already in the ledger are skipped, so a job that fires twice or a
+    command run again adds nothing. With `timezones`, only recipients in those zones
+    are enqueued (a scheduler wave) and those waves leave `pending_waves`. An unfrozen
+    campaign needs a `renderer`. `audience` overrides the stored audience (tests,
+    benchmarks). With a session factory this commits; with a session the caller does.
+    """
+    if isinstance(session_factory_or_session, Session):
+        return _start_sending(
+            session_factory_or_session, campaign_id, timezones, renderer, audience
+        )
+    with session_factory_or_session.begin() as session:
+        return _start_sending(session, campaign_id, timezones, renderer, audience)
+
+
+def _start_sending(
+    session: Session,
+    campaign_id: int,
+    timezones: Collection[str] | None,
+    renderer: RendererLike | None,
+    audience: AnySelect | None,
+) -> int:
+    campaign = get_campaign(session, campaign_id, lock=True)
+    state = CampaignState(campaign.state)
+    if state in (CampaignState.SENT, CampaignState.CANCELLED, CampaignState.FAILED):
+        raise IllegalTransition(campaign.id, state, CampaignState.SENDING)
+    if not campaign.frozen:
+        if renderer is None:
+            raise CampaignError(f"campaign {campaign_id} has no frozen content and no renderer")
+        freeze(session, campaign_id, render_issue_file(renderer, campaign.issue_path))
+    if state not in (CampaignState.SENDING, CampaignState.PAUSED):
+        transition(campaign, CampaignState.SENDING)
+    if timezones is None:
+        campaign.pending_waves = []
+    else:
+        campaign.pending_waves = sorted(set(campaign.pending_waves) - set(timezones))
+    query = audience if audience is not None else audience_select(campaign)
+    added = ledger.enqueue(session, campaign.id, query, utcnow(), timezones=timezones)
+    session.flush()
+    return added

@@ -1,0 +1,240 @@
+"""The delivery ledger: one row per (campaign, subscriber), the record of who got what.
+
+Rows are inserted set-based when sending starts (`enqueue`, an INSERT … SELECT over
+the audience query, never a Python loop) and carry a snapshot of the recipient, so
+the ledger answers "who got issue 15" even after the subscriber changed. Workers
+move a row queued -> sending -> sent | retry | failed (see `mailer.dispatch`);
+progress and the per-country / partner / time-zone report are read from here.
+
+`next_attempt_at` is the moment anyone may next try the row: the enqueue time for
+queued rows, the backoff for retries, and the lease expiry while a worker holds it,
+so one indexed condition finds every due row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mailer.timestamps import UTCDateTime
+from subscribers.base import Base
+
+#: Any SELECT, whatever its columns (SQLAlchemy 2.1 types Select by its row tuple).
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
+
+
+class LedgerStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+#: Rows a worker may still have to send.
+OPEN_STATUSES = (LedgerStatus.QUEUED, LedgerStatus.SENDING, LedgerStatus.RETRY)
+
+
+class LedgerRow(Base):
+    """One recipient of one campaign, with a snapshot of the address it was sent to."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id", name="uq_ledger_campaign_subscriber"),
+        Index("ix_ledger_due", "campaign_id", "status", "next_attempt_at"),
+        Index("ix_ledger_subscriber", "subscriber_id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False
+    )
+    # No foreign key: the ledger is history and outlives an erased subscriber row.
+    subscriber_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(300))
+    country: Mapped[str | None] = mapped_column(String(2))
+    partner_id: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default=LedgerStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker: Mapped[str | None] = mapped_column(String(100))
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+AUDIENCE_COLUMNS = ("subscriber_id", "email", "name", "country", "partner_id", "timezone")
+
+
+def enqueue(
+    session: Session,
+    campaign_id: int,
+    audience: AnySelect,
+    now: datetime,
+    *,
+    timezones: Collection[str] | None = None,
+) -> int:
+    """Insert one queued row per audience member not yet in the ledger; return rows added.
+
+    One INSERT … SELECT: the audience is never loaded into Python. `audience` must
+    return the labelled columns of `subscribers.audience.audience_query` (subscriber_id,
+    email, name, country, partner_id, timezone, and optionally language).
+    """
+    source = audience.subquery("audience")
+    columns = [source.c[name] for name in AUDIENCE_COLUMNS]
+    target = ["campaign_id", *AUDIENCE_COLUMNS, "status", "attempts", "next_attempt_at"]
+    if "language" in source.c:
+        columns.append(source.c.language)
+        target.append("language")
+    already = exists().where(
+        and_(
+            LedgerRow.campaign_id == campaign_id, LedgerRow.subscriber_id == source.c.subscriber_id
+        )
+    )
+    rows = select(
+        literal(campaign_id, Integer).label("campaign_id"),
+        *columns[: len(AUDIENCE_COLUMNS)],
+        literal(LedgerStatus.QUEUED.value, String(10)).label("status"),
+        literal(0, Integer).label("attempts"),
+        literal(now, UTCDateTime()).label("next_attempt_at"),
+        *columns[len(AUDIENCE_COLUMNS) :],
+    ).where(~already)
+    if timezones is not None:
+        rows = rows.where(source.c.timezone.in_(sorted(timezones)))
+    statement = insert(LedgerRow).from_select(target, rows)
+    # psycopg reports -1 for INSERT … SELECT unless SQLAlchemy is told to keep the count.
+    result = session.connection().execute(statement.execution_options(preserve_rowcount=True))
+    return max(result.rowcount, 0)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts of one group of rows (a whole campaign, a country, a partner, a time zone)."""
+
+    key: str
+    total: int = 0
+    sent: int = 0
+    pending: int = 0  # queued or being sent
+    retrying: int = 0
+    failed: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == 0 and self.retrying == 0
+
+
+def _tally_columns() -> list[object]:
+    def count(*statuses: LedgerStatus) -> object:
+        return func.coalesce(
+            func.sum(case((LedgerRow.status.in_([s.value for s in statuses]), 1), else_=0)), 0
+        )
+
+    return [
+        func.count(LedgerRow.id),
+        count(LedgerStatus.SENT),
+        count(LedgerStatus.QUEUED, LedgerStatus.SENDING),
+        count(LedgerStatus.RETRY),
+        count(LedgerStatus.FAILED),
+    ]
+
+
+def progress(session: Session, campaign_id: int) -> Tally:
+    """Where a campaign stands, in one aggregate query."""
+    row = session.execute(
+        select(*_tally_columns()).where(LedgerRow.campaign_id == campaign_id)  # type: ignore[call-overload]
+    ).one()
+    return Tally("all", *(int(value) for value in row))
+
+
+def _grouped(session: Session, campaign_id: int, column: object) -> list[Tally]:
+    rows = session.execute(
+        select(column, *_tally_columns())  # type: ignore[call-overload]
+        .where(LedgerRow.campaign_id == campaign_id)
+        .group_by(column)
+        .order_by(column)
+    ).all()
+    return [Tally("" if key is None else str(key), *(int(v) for v in rest)) for key, *rest in rows]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Totals and the same counts per country, partner and time zone (the scheduler's waves)."""
+
+    campaign_id: int
+    total: Tally
+    by_country: list[Tally] = field(default_factory=list)
+    by_partner: list[Tally] = field(default_factory=list)
+    by_timezone: list[Tally] = field(default_factory=list)
+
+
+def report(session: Session, campaign_id: int) -> Report:
+    return Report(
+        campaign_id=campaign_id,
+        total=progress(session, campaign_id),
+        by_country=_grouped(session, campaign_id, LedgerRow.country),
+        by_partner=_grouped(session, campaign_id, LedgerRow.partner_id),
+        by_timezone=_grouped(session, campaign_id, LedgerRow.timezone),
+    )
+
+
+def failures(session: Session, campaign_id: int, chunk: int = 1000) -> Iterator[LedgerRow]:
+    """Failed rows of a campaign, streamed in id order (for the CSV export)."""
+    last = 0
+    while True:
+        rows: Sequence[LedgerRow] = session.scalars(
+            select(LedgerRow)
+            .where(
+                LedgerRow.campaign_id == campaign_id,
+                LedgerRow.status == LedgerStatus.FAILED,
+                LedgerRow.id > last,
+            )
+            .order_by(LedgerRow.id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+
+
+def deliveries_to(session: Session, email: str) -> list[LedgerRow]:
+    """Every ledger row for an address, newest campaign first: "did this person get it?"."""
+    return list(
+        session.scalars(
+            select(LedgerRow)
+            .where(func.lower(LedgerRow.email) == email.strip().lower())
+            .order_by(LedgerRow.campaign_id.desc())
+        )
+    )

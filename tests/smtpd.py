@@ -1,0 +1,215 @@
+"""A real SMTP server (aiosmtpd) in the test process, with fault injection.
+
+Reusable by every area's tests:
+
+    from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401  (the fixture)
+
+    def test_something(smtp_server: SMTPTestServer) -> None:
+        settings = make_settings(tmp_path, smtp_port=smtp_server.port)
+        ...
+        assert smtp_server.count() == 3
+        message = smtp_server.parsed()[0]   # email.message.EmailMessage
+
+Faults, each for one recipient address (compared case-insensitively):
+`defer(addr, times, reply)` answers RCPT with a 4xx `times` times, then accepts;
+`reject(addr, reply)` answers RCPT with a 5xx every time; `drop_during_data(addr,
+times)` closes the connection after the message data arrived but before replying
+(the client never learns whether it was accepted; it was not); `delay` slows every
+DATA reply (a slow server). `login=(user, password)` requires AUTH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the server accepted (replied 250 to)."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+    at: datetime
+    connection: int
+
+    def parse(self) -> EmailMessage:
+        message = BytesParser(policy=policy.default).parsebytes(self.data)
+        assert isinstance(message, EmailMessage)
+        return message
+
+
+@dataclass
+class _Faults:
+    deferrals: dict[str, list[str]] = field(default_factory=dict)
+    rejections: dict[str, str] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Handler:
+    def __init__(self, server: SMTPTestServer) -> None:
+        self.server = server
+
+    async def handle_RCPT(
+        self, smtp: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        reply = self.server._rcpt_reply(address)
+        if reply is None:
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
+        return reply
+
+    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+        if self.server._should_drop(envelope.rcpt_tos):
+            smtp.transport.abort()  # gone before the final reply: the client must retry
+            return "421 4.3.0 connection dropped by the test"
+        if self.server.delay:
+            await asyncio.sleep(self.server.delay)
+        self.server._accept(
+            Received(
+                mail_from=envelope.mail_from,
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                data=bytes(envelope.original_content or envelope.content),
+                at=datetime.now(UTC),
+                connection=id(session),
+            )
+        )
+        return "250 2.0.0 OK queued"
+
+
+class SMTPTestServer:
+    """aiosmtpd on 127.0.0.1 and a free port, recording what it accepts."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        delay: float = 0.0,
+        login: tuple[str, str] | None = None,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.delay = delay
+        self.login = login
+        self.messages: list[Received] = []
+        self.connections = 0
+        self._faults = _Faults()
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": True, "decode_data": False}
+        if login:
+            kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
+        self._controller = Controller(
+            _Handler(self), hostname=self.host, port=self.port, server_kwargs=kwargs
+        )
+
+    # --- life cycle -----------------------------------------------------------------
+    def start(self) -> SMTPTestServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SMTPTestServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- faults ---------------------------------------------------------------------
+    def defer(self, address: str, times: int = 1, reply: str = "451 4.7.1 Try again later") -> None:
+        with self._lock:
+            self._faults.deferrals.setdefault(address.lower(), []).extend([reply] * times)
+
+    def reject(self, address: str, reply: str = "550 5.1.1 No such user here") -> None:
+        with self._lock:
+            self._faults.rejections[address.lower()] = reply
+
+    def drop_during_data(self, address: str, times: int = 1) -> None:
+        with self._lock:
+            self._faults.drops[address.lower()] = self._faults.drops.get(address.lower(), 0) + times
+
+    # --- what arrived -----------------------------------------------------------------
+    def count(self) -> int:
+        with self._lock:
+            return len(self.messages)
+
+    def arrivals(self) -> Counter[str]:
+        """How many accepted messages each recipient address got."""
+        with self._lock:
+            return Counter(rcpt.lower() for m in self.messages for rcpt in m.rcpt_tos)
+
+    def parsed(self) -> list[EmailMessage]:
+        with self._lock:
+            messages = list(self.messages)
+        return [m.parse() for m in messages]
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        """Block until `count` messages arrived (a safety net for threads, not a timing test)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.messages) >= count, timeout)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    # --- handler side -------------------------------------------------------------------
+    def _rcpt_reply(self, address: str) -> str | None:
+        key = address.lower()
+        with self._lock:
+            if key in self._faults.rejections:
+                return self._faults.rejections[key]
+            queue = self._faults.deferrals.get(key)
+            if queue:
+                return queue.pop(0)
+        return None
+
+    def _should_drop(self, rcpt_tos: list[str]) -> bool:
+        with self._lock:
+            for rcpt in rcpt_tos:
+                if self._faults.drops.get(rcpt.lower(), 0) > 0:
+                    self._faults.drops[rcpt.lower()] -= 1
+                    return True
+        return False
+
+    def _accept(self, received: Received) -> None:
+        with self._arrived:
+            self.messages.append(received)
+            self._arrived.notify_all()
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword) and self.login is not None:
+            user, password = self.login
+            if auth_data.login == user.encode() and auth_data.password == password.encode():
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPTestServer]:
+    """A started SMTP test server; stopped after the test."""
+    with SMTPTestServer() as server:
+        yield server
