@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     newsletter_profile: Path | None = None  # empty: config_dir/newsletter.yaml
     public_base_url: str = "http://127.0.0.1:8000"  # links, photos, unsubscribe
     media_dir: Path | None = None  # empty: data_dir/media
+    issues_dir: Path | None = None  # empty: data_dir/issues (web uploads, web issue list)
 
     # --- secrets ---------------------------------------------------------------
     secret_key: SecretStr = SecretStr(DEV_SECRET)
@@ -103,6 +104,10 @@ class Settings(BaseSettings):
     @property
     def resolved_media_dir(self) -> Path:
         return self.media_dir or self.data_dir / "media"
+
+    @property
+    def resolved_issues_dir(self) -> Path:
+        return self.issues_dir or self.data_dir / "issues"
 
     @property
     def resolved_capture_dir(self) -> Path:
