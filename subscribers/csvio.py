@@ -1,0 +1,693 @@
+"""CSV import and export of subscribers.
+
+Import is all-or-nothing by default: every row is read and validated first, each
+bad row reported with its line number, and only when none is bad are the changes
+written, set-based (bulk INSERT / UPDATE in batches), inside the caller's
+transaction. Duplicates inside the file and against the store are merged; running
+the same import twice changes nothing the second time; an unsubscribed
+subscription is never re-activated by an import.
+
+Export writes what import reads, and neutralises spreadsheet formulas: a cell
+starting with = + - @ TAB or CR gets a leading apostrophe, which import removes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from subscribers.base import utcnow
+from subscribers.countries import default_timezone, normalise_country, validate_timezone
+from subscribers.errors import ImportRejected, Problem, StoreInputError
+from subscribers.models import (
+    MailingList,
+    Partner,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
+from subscribers.repository import clean_language
+from subscribers.validation import clean_name, email_hash, email_key, normalise_email
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+BATCH = 500
+MAX_FIELD = 2000  # any single cell; attributes JSON may be longer
+MAX_ATTRIBUTES = 20000
+
+# canonical column -> accepted header spellings (compared case-insensitively)
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "email": ("email", "e-mail", "mail", "email address", "e-mail address", "emailaddress"),
+    "name": ("name", "full name", "fullname", "display name", "contact name", "contact"),
+    "first_name": ("first name", "first_name", "firstname", "given name"),
+    "last_name": ("last name", "last_name", "lastname", "surname", "family name"),
+    "country": ("country", "country code", "country_code", "nation"),
+    "partner": ("partner", "organisation", "organization", "org", "company"),
+    "language": ("language", "lang", "locale"),
+    "timezone": ("timezone", "time zone", "time_zone", "tz"),
+    "status": ("status",),
+    "lists": ("lists", "list"),
+    "attributes": ("attributes",),
+}
+IGNORED = ("id", "created at", "updated at")  # written by export, not imported
+EXPORT_COLUMNS = (
+    "email",
+    "name",
+    "country",
+    "partner",
+    "language",
+    "timezone",
+    "status",
+    "lists",
+    "attributes",
+    "created_at",
+)
+
+
+def _fold_header(text: str) -> str:
+    return " ".join(text.strip().lower().replace("_", " ").split())
+
+
+_ALIAS_LOOKUP = {
+    _fold_header(alias): column for column, aliases in HEADER_ALIASES.items() for alias in aliases
+}
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def decode(data: bytes, name: str, encoding: str | None = None) -> str:
+    """Bytes to text: UTF-8 (BOM or not) unless `encoding` says otherwise; clear errors."""
+    if encoding:
+        try:
+            return data.decode(encoding)
+        except LookupError:
+            raise StoreInputError(f"{name}: unknown encoding {encoding!r}") from None
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise ImportRejected(
+                [Problem(name, line, "", f"cannot be decoded as {encoding}: {exc.reason}")]
+            ) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportRejected(
+            [Problem(name, 1, "", "the file is UTF-16; run again with --encoding utf-16")]
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start : exc.start + 1].hex().upper()
+        try:
+            data.decode("cp1252")
+            hint = "it looks like Windows-1252: run again with --encoding cp1252"
+        except UnicodeDecodeError:
+            hint = "run again with --encoding and the file's encoding (e.g. latin-1, gb18030)"
+        raise ImportRejected(
+            [Problem(name, line, "", f"not valid UTF-8 (byte 0x{byte}); {hint}")]
+        ) from None
+
+
+def unneutralise(value: str) -> str:
+    """Undo `neutralise`: drop the apostrophe export put before a formula character."""
+    if value.startswith("'") and value[1:2] and (value[1] in FORMULA_START or value[1] == "'"):
+        return value[1:]
+    return value
+
+
+def neutralise(value: str) -> str:
+    """Make a cell safe for spreadsheets: a leading formula character gets an apostrophe."""
+    if value.startswith(FORMULA_START) or (
+        value.startswith("'") and value[1:2] and (value[1] in FORMULA_START or value[1] == "'")
+    ):
+        return "'" + value
+    return value
+
+
+@dataclass
+class Row:
+    """One subscriber as read from the file (None: the cell was empty or absent)."""
+
+    line: int
+    email: str
+    key: str
+    name: str | None = None
+    country: str | None = None
+    partner: str | None = None
+    language: str | None = None
+    timezone: str | None = None
+    status: SubscriberStatus | None = None
+    lists: set[str] = field(default_factory=set)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def merge(self, later: Row) -> None:
+        """A later row for the same address fills and overrides non-empty fields."""
+        for name in ("name", "country", "partner", "language", "timezone", "status"):
+            value = getattr(later, name)
+            if value is not None:
+                setattr(self, name, value)
+        self.lists |= later.lists
+        self.attributes.update(later.attributes)
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, with dry_run, would do)."""
+
+    file: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    subscribed: int = 0
+    kept_unsubscribed: int = 0
+    suppressed_skipped: int = 0
+    duplicates: list[tuple[int, int, str]] = field(default_factory=list)  # line, first line, email
+    partners_created: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # rows skipped by --skip-invalid
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would be" if self.dry_run else "were"
+        parts = [
+            f"{self.rows} rows read",
+            f"{self.created} subscribers created",
+            f"{self.updated} updated",
+            f"{self.unchanged} unchanged",
+            f"{self.subscribed} subscriptions added",
+        ]
+        if self.duplicates:
+            parts.append(f"{len(self.duplicates)} duplicate rows merged")
+        if self.kept_unsubscribed:
+            parts.append(f"{self.kept_unsubscribed} unsubscribed left as they were")
+        if self.suppressed_skipped:
+            parts.append(f"{self.suppressed_skipped} suppressed addresses skipped")
+        if self.partners_created:
+            parts.append(f"partners created: {', '.join(self.partners_created)}")
+        if self.problems:
+            parts.append(f"{len(self.problems)} invalid rows skipped")
+        head = "dry run: nothing was written. " if self.dry_run else ""
+        return f"{head}{self.file}: " + "; ".join(parts) + f" ({verb} applied)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "subscribed": self.subscribed,
+            "kept_unsubscribed": self.kept_unsubscribed,
+            "suppressed_skipped": self.suppressed_skipped,
+            "duplicates": [
+                {"line": line, "first_line": first, "email": email}
+                for line, first, email in self.duplicates
+            ],
+            "partners_created": self.partners_created,
+            "skipped": [str(p) for p in self.problems],
+        }
+
+
+def _map_header(header: list[str], name: str) -> dict[int, str]:
+    """Column index -> canonical name (unknown columns -> 'attr:<header>')."""
+    mapping: dict[int, str] = {}
+    seen: dict[str, str] = {}
+    problems = []
+    for index, raw in enumerate(header):
+        title = unneutralise(raw.strip())
+        if not title:
+            continue
+        canonical = _ALIAS_LOOKUP.get(_fold_header(title))
+        if canonical is None:
+            if _fold_header(title) in IGNORED:
+                continue
+            canonical = f"attr:{title}"
+        if canonical in seen:
+            problems.append(
+                Problem(name, 1, title, f"duplicate column (same as {seen[canonical]!r})")
+            )
+        seen[canonical] = title
+        mapping[index] = canonical
+    if "email" not in seen:
+        accepted = ", ".join(HEADER_ALIASES["email"])
+        found = ", ".join(h.strip() for h in header if h.strip()) or "nothing"
+        problems.append(
+            Problem(
+                name, 1, "", f"no email column: the header has {found}; name one column {accepted}"
+            )
+        )
+    if problems:
+        raise ImportRejected(problems)
+    return mapping
+
+
+def read_rows(text: str, name: str) -> tuple[list[Row], list[Problem], set[str]]:
+    """Parse and validate every row: (good rows, problems, canonical columns present).
+
+    Raises `ImportRejected` for problems that make the whole file unreadable
+    (empty, no header, no email column, a field over the csv size limit).
+    """
+    if not text.strip():
+        raise ImportRejected(
+            [Problem(name, 1, "", "the file is empty: expected a header row with an email column")]
+        )
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise ImportRejected([Problem(name, 1, "", f"unreadable header: {exc}")]) from None
+    mapping = _map_header(header, name)
+    columns = set(mapping.values())
+    rows: list[Row] = []
+    problems: list[Problem] = []
+    previous_end = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            line = previous_end + 1
+            message = str(exc)
+            if "field larger than field limit" in message:
+                message = (
+                    f"a field is longer than {csv.field_size_limit()} characters "
+                    "(the csv field size limit); is a closing quote missing?"
+                )
+            problems.append(Problem(name, line, "", message))
+            raise ImportRejected(problems) from None
+        line = previous_end + 1
+        previous_end = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > len(header):
+            problems.append(
+                Problem(
+                    name,
+                    line,
+                    "",
+                    f"{len(cells)} fields but the header has {len(header)} (an unquoted comma?)",
+                )
+            )
+            continue
+        row_or_problem = _parse_row(cells, mapping, name, line)
+        if isinstance(row_or_problem, Problem):
+            problems.append(row_or_problem)
+        else:
+            rows.append(row_or_problem)
+    if not rows and not problems:
+        raise ImportRejected([Problem(name, 2, "", "no data rows after the header")])
+    return rows, problems, columns
+
+
+def _parse_row(cells: list[str], mapping: dict[int, str], name: str, line: int) -> Row | Problem:
+    values: dict[str, str] = {}
+    attributes: dict[str, Any] = {}
+    for index, column in mapping.items():
+        raw = cells[index] if index < len(cells) else ""
+        if "\x00" in raw:
+            return Problem(name, line, _title(column), "contains a NUL character")
+        limit = MAX_ATTRIBUTES if column == "attributes" else MAX_FIELD
+        if len(raw) > limit:
+            return Problem(name, line, _title(column), f"longer than {limit} characters")
+        value = unneutralise(raw.strip())
+        if column.startswith("attr:"):
+            if value:
+                attributes[column[5:]] = value
+        elif value:
+            values[column] = value
+    field_name = "email"
+    try:
+        if "\n" in values.get("email", "") or "\r" in values.get("email", ""):
+            raise StoreInputError("contains a line break")
+        email = normalise_email(values.get("email", ""))
+        row = Row(line=line, email=email, key=email_key(email))
+        field_name = "name"
+        given = " ".join(v for v in (values.get("first_name"), values.get("last_name")) if v)
+        row.name = clean_name(values.get("name") or given) or None
+        field_name = "country"
+        row.country = normalise_country(values["country"]) if "country" in values else None
+        field_name = "partner"
+        row.partner = clean_name(values["partner"]) if "partner" in values else None
+        field_name = "language"
+        row.language = clean_language(values["language"]) if "language" in values else None
+        field_name = "timezone"
+        row.timezone = validate_timezone(values["timezone"]) if "timezone" in values else None
+        field_name = "status"
+        if "status" in values:
+            try:
+                row.status = SubscriberStatus(values["status"].lower())
+            except ValueError:
+                allowed = ", ".join(s.value for s in SubscriberStatus)
+                raise StoreInputError(
+                    f"unknown status {values['status']!r}: use {allowed}"
+                ) from None
+        field_name = "lists"
+        slugs = values.get("lists", "").replace(",", ";").split(";")
+        row.lists = {slug.strip() for slug in slugs} - {""}
+        field_name = "attributes"
+        if "attributes" in values:
+            parsed = json.loads(values["attributes"])
+            if not isinstance(parsed, dict):
+                raise StoreInputError("must be a JSON object")
+            row.attributes.update(parsed)
+        row.attributes.update(attributes)
+    except StoreInputError as exc:
+        return Problem(name, line, field_name, str(exc))
+    except json.JSONDecodeError as exc:
+        return Problem(name, line, field_name, f"not valid JSON: {exc.msg}")
+    return row
+
+
+def _title(column: str) -> str:
+    return column[5:] if column.startswith("attr:") else column
+
+
+# --- importing --------------------------------------------------------------------------
+
+
+def _chunks(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def import_csv(
+    session: Session,
+    source: Path | bytes,
+    *,
+    list_slug: str | None = None,
+    partner: str | None = None,
+    country: str | None = None,
+    language: str = "en",
+    encoding: str | None = None,
+    dry_run: bool = False,
+    skip_invalid: bool = False,
+    create_partners: bool = False,
+    name: str | None = None,
+    consent_source: str | None = None,
+) -> ImportReport:
+    """Import subscribers from CSV into the caller's transaction (the caller commits).
+
+    Every row goes on `list_slug` (if given) and on the lists in its own `lists`
+    column. `partner` and `country` fill rows that have none. Raises
+    `ImportRejected` (nothing written) when any row is bad, unless `skip_invalid`.
+    """
+    if isinstance(source, Path):
+        name = name or str(source)
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise StoreInputError(f"{source}: cannot read: {exc.strerror}") from None
+    else:
+        data = source
+        name = name or "upload.csv"
+    text = decode(data, name, encoding)
+    rows, problems, _columns = read_rows(text, name)
+    report = ImportReport(file=name, rows=len(rows) + len(problems), dry_run=dry_run)
+
+    # Names given on the command line are checked before anything else.
+    default_country = normalise_country(country) if country else None
+    lists = {ml.slug: ml.id for ml in session.scalars(select(MailingList))}
+    partners = {p.name.lower(): p for p in session.scalars(select(Partner))}
+    if list_slug is not None and list_slug not in lists:
+        raise StoreInputError(
+            f"no list {list_slug!r} (lists: {', '.join(sorted(lists)) or 'none'})"
+        )
+    default_partner = clean_name(partner) if partner else None
+    if default_partner and default_partner.lower() not in partners and not create_partners:
+        raise StoreInputError(
+            f"no partner {default_partner!r}: add it first (mailer partners add) "
+            "or pass --create-partners"
+        )
+
+    # Merge duplicates inside the file (case-insensitive), checking names per row.
+    merged: dict[str, Row] = {}
+    new_partners: dict[str, str] = {}
+    for row in rows:
+        unknown_lists = sorted(row.lists - set(lists))
+        if unknown_lists:
+            problems.append(Problem(name, row.line, "lists", f"unknown list(s) {unknown_lists}"))
+            continue
+        if row.partner and row.partner.lower() not in partners:
+            if not create_partners:
+                problems.append(
+                    Problem(
+                        name,
+                        row.line,
+                        "partner",
+                        f"unknown partner {row.partner!r}: add it first (mailer partners add) "
+                        "or pass --create-partners",
+                    )
+                )
+                continue
+            new_partners.setdefault(row.partner.lower(), row.partner)
+        first = merged.get(row.key)
+        if first is None:
+            merged[row.key] = row
+        else:
+            report.duplicates.append((row.line, first.line, row.email))
+            first.merge(row)
+    problems.sort(key=lambda p: p.line)
+    if problems and not skip_invalid:
+        raise ImportRejected(problems)
+    report.problems = problems
+    if default_partner and default_partner.lower() not in partners:
+        new_partners.setdefault(default_partner.lower(), default_partner)
+
+    # Partners named in the file (with --create-partners) are created first.
+    report.partners_created = sorted(new_partners.values())
+    if not dry_run:
+        for partner_name in report.partners_created:
+            created = Partner(name=partner_name, country=default_country)
+            session.add(created)
+            session.flush()
+            partners[partner_name.lower()] = created
+    partner_ids = {key: p.id for key, p in partners.items()}
+
+    # What the store already holds, looked up in batches.
+    keys = list(merged)
+    existing: dict[str, Subscriber] = {}
+    for chunk in _chunks(keys):
+        for subscriber in session.scalars(
+            select(Subscriber).where(Subscriber.email_key.in_(chunk))
+        ):
+            existing[subscriber.email_key] = subscriber
+    hashes = {email_hash(row.email): key for key, row in merged.items() if key not in existing}
+    suppressed: set[str] = set()
+    hash_list = list(hashes)
+    for chunk in _chunks(hash_list):
+        for digest in session.scalars(
+            select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk))
+        ):
+            suppressed.add(hashes[digest])
+    report.suppressed_skipped = len(suppressed)
+
+    now = utcnow()
+    to_insert: list[dict[str, Any]] = []
+    to_update: list[dict[str, Any]] = []
+    for key, row in merged.items():
+        if key in suppressed:
+            continue
+        partner_key = (row.partner or default_partner or "").lower()
+        partner_id = partner_ids.get(partner_key) if partner_key else None
+        stored = existing.get(key)
+        if stored is None:
+            code = row.country or default_country
+            if code is None and partner_key in partners:
+                code = partners[partner_key].country
+            to_insert.append(
+                {
+                    "email": row.email,
+                    "email_key": key,
+                    "email_hash": email_hash(row.email),
+                    "name": row.name or "",
+                    "country": code,
+                    "partner_id": partner_id,
+                    "language": row.language or language,
+                    "timezone": row.timezone or default_timezone(code),
+                    "status": row.status or SubscriberStatus.ACTIVE,
+                    "attributes": row.attributes,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            continue
+        changes = _changes(stored, row, partner_id, default_country)
+        if changes:
+            changes.update(id=stored.id, updated_at=now)
+            to_update.append(changes)
+        else:
+            report.unchanged += 1
+    report.created = len(to_insert)
+    report.updated = len(to_update)
+
+    # Subscriptions: one per (subscriber, list) that does not exist in any state yet.
+    new_status = {r["email_key"]: r["status"] for r in to_insert}
+    ids: dict[str, int] = {key: s.id for key, s in existing.items()}
+    current = _existing_subscriptions(session, list(ids.values()))
+    to_subscribe: list[tuple[str, int]] = []
+    for key, row in merged.items():
+        if key in suppressed:
+            continue
+        known = existing.get(key)
+        status = known.status if known is not None else new_status[key]
+        for slug in sorted(({list_slug} if list_slug else set()) | row.lists):
+            previous = current.get((ids[key], lists[slug])) if key in ids else None
+            if previous is not None:
+                if previous == SubscriptionStatus.UNSUBSCRIBED:
+                    report.kept_unsubscribed += 1
+            elif status != SubscriberStatus.ACTIVE:
+                report.kept_unsubscribed += 1
+            else:
+                to_subscribe.append((key, lists[slug]))
+    report.subscribed = len(to_subscribe)
+    if dry_run:
+        return report
+
+    for chunk in _chunks(to_insert):
+        result = session.execute(
+            insert(Subscriber).returning(
+                Subscriber.id, Subscriber.email_key, sort_by_parameter_order=True
+            ),
+            chunk,
+        )
+        for subscriber_id, key in result:
+            ids[key] = subscriber_id
+    for chunk in _chunks(to_update):
+        session.execute(update(Subscriber), chunk)
+    source_label = (consent_source or f"import:{Path(name).name}")[:64]
+    subscriptions = [
+        {
+            "subscriber_id": ids[key],
+            "list_id": list_id,
+            "status": SubscriptionStatus.ACTIVE,
+            "consent_source": source_label,
+            "consent_at": now,
+            "consent_ip": None,
+        }
+        for key, list_id in to_subscribe
+    ]
+    for chunk in _chunks(subscriptions, BATCH * 2):
+        session.execute(insert(Subscription), chunk)
+    session.flush()
+    session.expire_all()
+    return report
+
+
+def _changes(
+    current: Subscriber,
+    row: Row,
+    partner_id: int | None,
+    default_country: str | None,
+) -> dict[str, Any]:
+    """Column -> new value for fields the file changes (empty cells change nothing)."""
+    changes: dict[str, Any] = {}
+    if row.name is not None and row.name != current.name:
+        changes["name"] = row.name
+    country = row.country or (None if current.country else default_country)
+    if country is not None and country != current.country:
+        changes["country"] = country
+        if row.timezone is None and current.timezone == default_timezone(current.country):
+            changes["timezone"] = default_timezone(country)
+    if partner_id is not None and partner_id != current.partner_id:
+        if row.partner is not None or current.partner_id is None:
+            changes["partner_id"] = partner_id
+    if row.language is not None and row.language != current.language:
+        changes["language"] = row.language
+    if row.timezone is not None and row.timezone != current.timezone:
+        changes["timezone"] = row.timezone
+    if row.attributes:
+        merged = {**current.attributes, **row.attributes}
+        if merged != current.attributes:
+            changes["attributes"] = merged
+    return changes
+
+
+def _existing_subscriptions(
+    session: Session, subscriber_ids: list[int]
+) -> dict[tuple[int, int], SubscriptionStatus]:
+    found: dict[tuple[int, int], SubscriptionStatus] = {}
+    for chunk in _chunks(subscriber_ids):
+        query = select(Subscription.subscriber_id, Subscription.list_id, Subscription.status)
+        for subscriber_id, list_id, status in session.execute(
+            query.where(Subscription.subscriber_id.in_(chunk))
+        ):
+            found[(subscriber_id, list_id)] = status
+    return found
+
+
+# --- exporting --------------------------------------------------------------------------
+
+
+def export_csv(
+    session: Session,
+    out: TextIO,
+    *,
+    list_slug: str | None = None,
+    country: str | None = None,
+    partner: str | None = None,
+    statuses: Iterable[SubscriberStatus] | None = None,
+) -> int:
+    """Write subscribers as CSV (the columns import reads), streaming; returns rows written."""
+    query = select(Subscriber).order_by(Subscriber.id)
+    if list_slug:
+        list_ids = select(MailingList.id).where(MailingList.slug == list_slug)
+        query = query.where(
+            select(Subscription.subscriber_id)
+            .where(
+                Subscription.subscriber_id == Subscriber.id,
+                Subscription.list_id.in_(list_ids),
+            )
+            .exists()
+        )
+    if country:
+        query = query.where(Subscriber.country == normalise_country(country))
+    if partner:
+        query = query.where(
+            Subscriber.partner_id.in_(select(Partner.id).where(Partner.name == partner))
+        )
+    if statuses is not None:
+        query = query.where(Subscriber.status.in_(list(statuses)))
+    partner_names = {pid: pname for pid, pname in session.execute(select(Partner.id, Partner.name))}
+    list_slugs = {
+        lid: slug for lid, slug in session.execute(select(MailingList.id, MailingList.slug))
+    }
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    written = 0
+    for batch in session.execute(query.execution_options(yield_per=BATCH)).scalars().partitions():
+        active: dict[int, list[str]] = {}
+        for subscriber_id, list_id in session.execute(
+            select(Subscription.subscriber_id, Subscription.list_id).where(
+                Subscription.subscriber_id.in_([s.id for s in batch]),
+                Subscription.status == SubscriptionStatus.ACTIVE,
+            )
+        ):
+            active.setdefault(subscriber_id, []).append(list_slugs[list_id])
+        for s in batch:
+            cells = [
+                s.email,
+                s.name,
+                s.country or "",
+                partner_names.get(s.partner_id, "") if s.partner_id else "",
+                s.language,
+                s.timezone,
+                s.status.value,
+                ";".join(sorted(active.get(s.id, []))),
+                json.dumps(s.attributes, ensure_ascii=False, sort_keys=True)
+                if s.attributes
+                else "",
+                s.created_at.isoformat(),
+            ]
+            writer.writerow([neutralise(cell) for cell in cells])
+            written += 1
+    return written
