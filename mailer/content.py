@@ -1,0 +1,457 @@
+"""The issue content model and its loader: the contract between editors and the renderer.
+
+An issue is one YAML file (see DESIGN.md, "Issue content format"). Validation is
+strict (unknown keys and block types are errors) and reports every problem of a file
+at once, each with file, line and field path, so an editor can fix them in one go.
+Text fields hold inline Markdown; they are parsed at render time (mailer.markdown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError
+
+from mailer.errors import UserInputError
+
+# --- errors -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a content file, located precisely enough to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class ContentError(UserInputError):
+    """A content or profile file is invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+# --- YAML with line numbers -----------------------------------------------------------
+
+
+class _Constructor(RoundTripConstructor):
+    """Keeps dates as strings so that pydantic validates them (with a line number)."""
+
+
+_Constructor.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    lambda constructor, node: constructor.construct_scalar(node),
+)
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
+    return yaml
+
+
+def _to_plain(node: Any) -> Any:
+    """Round-trip containers to plain dicts/lists/strs for pydantic."""
+    if isinstance(node, dict):
+        return {str(k): _to_plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_to_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def _line_of(root: Any, loc: Sequence[str | int]) -> int | None:
+    """The 1-based line of the deepest node of `loc` that exists in the YAML tree."""
+    node, line = root, 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = (
+                node.lc.value(part)[0] + 1 if _is_scalar(node[part]) else node.lc.key(part)[0] + 1
+            )
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, dict | list)
+
+
+def _field_path(loc: Sequence[str | int]) -> str:
+    """('blocks', 3, 'statement', 'name') -> 'blocks[3].statement.name'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_MESSAGES = {
+    "missing": "field required",
+    "extra_forbidden": "unknown field",
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """Parse YAML, turning syntax errors into a located ContentError."""
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        if exc.context and exc.problem:
+            message = f"{' '.join(exc.context.split())}: {message}"
+        raise ContentError([Problem(name, line, "", f"invalid YAML: {message}")]) from None
+
+
+def validate_yaml(
+    model: type[M],
+    tree: Any,
+    name: str,
+    extra: Sequence[Problem] = (),
+    *,
+    skip: Collection[str] = (),
+) -> M:
+    """Validate a parsed YAML tree against `model`, reporting every problem with its line."""
+    problems = list(extra)
+    if not isinstance(tree, dict):
+        problems.append(Problem(name, 1, "", "expected a mapping of fields at the top level"))
+        raise ContentError(problems)
+    try:
+        result = model.model_validate(_to_plain(tree))
+    except ValidationError as exc:
+        for error in exc.errors():
+            if error["type"] in skip:
+                continue
+            loc = _strip_tags(error["loc"])
+            message = _MESSAGES.get(error["type"], error["msg"])
+            if message.startswith("Value error, "):
+                message = message.removeprefix("Value error, ")
+            problems.append(Problem(name, _line_of(tree, loc), _field_path(loc), message))
+        problems.sort(key=lambda p: p.line or 0)
+        raise ContentError(_dedupe(problems)) from None
+    if problems:
+        raise ContentError(problems)
+    return result
+
+
+def _strip_tags(loc: Sequence[str | int]) -> list[str | int]:
+    """Pydantic repeats a tagged-union tag in the location (blocks.3.statement.statement)."""
+    out: list[str | int] = []
+    for part in loc:
+        if out and part == out[-1] and isinstance(part, str) and part in BLOCK_TYPES:
+            continue
+        out.append(part)
+    return out
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+# --- field types -------------------------------------------------------------------
+
+_URL = re.compile(r"^(https?://[^\s/$.?#][^\s]*|mailto:[^\s@]+@[^\s@]+)$", re.IGNORECASE)
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def _check_url(value: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(f"not an absolute http(s) or mailto URL: {value!r}")
+    return value
+
+
+class Strict(BaseModel):
+    """Every model of the content format: unknown keys are errors, strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+# --- blocks ------------------------------------------------------------------------
+
+
+class Statement(Strict):
+    """A person's statement: shown as a card with name, role lines and their words."""
+
+    name: NonEmpty
+    roles: list[NonEmpty] = Field(default_factory=list)
+    photo: str | None = None
+    photo_alt: str | None = None
+    country: str | None = None
+    text: NonEmpty
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError(f"expected an ISO 3166 two-letter country code, got {value!r}")
+        return value.upper() if value else value
+
+    @field_validator("photo")
+    @classmethod
+    def _photo(cls, value: str | None) -> str | None:
+        return _check_source(value) if value is not None else None
+
+
+def _check_source(value: str) -> str:
+    if re.match(r"^[a-z][a-z0-9+.-]*:", value, re.IGNORECASE) and not value.lower().startswith(
+        "https://"
+    ):
+        raise ValueError(f"expected a path relative to the issue file or an https URL: {value!r}")
+    if not value:
+        raise ValueError("empty path")
+    return value
+
+
+class Image(Strict):
+    src: NonEmpty
+    alt: NonEmpty
+    caption: str | None = None
+    link: str | None = None
+
+    @field_validator("src")
+    @classmethod
+    def _src(cls, value: str) -> str:
+        return _check_source(value)
+
+    @field_validator("link")
+    @classmethod
+    def _link(cls, value: str | None) -> str | None:
+        return value if value is None else _check_url(value)
+
+
+class Button(Strict):
+    label: NonEmpty
+    url: NonEmpty
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+
+class Divider(Strict):
+    """A horizontal rule; takes no options (`divider: {}`)."""
+
+
+class ParagraphBlock(Strict):
+    paragraph: NonEmpty
+
+    @property
+    def kind(self) -> str:
+        return "paragraph"
+
+
+class HeadingBlock(Strict):
+    heading: NonEmpty
+
+    @property
+    def kind(self) -> str:
+        return "heading"
+
+
+class StatementBlock(Strict):
+    statement: Statement
+
+    @property
+    def kind(self) -> str:
+        return "statement"
+
+
+class ImageBlock(Strict):
+    image: Image
+
+    @property
+    def kind(self) -> str:
+        return "image"
+
+
+class ButtonBlock(Strict):
+    button: Button
+
+    @property
+    def kind(self) -> str:
+        return "button"
+
+
+class DividerBlock(Strict):
+    divider: Divider = Field(default_factory=Divider)
+
+    @field_validator("divider", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @property
+    def kind(self) -> str:
+        return "divider"
+
+
+BLOCK_TYPES: dict[str, type[Strict]] = {
+    "paragraph": ParagraphBlock,
+    "heading": HeadingBlock,
+    "statement": StatementBlock,
+    "image": ImageBlock,
+    "button": ButtonBlock,
+    "divider": DividerBlock,
+}
+
+
+def _block_kind(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in BLOCK_TYPES else None
+    if isinstance(value, BaseModel):
+        return str(getattr(value, "kind", None))
+    return None
+
+
+Block = Annotated[
+    Union[  # noqa: UP007 - tagged union members need Annotated[..., Tag]
+        Annotated[ParagraphBlock, Tag("paragraph")],
+        Annotated[HeadingBlock, Tag("heading")],
+        Annotated[StatementBlock, Tag("statement")],
+        Annotated[ImageBlock, Tag("image")],
+        Annotated[ButtonBlock, Tag("button")],
+        Annotated[DividerBlock, Tag("divider")],
+    ],
+    Discriminator(_block_kind, custom_error_type="block_type", custom_error_message="bad block"),
+]
+
+
+# --- the issue -----------------------------------------------------------------------
+
+
+class Issue(Strict):
+    """One newsletter issue, as written by its editors."""
+
+    newsletter: NonEmpty
+    number: int = Field(ge=1)
+    year: int = Field(ge=1900, le=2999)
+    date: dt.date
+    language: str = "en"
+    title: NonEmpty
+    subtitle: str | None = None
+    subject: str | None = None  # default: the title
+    preheader: str = ""
+    blocks: list[Block] = Field(min_length=1)
+    contact: list[str] | None = None
+    about: str | None = None
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not _LANG.match(value):
+            raise ValueError(f"expected a language tag such as 'en' or 'zh-Hans', got {value!r}")
+        return value
+
+    @property
+    def slug(self) -> str:
+        """A stable name for files and URLs: "2022-13"."""
+        return f"{self.year}-{self.number}"
+
+    @property
+    def source(self) -> Path | None:
+        """The file this issue was loaded from (None for uploaded text)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Where relative photo paths are resolved."""
+        return self._source.parent if self._source else None
+
+    @property
+    def statements(self) -> list[Statement]:
+        return [b.statement for b in self.blocks if isinstance(b, StatementBlock)]
+
+    def resolve(self, src: str) -> Path | None:
+        """The local file behind a photo or image source (None for https URLs)."""
+        if src.lower().startswith("https://"):
+            return None
+        path = Path(src)
+        if path.is_absolute() or self.base_dir is None:
+            return path
+        return self.base_dir / path
+
+
+def _block_problems(tree: Any, name: str) -> list[Problem]:
+    """Clear messages for blocks that are not one-key mappings of a known type."""
+    problems: list[Problem] = []
+    blocks = tree.get("blocks") if isinstance(tree, dict) else None
+    if not isinstance(blocks, list):
+        return problems
+    known = ", ".join(BLOCK_TYPES)
+    for index, block in enumerate(blocks):
+        line = blocks.lc.item(index)[0] + 1 if isinstance(blocks, CommentedSeq) else None
+        where = f"blocks[{index}]"
+        if not isinstance(block, dict) or len(block) != 1:
+            problems.append(
+                Problem(name, line, where, f"a block is a mapping with one key, one of: {known}")
+            )
+        elif next(iter(block)) not in BLOCK_TYPES:
+            kind = next(iter(block))
+            problems.append(
+                Problem(name, line, where, f"unknown block type {kind!r}; expected one of: {known}")
+            )
+    return problems
+
+
+def load_issue_text(text: str, name: str, *, source: Path | None = None) -> Issue:
+    """Validate issue YAML given as text (an upload); `name` is used in error messages."""
+    tree = parse_yaml(text, name)
+    issue = validate_yaml(Issue, tree, name, _block_problems(tree, name), skip={"block_type"})
+    issue._source = source
+    return issue
+
+
+def load_issue(path: Path) -> Issue:
+    """Load and validate an issue file; raises ContentError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContentError([Problem(str(path), None, "", "no such file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ContentError(
+            [Problem(str(path), None, "", f"not UTF-8 text ({exc.reason})")]
+        ) from None
+    return load_issue_text(text, str(path), source=path.resolve())

@@ -1,0 +1,106 @@
+"""The newsletter profile (config/newsletter.yaml): what stays the same in every issue.
+
+Masthead, sender, contact block, "About" text, colours, default language and time
+zone. Issues refer to it by `newsletter:`; a few issues may override the contact
+block or the About text (see mailer.content.Issue).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from mailer.content import ContentError, NonEmpty, Problem, Strict, parse_yaml, validate_yaml
+
+Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+class Masthead(Strict):
+    local_name: str = ""  # the name in the centre's own script, shown first
+    name: NonEmpty
+    label: str = "Newsletter"
+    short_name: str = ""
+
+
+class Sender(Strict):
+    name: NonEmpty
+    address: NonEmpty
+    reply_to: str | None = None
+
+    @field_validator("address", "reply_to")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+
+class Colours(Strict):
+    """The palette of the email; defaults are a calm green that prints well."""
+
+    primary: Colour = "#0b5d4b"  # masthead band, card rules, buttons
+    accent: Colour = "#c98a1b"  # small highlights: issue label, monograms
+    text: Colour = "#1f2a27"
+    muted: Colour = "#5b6b66"  # role lines, footer
+    background: Colour = "#eef2f0"  # around the 600 px body
+    card: Colour = "#f6f9f8"  # statement cards, footer panel
+    link: Colour = "#0b6e4f"
+
+
+class Labels(Strict):
+    """Words the templates print, so a profile in another language can change them."""
+
+    issue: str = "Issue {number}, {year}"
+    contact: str = "Contact Us"
+    view_in_browser: str = "View in your browser"
+    preferences: str = "Manage your subscription"
+    unsubscribe: str = "Unsubscribe"
+    sent_to: str = "This email was sent to {name} ({email})."
+    links: str = "Links"
+
+
+class Profile(Strict):
+    """Everything about a newsletter that is not a single issue's content."""
+
+    id: NonEmpty
+    masthead: Masthead
+    sender: Sender
+    list_id: NonEmpty  # RFC 2919 List-Id, e.g. newsletter.lmec.example.org
+    website: str | None = None
+    logo: str | None = None  # https URL of a small logo, optional
+    contact: list[str] = Field(default_factory=list)  # inline Markdown, one line each
+    about: str = ""  # inline Markdown
+    colours: Colours = Field(default_factory=Colours)
+    labels: Labels = Field(default_factory=Labels)
+    countries: dict[str, str] = Field(default_factory=dict)  # code -> name shown on cards
+    language: str = "en"
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value):
+            raise ValueError(f"List-Id must look like a domain name (RFC 2919), got {value!r}")
+        return value
+
+
+def load_profile(path: Path) -> Profile:
+    """Load and validate a profile file; raises ContentError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContentError([Problem(str(path), None, "", "no such file")]) from None
+    return validate_yaml(Profile, parse_yaml(text, str(path)), str(path))

@@ -1,0 +1,184 @@
+"""The issue loader: strict validation, every problem reported with file, line and field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from mailer.content import (
+    ContentError,
+    DividerBlock,
+    ParagraphBlock,
+    StatementBlock,
+    load_issue,
+    load_issue_text,
+)
+from mailer.errors import UserInputError
+from mailer.profile import load_profile
+
+REPO = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+newsletter: lmec
+number: 13
+year: 2022
+date: 2022-09-29
+language: en
+title: A title
+preheader: A preheader
+blocks:
+  - paragraph: |
+      First *paragraph*.
+  - heading: Views
+  - statement:
+      name: Mr. ZHOU Jun
+      roles:
+        - Director
+      country: cn
+      photo: photos/zhou.jpg
+      text: Words.
+  - image: {src: "https://example.org/a.jpg", alt: A photo, link: "https://example.org"}
+  - button: {label: Read, url: "mailto:a@example.org"}
+  - divider: {}
+  - divider:
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ContentError) as caught:
+        load_issue_text(text, "issue.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+def test_good_issue_loads_with_typed_blocks() -> None:
+    issue = load_issue_text(GOOD, "issue.yaml")
+    assert issue.slug == "2022-13"
+    assert issue.date == dt.date(2022, 9, 29)
+    assert [b.kind for b in issue.blocks] == [
+        "paragraph",
+        "heading",
+        "statement",
+        "image",
+        "button",
+        "divider",
+        "divider",
+    ]
+    assert isinstance(issue.blocks[0], ParagraphBlock)
+    statement = issue.blocks[2]
+    assert isinstance(statement, StatementBlock)
+    assert statement.statement.country == "CN"
+    assert isinstance(issue.blocks[-1], DividerBlock)
+    assert issue.statements[0].name == "Mr. ZHOU Jun"
+
+
+def test_relative_photo_resolves_next_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "2022-13.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    issue = load_issue(path)
+    assert issue.resolve("photos/zhou.jpg") == tmp_path / "photos" / "zhou.jpg"
+    assert issue.resolve("https://example.org/a.jpg") is None
+
+
+def test_every_problem_is_reported_at_once_with_line_and_field() -> None:
+    text = """\
+newsletter: lmec
+number: 0
+year: 2022
+date: 2022-02-30
+language: english
+title: Hello
+colour: red
+blocks:
+  - paragraph: Hi
+  - statement:
+      roles: [a]
+      text: hi
+      twitter: x
+  - quote: x
+  - image: {src: "javascript:alert(1)", alt: ""}
+  - button: {label: Go, url: /relative}
+  - {paragraph: a, heading: b}
+"""
+    found = problems(text)
+    assert found == [
+        "issue.yaml:2: number: Input should be greater than or equal to 1",
+        "issue.yaml:4: date: Input should be a valid date or datetime, day value is outside"
+        " expected range",
+        "issue.yaml:5: language: expected a language tag such as 'en' or 'zh-Hans', got 'english'",
+        "issue.yaml:7: colour: unknown field",
+        "issue.yaml:10: blocks[1].statement.name: field required",
+        "issue.yaml:13: blocks[1].statement.twitter: unknown field",
+        "issue.yaml:14: blocks[2]: unknown block type 'quote'; expected one of: paragraph,"
+        " heading, statement, image, button, divider",
+        "issue.yaml:15: blocks[3].image.src: expected a path relative to the issue file or an"
+        " https URL: 'javascript:alert(1)'",
+        "issue.yaml:15: blocks[3].image.alt: String should have at least 1 character",
+        "issue.yaml:16: blocks[4].button.url: not an absolute http(s) or mailto URL: '/relative'",
+        "issue.yaml:17: blocks[5]: a block is a mapping with one key, one of: paragraph,"
+        " heading, statement, image, button, divider",
+    ]
+
+
+def test_missing_top_level_fields_are_named() -> None:
+    found = problems("newsletter: lmec\n")
+    assert "issue.yaml:1: number: field required" in found
+    assert "issue.yaml:1: blocks: field required" in found
+    assert "issue.yaml:1: date: field required" in found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: [1,\n", "issue.yaml:2: invalid YAML"),
+        (
+            "a: 1\na: 2\n",
+            "issue.yaml:2: invalid YAML: while constructing a mapping: found duplicate",
+        ),
+        ("- just\n- a list\n", "issue.yaml:1: expected a mapping of fields at the top level"),
+        ("", "issue.yaml:1: expected a mapping of fields at the top level"),
+    ],
+)
+def test_broken_yaml_is_located(text: str, expected: str) -> None:
+    found = problems(text)
+    assert len(found) == 1
+    assert found[0].startswith(expected)
+
+
+def test_error_is_user_input_error_with_one_line_per_problem() -> None:
+    with pytest.raises(UserInputError) as caught:
+        load_issue_text("newsletter: lmec\nnumber: x\n", "bad.yaml")
+    lines = str(caught.value).splitlines()
+    assert len(lines) == len(caught.value.problems) >= 4  # type: ignore[attr-defined]
+    assert all(line.startswith("bad.yaml:") for line in lines)
+
+
+def test_missing_file_is_a_content_error(tmp_path: Path) -> None:
+    with pytest.raises(ContentError, match="no such file"):
+        load_issue(tmp_path / "nope.yaml")
+
+
+def test_example_issues_and_profile_load() -> None:
+    for name in ("2022-13", "2022-15"):
+        issue = load_issue(REPO / "examples" / "issues" / f"{name}.yaml")
+        assert issue.slug == name
+        assert issue.newsletter == "lmec"
+    profile = load_profile(REPO / "config" / "newsletter.yaml")
+    assert profile.masthead.local_name == "澜沧江-湄公河环境合作中心"
+    assert profile.masthead.name == "Lancang-Mekong Environmental Cooperation Center"
+    assert profile.timezone == "Asia/Shanghai"
+
+
+def test_profile_errors_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "newsletter.yaml"
+    path.write_text(
+        "id: x\nmasthead: {name: X}\nsender: {name: X, address: nobody}\n"
+        "list_id: not a domain\ntimezone: Mars/Olympus\ncolours: {primary: green}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ContentError) as caught:
+        load_profile(path)
+    fields = [p.field for p in caught.value.problems]
+    assert fields == ["sender.address", "list_id", "timezone", "colours.primary"]
+    assert [p.line for p in caught.value.problems] == [3, 4, 5, 6]
