@@ -29,7 +29,7 @@ def suppress(
 ) -> Suppression:
     """Suppress `email` (idempotent: an existing entry keeps its first reason and time).
 
-    With `keep_address=False` only the hash is stored (used when erasing a person).
+    With `keep_address=False` only the hash and `reason` are kept (erasing a person).
     """
     normalised = normalise_email(email)
     digest = email_hash(normalised)
@@ -43,7 +43,9 @@ def suppress(
         session.add(entry)
         session.flush()
     elif not keep_address:
+        # The old reason may quote the address (an SMTP reply); it goes too.
         entry.email = None
+        entry.reason = (reason.strip() or "unspecified")[:MAX_REASON]
     return entry
 
 

@@ -1,0 +1,249 @@
+"""Repository, countries, validation and data-protection requests, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailer import db
+from subscribers import repository as repo
+from subscribers.audience import Audience, audience_query
+from subscribers.countries import default_timezone, normalise_country
+from subscribers.errors import Conflict, NotFound, StoreInputError
+from subscribers.models import Subscriber, SubscriberStatus, SubscriptionStatus
+from subscribers.privacy import erase, export_person
+from subscribers.suppression import is_suppressed, list_suppressions, suppress
+from subscribers.validation import email_hash, normalise_email
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("VN", "VN"),
+        ("vn", "VN"),
+        ("Viet Nam", "VN"),
+        ("Vietnam", "VN"),
+        ("Việt Nam", "VN"),
+        ("Lao PDR", "LA"),
+        ("Laos", "LA"),
+        ("Burma", "MM"),
+        ("Myanmar", "MM"),
+        ("Cambodia", "KH"),
+        ("Kampuchea", "KH"),
+        ("China", "CN"),
+        ("PRC", "CN"),
+        ("Thailand", "TH"),
+        ("  thailand ", "TH"),
+        ("Germany", "DE"),
+        ("USA", "US"),
+    ],
+)
+def test_country_codes_and_names(text: str, code: str) -> None:
+    assert normalise_country(text) == code
+
+
+def test_unknown_country_says_what_is_accepted() -> None:
+    with pytest.raises(StoreInputError) as caught:
+        normalise_country("Atlantis")
+    message = str(caught.value)
+    assert "unknown country 'Atlantis'" in message
+    assert "ISO 3166-1 alpha-2" in message and "VN (Vietnam)" in message and "Burma" in message
+
+
+def test_default_time_zones() -> None:
+    expected = {
+        "CN": "Asia/Shanghai",
+        "KH": "Asia/Phnom_Penh",
+        "LA": "Asia/Vientiane",
+        "MM": "Asia/Yangon",
+        "TH": "Asia/Bangkok",
+        "VN": "Asia/Ho_Chi_Minh",
+        "DE": "Europe/Berlin",
+        "US": "America/New_York",
+        None: "UTC",
+        "JP": "Asia/Tokyo",
+        "BV": "UTC",
+    }
+    for country, zone in expected.items():
+        assert default_timezone(country) == zone, country
+    nine = datetime(2026, 12, 1, 9, 0, tzinfo=ZoneInfo(default_timezone("MM")))
+    assert nine.astimezone(UTC).strftime("%H:%M") == "02:30"  # Myanmar is UTC+06:30
+
+
+def test_email_validation_and_hash() -> None:
+    assert normalise_email(" Zhang.Wei@EXAMPLE.org ") == "Zhang.Wei@example.org"
+    assert email_hash("A@example.org") == email_hash("a@EXAMPLE.ORG")
+    for bad in ["", "no-at-sign", "a@b", "two@@example.org"]:
+        with pytest.raises(StoreInputError):
+            normalise_email(bad)
+
+
+def test_email_unique_case_insensitively(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        first = repo.add_subscriber(session, "Li.Xia@Example.org", name="李霞", country="China")
+        assert first.email == "Li.Xia@example.org" and first.email_key == "li.xia@example.org"
+        assert first.timezone == "Asia/Shanghai"
+    with sessions.begin() as session, pytest.raises(Conflict):
+        repo.add_subscriber(session, "LI.XIA@example.org")
+    with sessions() as session, pytest.raises(IntegrityError):  # the index holds too
+        session.add(
+            Subscriber(
+                email="LI.XIA@example.org",
+                email_key="li.xia@example.org",
+                email_hash=email_hash("li.xia@example.org"),
+                timezone="UTC",
+            )
+        )
+        session.flush()
+    with sessions() as session:
+        assert repo.get_subscriber(session, "li.xia@EXAMPLE.ORG").name == "李霞"
+
+
+def test_subscriber_fields_and_updates(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        repo.add_partner(session, "ກະຊວງຊັບພະຍາກອນທຳມະຊາດ", "Laos")
+        repo.add_list(session, "newsletter", "Newsletter")
+        s = repo.add_subscriber(
+            session,
+            "s@example.org",
+            name="ສົມພອນ",
+            partner="ກະຊວງຊັບພະຍາກອນທຳມະຊາດ",
+            language="lo",
+            attributes={"title": "Dr."},
+            lists=["newsletter"],
+        )
+        assert (s.country, s.timezone) == ("LA", "Asia/Vientiane")  # from the partner
+        assert s.created_at.tzinfo is not None
+    with sessions.begin() as session:
+        s = repo.update_subscriber(session, "s@example.org", country="Burma")
+        assert (s.country, s.timezone) == ("MM", "Asia/Yangon")  # default zone follows
+        s = repo.update_subscriber(session, s.id, timezone="Europe/Berlin", country="TH")
+        assert (s.country, s.timezone) == ("TH", "Europe/Berlin")  # explicit zone stays
+        s = repo.update_subscriber(session, s.id, attributes={"dept": "IC"})
+        assert s.attributes == {"title": "Dr.", "dept": "IC"}
+    with sessions.begin() as session:
+        with pytest.raises(StoreInputError, match="unknown time zone 'Mars/Base'"):
+            repo.update_subscriber(session, "s@example.org", timezone="Mars/Base")
+        with pytest.raises(StoreInputError, match="invalid status"):
+            repo.update_subscriber(session, "s@example.org", status="gone")
+        with pytest.raises(StoreInputError, match="line break"):
+            repo.update_subscriber(session, "s@example.org", name="a\nb")
+        with pytest.raises(NotFound):
+            repo.get_subscriber(session, "nobody@example.org")
+    with sessions() as session:
+        found = repo.search_subscribers(session, "ສົມ")
+        assert [x.email for x in found] == ["s@example.org"]
+        assert repo.search_subscribers(session, "100%") == []
+        assert [x.email for x in repo.search_subscribers(session, list_slug="newsletter")] == [
+            "s@example.org"
+        ]
+
+
+def test_partner_and_list_management(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        partner = repo.add_partner(session, "Green Delta", "VN")
+        repo.add_list(session, "newsletter", "Newsletter", "Monthly news")
+        repo.add_subscriber(session, "a@example.org", partner="green delta", lists=["newsletter"])
+        with pytest.raises(Conflict):
+            repo.add_partner(session, "Green Delta")
+        with pytest.raises(StoreInputError, match="invalid list slug"):
+            repo.add_list(session, "Bad Slug")
+        assert [(c.slug, c.active) for c in repo.list_counts(session)] == [("newsletter", 1)]
+        repo.remove_partner(session, partner.id)
+    with sessions.begin() as session:
+        assert repo.get_subscriber(session, "a@example.org").partner_id is None
+        repo.remove_list(session, "newsletter")
+    with sessions() as session:
+        assert (
+            repo.subscriptions_of(session, repo.get_subscriber(session, "a@example.org").id) == []
+        )
+        with pytest.raises(NotFound, match="no list 'newsletter'"):
+            repo.get_list(session, "newsletter")
+
+
+def _recipients(session: Session) -> list[str]:
+    return [r.email for r in session.execute(audience_query(Audience()))]
+
+
+def test_unsubscribe_resubscribe_and_preferences(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        repo.add_list(session, "newsletter")
+        repo.add_list(session, "partners-only")
+        s = repo.add_subscriber(session, "p@example.org", lists=["newsletter", "partners-only"])
+        sid = s.id
+    with sessions.begin() as session:
+        assert repo.unsubscribe(session, sid, source="one-click") == 2
+        assert repo.unsubscribe(session, sid) == 0  # idempotent
+        assert repo.get_subscriber(session, sid).status == SubscriberStatus.UNSUBSCRIBED
+        subscription = repo.subscriptions_of(session, sid)[0]
+        assert subscription.unsubscribe_source == "one-click"
+        assert subscription.consent_source == "manual"  # the consent record is kept
+        assert _recipients(session) == []
+    with sessions.begin() as session:
+        repo.set_preferences(session, sid, ["partners-only"], ip="203.0.113.9")
+    with sessions() as session:
+        states = {
+            x.list.slug: (x.status, x.consent_ip) for x in repo.subscriptions_of(session, sid)
+        }
+        assert states == {
+            "newsletter": (SubscriptionStatus.UNSUBSCRIBED, None),
+            "partners-only": (SubscriptionStatus.ACTIVE, "203.0.113.9"),
+        }
+        assert _recipients(session) == ["p@example.org"]
+    with sessions.begin() as session:
+        repo.set_preferences(session, sid, [])
+        assert _recipients(session) == []
+        repo.update_subscriber(session, sid, status=SubscriberStatus.BOUNCED)
+        with pytest.raises(Conflict, match="bounced"):
+            repo.resubscribe(session, sid)
+        repo.update_subscriber(session, sid, status=SubscriberStatus.UNSUBSCRIBED)
+        repo.resubscribe(session, sid, source="web")
+        assert _recipients(session) == ["p@example.org"]
+
+
+def test_erase_keeps_only_a_hash(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        repo.add_list(session, "newsletter")
+        repo.add_subscriber(session, "Erase.Me@example.org", name="ឈ្មោះ", lists=["newsletter"])
+        suppress(session, "erase.me@example.org", "bounce: 550 5.1.1 <erase.me@example.org>")
+    with sessions() as session:
+        data = export_person(session, "ERASE.ME@example.org")
+        json.dumps(data, ensure_ascii=False)
+        assert data["subscriber"]["name"] == "ឈ្មោះ"
+        assert data["subscriptions"][0]["list"] == "newsletter"
+        assert data["suppression"]["address_kept"] is True
+    forgotten: list[tuple[int | None, str]] = []
+
+    def forget(session: Session, subscriber_id: int | None, email: str) -> int:
+        forgotten.append((subscriber_id, email))
+        return 3
+
+    with sessions.begin() as session:
+        result = erase(session, "erase.me@EXAMPLE.org", also_forget=[forget])
+        assert result.subscriber_deleted and result.subscriptions_deleted == 1
+        assert result.other_rows_changed == 3
+    assert forgotten[0][1] == "erase.me@example.org"
+    with sessions() as session:
+        assert repo.find_subscriber(session, "erase.me@example.org") is None
+        assert is_suppressed(session, "Erase.Me@example.org")
+        [entry] = list_suppressions(session)
+        assert entry.email is None and "erase.me" not in entry.reason
+        assert export_person(session, "erase.me@example.org")["subscriber"] is None
+    with sessions.begin() as session:
+        repo.add_subscriber(session, "erase.me@example.org", lists=["newsletter"])
+        assert _recipients(session) == []  # the hash keeps them off every send
+        erase(session, "erase.me@example.org")  # idempotent
+
+
+def test_migration_downgrade_and_upgrade(engine: Engine) -> None:
+    db.downgrade(engine, "base")
+    assert "subscribers" not in inspect(engine).get_table_names()
+    db.upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"partners", "subscribers", "lists", "subscriptions", "suppressions"} <= tables
