@@ -7,12 +7,16 @@ other module reads settings from the environment or keeps global state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import db
 from mailer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mailer.scheduler import CampaignScheduler
 
 
 @dataclass
@@ -23,6 +27,17 @@ class Root:
 
     def upgrade_database(self) -> None:
         db.upgrade(self.engine)
+
+    def scheduler(self) -> CampaignScheduler:
+        """The campaign scheduler; its `start()` takes the one-per-database lock."""
+        from mailer.scheduler import CampaignScheduler
+
+        return CampaignScheduler(
+            self.engine,
+            self.sessions,
+            default_grace_seconds=self.settings.misfire_grace_seconds,
+            poll_seconds=self.settings.scheduler_poll_seconds,
+        )
 
     def close(self) -> None:
         self.engine.dispose()
