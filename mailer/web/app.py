@@ -1,0 +1,136 @@
+"""The FastAPI application: `create_app(root)` wires routers, sessions and headers.
+
+Built from the composition root's parts (settings, database sessions); `mailer web`
+and `mailer serve` run it with uvicorn, tests run it in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from mailer.accounts import Accounts
+from mailer.compose import Root
+from mailer.errors import MailerError
+from mailer.profile import load_profile
+from mailer.web import auth, editor, operator, public
+from mailer.web.context import WebContext, web
+from mailer.web.csrf import CSRFError
+from mailer.web.pages import Pages
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "mailer_session"
+
+# Our own pages load nothing from elsewhere: no CDN, no remote images, no inline code.
+APP_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+
+def _derived_key(secret: str, purpose: str) -> str:
+    """A key per purpose, so a session cookie can never pass for an unsubscribe token."""
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
+    settings = root.settings
+    app = FastAPI(title="Newsletter", docs_url=None, redoc_url=None, openapi_url=None)
+    profile = load_profile(settings.profile_path)
+    brand = profile.masthead.short_name or profile.masthead.name
+    app.state.web = WebContext(
+        root=root,
+        accounts=accounts or Accounts(),
+        pages=Pages(
+            settings.templates_dir / "web",
+            {"brand": f"{brand} {profile.masthead.label}".strip(), "profile": profile},
+        ),
+        profile=profile,
+    )
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", APP_CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        if request.session.get(auth.USER_ID) is not None:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=_derived_key(settings.secret_key.get_secret_value(), "web-session"),
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.public_base_url.startswith("https://"),
+    )
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    media_dir = settings.resolved_media_dir
+    media_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/media", StaticFiles(directory=media_dir, check_dir=False), name="media")
+
+    app.include_router(auth.router)
+    app.include_router(public.router)
+    app.include_router(editor.router)
+    app.include_router(operator.router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> Response:
+        return RedirectResponse("/issues", status_code=303)
+
+    theme = _theme_css(profile.colours.primary, profile.colours.background)
+
+    @app.get("/theme.css", include_in_schema=False)
+    def theme_css() -> Response:
+        """The newsletter's colours for the public pages (CSP allows no inline styles)."""
+        return Response(theme, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    @app.exception_handler(auth.LoginRequired)
+    async def login_required(request: Request, _exc: Exception) -> Response:
+        if request.method in ("GET", "HEAD"):
+            return auth.login_redirect(request)
+        return _error(request, 401, "Please sign in again.")
+
+    @app.exception_handler(auth.Forbidden)
+    async def forbidden(request: Request, _exc: Exception) -> Response:
+        return _error(request, 403, "This page is for administrators.")
+
+    @app.exception_handler(CSRFError)
+    async def csrf_failed(request: Request, exc: Exception) -> Response:
+        return _error(request, 403, f"Refused: {exc}.")
+
+    @app.exception_handler(MailerError)
+    async def mailer_error(request: Request, exc: Exception) -> Response:
+        return _error(request, 400, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(request, exc.status_code, str(exc.detail))
+
+    return app
+
+
+def _theme_css(primary: str, background: str) -> str:
+    return f"body.public {{ --accent: {primary}; background: {background}; }}\n"
+
+
+def _error(request: Request, status_code: int, message: str) -> HTMLResponse:
+    return web(request).pages.render(
+        request, "error.html", status_code, status=status_code, message=message
+    )

@@ -1,0 +1,119 @@
+"""The public archive: which campaigns count as published issues, their web copy, and
+the Atom feed (built with ElementTree, never by string concatenation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from xml.etree import ElementTree as ET
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer import urls
+from mailer.campaigns import Campaign, CampaignState
+from mailer.profile import Masthead
+from mailer.settings import Settings
+
+PUBLISHED = (CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SENT)
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    campaign_id: int
+    slug: str
+    number: int | None
+    subject: str
+    summary: str
+    published: datetime
+
+
+def _published(campaign: Campaign) -> datetime:
+    moment = campaign.started_at or campaign.frozen_at or campaign.created_at
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def sent_issues(session: Session) -> list[ArchiveEntry]:
+    """One entry per issue that went out (its first campaign), newest first."""
+    campaigns = session.scalars(
+        select(Campaign)
+        .where(Campaign.state.in_([s.value for s in PUBLISHED]), Campaign.frozen_at.is_not(None))
+        .order_by(Campaign.id)
+    ).all()
+    first: dict[str, Campaign] = {}
+    for campaign in campaigns:
+        first.setdefault(campaign.issue_slug, campaign)
+    entries = [
+        ArchiveEntry(
+            campaign_id=c.id,
+            slug=c.issue_slug,
+            number=c.issue_number,
+            subject=c.frozen_subject or c.subject or c.name,
+            summary=c.frozen_preheader or "",
+            published=_published(c),
+        )
+        for c in first.values()
+    ]
+    return sorted(entries, key=lambda e: e.published, reverse=True)
+
+
+def public_html(session: Session, settings: Settings, campaign_id: int) -> str | None:
+    """The frozen HTML of a published campaign, its per-recipient slots filled generically.
+
+    Nobody's name or address appears: the web copy is the same for everyone, and its
+    unsubscribe links lead to a page explaining that each email carries its own link.
+    """
+    from mailer.render import Slot, fill
+
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.state not in PUBLISHED or not campaign.frozen_html:
+        return None
+    base = settings.public_base_url
+    values = {
+        Slot.UNSUBSCRIBE_URL: f"{base}/unsubscribe",
+        Slot.PREFERENCES_URL: f"{base}/unsubscribe",
+        Slot.VIEW_URL: urls.view_in_browser(base, campaign.id),
+        Slot.NAME: "subscriber",
+        Slot.EMAIL: "your address",
+    }
+    return fill(campaign.frozen_html, values, html=True)
+
+
+def atom_feed(entries: Sequence[ArchiveEntry], base: str, masthead: Masthead) -> bytes:
+    """An Atom 1.0 document (RFC 4287) of the published issues."""
+    ET.register_namespace("", ATOM)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        if text is not None:
+            element.text = text
+        return element
+
+    feed = ET.Element(f"{{{ATOM}}}feed")
+    sub(feed, "title", f"{masthead.name} {masthead.label}".strip())
+    sub(feed, "id", urls.archive_feed(base))
+    sub(feed, "link", rel="self", href=urls.archive_feed(base))
+    sub(feed, "link", rel="alternate", type="text/html", href=urls.archive(base))
+    latest = max((e.published for e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
+    sub(feed, "updated", latest.isoformat())
+    author = sub(feed, "author")
+    sub(author, "name", masthead.name)
+    for entry in entries:
+        item = sub(feed, "entry")
+        sub(item, "title", entry.subject)
+        sub(item, "id", urls.view_in_browser(base, entry.campaign_id))
+        sub(
+            item,
+            "link",
+            rel="alternate",
+            type="text/html",
+            href=urls.view_in_browser(base, entry.campaign_id),
+        )
+        sub(item, "published", entry.published.isoformat())
+        sub(item, "updated", entry.published.isoformat())
+        if entry.summary:
+            sub(item, "summary", entry.summary)
+    return bytes(ET.tostring(feed, encoding="utf-8", xml_declaration=True))

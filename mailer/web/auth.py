@@ -1,0 +1,108 @@
+"""Login, logout and the dependencies that guard every editor and admin page.
+
+Sessions are Starlette's signed cookies (HttpOnly, SameSite=Lax, Secure when the
+public URL is https, limited to `session_max_age_seconds`). The session holds the
+user id and a fingerprint of the password hash, so changing a password or removing
+a user ends their sessions everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from mailer.accounts import InvalidCredentials, LoginThrottled, User, get_user_by_id
+from mailer.web import csrf
+from mailer.web.context import db, web
+
+router = APIRouter(dependencies=[Depends(csrf.verify)])
+
+USER_ID = "uid"
+FINGERPRINT = "pwf"
+
+
+class LoginRequired(Exception):
+    """No valid session: pages redirect to the login form, other requests get 401."""
+
+
+class Forbidden(Exception):
+    """Signed in, but the role does not allow this (an editor on an admin page)."""
+
+
+def _fingerprint(user: User) -> str:
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def current_user(request: Request, session: Annotated[Session, Depends(db)]) -> User:
+    user_id = request.session.get(USER_ID)
+    user = get_user_by_id(session, user_id) if isinstance(user_id, int) else None
+    if user is None or not user.active or request.session.get(FINGERPRINT) != _fingerprint(user):
+        raise LoginRequired()
+    request.state.user = user
+    return user
+
+
+def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden()
+    return user
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths, so the login form cannot be used to redirect elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> Response:
+    return web(request).pages.render(request, "login.html", next=safe_next(next), error=None)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    context = web(request)
+    ip = request.client.host if request.client else "unknown"
+    try:
+        user = context.accounts.authenticate(session, email, password, ip=ip)
+    except LoginThrottled as exc:
+        session.commit()
+        response = context.pages.render(
+            request, "login.html", 429, next=safe_next(next), error=str(exc), email=email
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except InvalidCredentials as exc:
+        session.commit()
+        return context.pages.render(
+            request, "login.html", 401, next=safe_next(next), error=str(exc), email=email
+        )
+    session.commit()
+    request.session.clear()  # no fixation: a new session starts at login
+    request.session[USER_ID] = user.id
+    request.session[FINGERPRINT] = _fingerprint(user)
+    csrf.rotate(request)
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)

@@ -1,0 +1,351 @@
+"""Editor pages: issues (list, upload, preview, test send) and campaigns (create with an
+audience, send, schedule, pause, resume, cancel, progress).
+
+Editors and admins may use every page here; posts need the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from email.utils import formataddr
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer import campaigns as campaign_store
+from mailer import ledger
+from mailer.accounts import User
+from mailer.campaigns import CampaignState
+from mailer.content import ContentError, Problem, load_issue_text
+from mailer.errors import MailerError
+from mailer.web import charts, csrf, library
+from mailer.web.auth import current_user
+from mailer.web.context import WebContext, db, web
+from mailer.web.operator import country_choices
+from mailer.web.pages import flash
+from subscribers import repository
+from subscribers.audience import Audience, count_audience, count_by_country_and_partner
+from subscribers.countries import country_name
+from subscribers.errors import StoreError
+from subscribers.models import Partner
+
+router = APIRouter(dependencies=[Depends(current_user), Depends(csrf.verify)])
+
+Editor = Annotated[User, Depends(current_user)]
+DB = Annotated[Session, Depends(db)]
+MAX_UPLOAD_BYTES = 1_000_000
+LIVE_STATES = (CampaignState.SENDING, CampaignState.SCHEDULED)
+
+
+def _back(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --- issues -----------------------------------------------------------------------------
+
+
+@router.get("/issues")
+def issues_page(request: Request, session: DB) -> Response:
+    context = web(request)
+    return context.pages.render(
+        request,
+        "issues.html",
+        issues=library.list_issues(context.root.settings.resolved_issues_dir, session),
+        problems=None,
+        filename=None,
+    )
+
+
+@router.post("/issues/upload")
+async def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
+    context = web(request)
+    name = (file.filename or "upload.yaml").replace("\\", "/").rsplit("/", 1)[-1]
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    problems: list[Problem] = []
+    if len(data) > MAX_UPLOAD_BYTES:
+        problems = [Problem(name, None, "", "the file is larger than 1 MB; is it a content file?")]
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problems = [
+                Problem(name, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+            ]
+        else:
+            try:
+                issue = load_issue_text(text, name)
+            except ContentError as exc:
+                problems = exc.problems
+    if problems:
+        return context.pages.render(
+            request,
+            "issues.html",
+            422,
+            issues=library.list_issues(context.root.settings.resolved_issues_dir, session),
+            problems=problems,
+            filename=name,
+        )
+    path = library.store_upload(context.root.settings.resolved_issues_dir, issue, text)
+    flash(request, f"Uploaded {name}: issue {issue.number}, {issue.year} is valid.")
+    return _back(f"/issues/{path.stem}")
+
+
+# --- campaigns ----------------------------------------------------------------------------
+
+
+@router.get("/campaigns")
+def campaigns_page(request: Request, session: DB) -> Response:
+    rows = campaign_store.list_campaigns(session, limit=200)
+    progress = {c.id: ledger.progress(session, c.id) for c in rows if c.started_at is not None}
+    return web(request).pages.render(
+        request,
+        "campaigns.html",
+        campaigns=rows,
+        progress=progress,
+        refresh=any(c.state in LIVE_STATES for c in rows),
+    )
+
+
+def _audience(
+    lists: list[str] | None,
+    countries: list[str] | None,
+    partners: list[str] | None,
+    exclude: list[str] | None,
+) -> Audience:
+    return Audience(
+        lists=tuple(lists or ()),
+        countries=tuple(countries or ()),
+        partners=tuple(partners or ()),
+        exclude_lists=tuple(exclude or ()),
+    )
+
+
+def _campaign_form(
+    request: Request,
+    session: Session,
+    context: WebContext,
+    *,
+    issue_key: str,
+    name: str,
+    subject: str,
+    audience: Audience,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    issues = [
+        i
+        for i in library.list_issues(context.root.settings.resolved_issues_dir, session)
+        if i.issue
+    ]
+    try:
+        counts = count_by_country_and_partner(session, audience)
+        total = count_audience(session, audience)
+    except StoreError as exc:
+        counts, total, error = [], 0, error or str(exc)
+    per_country: dict[str, int] = {}
+    for row in counts:
+        key = country_name(row.country) if row.country else "unknown"
+        per_country[key] = per_country.get(key, 0) + row.count
+    return context.pages.render(
+        request,
+        "campaign_new.html",
+        status_code,
+        issues=issues,
+        issue_key=issue_key,
+        name=name,
+        subject=subject,
+        audience=audience,
+        counts=counts,
+        per_country=sorted(per_country.items(), key=lambda kv: (-kv[1], kv[0])),
+        total=total,
+        lists=repository.list_lists(session),
+        partners=repository.list_partners(session),
+        countries=country_choices(),
+        error=error,
+    )
+
+
+@router.get("/campaigns/new")
+def new_campaign(
+    request: Request,
+    session: DB,
+    issue: str = "",
+    name: str = "",
+    subject: str = "",
+) -> Response:
+    query = request.query_params
+    audience = _audience(
+        query.getlist("lists"),
+        query.getlist("countries"),
+        query.getlist("partners"),
+        query.getlist("exclude"),
+    )
+    return _campaign_form(
+        request,
+        session,
+        web(request),
+        issue_key=issue,
+        name=name,
+        subject=subject,
+        audience=audience,
+    )
+
+
+@router.post("/campaigns/new")
+def count_recipients(
+    request: Request,
+    session: DB,
+    issue: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    lists: Annotated[list[str] | None, Form()] = None,
+    countries: Annotated[list[str] | None, Form()] = None,
+    partners: Annotated[list[str] | None, Form()] = None,
+    exclude: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """The form again with the recipient count for the audience as ticked (changes nothing)."""
+    return _campaign_form(
+        request,
+        session,
+        web(request),
+        issue_key=issue,
+        name=name,
+        subject=subject,
+        audience=_audience(lists, countries, partners, exclude),
+    )
+
+
+@router.post("/campaigns")
+def create_campaign(
+    request: Request,
+    session: DB,
+    issue: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    lists: Annotated[list[str] | None, Form()] = None,
+    countries: Annotated[list[str] | None, Form()] = None,
+    partners: Annotated[list[str] | None, Form()] = None,
+    exclude: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    context = web(request)
+    audience = _audience(lists, countries, partners, exclude)
+    found = library.find_issue(context.root.settings.resolved_issues_dir, session, issue)
+    error = None
+    if found is None or found.issue is None:
+        error = "Choose a valid issue."
+    elif count_audience(session, audience) == 0:
+        error = "Nobody is in this audience; widen it before creating the campaign."
+    if error is not None or found is None or found.issue is None:
+        return _campaign_form(
+            request,
+            session,
+            context,
+            issue_key=issue,
+            name=name,
+            subject=subject,
+            audience=audience,
+            status_code=422,
+            error=error,
+        )
+    sender = context.profile.sender
+    try:
+        campaign = campaign_store.create_campaign(
+            session,
+            name=name.strip() or f"Issue {found.issue.number}, {found.issue.year}",
+            issue_path=found.path,
+            issue=found.issue,
+            sender=formataddr((sender.name, sender.address)),
+            reply_to=sender.reply_to,
+            audience=audience,
+            subject=subject.strip() or None,
+        )
+        session.commit()
+    except MailerError as exc:
+        session.rollback()
+        return _campaign_form(
+            request,
+            session,
+            context,
+            issue_key=issue,
+            name=name,
+            subject=subject,
+            audience=audience,
+            status_code=422,
+            error=str(exc),
+        )
+    flash(request, f"Created campaign “{campaign.name}” as a draft.")
+    return _back(f"/campaigns/{campaign.id}")
+
+
+@router.get("/campaigns/{campaign_id:int}")
+def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
+    context = web(request)
+    campaign = campaign_store.get_campaign(session, campaign_id)
+    report = ledger.report(session, campaign_id)
+    partner_names = dict(session.execute(select(Partner.id, Partner.name)).tuples().all())
+    by_country = [
+        charts.Bar(country_name(t.key) if t.key else "unknown", t) for t in report.by_country
+    ]
+    by_partner = [
+        charts.Bar(partner_names.get(int(t.key), t.key) if t.key else "no partner", t)
+        for t in report.by_partner
+    ]
+    failed = list(
+        session.scalars(
+            select(ledger.LedgerRow)
+            .where(
+                ledger.LedgerRow.campaign_id == campaign_id,
+                ledger.LedgerRow.status.in_(["failed", "retry"]),
+            )
+            .order_by(ledger.LedgerRow.status, ledger.LedgerRow.id)
+            .limit(200)
+        )
+    )
+    audience = Audience.from_json(dict(campaign.audience))
+    return context.pages.render(
+        request,
+        "campaign.html",
+        c=campaign,
+        audience=audience,
+        report=report,
+        country_chart=charts.stacked_bars(by_country),
+        partner_chart=charts.stacked_bars(by_partner),
+        by_country=by_country,
+        by_partner=by_partner,
+        failed=failed,
+        refresh=campaign.state in LIVE_STATES,
+        timezone=context.root.settings.timezone,
+    )
+
+
+def _control(request: Request, session: Session, campaign_id: int, action: str) -> Response:
+    try:
+        if action == "pause":
+            campaign_store.pause(session, campaign_id, "paused from the web app")
+        elif action == "resume":
+            campaign_store.resume(session, campaign_id)
+        else:
+            campaign_store.cancel(session, campaign_id, "cancelled from the web app")
+        session.commit()
+        flash(request, f"Campaign {campaign_id}: {action} done.")
+    except MailerError as exc:
+        session.rollback()
+        flash(request, str(exc), "error")
+    return _back(f"/campaigns/{campaign_id}")
+
+
+@router.post("/campaigns/{campaign_id:int}/pause")
+def pause_campaign(request: Request, session: DB, campaign_id: int) -> Response:
+    return _control(request, session, campaign_id, "pause")
+
+
+@router.post("/campaigns/{campaign_id:int}/resume")
+def resume_campaign(request: Request, session: DB, campaign_id: int) -> Response:
+    return _control(request, session, campaign_id, "resume")
+
+
+@router.post("/campaigns/{campaign_id:int}/cancel")
+def cancel_campaign(request: Request, session: DB, campaign_id: int) -> Response:
+    return _control(request, session, campaign_id, "cancel")

@@ -1,0 +1,57 @@
+"""Page rendering: one autoescaping Jinja2 environment over templates/web/.
+
+Every page gets the signed-in user, this session's CSRF token and any flash
+messages, so templates never reach into the request themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from mailer.web import csrf
+
+FLASH = "flash"
+
+
+class Pages:
+    def __init__(self, directory: Path, globals_: dict[str, Any] | None = None) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(directory),
+            autoescape=True,  # everything from a person or a file is text
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.globals.update(globals_ or {})
+
+    def render(
+        self, request: Request, template: str, status_code: int = 200, /, **context: Any
+    ) -> HTMLResponse:
+        values: dict[str, Any] = {
+            "request": request,
+            "user": getattr(request.state, "user", None),
+            "csrf_token": csrf.token(request),
+            "flashes": pop_flashes(request),
+            "path": request.url.path,
+        }
+        values.update(context)
+        html = self.env.get_template(template).render(values)
+        return HTMLResponse(html, status_code=status_code)
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    """A message shown once on the next page (after a redirect)."""
+    messages = list(request.session.get(FLASH, []))
+    messages.append([kind, message])
+    request.session[FLASH] = messages
+
+
+def pop_flashes(request: Request) -> list[tuple[str, str]]:
+    if FLASH not in request.session:
+        return []
+    return [(str(kind), str(text)) for kind, text in request.session.pop(FLASH)]

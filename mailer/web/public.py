@@ -1,0 +1,183 @@
+"""Public pages, no login: unsubscribe (RFC 8058 one-click and the confirm page),
+preferences, "view in browser", the archive of sent issues and its Atom feed.
+
+The token in an unsubscribe URL (mailer.tokens) names one subscriber and proves the
+link came from us; a page reached with it shows and changes only that subscriber,
+and never says whether any other address is subscribed. GET requests never change
+anything (mail scanners follow links); changes are POSTs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from mailer import tokens, urls
+from mailer.tokens import InvalidToken
+from mailer.web import archive, csrf
+from mailer.web.context import db, web
+from subscribers import repository
+from subscribers.errors import NotFound
+from subscribers.models import Subscriber, SubscriptionStatus
+
+router = APIRouter()
+
+DB = Annotated[Session, Depends(db)]
+ONE_CLICK = "One-Click"
+
+# The email's own HTML: inline styles, images from the media URL; no scripts at all.
+EMAIL_CSP = (
+    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; font-src * data:; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _subscriber_id(request: Request, token: str) -> int:
+    return tokens.read_token(web(request).root.settings.secret_key.get_secret_value(), token)
+
+
+def _find(session: Session, subscriber_id: int) -> Subscriber | None:
+    try:
+        return repository.get_subscriber(session, subscriber_id)
+    except NotFound:
+        return None  # erased: treat as already unsubscribed, say nothing more
+
+
+def mask(email: str) -> str:
+    """`l***@example.org`: enough for a person to recognise their own address."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _invalid(request: Request) -> Response:
+    return web(request).pages.render(
+        request, "public/invalid.html", 400, title="This link is not valid"
+    )
+
+
+@router.get("/unsubscribe")
+def unsubscribe_help(request: Request) -> Response:
+    """Where "view in browser" copies point: unsubscribing needs one's own email's link."""
+    return web(request).pages.render(request, "public/unsubscribe_help.html", title="Unsubscribe")
+
+
+@router.get("/unsubscribe/{token}")
+def unsubscribe_page(request: Request, session: DB, token: str) -> Response:
+    try:
+        subscriber_id = _subscriber_id(request, token)
+    except InvalidToken:
+        return _invalid(request)
+    subscriber = _find(session, subscriber_id)
+    return web(request).pages.render(
+        request,
+        "public/unsubscribe.html",
+        title="Unsubscribe",
+        token=token,
+        address=mask(subscriber.email) if subscriber else None,
+        done=subscriber is None or subscriber.status.value != "active",
+        preferences_url=urls.preferences("", token),
+    )
+
+
+@router.post("/unsubscribe/{token}")
+async def unsubscribe(request: Request, token: str) -> Response:
+    """RFC 8058 one-click (no cookie, login or CSRF token), or the confirm page's button."""
+    form = await request.form()
+    one_click = form.get("List-Unsubscribe") == ONE_CLICK
+    if not one_click:
+        await csrf.verify(request)
+    try:
+        subscriber_id = _subscriber_id(request, token)
+    except InvalidToken:
+        if one_click:
+            return PlainTextResponse("invalid unsubscribe link\n", status_code=400)
+        return _invalid(request)
+    with web(request).root.sessions.begin() as session:
+        if _find(session, subscriber_id) is not None:
+            repository.unsubscribe(
+                session, subscriber_id, source="one-click" if one_click else "unsubscribe-page"
+            )
+    if one_click:
+        return PlainTextResponse("unsubscribed\n")
+    return RedirectResponse(f"/unsubscribe/{token}?done=1", status_code=303)
+
+
+@router.get("/preferences/{token}")
+def preferences_page(request: Request, session: DB, token: str, saved: int = 0) -> Response:
+    try:
+        subscriber_id = _subscriber_id(request, token)
+    except InvalidToken:
+        return _invalid(request)
+    subscriber = _find(session, subscriber_id)
+    active: set[str] = set()
+    if subscriber is not None and subscriber.status.value == "active":
+        active = {
+            s.list.slug
+            for s in repository.subscriptions_of(session, subscriber_id)
+            if s.status == SubscriptionStatus.ACTIVE
+        }
+    blocked = subscriber is not None and subscriber.status.value in ("bounced", "complained")
+    return web(request).pages.render(
+        request,
+        "public/preferences.html",
+        title="Your subscription",
+        token=token,
+        address=mask(subscriber.email) if subscriber else None,
+        lists=repository.list_lists(session) if subscriber else [],
+        active=active,
+        blocked=blocked,
+        saved=bool(saved),
+    )
+
+
+@router.post("/preferences/{token}", dependencies=[Depends(csrf.verify)])
+async def save_preferences(request: Request, token: str) -> Response:
+    try:
+        subscriber_id = _subscriber_id(request, token)
+    except InvalidToken:
+        return _invalid(request)
+    form = await request.form()
+    wanted = [str(v) for v in form.getlist("lists")]
+    ip = request.client.host if request.client else None
+    with web(request).root.sessions.begin() as session:
+        subscriber = _find(session, subscriber_id)
+        if subscriber is None or subscriber.status.value in ("bounced", "complained"):
+            return RedirectResponse(f"/preferences/{token}", status_code=303)
+        known = {lst.slug for lst in repository.list_lists(session)}
+        repository.set_preferences(
+            session, subscriber_id, [s for s in wanted if s in known], source="preferences", ip=ip
+        )
+    return RedirectResponse(f"/preferences/{token}?saved=1", status_code=303)
+
+
+@router.get("/view/{campaign_id:int}")
+def view_in_browser(request: Request, session: DB, campaign_id: int) -> Response:
+    html = archive.public_html(session, web(request).root.settings, campaign_id)
+    if html is None:
+        return web(request).pages.render(
+            request, "public/invalid.html", 404, title="This issue is not available"
+        )
+    return HTMLResponse(html, headers={"Content-Security-Policy": EMAIL_CSP})
+
+
+@router.get("/archive")
+def archive_page(request: Request, session: DB) -> Response:
+    return web(request).pages.render(
+        request,
+        "public/archive.html",
+        title="Archive",
+        entries=archive.sent_issues(session),
+        feed_url="/archive/feed.atom",
+    )
+
+
+@router.get("/archive/feed.atom")
+def archive_feed(request: Request, session: DB) -> Response:
+    settings = web(request).root.settings
+    body = archive.atom_feed(
+        archive.sent_issues(session), settings.public_base_url, web(request).profile.masthead
+    )
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
