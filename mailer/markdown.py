@@ -95,7 +95,7 @@ class Markdown:
             if kind == "text":
                 out.append(text_html(token.content))
             elif kind == "softbreak":
-                out.append("\n")
+                out.append(" ")
             elif kind == "hardbreak":
                 out.append("<br>")
             elif kind == "em_open":

@@ -1,0 +1,257 @@
+"""Issue + newsletter profile -> MJML (Jinja2, autoescaped) -> HTML, and a plain-text part.
+
+Rendering happens once per campaign; what differs per recipient (unsubscribe link,
+name, address) is left in the output as *slots*: ASCII placeholders that survive
+Jinja2 escaping and the MJML compiler byte for byte, so delivery can substitute them
+in the encoded message and previews can `fill` them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import textwrap
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import mjml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
+
+from mailer.content import ContentError, Issue, Problem
+from mailer.markdown import Links, Markdown, Style, attr
+from mailer.media import MediaStore
+from mailer.profile import Profile, load_profile
+from mailer.settings import Settings
+
+TEXT_WIDTH = 78
+
+# Latin, Vietnamese, Chinese, Thai, Khmer, Lao and Burmese on Windows, macOS, Android
+# and Linux. Unquoted family names are valid CSS and keep `"` out of attributes.
+FONT_STACK = (
+    "Arial, Helvetica, Noto Sans, Noto Sans SC, Noto Sans Thai, Noto Sans Khmer, "
+    "Noto Sans Lao, Noto Sans Myanmar, Microsoft YaHei, PingFang SC, Leelawadee UI, "
+    "Khmer UI, Lao UI, Myanmar Text, sans-serif"
+)
+
+# Display widths in px (photos are stored at twice these).
+PORTRAIT_WIDTH = 56
+IMAGE_WIDTH = 544
+
+
+class Slot(StrEnum):
+    """Per-recipient placeholders left in the rendered parts; see `fill`."""
+
+    UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
+    PREFERENCES_URL = "%%PREFERENCES_URL%%"
+    VIEW_URL = "%%VIEW_URL%%"
+    NAME = "%%NAME%%"
+    EMAIL = "%%EMAIL%%"
+
+
+def fill(rendered_text: str, values: Mapping[Slot, str], *, html: bool) -> str:
+    """Replace slots with values (HTML-escaped when `html`); slots not given stay as they are."""
+    out = rendered_text
+    for slot, value in values.items():
+        out = out.replace(slot.value, _escape(value) if html else value)
+    return out
+
+
+def _escape(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """What an issue looks like as email, before per-recipient substitution."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    language: str
+
+
+class Renderer:
+    """Built once (templates, profile, Markdown parser); renders any number of issues."""
+
+    def __init__(self, templates_dir: Path, profile: Profile, media: MediaStore) -> None:
+        self.profile = profile
+        self.media = media
+        self.templates_dir = templates_dir
+        self._md = Markdown()
+        self._style = Style(link=f"color:{profile.colours.link};text-decoration:underline")
+        loader = FileSystemLoader(str(templates_dir))
+        self._mjml_env = Environment(
+            loader=loader, autoescape=True, undefined=StrictUndefined, auto_reload=True
+        )
+        self._text_env = Environment(
+            loader=loader,
+            autoescape=False,  # noqa: S701 - plain text, never parsed as HTML
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            auto_reload=True,
+        )
+        self._mjml_env.filters.update(
+            attr=lambda value: Markup(attr(str(value))),  # noqa: S704 - escaped by attr()
+            md=lambda value: Markup(self._md.html(str(value), self._style)),  # noqa: S704
+            md_inline=lambda value: Markup(self._md.inline_html(str(value), self._style)),  # noqa: S704
+            initials=initials,
+        )
+        self._text_env.filters.update(md=_text_md(self._md), md_inline=_text_md_inline(self._md))
+        self._text_env.filters["wrap"] = wrap
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Renderer:
+        return cls(
+            settings.templates_dir,
+            load_profile(settings.profile_path),
+            MediaStore(settings.resolved_media_dir, settings.public_base_url),
+        )
+
+    # --- public API -----------------------------------------------------------------
+
+    def render(self, issue: Issue) -> RenderedIssue:
+        """Both parts of the email; raises ContentError/MediaError on bad content."""
+        return RenderedIssue(
+            subject=self.subject(issue),
+            preheader=issue.preheader,
+            html=self.html(self.mjml(issue)),
+            text=self.text(issue),
+            language=issue.language,
+        )
+
+    def subject(self, issue: Issue) -> str:
+        return " ".join((issue.subject or issue.title).split())
+
+    def mjml(self, issue: Issue) -> str:
+        """The MJML source (for debugging and for comparing MJML compilers)."""
+        template = self._mjml_env.get_template("issue.mjml.j2")
+        return template.render(self._context(issue, photo_url=self._photo_url(issue)))
+
+    @staticmethod
+    def html(mjml_source: str) -> str:
+        """Compile MJML; collapse the compiler's indentation (whitespace-only runs)."""
+        out = mjml.mjml2html(mjml_source, disable_comments=True)
+        return _squeeze(str(out))
+
+    def text(self, issue: Issue) -> str:
+        template = self._text_env.get_template("issue.txt.j2")
+        raw = template.render(self._context(issue, links=Links()))
+        lines = [line.rstrip() for line in raw.splitlines()]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _context(self, issue: Issue, **extra: Any) -> dict[str, Any]:
+        profile = self.profile
+        if issue.newsletter != profile.id:
+            raise ContentError(
+                [
+                    Problem(
+                        str(issue.source or "issue"),
+                        None,
+                        "newsletter",
+                        f"unknown newsletter {issue.newsletter!r}; this profile is {profile.id!r}",
+                    )
+                ]
+            )
+        labels = profile.labels
+        return {
+            "issue": issue,
+            "profile": profile,
+            "colours": profile.colours,
+            "labels": labels,
+            "fonts": FONT_STACK,
+            "subject": self.subject(issue),
+            "issue_label": labels.issue.format(number=issue.number, year=issue.year),
+            "date_label": f"{issue.date:%B} {issue.date.day} {issue.date.year}",
+            "contact": issue.contact if issue.contact is not None else profile.contact,
+            "about": issue.about if issue.about is not None else profile.about,
+            "sent_to": labels.sent_to.format(name=Slot.NAME.value, email=Slot.EMAIL.value),
+            "slot": {slot.name: slot.value for slot in Slot},
+            "portrait_width": PORTRAIT_WIDTH,
+            "image_width": IMAGE_WIDTH,
+            **extra,
+        }
+
+    def _photo_url(self, issue: Issue) -> Callable[[str, int], str]:
+        def photo_url(src: str, width: int) -> str:
+            local = issue.resolve(src)
+            return src if local is None else self.media.publish(local, width)
+
+        return photo_url
+
+
+# --- template filters -------------------------------------------------------------------
+
+_HONORIFICS = re.compile(r"^(mr|mrs|ms|miss|dr|prof|h\.?e)\.?\s+", re.IGNORECASE)
+
+
+def initials(name: str) -> str:
+    """A monogram for a card without a photo: "Mr. ZHOU Jun" -> "ZJ", "李霞" -> "李"."""
+    words = _HONORIFICS.sub("", name.strip()).split() or [name.strip() or "?"]
+    picked = words[:1] if len(words) == 1 else [words[0], words[-1]]
+    return "".join(_first_grapheme(word) for word in picked).upper()
+
+
+def _first_grapheme(word: str) -> str:
+    """The first letter with its combining marks (Thai, Khmer, Lao, Burmese vowels)."""
+    out = word[:1]
+    for char in word[1:]:
+        if unicodedata.category(char) in ("Mn", "Mc") or char in "\u200c\u200d\u17d2\u1039":
+            out += char
+        else:
+            break
+    return out
+
+
+def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
+    """Wrap each line at `width` columns; never split words, URLs, slots or hyphenations."""
+    out: list[str] = []
+    for line in str(text).split("\n"):
+        out.extend(
+            textwrap.wrap(
+                line,
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [""]
+        )
+    return "\n".join(out)
+
+
+def _text_md(md: Markdown) -> Callable[..., str]:
+    @pass_context
+    def render(context: Context, source: str, indent: str = "") -> str:
+        paragraphs = md.text(str(source), context["links"])
+        return "\n\n".join(wrap(p, indent=indent) for p in paragraphs)
+
+    return render
+
+
+def _text_md_inline(md: Markdown) -> Callable[..., str]:
+    @pass_context
+    def render(context: Context, source: str) -> str:
+        return md.inline_text(str(source), context["links"])
+
+    return render
+
+
+_BETWEEN_TAGS = re.compile(r">[ \t\r\n]{2,}<")
+_LINE_INDENT = re.compile(r"\n[ \t]+")
+
+
+def _squeeze(markup: str) -> str:
+    """Drop indentation the compiler adds; keeps single spaces, which can be significant."""
+    return _LINE_INDENT.sub("\n", _BETWEEN_TAGS.sub("><", markup))

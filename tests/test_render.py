@@ -1,0 +1,319 @@
+"""Rendering: editors' text stays text, every script survives MJML, slots, photos, plain text."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mailer.content import ContentError, load_issue_text
+from mailer.media import MediaError
+from mailer.render import FONT_STACK, Renderer, Slot, fill, initials, wrap
+from tests.conftest import make_settings
+
+# Real names and roles in the six countries' scripts (Thai, Khmer, Lao and Burmese
+# carry combining marks, which mjml-python escapes as \u{...} in attributes).
+PEOPLE = [
+    ("นางสาวนฤมล โอริส", "ผู้อำนวยการกองการต่างประเทศ กระทรวงทรัพยากรธรรมชาติและสิ่งแวดล้อม", "TH"),
+    ("ស្រី សុនលាង", "អគ្គនាយករង អគ្គនាយកដ្ឋានតំបន់ការពារធម្មជាតិ ក្រសួងបរិស្ថាន", "KH"),
+    ("ລອນຄຳ ອັດສະນາວົງ", "ກະຊວງຊັບພະຍາກອນທຳມະຊາດ ແລະ ສິ່ງແວດລ້ອມ", "LA"),
+    ("ဒေါ်သော်သော်ဟန်", "သယံဇာတနှင့် သဘာဝပတ်ဝန်းကျင်ထိန်းသိမ်းရေးဝန်ကြီးဌာန", "MM"),
+    ("Lê Ngọc Tuấn", "Vụ trưởng Vụ Hợp tác quốc tế, Bộ Tài nguyên và Môi trường", "VN"),
+    ("周军", "生态环境部国际合作司司长", "CN"),
+]
+
+
+@pytest.fixture
+def renderer(tmp_path: Path) -> Renderer:
+    return Renderer.from_settings(make_settings(tmp_path))
+
+
+def make_photo(path: Path, width: int = 400, height: int = 300, colour: str = "#2a7") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (width, height), colour).save(path, "JPEG")
+    return path
+
+
+def issue_yaml(blocks: str, **fields: str) -> str:
+    head = {
+        "newsletter": "lmec",
+        "number": "7",
+        "year": "2023",
+        "date": "2023-03-01",
+        "language": "en",
+        "title": "A title",
+        "preheader": "A preheader",
+    }
+    head.update(fields)
+    return "".join(f"{k}: {v}\n" for k, v in head.items()) + "blocks:\n" + blocks
+
+
+class Attributes(HTMLParser):
+    """Every attribute value of every tag, unescaped as a browser would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.values.extend((tag, name, value or "") for name, value in attrs)
+
+
+def attributes(markup: str) -> list[tuple[str, str, str]]:
+    parser = Attributes()
+    parser.feed(markup)
+    return parser.values
+
+
+HOSTILE = (
+    "<script>alert(1)</script> {{ 7*7 }} {% if x %}y{% endif %} Tom & Jerry \"quoted\" 'single'"
+)
+
+
+def test_editor_text_is_text_never_markup_or_template(renderer: Renderer, tmp_path: Path) -> None:
+    yaml_text = issue_yaml(
+        f"""\
+  - paragraph: |
+      {HOSTILE}
+      - a line starting with a dash
+      # not a heading
+  - heading: '{HOSTILE.replace("'", "''")}'
+  - statement:
+      name: '{HOSTILE.replace("'", "''")}'
+      roles: ['{HOSTILE.replace("'", "''")}']
+      text: '{HOSTILE.replace("'", "''")}'
+  - button: {{label: '{HOSTILE.replace("'", "''")}', url: "https://example.org/?a=1&b=2"}}
+""",
+        title=f"'{HOSTILE.replace(chr(39), chr(39) * 2)}'",
+        preheader=f"'{HOSTILE.replace(chr(39), chr(39) * 2)}'",
+    )
+    rendered = renderer.render(load_issue_text(yaml_text, "hostile.yaml"))
+    markup = rendered.html
+    assert "<script>" not in markup
+    assert "alert(1)" in markup
+    assert markup.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
+    assert "{{ 7*7 }}" in markup and "49" not in markup
+    assert "{% if x %}y{% endif %}" in markup
+    assert "Tom &amp; Jerry" in markup
+    assert "- a line starting with a dash" in markup
+    assert "<li>" not in markup and "<ul>" not in markup and "<h1>#" not in markup
+    assert 'href="https://example.org/?a=1&amp;b=2"' in markup
+    # The plain-text part shows the very characters the editor typed.
+    assert rendered.text.count("<script>alert(1)</script>") >= 5
+    assert "{{ 7*7 }}" in rendered.text and "Tom & Jerry \"quoted\" 'single'" in rendered.text
+    assert "- a line starting with a dash" in rendered.text
+    assert rendered.subject == HOSTILE
+    assert rendered.preheader == HOSTILE
+
+
+def test_markdown_formatting_and_links(renderer: Renderer) -> None:
+    yaml_text = issue_yaml(
+        """\
+  - paragraph: |
+      An *italic title*, **bold words**, a [report](https://example.org/report) and
+      <https://example.org/> and <someone@example.org>.\\
+      A hard break.
+
+      A second paragraph.
+"""
+    )
+    rendered = renderer.render(load_issue_text(yaml_text, "md.yaml"))
+    assert "<em>italic title</em>" in rendered.html
+    assert "<strong>bold words</strong>" in rendered.html
+    assert 'href="https://example.org/report"' in rendered.html
+    assert 'href="mailto:someone@example.org"' in rendered.html
+    assert "<br />A hard break." in rendered.html
+    assert "a report [1] and <https://example.org/> and someone@example.org." in " ".join(
+        rendered.text.split()
+    )
+    assert "\nLinks:\n[1] https://example.org/report\n" in rendered.text
+    assert "A second paragraph." in rendered.text
+
+
+@pytest.mark.parametrize(("name", "role", "country"), PEOPLE)
+def test_names_in_every_script_survive_in_text_and_attributes(
+    renderer: Renderer, tmp_path: Path, name: str, role: str, country: str
+) -> None:
+    make_photo(tmp_path / "photos" / "p.jpg")
+    path = tmp_path / "issue.yaml"
+    path.write_text(
+        issue_yaml(
+            f"""\
+  - statement:
+      name: {name}
+      roles: ["{role}"]
+      country: {country}
+      photo: photos/p.jpg
+      photo_alt: "{name} — {role}"
+      text: "{role} {name}"
+  - statement:
+      name: {name}
+      text: No photo, a monogram.
+  - image: {{src: photos/p.jpg, alt: "{role}", caption: "{name}"}}
+""",
+            title=f'"{name}"',
+            language={"TH": "th", "KH": "km", "LA": "lo", "MM": "my", "VN": "vi", "CN": "zh"}[
+                country
+            ],
+        ),
+        encoding="utf-8",
+    )
+    from mailer.content import load_issue
+
+    rendered = renderer.render(load_issue(path))
+    markup = rendered.html
+    assert "\\u{" not in markup
+    assert '\\"' not in markup
+    values = attributes(markup)
+    alts = {v for tag, attr, v in values if attr == "alt"}
+    titles = {v for tag, attr, v in values if attr == "title"}
+    assert f"{name} — {role}" in alts
+    assert role in alts
+    assert name in titles
+    assert any(attr == "aria-label" and v == name for _, attr, v in values)
+    # Element text keeps the characters themselves.
+    assert name in markup and role in markup
+    assert name in rendered.text and role in rendered.text
+    assert f'<html lang="{rendered.language}"' in markup
+    title = re.search(r"<title>(.*?)</title>", markup)
+    assert title is not None and html.unescape(title.group(1)) == name
+
+
+def test_font_stack_covers_the_six_scripts(renderer: Renderer) -> None:
+    rendered = renderer.render(load_issue_text(issue_yaml("  - paragraph: Hi\n"), "f.yaml"))
+    for family in (
+        "Noto Sans SC",
+        "Noto Sans Thai",
+        "Noto Sans Khmer",
+        "Noto Sans Lao",
+        "Noto Sans Myanmar",
+        "Microsoft YaHei",
+        "Leelawadee UI",
+        "Khmer UI",
+        "Myanmar Text",
+    ):
+        assert family in FONT_STACK
+    assert f"font-family:{FONT_STACK}" in rendered.html
+    assert "googleapis" not in rendered.html  # no web font downloads from Google
+
+
+def test_slots_survive_mjml_and_escaping_byte_for_byte(renderer: Renderer) -> None:
+    rendered = renderer.render(load_issue_text(issue_yaml("  - paragraph: Hi\n"), "s.yaml"))
+    for slot in Slot:
+        assert slot.value in rendered.html, slot
+        assert slot.value in rendered.text, slot
+    assert f'href="{Slot.UNSUBSCRIBE_URL}"' in rendered.html
+    assert f'href="{Slot.PREFERENCES_URL}"' in rendered.html
+    assert rendered.html.count(f'href="{Slot.VIEW_URL}"') == 2  # top and footer
+    assert f"Unsubscribe: {Slot.UNSUBSCRIBE_URL}\n" in rendered.text
+    assert f"sent to {Slot.NAME} ({Slot.EMAIL})" in rendered.text
+
+
+def test_fill_escapes_for_html_and_not_for_text(renderer: Renderer) -> None:
+    rendered = renderer.render(load_issue_text(issue_yaml("  - paragraph: Hi\n"), "s.yaml"))
+    values = {
+        Slot.UNSUBSCRIBE_URL: "https://news.example.org/unsubscribe/abc?x=1&y=2",
+        Slot.PREFERENCES_URL: "https://news.example.org/preferences/abc",
+        Slot.VIEW_URL: "https://news.example.org/view/3",
+        Slot.NAME: 'Somchai "<b>" & ใจดี',
+        Slot.EMAIL: "somchai@example.org",
+    }
+    filled_html = fill(rendered.html, values, html=True)
+    filled_text = fill(rendered.text, values, html=False)
+    assert "%%" not in filled_html and "%%" not in filled_text
+    assert 'href="https://news.example.org/unsubscribe/abc?x=1&amp;y=2"' in filled_html
+    assert "Somchai &quot;&lt;b&gt;&quot; &amp; ใจดี" in filled_html
+    assert 'Somchai "<b>" & ใจดี (somchai@example.org)' in filled_text
+    # Slots not given stay in place for a later pass.
+    partial = fill(rendered.text, {Slot.NAME: "X"}, html=False)
+    assert Slot.EMAIL.value in partial and Slot.NAME.value not in partial
+
+
+def test_photos_are_resized_hashed_and_linked_absolutely(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, public_base_url="https://news.example.org")
+    renderer = Renderer.from_settings(settings)
+    photo = make_photo(tmp_path / "issue" / "photos" / "zhou.jpg", 1200, 900)
+    path = tmp_path / "issue" / "i.yaml"
+    path.write_text(
+        issue_yaml(
+            "  - statement: {name: Mr. ZHOU Jun, photo: photos/zhou.jpg, text: Hi}\n"
+            "  - image: {src: photos/zhou.jpg, alt: The meeting}\n"
+            "  - image: {src: 'https://cdn.example.org/x.jpg', alt: Remote}\n"
+        ),
+        encoding="utf-8",
+    )
+    from mailer.content import load_issue
+
+    first = renderer.render(load_issue(path)).html
+    srcs = [v for tag, attr, v in attributes(first) if tag == "img" and attr == "src"]
+    assert "https://cdn.example.org/x.jpg" in srcs
+    local = [s for s in srcs if s.startswith("https://news.example.org/media/")]
+    assert len(local) == 2
+    widths = {}
+    for url in local:
+        name = url.rsplit("/", 1)[1]
+        assert re.fullmatch(r"[0-9a-f]{20}\.jpg", name)
+        with Image.open(settings.resolved_media_dir / name) as stored:
+            widths[stored.width] = stored.height
+    assert widths == {112: 84, 1088: 816}  # twice the displayed widths, aspect kept
+    assert renderer.render(load_issue(path)).html == first  # stable URLs
+    make_photo(photo, 1200, 900, colour="#a33")
+    changed = renderer.render(load_issue(path)).html
+    assert changed != first  # a new photo gets a new address
+
+
+def test_missing_photo_is_a_clear_error(renderer: Renderer, tmp_path: Path) -> None:
+    path = tmp_path / "i.yaml"
+    path.write_text(
+        issue_yaml("  - statement: {name: A, photo: photos/none.jpg, text: Hi}\n"),
+        encoding="utf-8",
+    )
+    from mailer.content import load_issue
+
+    with pytest.raises(MediaError, match=r"photos/none\.jpg: photo not found"):
+        renderer.render(load_issue(path))
+
+
+def test_unknown_newsletter_is_rejected(renderer: Renderer) -> None:
+    issue = load_issue_text(issue_yaml("  - paragraph: Hi\n", newsletter="other"), "n.yaml")
+    with pytest.raises(ContentError, match="newsletter: unknown newsletter 'other'"):
+        renderer.render(issue)
+
+
+def test_plain_text_is_wrapped_at_78_columns(renderer: Renderer) -> None:
+    words = " ".join(["environmental-cooperation"] * 40)
+    rendered = renderer.render(load_issue_text(issue_yaml(f"  - paragraph: {words}\n"), "w.yaml"))
+    lines = rendered.text.splitlines()
+    assert max(len(line) for line in lines) <= 78
+    assert "environmental-cooperation environmental-cooperation" in rendered.text
+    assert not any(
+        line.endswith("-") and len(line) > 1 and line != "-" * len(line)
+        for line in lines
+        if line.strip("-=")
+    )
+
+
+def test_wrap_keeps_long_words_and_hard_breaks() -> None:
+    assert wrap("a\nb") == "a\nb"
+    url = "https://example.org/" + "x" * 100
+    assert wrap(f"see {url} now") == f"see\n{url}\nnow"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Mr. ZHOU Jun", "ZJ"),
+        ("Dr. LI Xia", "LX"),
+        ("Zhang Yujun", "ZY"),
+        ("周军", "周"),
+        ("Ms. Thaw Thaw Han", "TH"),
+        ("ສົມພອນ", "ສົ"),
+        ("นฤมล โอริส", "นโ"),
+    ],
+)
+def test_monogram_initials(name: str, expected: str) -> None:
+    assert initials(name) == expected
