@@ -7,7 +7,7 @@ other module reads settings from the environment or keeps global state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +16,11 @@ from mailer import db
 from mailer.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from mailer.dispatch import Worker
+    from mailer.message import Identity
+    from mailer.ratelimit import RateLimiter
     from mailer.scheduler import CampaignScheduler
+    from mailer.transport import SMTPTransport
 
 
 @dataclass
@@ -37,6 +41,52 @@ class Root:
             self.sessions,
             default_grace_seconds=self.settings.misfire_grace_seconds,
             poll_seconds=self.settings.scheduler_poll_seconds,
+        )
+
+    def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:
+        """A new SMTP transport (one per sending thread); `limiter` shares rate limits."""
+        from mailer.transport import SMTPTransport
+
+        return SMTPTransport.from_settings(self.settings, limiter)
+
+    def identity(self) -> Identity:
+        """What every message of this installation shares (links, list id, domains)."""
+        from mailer.message import Identity
+        from mailer.profile import load_profile
+
+        profile = load_profile(self.settings.profile_path)
+        settings = self.settings
+        return Identity(
+            public_base_url=settings.public_base_url,
+            secret=settings.secret_key.get_secret_value(),
+            sender_domain=settings.sender_domain,
+            list_id=profile.list_id,
+            list_name=profile.sender.name,
+            unsubscribe_mailto=settings.list_unsubscribe_mailto,
+            bounce_verp=settings.bounce_verp,
+        )
+
+    def worker(self, **options: Any) -> Worker:
+        """A delivery worker with its own connections and rate limiter."""
+        from mailer.dispatch import Worker
+        from mailer.ratelimit import RateLimiter
+
+        settings = self.settings
+        limiter = RateLimiter(settings.smtp_rate_per_second, settings.smtp_rate_per_hour)
+        sign = None
+        if settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key_path:
+            from mailer.dkim import make_signer
+
+            sign = make_signer(
+                settings.dkim_selector, settings.dkim_domain, settings.dkim_private_key_path
+            )
+        return Worker(
+            self.sessions,
+            settings,
+            lambda: self.transport(limiter),
+            self.identity(),
+            sign=sign,
+            **options,
         )
 
     def close(self) -> None:

@@ -119,9 +119,7 @@ class SMTPTestServer:
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": True, "decode_data": False}
         if login:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
-        self._controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, server_kwargs=kwargs
-        )
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
 
     # --- life cycle -----------------------------------------------------------------
     def start(self) -> SMTPTestServer:

@@ -1,0 +1,484 @@
+"""The send loop: claim due ledger rows, personalise, send, record each outcome durably.
+
+A `Worker` claims a batch of due rows (queued; retry whose time has come; sending
+whose lease expired because a worker died) in one UPDATE … WHERE id IN (SELECT …
+FOR UPDATE SKIP LOCKED) on PostgreSQL, so any number of workers on any number of
+machines never take the same row; on SQLite the same single statement runs inside
+SQLite's one write lock (run one worker). It sends over `smtp_connections`
+connections, one thread and one reused transport each.
+
+Exactly once as far as SMTP allows: after the server accepts a message, the thread
+waits until its outcome is committed before it sends the next one (a group commit
+shared by all threads, so the cost is one commit per round of connections). A
+worker killed at any instant therefore leaves at most one accepted-but-unrecorded
+message per open connection; its other rows are still `sending` and are taken back
+after the lease expires.
+
+Outcomes: 2xx sent; 4xx and dropped connections retry with exponential backoff up
+to `retry_max_attempts`, then failed; 5xx failed, and 5.1.x also suppresses the
+address. After `pause_after_consecutive_failures` temporary failures in a row the
+worker pauses the campaigns it is sending (reason recorded, `auto_resume`), probes
+the server while idle and resumes them when it answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailer import campaigns as campaign_store
+from mailer.campaigns import Campaign, CampaignState
+from mailer.errors import MailerError
+from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus
+from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
+from mailer.settings import Settings
+from mailer.timestamps import utcnow
+from mailer.transport import (
+    AuthenticationError,
+    PermanentSMTPError,
+    TemporarySMTPError,
+    Transport,
+)
+
+log = logging.getLogger(__name__)
+LEDGER = cast(Table, LedgerRow.__table__)
+
+
+@dataclass(frozen=True)
+class Job:
+    row_id: int
+    campaign_id: int
+    subscriber_id: int
+    email: str
+    name: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    status: LedgerStatus
+    reply: str
+    message_id: str | None = None
+    temporary: bool = False
+    suppress: bool = False
+
+
+class _GroupCommit:
+    """Threads hand in outcomes and wait; one thread writes all pending ones per commit."""
+
+    def __init__(self, write: Callable[[list[Outcome]], None]) -> None:
+        self._write = write
+        self._lock = threading.Condition()
+        self._pending: list[Outcome] = []
+        self._written = 0  # generation numbers: outcomes handed in / durably written
+        self._handed = 0
+        self._writing = False
+        self._error: BaseException | None = None
+
+    def record(self, outcome: Outcome) -> None:
+        """Return once `outcome` is committed (possibly by another thread, with others)."""
+        with self._lock:
+            self._pending.append(outcome)
+            self._handed += 1
+            mine = self._handed
+            while self._written < mine:
+                if not self._writing:
+                    batch, self._pending = self._pending, []
+                    upto = self._handed
+                    self._writing = True
+                    self._lock.release()
+                    try:
+                        self._write(batch)
+                    except BaseException as exc:  # the worker stops; rows' leases expire
+                        self._error = exc
+                    finally:
+                        self._lock.acquire()
+                        self._writing = False
+                        self._written = upto
+                        self._lock.notify_all()
+                else:
+                    self._lock.wait()
+            if self._error is not None:
+                raise RuntimeError("recording outcomes failed") from self._error
+
+
+class Worker:
+    """Sends due ledger rows; `run_once()` handles one batch, `run(stop)` loops."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        transport_factory: Callable[[], Transport],
+        identity: Identity,
+        *,
+        name: str | None = None,
+        sign: Callable[[bytes], bytes] | None = None,
+        probe_seconds: float = 15.0,
+        idle_seconds: float = 1.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.transport_factory = transport_factory
+        self.identity = identity
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.sign = sign
+        self.probe_seconds = probe_seconds
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        engine = sessions.kw["bind"]
+        self.postgres = engine.dialect.name == "postgresql"
+        self._templates: dict[int, MessageTemplate] = {}
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._pending = 0
+        self._batch_done = threading.Condition()
+        self._recorder = _GroupCommit(self._write)
+        self._failure_lock = threading.Lock()
+        self._consecutive_failures = 0
+        self._last_failure = ""
+        self._halted: set[int] = set()  # campaigns paused mid-batch: release their jobs
+        self.fatal: MailerError | None = None  # e.g. a refused login: stop the worker
+
+    # --- claiming ---------------------------------------------------------------------
+    def claim(self, limit: int | None = None) -> list[Job]:
+        """Take up to `limit` due rows of sending campaigns; mark them sending, leased to us."""
+        now = self.clock()
+        lease = now + timedelta(seconds=self.settings.worker_lease_seconds)
+        with self.sessions.begin() as session:
+            active = list(
+                session.scalars(select(Campaign.id).where(Campaign.state == CampaignState.SENDING))
+            )
+            if not active:
+                return []
+            due = (
+                select(LEDGER.c.id)
+                .where(
+                    LEDGER.c.campaign_id.in_(active),
+                    LEDGER.c.status.in_([s.value for s in OPEN_STATUSES]),
+                    LEDGER.c.next_attempt_at <= now,
+                )
+                .limit(limit or self.settings.worker_batch_size)
+            )
+            if self.postgres:
+                due = due.with_for_update(skip_locked=True)
+            claimed = session.execute(
+                update(LEDGER)
+                .where(LEDGER.c.id.in_(due.scalar_subquery()))
+                .values(
+                    status=LedgerStatus.SENDING.value,
+                    worker=self.name,
+                    lease_until=lease,
+                    next_attempt_at=lease,
+                    attempts=LEDGER.c.attempts + 1,
+                )
+                .returning(
+                    LEDGER.c.id,
+                    LEDGER.c.campaign_id,
+                    LEDGER.c.subscriber_id,
+                    LEDGER.c.email,
+                    LEDGER.c.name,
+                    LEDGER.c.attempts,
+                )
+            ).all()
+        return sorted((Job(*row) for row in claimed), key=lambda job: job.row_id)
+
+    # --- templates -------------------------------------------------------------------
+    def template(self, campaign_id: int) -> MessageTemplate:
+        template = self._templates.get(campaign_id)
+        if template is None:
+            with self.sessions() as session:
+                campaign = campaign_store.get_campaign(session, campaign_id)
+            if not campaign.frozen or campaign.frozen_html is None:
+                raise campaign_store.CampaignError(f"campaign {campaign_id} is not frozen")
+            assert campaign.frozen_at is not None
+            template = MessageTemplate(
+                identity=self.identity,
+                campaign_id=campaign.id,
+                nonce=f"{int(campaign.frozen_at.timestamp()):x}",
+                subject=campaign.frozen_subject or "",
+                sender=campaign.sender,
+                html=campaign.frozen_html,
+                text=campaign.frozen_text or "",
+                reply_to=campaign.reply_to,
+                sign=self.sign,
+            )
+            self._templates[campaign_id] = template
+        return template
+
+    # --- sending ----------------------------------------------------------------------
+    def _ensure_threads(self) -> None:
+        while len(self._threads) < self.settings.smtp_connections:
+            thread = threading.Thread(
+                target=self._sender, name=f"smtp-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _sender(self) -> None:
+        transport = self.transport_factory()
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                try:
+                    self._handle(transport, job)
+                except BaseException:
+                    log.exception("sending row %s failed unexpectedly", job.row_id)
+                finally:
+                    with self._batch_done:
+                        self._pending -= 1
+                        self._batch_done.notify_all()
+        finally:
+            transport.close()
+
+    def _handle(self, transport: Transport, job: Job) -> None:
+        if job.campaign_id in self._halted or self.fatal is not None:
+            self._release([job])
+            return
+        try:
+            message = self.template(job.campaign_id).personalise(
+                Recipient(job.subscriber_id, job.email, job.name), self.clock()
+            )
+        except HeaderInjection as exc:
+            self._recorder.record(Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}"))
+            return
+        try:
+            reply = transport.send(
+                message.envelope_from,
+                [message.recipient],
+                message.data,
+                smtputf8=message.needs_smtputf8,
+            )
+        except AuthenticationError as exc:
+            self.fatal = exc
+            self._release([job])
+            return
+        except TemporarySMTPError as exc:
+            self._recorder.record(self._temporary(job, exc.reply))
+            return
+        except PermanentSMTPError as exc:
+            outcome = Outcome(job, LedgerStatus.FAILED, exc.reply, suppress=exc.no_such_user)
+            self._recorder.record(outcome)
+            self._note_success()
+            return
+        self._recorder.record(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
+        self._note_success()
+
+    def _temporary(self, job: Job, reply: str) -> Outcome:
+        with self._failure_lock:
+            self._consecutive_failures += 1
+            self._last_failure = reply
+            tripped = self._consecutive_failures >= self.settings.pause_after_consecutive_failures
+        if tripped:
+            self._halted.add(job.campaign_id)
+        if job.attempts >= self.settings.retry_max_attempts:
+            return Outcome(
+                job, LedgerStatus.FAILED, f"gave up after {job.attempts} attempts: {reply}"
+            )
+        return Outcome(job, LedgerStatus.RETRY, reply, temporary=True)
+
+    def _note_success(self) -> None:
+        with self._failure_lock:
+            self._consecutive_failures = 0
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Exponential from retry_base_seconds, capped at retry_max_seconds."""
+        seconds = self.settings.retry_base_seconds * (2 ** max(attempts - 1, 0))
+        return timedelta(seconds=min(seconds, self.settings.retry_max_seconds))
+
+    # --- recording --------------------------------------------------------------------
+    def _write(self, outcomes: list[Outcome]) -> None:
+        now = self.clock()
+        params: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            retry_at = now + self.backoff(outcome.job.attempts)
+            params.append(
+                {
+                    "row_id": outcome.job.row_id,
+                    "new_status": outcome.status.value,
+                    "reply": outcome.reply[:1000],
+                    "new_message_id": outcome.message_id,
+                    "new_sent_at": now if outcome.status == LedgerStatus.SENT else None,
+                    "retry_at": retry_at if outcome.status == LedgerStatus.RETRY else None,
+                }
+            )
+        with self.sessions.begin() as session:
+            if self.postgres:
+                # A killed worker loses nothing committed; only a database crash could.
+                session.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
+            session.connection().execute(
+                update(LEDGER)
+                .where(LEDGER.c.id == bindparam("row_id"))
+                .values(
+                    status=bindparam("new_status"),
+                    last_reply=bindparam("reply"),
+                    message_id=bindparam("new_message_id"),
+                    sent_at=bindparam("new_sent_at"),
+                    next_attempt_at=bindparam("retry_at"),
+                    lease_until=None,
+                ),
+                params,
+            )
+            suppressed = [o for o in outcomes if o.suppress]
+            if suppressed:
+                from subscribers.suppression import suppress
+
+                for outcome in suppressed:
+                    suppress(session, outcome.job.email, f"bounced: {outcome.reply}"[:200])
+
+    def _release(self, jobs: Iterable[Job]) -> None:
+        """Give claimed rows back untried (their campaign was paused, or we are stopping)."""
+        ids = [job.row_id for job in jobs]
+        if not ids:
+            return
+        with self.sessions.begin() as session:
+            session.execute(
+                update(LEDGER)
+                .where(
+                    LEDGER.c.id.in_(ids),
+                    LEDGER.c.status == LedgerStatus.SENDING.value,
+                    LEDGER.c.worker == self.name,
+                )
+                .values(
+                    status=LedgerStatus.QUEUED.value,
+                    attempts=LEDGER.c.attempts - 1,
+                    next_attempt_at=self.clock(),
+                    lease_until=None,
+                )
+            )
+
+    # --- campaigns ----------------------------------------------------------------------
+    def _pause_halted(self) -> None:
+        halted, self._halted = self._halted, set()
+        for campaign_id in sorted(halted):
+            reason = (
+                f"SMTP server failing ({self.settings.pause_after_consecutive_failures} "
+                f"temporary failures in a row; last: {self._last_failure}); "
+                "resumes by itself when the server answers"
+            )
+            with self.sessions.begin() as session:
+                campaign = campaign_store.get_campaign(session, campaign_id, lock=True)
+                if campaign.state == CampaignState.SENDING:
+                    campaign_store.pause(session, campaign_id, reason, auto=True)
+                    log.warning("paused campaign %s: %s", campaign_id, reason)
+
+    def probe_paused(self) -> list[int]:
+        """If a campaign was paused because the server failed, try it; resume on success."""
+        with self.sessions() as session:
+            waiting = list(
+                session.scalars(
+                    select(Campaign.id).where(
+                        Campaign.state == CampaignState.PAUSED, Campaign.auto_resume.is_(True)
+                    )
+                )
+            )
+        if not waiting:
+            return []
+        transport = self.transport_factory()
+        try:
+            transport.probe()
+        except MailerError as exc:
+            log.info("SMTP server still failing: %s", exc)
+            return []
+        finally:
+            transport.close()
+        resumed = []
+        with self.sessions.begin() as session:
+            for campaign_id in waiting:
+                campaign = campaign_store.get_campaign(session, campaign_id, lock=True)
+                if campaign.state == CampaignState.PAUSED and campaign.auto_resume:
+                    campaign_store.resume(session, campaign_id)
+                    session.execute(
+                        update(LEDGER)
+                        .where(
+                            LEDGER.c.campaign_id == campaign_id,
+                            LEDGER.c.status == LedgerStatus.RETRY.value,
+                        )
+                        .values(next_attempt_at=self.clock())
+                    )
+                    resumed.append(campaign_id)
+        with self._failure_lock:
+            self._consecutive_failures = 0
+        return resumed
+
+    def finish_done(self) -> list[int]:
+        """Mark sent every sending campaign with no open rows and no waves left to enqueue."""
+        finished = []
+        with self.sessions.begin() as session:
+            open_rows = exists().where(
+                LEDGER.c.campaign_id == Campaign.id,
+                LEDGER.c.status.in_([s.value for s in OPEN_STATUSES]),
+            )
+            candidates = session.scalars(
+                select(Campaign).where(Campaign.state == CampaignState.SENDING, ~open_rows)
+            ).all()
+            for campaign in candidates:
+                if campaign.pending_waves:
+                    continue
+                campaign_store.transition(campaign, CampaignState.SENT)
+                self._templates.pop(campaign.id, None)
+                finished.append(campaign.id)
+        return finished
+
+    # --- loops --------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Claim one batch and send it over the connections; return the rows handled."""
+        if self.fatal is not None:
+            raise self.fatal
+        jobs = self.claim()
+        if not jobs:
+            self.finish_done()
+            return 0
+        self._ensure_threads()
+        with self._batch_done:
+            self._pending += len(jobs)
+        for job in jobs:
+            self._jobs.put(job)
+        with self._batch_done:
+            self._batch_done.wait_for(lambda: self._pending == 0)
+        if self._halted:
+            self._pause_halted()
+        self.finish_done()
+        if self.fatal is not None:
+            raise self.fatal
+        return len(jobs)
+
+    def run(self, stop: threading.Event, *, until_idle: bool = False) -> None:
+        """Send until `stop` is set (or, with `until_idle`, until nothing is due)."""
+        next_probe = 0.0
+        clock = 0.0
+        try:
+            while not stop.is_set():
+                if self.run_once():
+                    continue
+                if until_idle:
+                    return
+                if clock >= next_probe:
+                    self.probe_paused()
+                    next_probe = clock + self.probe_seconds
+                stop.wait(self.idle_seconds)
+                clock += self.idle_seconds
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()

@@ -1,0 +1,249 @@
+"""Messages: build the MIME structure once per campaign, personalise per recipient in bytes.
+
+Building an `EmailMessage` per recipient caps a sender at a few hundred messages
+per second. Instead `MessageTemplate` asks Python's email library once for the
+whole structure (multipart/alternative, text first and HTML last, UTF-8,
+quoted-printable) and keeps it as bytes. The rendered parts are split at their
+per-recipient slots (`mailer.render.Slot`) and each piece is QP-encoded once; per
+recipient only the slot values are encoded and joined in between with soft line
+breaks, so QP never splits or mangles a slot. The per-recipient headers (To with
+an RFC 2047 name, Message-ID, Date, List-Unsubscribe) are encoded and prepended.
+
+Every header value is checked for CR and LF: a campaign-wide value raises at build
+time, a recipient's name or address raises `HeaderInjection` for that recipient.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from urllib.parse import quote
+
+from mailer import tokens, urls
+from mailer.errors import UserInputError
+from mailer.render import Slot
+
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+_SLOT_PATTERN = re.compile("|".join(re.escape(slot.value) for slot in Slot))
+_SOFT_BREAK = b"=\r\n"
+
+
+class HeaderInjection(UserInputError):
+    """A header value holds a line break (or NUL): it would forge headers on the wire."""
+
+
+def check_header_value(field: str, value: str) -> str:
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise HeaderInjection(f"{field}: line breaks are not allowed in a header value")
+    return value
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable UTF-8 with CRLF line ends, via the email library's encoder."""
+    encoded = _UTF8_QP.body_encode(text.replace("\r\n", "\n"))
+    assert encoded is not None
+    return encoded.replace("\n", "\r\n").encode("ascii")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A body split at its slots: pieces[0] slot[0] pieces[1] … pieces[n], pieces QP-encoded."""
+
+    pieces: tuple[bytes, ...]
+    slots: tuple[Slot, ...]
+    html: bool
+
+    @classmethod
+    def split(cls, text: str, *, is_html: bool) -> _Part:
+        pieces: list[bytes] = []
+        slots: list[Slot] = []
+        position = 0
+        for match in _SLOT_PATTERN.finditer(text):
+            pieces.append(_qp(text[position : match.start()]))
+            slots.append(Slot(match.group()))
+            position = match.end()
+        pieces.append(_qp(text[position:]))
+        return cls(tuple(pieces), tuple(slots), is_html)
+
+    def fill(self, values: Mapping[Slot, bytes], out: list[bytes]) -> None:
+        for index, slot in enumerate(self.slots):
+            piece = self.pieces[index]
+            out.append(piece)
+            if piece and not piece.endswith(b"\r\n"):
+                out.append(_SOFT_BREAK)
+            out.append(values[slot])
+            out.append(_SOFT_BREAK)
+        out.append(self.pieces[-1])
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One personalised message, ready for `Transport.send`."""
+
+    envelope_from: str
+    recipient: str
+    data: bytes
+    message_id: str
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        return not (self.recipient.isascii() and self.envelope_from.isascii())
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Installation-wide inputs to every message (from settings and the profile)."""
+
+    public_base_url: str
+    secret: str
+    sender_domain: str
+    list_id: str  # RFC 2919 id, e.g. newsletter.lmec.example.org
+    list_name: str = ""
+    unsubscribe_mailto: str = ""
+    bounce_verp: bool = False
+
+
+def _address_header(name: str | None, address: str) -> str:
+    """`Name <addr>` with the name RFC 2047-encoded when it is not ASCII (any script)."""
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))
+    encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
+    return f"{encoded} <{address}>"
+
+
+def _header(name: str, value: str) -> bytes:
+    return f"{name}: {value}\r\n".encode()
+
+
+class MessageTemplate:
+    """A campaign's message, built once; `personalise` makes each recipient's bytes."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        campaign_id: int,
+        nonce: str,
+        subject: str,
+        sender: str,
+        html: str,
+        text: str,
+        reply_to: str | None = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
+        sign: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.campaign_id = campaign_id
+        self.nonce = nonce
+        self.sign = sign
+        check_header_value("subject", subject)
+        check_header_value("sender", sender)
+        _sender_name, self.sender_address = parseaddr(sender)
+        if "@" not in self.sender_address:
+            raise UserInputError(f"sender: {sender!r} is not an email address")
+        skeleton = EmailMessage(policy=policy.SMTP)
+        skeleton["From"] = sender
+        skeleton["Subject"] = subject
+        if reply_to:
+            skeleton["Reply-To"] = check_header_value("reply_to", reply_to)
+        skeleton["List-Id"] = self._list_id()
+        skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        for name, value in extra_headers:
+            skeleton[check_header_value(name, name)] = check_header_value(name, value)
+        text_marker, html_marker = "@@TEXT-PART-BODY@@", "@@HTML-PART-BODY@@"
+        skeleton.set_content(text_marker, subtype="plain", charset="utf-8", cte="quoted-printable")
+        skeleton.add_alternative(
+            html_marker, subtype="html", charset="utf-8", cte="quoted-printable"
+        )
+        for part in skeleton.iter_parts():
+            del part["MIME-Version"]  # the library repeats it on added parts; once is enough
+        raw = skeleton.as_bytes(policy=policy.SMTP)
+        self.skeleton = raw
+        head, _, after_text = raw.partition(text_marker.encode())
+        middle, _, tail = after_text.partition(html_marker.encode())
+        if not middle or not tail:
+            raise RuntimeError("the MIME skeleton lost a body marker")
+        self._head, self._middle, self._tail = head, middle, tail
+        # The skeleton ends each part with a line break of its own.
+        self._text = _Part.split(text.removesuffix("\n"), is_html=False)
+        self._html = _Part.split(html.removesuffix("\n"), is_html=True)
+        self._date_second = -1
+        self._date = b""
+
+    def _list_id(self) -> str:
+        name = self.identity.list_name
+        if not name:
+            return f"<{self.identity.list_id}>"
+        shown = formataddr((name, "x@x"), charset="utf-8").removesuffix(" <x@x>")
+        return f"{shown} <{self.identity.list_id}>"
+
+    def _date_header(self, now: datetime) -> bytes:
+        second = int(now.timestamp())
+        if second != self._date_second:
+            self._date = _header(
+                "Date", format_datetime(now.astimezone(UTC).replace(microsecond=0))
+            )
+            self._date_second = second
+        return self._date
+
+    def urls_for(self, subscriber_id: int) -> dict[Slot, str]:
+        """The per-recipient links; the web app's view of a message uses the same ones."""
+        token = tokens.make_token(self.identity.secret, subscriber_id)
+        base = self.identity.public_base_url
+        return {
+            Slot.UNSUBSCRIBE_URL: urls.unsubscribe(base, token),
+            Slot.PREFERENCES_URL: urls.preferences(base, token),
+            Slot.VIEW_URL: urls.view_in_browser(base, self.campaign_id),
+        }
+
+    def message_id(self, subscriber_id: int) -> str:
+        """Stable per (campaign, subscriber): a resent duplicate carries the same id."""
+        return f"<{self.campaign_id}.{subscriber_id}.{self.nonce}@{self.identity.sender_domain}>"
+
+    def personalise(self, recipient: Recipient, now: datetime | None = None) -> Outgoing:
+        email = check_header_value("email", recipient.email.strip())
+        name = check_header_value("name", recipient.name or "")
+        links = self.urls_for(recipient.subscriber_id)
+        token = tokens.make_token(self.identity.secret, recipient.subscriber_id)
+        message_id = self.message_id(recipient.subscriber_id)
+        unsubscribe = f"<{links[Slot.UNSUBSCRIBE_URL]}>"
+        if self.identity.unsubscribe_mailto:
+            subject = quote(f"unsubscribe {token}")
+            unsubscribe += f", <mailto:{self.identity.unsubscribe_mailto}?subject={subject}>"
+        values = {**links, Slot.NAME: name, Slot.EMAIL: email}
+        out: list[bytes] = [
+            _header("To", _address_header(name, email)),
+            _header("Message-ID", message_id),
+            self._date_header(now or datetime.now(UTC)),
+            _header("List-Unsubscribe", unsubscribe),
+            self._head,
+        ]
+        self._text.fill({slot: _qp(value) for slot, value in values.items()}, out)
+        out.append(self._middle)
+        self._html.fill({slot: _qp(html.escape(value)) for slot, value in values.items()}, out)
+        out.append(self._tail)
+        data = b"".join(out)
+        if self.sign is not None:
+            data = self.sign(data) + data
+        envelope_from = self.sender_address
+        if self.identity.bounce_verp:
+            envelope_from = f"bounces+{token}@{self.identity.sender_domain}"
+        return Outgoing(envelope_from, email, data, message_id)

@@ -1,0 +1,336 @@
+"""Delivery end to end against a real aiosmtpd server, on SQLite and PostgreSQL.
+
+500 recipients in the six countries; faults (451 deferrals, 550 5.1.1, a dropped
+connection mid-DATA, a server that is down, a refused login); header injection.
+Every message that arrives is parsed with Python's email parser.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailer import campaigns, ledger
+from mailer.campaigns import CampaignState
+from mailer.compose import Root, build
+from mailer.content import load_issue
+from mailer.dispatch import Worker
+from mailer.ledger import LedgerRow, LedgerStatus
+from mailer.render import Renderer
+from mailer.tokens import read_token
+from mailer.transport import AuthenticationError
+from subscribers import repository, suppression
+from subscribers.audience import Audience
+from subscribers.models import Subscriber
+from tests.conftest import REPO, make_settings
+from tests.smtpd import SMTPTestServer, free_port, smtp_server  # noqa: F401
+
+ISSUE = REPO / "examples" / "issues" / "2022-15.yaml"
+NAMES = {
+    "CN": "张玉军",
+    "KH": "ស្រី សុនលាង",
+    "LA": "ລອນຄຳ ອັດສະນາວົງ",
+    "MM": "သော်သော်ဟန်",
+    "TH": "นฤมล โอริส",
+    "VN": "Lê Ngọc Tuấn",
+}
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+def delivery_root(tmp_path: Path, database_url: str, port: int, **overrides: object) -> Root:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "smtp_port": port,
+        "smtp_connections": 2,
+        "retry_base_seconds": 0.0,
+        "worker_batch_size": 50,
+    }
+    values.update(overrides)
+    return build(make_settings(tmp_path, **values))
+
+
+def add_recipients(session: Session, count: int, list_slug: str = "newsletter") -> list[str]:
+    """`count` subscribers spread over the six countries, names in their own scripts."""
+    if repository.find_partner(session, "MEE") is None:
+        repository.add_list(session, list_slug)
+        repository.add_partner(session, "MEE", "CN")
+    emails = []
+    countries = sorted(NAMES)
+    for index in range(count):
+        country = countries[index % len(countries)]
+        email = f"person{index}@{country.lower()}.example.org"
+        repository.add_subscriber(
+            session,
+            email,
+            name=f"{NAMES[country]} {index}",
+            country=country,
+            partner="MEE" if country == "CN" else None,
+            lists=[list_slug],
+        )
+        emails.append(email)
+    return emails
+
+
+def seed_campaign(root: Root, name: str = "Issue 15") -> int:
+    """A campaign of the real Issue 15 seed, rendered by the real renderer, sending."""
+    renderer = Renderer.from_settings(root.settings)
+    issue = load_issue(ISSUE)
+    with root.sessions.begin() as session:
+        campaign = campaigns.create_campaign(
+            session,
+            name=name,
+            issue_path=ISSUE,
+            issue=issue,
+            sender="LMEC Newsletter <newsletter@lmec.example.org>",
+            audience=Audience(lists=("newsletter",)),
+        )
+        campaign_id = campaign.id
+    campaigns.start_sending(root.sessions, campaign_id, renderer=renderer)
+    return campaign_id
+
+
+def decoded_to(data: bytes) -> str:
+    raw = BytesHeaderParser(policy=compat32).parsebytes(data)["To"]
+    return str(make_header(decode_header(raw)))
+
+
+def send_all(worker: Worker, sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """Run the worker until the campaign is finished (each pass ends when nothing is due)."""
+    for _ in range(100):
+        worker.run(threading.Event(), until_idle=True)
+        with sessions() as session:
+            if campaigns.get_campaign(session, campaign_id).state != CampaignState.SENDING:
+                return
+    raise AssertionError("campaign did not finish")
+
+
+@pytest.fixture
+def server() -> Iterator[SMTPTestServer]:
+    with SMTPTestServer() as running:
+        yield running
+
+
+def test_500_recipients_each_get_exactly_their_own_message(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 500)
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+
+    arrivals = server.arrivals()
+    assert set(arrivals) == set(emails)
+    assert set(arrivals.values()) == {1}
+    with root.sessions() as session:
+        by_email = {s.email: s for s in session.scalars(select(Subscriber))}
+        assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENT
+        tally = ledger.progress(session, campaign_id)
+        assert (tally.total, tally.sent, tally.failed) == (500, 500, 0)
+        sent_ids = set(session.scalars(select(LedgerRow.message_id)))
+    message_ids = set()
+    for received in server.messages:
+        message = received.parse()
+        to = message["To"].addresses[0]
+        subscriber = by_email[to.addr_spec]
+        # RFC 2047 decoding gives back the name in its own script. (The stdlib's modern
+        # parser puts a space between adjacent encoded words, against RFC 2047 6.2, so
+        # the raw header is decoded with the RFC-exact legacy decoder.)
+        assert decoded_to(received.data) == f"{subscriber.name} <{subscriber.email}>"
+        assert message["Subject"].startswith("Fifth Anniversary")
+        assert message["From"].addresses[0].addr_spec == "newsletter@lmec.example.org"
+        assert message["List-Id"] == "LMEC Newsletter <newsletter.lmec.example.org>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message.get_content_type() == "multipart/alternative"
+        text, html = list(message.iter_parts())
+        assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+        assert text["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"]
+        assert text["Content-Transfer-Encoding"] == "quoted-printable"
+        unsubscribe = message["List-Unsubscribe"].strip("<>")
+        token = unsubscribe.rsplit("/", 1)[1]
+        assert read_token(SECRET, token) == subscriber.id
+        body_text, body_html = text.get_content(), html.get_content()
+        assert unsubscribe in body_text and unsubscribe in body_html
+        assert f"/preferences/{token}" in body_html
+        assert "%%" not in body_text and "%%" not in body_html
+        # nobody else's link is in this message
+        assert body_html.count("/unsubscribe/") == body_html.count(unsubscribe)
+        message_ids.add(message["Message-ID"])
+    assert len(message_ids) == 500 and message_ids == sent_ids
+    root.close()
+
+
+def test_deferrals_rejections_and_dropped_connections(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 60)
+    deferred, rejected, dropped = emails[0:10], emails[10:15], emails[15:20]
+    for email in deferred:
+        server.defer(email, times=2)
+    for email in rejected:
+        server.reject(email, f"550 5.1.1 <{email}>: Recipient address rejected: User unknown")
+    for email in dropped:
+        server.drop_during_data(email)
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+
+    arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) - set(rejected)
+    assert set(arrivals.values()) == {1}
+    with root.sessions() as session:
+        rows = {r.email: r for r in session.scalars(select(LedgerRow))}
+        for email in deferred:
+            assert rows[email].status == LedgerStatus.SENT and rows[email].attempts == 3
+        for email in dropped:
+            assert rows[email].status == LedgerStatus.SENT and rows[email].attempts == 2
+        for email in rejected:
+            assert rows[email].status == LedgerStatus.FAILED
+            assert (rows[email].last_reply or "").startswith("550 5.1.1")
+            assert suppression.is_suppressed(session, email)
+        assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENT
+        failed = [r.email for r in ledger.failures(session, campaign_id)]
+        assert sorted(failed) == sorted(rejected)
+    # The next campaign skips the suppressed addresses.
+    second = seed_campaign(root, "Issue 15 again")
+    with root.sessions() as session:
+        assert ledger.progress(session, second).total == 55
+    root.close()
+
+
+def test_retries_give_up_after_the_limit(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port, retry_max_attempts=3)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 6)
+    server.defer(emails[0], times=10, reply="452 4.2.2 Mailbox full")
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+    with root.sessions() as session:
+        row = session.scalars(select(LedgerRow).where(LedgerRow.email == emails[0])).one()
+        assert row.status == LedgerStatus.FAILED and row.attempts == 3
+        assert row.last_reply == "gave up after 3 attempts: 452 4.2.2 Mailbox full"
+        assert not suppression.is_suppressed(session, emails[0])
+    assert server.arrivals()[emails[0]] == 0
+    root.close()
+
+
+def test_backoff_is_exponential_and_capped(tmp_path: Path, database_url: str) -> None:
+    root = delivery_root(tmp_path, database_url, 1, retry_base_seconds=60, retry_max_seconds=600)
+    worker = root.worker()
+    assert [worker.backoff(n).total_seconds() for n in (1, 2, 3, 4, 5, 9)] == [
+        60,
+        120,
+        240,
+        480,
+        600,
+        600,
+    ]
+    root.close()
+
+
+def test_server_down_pauses_then_resumes_when_back(tmp_path: Path, database_url: str) -> None:
+    port = free_port()  # nothing listens here yet
+    root = delivery_root(
+        tmp_path, database_url, port, pause_after_consecutive_failures=4, smtp_timeout=2
+    )
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 12)
+    campaign_id = seed_campaign(root)
+    worker = root.worker()
+    worker.run_once()
+    with root.sessions() as session:
+        campaign = campaigns.get_campaign(session, campaign_id)
+        assert campaign.state == CampaignState.PAUSED and campaign.auto_resume
+        assert "SMTP server failing" in (campaign.state_reason or "")
+        assert "cannot connect to SMTP server" in (campaign.state_reason or "")
+    assert worker.run_once() == 0  # a paused campaign hands out no rows
+    assert worker.probe_paused() == []  # still down
+    with SMTPTestServer(port=port) as server:
+        assert worker.probe_paused() == [campaign_id]
+        send_all(worker, root.sessions, campaign_id)
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    root.close()
+
+
+def test_wrong_password_sends_nothing(tmp_path: Path, database_url: str) -> None:
+    with SMTPTestServer(login=("news", "right")) as server:
+        root = delivery_root(
+            tmp_path, database_url, server.port, smtp_username="news", smtp_password="wrong"
+        )
+        with root.sessions.begin() as session:
+            add_recipients(session, 5)
+        campaign_id = seed_campaign(root)
+        worker = root.worker()
+        with pytest.raises(AuthenticationError, match="refused the login of 'news'"):
+            worker.run_once()
+        worker.close()
+        assert server.count() == 0
+        with root.sessions() as session:
+            tally = ledger.progress(session, campaign_id)
+            assert tally.pending == 5 and tally.sent == 0
+            rows = session.scalars(select(LedgerRow)).all()
+            assert {(r.status, r.attempts) for r in rows} == {(LedgerStatus.QUEUED, 0)}
+        root.close()
+        # The right password delivers.
+        root = delivery_root(
+            tmp_path, database_url, server.port, smtp_username="news", smtp_password="right"
+        )
+        send_all(root.worker(), root.sessions, campaign_id)
+        assert server.count() == 5
+        root.close()
+
+
+def test_header_injection_never_reaches_the_wire(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 4)
+        # The store refuses such names; write one behind its back, as an old import might.
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.email == emails[0])
+            .values(name="Name\r\nBcc: x@evil.example")
+        )
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+    assert set(server.arrivals()) == set(emails[1:])
+    assert all(b"evil" not in m.data for m in server.messages)
+    with root.sessions() as session:
+        row = session.scalars(select(LedgerRow).where(LedgerRow.email == emails[0])).one()
+        assert row.status == LedgerStatus.FAILED
+        assert "line breaks are not allowed" in (row.last_reply or "")
+    root.close()
+
+
+def test_paused_and_cancelled_campaigns_are_skipped(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port)
+    with root.sessions.begin() as session:
+        add_recipients(session, 6)
+    first = seed_campaign(root, "paused")
+    second = seed_campaign(root, "cancelled")
+    with root.sessions.begin() as session:
+        campaigns.pause(session, first)
+        campaigns.cancel(session, second)
+    worker = root.worker()
+    assert worker.run_once() == 0
+    assert server.count() == 0
+    with root.sessions.begin() as session:
+        campaigns.resume(session, first)
+    send_all(worker, root.sessions, first)
+    assert server.count() == 6
+    root.close()
