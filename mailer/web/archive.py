@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from mailer import urls
 from mailer.campaigns import Campaign, CampaignState
 from mailer.profile import Masthead
+from mailer.render import Slot, fill
 from mailer.settings import Settings
 
 PUBLISHED = (CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SENT)
@@ -66,8 +67,6 @@ def public_html(session: Session, settings: Settings, campaign_id: int) -> str |
     Nobody's name or address appears: the web copy is the same for everyone, and its
     unsubscribe links lead to a page explaining that each email carries its own link.
     """
-    from mailer.render import Slot, fill
-
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.state not in PUBLISHED or not campaign.frozen_html:
         return None

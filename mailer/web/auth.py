@@ -92,7 +92,7 @@ def login(
     except InvalidCredentials as exc:
         session.commit()
         return context.pages.render(
-            request, "login.html", 401, next=safe_next(next), error=str(exc), email=email
+            request, "login.html", next=safe_next(next), error=str(exc), email=email
         )
     session.commit()
     request.session.clear()  # no fixation: a new session starts at login

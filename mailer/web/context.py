@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from mailer.accounts import Accounts
 from mailer.compose import Root
 from mailer.profile import Profile
+from mailer.render import Renderer
 from mailer.web.pages import Pages
 
 
@@ -25,7 +25,13 @@ class WebContext:
     accounts: Accounts
     pages: Pages
     profile: Profile
-    cache: dict[str, Any] = field(default_factory=dict)  # parts built lazily (renderer)
+    _renderer: Renderer | None = field(default=None, repr=False)
+
+    def renderer(self) -> Renderer:
+        """Built on first use (it loads templates and the profile), then shared."""
+        if self._renderer is None:
+            self._renderer = Renderer.from_settings(self.root.settings)
+        return self._renderer
 
 
 def web(request: Request) -> WebContext:

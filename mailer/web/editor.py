@@ -10,21 +10,24 @@ from email.utils import formataddr
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 
 from mailer import campaigns as campaign_store
-from mailer import ledger
+from mailer import ledger, urls
 from mailer.accounts import User
 from mailer.campaigns import CampaignState
 from mailer.content import ContentError, Problem, load_issue_text
 from mailer.errors import MailerError
+from mailer.render import RenderedIssue, Slot, fill
 from mailer.web import charts, csrf, library
 from mailer.web.auth import current_user
 from mailer.web.context import WebContext, db, web
 from mailer.web.operator import country_choices
 from mailer.web.pages import flash
+from mailer.web.public import EMAIL_CSP
 from subscribers import repository
 from subscribers.audience import Audience, count_audience, count_by_country_and_partner
 from subscribers.countries import country_name
@@ -79,10 +82,9 @@ async def upload_issue(request: Request, session: DB, file: UploadFile) -> Respo
             except ContentError as exc:
                 problems = exc.problems
     if problems:
-        return context.pages.render(
+        return context.pages.render(  # 200: the page itself is fine (browsers log 4xx as errors)
             request,
             "issues.html",
-            422,
             issues=library.list_issues(context.root.settings.resolved_issues_dir, session),
             problems=problems,
             filename=name,
@@ -90,6 +92,65 @@ async def upload_issue(request: Request, session: DB, file: UploadFile) -> Respo
     path = library.store_upload(context.root.settings.resolved_issues_dir, issue, text)
     flash(request, f"Uploaded {name}: issue {issue.number}, {issue.year} is valid.")
     return _back(f"/issues/{path.stem}")
+
+
+def _sample_values(base: str, user: User) -> dict[Slot, str]:
+    """What an editor sees in the slots: their own name and address, harmless links."""
+    return {
+        Slot.UNSUBSCRIBE_URL: f"{base}/unsubscribe",
+        Slot.PREFERENCES_URL: f"{base}/unsubscribe",
+        Slot.VIEW_URL: urls.archive(base),
+        Slot.NAME: user.name or user.email,
+        Slot.EMAIL: user.email,
+    }
+
+
+def _issue_or_404(context: WebContext, session: Session, key: str) -> library.IssueFile:
+    found = library.find_issue(context.root.settings.resolved_issues_dir, session, key)
+    if found is None:
+        raise HTTPException(
+            404, f"No issue {key!r} in {context.root.settings.resolved_issues_dir}."
+        )
+    return found
+
+
+@router.get("/issues/{key}")
+def issue_page(request: Request, session: DB, user: Editor, key: str) -> Response:
+    context = web(request)
+    found = _issue_or_404(context, session, key)
+    rendered, render_error = None, None
+    if found.issue is not None:
+        try:
+            rendered = context.renderer().render(found.issue)
+        except MailerError as exc:
+            render_error = str(exc)
+    values = _sample_values(context.root.settings.public_base_url, user)
+    return context.pages.render(
+        request,
+        "issue.html",
+        found=found,
+        issue=found.issue,
+        problems=found.error.problems if found.error else [],
+        render_error=render_error,
+        rendered=rendered,
+        text=fill(rendered.text, values, html=False) if rendered else "",
+        html_kb=len(rendered.html.encode()) / 1024 if rendered else 0,
+        findings=_findings(context, found, rendered),
+    )
+
+
+@router.get("/issues/{key}/preview.html")
+def issue_preview_html(request: Request, session: DB, user: Editor, key: str) -> Response:
+    """The rendered email alone, for the preview iframes (sandboxed, no scripts)."""
+    context = web(request)
+    found = _issue_or_404(context, session, key)
+    if found.issue is None:
+        raise HTTPException(422, "This content file has errors; fix them to see a preview.")
+    rendered = context.renderer().render(found.issue)
+    values = _sample_values(context.root.settings.public_base_url, user)
+    return HTMLResponse(
+        fill(rendered.html, values, html=True), headers={"Content-Security-Policy": EMAIL_CSP}
+    )
 
 
 # --- campaigns ----------------------------------------------------------------------------
@@ -246,7 +307,6 @@ def create_campaign(
             name=name,
             subject=subject,
             audience=audience,
-            status_code=422,
             error=error,
         )
     sender = context.profile.sender
@@ -272,7 +332,6 @@ def create_campaign(
             name=name,
             subject=subject,
             audience=audience,
-            status_code=422,
             error=str(exc),
         )
     flash(request, f"Created campaign “{campaign.name}” as a draft.")
@@ -349,3 +408,14 @@ def resume_campaign(request: Request, session: DB, campaign_id: int) -> Response
 @router.post("/campaigns/{campaign_id:int}/cancel")
 def cancel_campaign(request: Request, session: DB, campaign_id: int) -> Response:
     return _control(request, session, campaign_id, "cancel")
+
+
+def _findings(
+    context: WebContext, found: library.IssueFile, rendered: RenderedIssue | None
+) -> list[tuple[str, str]]:
+    """(level, message) pairs: the size against Gmail's clipping, until checks land."""
+    if rendered is None:
+        return []
+    size = len(rendered.html.encode())
+    level = "ok" if size < 90 * 1024 else "error" if size > 102 * 1024 else "warning"
+    return [(level, f"HTML size {size / 1024:.1f} KB (Gmail clips messages over about 102 KB)")]

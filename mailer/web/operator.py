@@ -19,7 +19,7 @@ from mailer.web import csrf
 from mailer.web.auth import require_admin
 from mailer.web.context import db, web
 from mailer.web.pages import flash
-from subscribers import repository, suppression
+from subscribers import privacy, repository, suppression
 from subscribers.countries import REGION, country_names
 from subscribers.errors import StoreError
 from subscribers.models import SubscriberStatus
@@ -199,21 +199,10 @@ def erase_subscriber(
     if confirm.strip().lower() != subscriber.email.lower():
         flash(request, "Not erased: type the address to confirm.", "error")
         return _back(f"/subscribers/{subscriber_id}")
-    _erase(session, subscriber.email)
+    privacy.erase(session, subscriber.email, reason="erased by an operator on request")
     session.commit()
     flash(request, "Erased. Only a hash stays on the suppression list.")
     return _back("/subscribers")
-
-
-def _erase(session: Session, email: str) -> None:
-    """Remove a person for good, keeping only the hash that stops future mail."""
-    try:
-        from subscribers import privacy  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # privacy module not in this checkout yet
-        suppression.suppress(session, email, "erased on request", keep_address=False)
-        repository.remove_subscriber(session, email)
-        return
-    privacy.erase(session, email)
 
 
 # --- partners -------------------------------------------------------------------------
