@@ -176,7 +176,6 @@ class ImportReport:
     dry_run: bool = False
 
     def summary(self) -> str:
-        verb = "would be" if self.dry_run else "were"
         parts = [
             f"{self.rows} rows read",
             f"{self.created} subscribers created",
@@ -194,8 +193,8 @@ class ImportReport:
             parts.append(f"partners created: {', '.join(self.partners_created)}")
         if self.problems:
             parts.append(f"{len(self.problems)} invalid rows skipped")
-        head = "dry run: nothing was written. " if self.dry_run else ""
-        return f"{head}{self.file}: " + "; ".join(parts) + f" ({verb} applied)"
+        head = "dry run, nothing written: " if self.dry_run else ""
+        return f"{head}{self.file}: " + "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -431,7 +430,7 @@ def import_csv(
 
     # Merge duplicates inside the file (case-insensitive), checking names per row.
     merged: dict[str, Row] = {}
-    new_partners: dict[str, str] = {}
+    new_partners: dict[str, tuple[str, str | None]] = {}  # key -> (name, country)
     for row in rows:
         unknown_lists = sorted(row.lists - set(lists))
         if unknown_lists:
@@ -449,7 +448,7 @@ def import_csv(
                     )
                 )
                 continue
-            new_partners.setdefault(row.partner.lower(), row.partner)
+            new_partners.setdefault(row.partner.lower(), (row.partner, row.country))
         first = merged.get(row.key)
         if first is None:
             merged[row.key] = row
@@ -461,16 +460,17 @@ def import_csv(
         raise ImportRejected(problems)
     report.problems = problems
     if default_partner and default_partner.lower() not in partners:
-        new_partners.setdefault(default_partner.lower(), default_partner)
+        new_partners.setdefault(default_partner.lower(), (default_partner, None))
 
-    # Partners named in the file (with --create-partners) are created first.
-    report.partners_created = sorted(new_partners.values())
+    # Partners named in the file (with --create-partners) are created first, in the
+    # country of the first row naming them (or --country).
+    report.partners_created = sorted(name for name, _ in new_partners.values())
     if not dry_run:
-        for partner_name in report.partners_created:
-            created = Partner(name=partner_name, country=default_country)
+        for key, (partner_name, partner_country) in sorted(new_partners.items()):
+            created = Partner(name=partner_name, country=partner_country or default_country)
             session.add(created)
             session.flush()
-            partners[partner_name.lower()] = created
+            partners[key] = created
     partner_ids = {key: p.id for key, p in partners.items()}
 
     # What the store already holds, looked up in batches.

@@ -37,7 +37,7 @@ UNSET: Any = object()
 def clean_language(value: str) -> str:
     """A BCP 47 tag such as `en`, `zh-Hans` or `vi`."""
     text = value.strip()
-    if not LANGUAGE.match(text):
+    if len(text) > 16 or not LANGUAGE.match(text):
         raise StoreInputError(f"invalid language {value!r}: use a tag such as en, zh, vi, th")
     return text
 

@@ -1,0 +1,39 @@
+"""Demo data: the two lists and the fictional contacts of `examples/subscribers.csv`.
+
+Used by `mailer demo` and by tests that need a realistic store: about 60 people in
+the six countries (names in each country's script), several partners, and two
+people outside the region (Europe/Berlin, Europe/London). Safe to run again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from subscribers.csvio import ImportReport, import_csv
+from subscribers.models import MailingList
+from subscribers.repository import add_list
+
+DEMO_LISTS = (
+    (
+        "newsletter",
+        "LMEC Newsletter",
+        "News from the Lancang-Mekong region",
+    ),
+    (
+        "partners-only",
+        "Partners only",
+        "Invitations and documents for partners",
+    ),
+)
+
+
+def seed_demo(session: Session, csv_path: Path) -> ImportReport:
+    """Create the demo lists if missing and import the demo contacts (idempotent)."""
+    existing = set(session.scalars(select(MailingList.slug)))
+    for slug, name, description in DEMO_LISTS:
+        if slug not in existing:
+            add_list(session, slug, name, description)
+    return import_csv(session, csv_path, create_partners=True, consent_source="demo")

@@ -1,0 +1,200 @@
+"""The store's commands, run through the real `mailer` CLI on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mailer.cli.main import app
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "examples" / "subscribers.csv"
+
+
+@pytest.fixture
+def mailer(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run `mailer ...` against the test database; returns the click Result."""
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("MAILER_DATABASE_URL", database_url)
+    monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0):
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        return result
+
+    return run
+
+
+def _demo(mailer) -> None:
+    mailer("lists", "add", "newsletter", "--name", "LMEC Newsletter")
+    mailer("lists", "add", "partners-only")
+    mailer("subscribers", "import", str(DEMO), "--create-partners")
+
+
+def test_db_commands(mailer) -> None:
+    assert "up to date (revision" in mailer("db", "upgrade").stdout
+    assert "up to date" in mailer("db", "status").stdout
+
+
+def test_demo_import_and_audience(mailer) -> None:
+    _demo(mailer)
+    again = mailer("subscribers", "import", str(DEMO), "--json")
+    report = json.loads(again.stdout)
+    assert (report["created"], report["unchanged"], report["subscribed"]) == (0, 62, 0)
+    counts = json.loads(
+        mailer(
+            "audience",
+            "--list",
+            "newsletter",
+            "--country",
+            "VN,Laos",
+            "--exclude-list",
+            "partners-only",
+            "--json",
+        ).stdout
+    )
+    assert counts["total"] == 8
+    assert {(c["country"], c["count"]) for c in counts["counts"]} == {("LA", 4), ("VN", 4)}
+    everyone = json.loads(mailer("audience", "--json").stdout)
+    assert everyone["total"] == 62
+    table = mailer("audience", "--list", "partners-only").stdout
+    assert "Red River Environment Centre" in table and "total: 37" in table
+    lists = json.loads(mailer("lists", "list", "--json").stdout)
+    assert [(x["slug"], x["active"]) for x in lists] == [("newsletter", 62), ("partners-only", 37)]
+    partners = json.loads(mailer("partners", "list", "--json").stdout)
+    assert len(partners) == 7 and {p["country"] for p in partners} >= {"CN", "KH", "LA", "MM"}
+
+
+def test_subscriber_commands(mailer) -> None:
+    mailer("lists", "add", "newsletter")
+    mailer("partners", "add", "Ayeyarwady Nature Society", "--country", "Burma")
+    added = json.loads(
+        mailer(
+            "subscribers",
+            "add",
+            "Aung@Example.org",
+            "--name",
+            "အောင်ကျော်မင်း",
+            "--partner",
+            "Ayeyarwady Nature Society",
+            "--list",
+            "newsletter",
+            "--attr",
+            "title=U",
+            "--json",
+        ).stdout
+    )
+    assert (added["country"], added["timezone"]) == ("MM", "Asia/Yangon")
+    assert added["subscriptions"][0]["list"] == "newsletter"
+    shown = json.loads(mailer("subscribers", "show", "aung@example.org", "--json").stdout)
+    assert shown["name"] == "အောင်ကျော်မင်း" and shown["attributes"] == {"title": "U"}
+    mailer("subscribers", "edit", "aung@example.org", "--country", "TH", "--name", "Aung")
+    shown = json.loads(mailer("subscribers", "show", str(added["id"]), "--json").stdout)
+    assert (shown["name"], shown["country"], shown["timezone"]) == ("Aung", "TH", "Asia/Bangkok")
+    found = json.loads(mailer("subscribers", "search", "AUNG", "--json").stdout)
+    assert [f["email"] for f in found] == ["Aung@example.org"]
+    duplicate = mailer("subscribers", "add", "aung@EXAMPLE.org", code=1)
+    assert duplicate.stderr.strip() == "error: subscriber aung@example.org already exists"
+    mailer("subscribers", "unsubscribe", "aung@example.org")
+    assert json.loads(mailer("audience", "--json").stdout)["total"] == 0
+    mailer("subscribers", "resubscribe", "aung@example.org")
+    assert json.loads(mailer("audience", "--json").stdout)["total"] == 1
+    mailer("subscribers", "remove", "aung@example.org")
+    missing = mailer("subscribers", "show", "aung@example.org", code=1)
+    assert missing.stderr.strip() == "error: no subscriber 'aung@example.org'"
+
+
+def test_suppression_commands(mailer) -> None:
+    mailer("lists", "add", "newsletter")
+    mailer("subscribers", "add", "x@example.org", "--list", "newsletter")
+    mailer("suppression", "add", "X@example.org", "--reason", "asked by phone")
+    assert json.loads(mailer("audience", "--json").stdout)["total"] == 0
+    assert "suppressed" in mailer("suppression", "check", "x@example.org").stdout
+    entries = json.loads(mailer("suppression", "list", "--json").stdout)
+    assert [(e["email"], e["reason"]) for e in entries] == [("X@example.org", "asked by phone")]
+    mailer("suppression", "remove", "x@example.org")
+    mailer("suppression", "check", "x@example.org", code=1)
+    assert json.loads(mailer("audience", "--json").stdout)["total"] == 1
+
+
+def test_import_errors_are_reported_per_line(mailer, tmp_path: Path) -> None:
+    mailer("lists", "add", "newsletter")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b'email,name\nbad,x\nok@example.org,"a\nb"\n')
+    result = mailer("subscribers", "import", str(bad), "--list", "newsletter", code=1)
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"{bad}:2: email: invalid email address 'bad'")
+    assert lines[1] == f"{bad}:3: name: name contains a line break or another control character"
+    assert lines[2].startswith("error: 2 problem(s) in the file; nothing was imported")
+    assert "Traceback" not in result.stderr
+    cp1252 = tmp_path / "cp.csv"
+    cp1252.write_bytes("email,name\nj@example.org,José\n".encode("cp1252"))
+    result = mailer("subscribers", "import", str(cp1252), "--list", "newsletter", code=1)
+    assert "run again with --encoding cp1252" in result.stderr
+    mailer("subscribers", "import", str(cp1252), "--list", "newsletter", "--encoding", "cp1252")
+    shown = json.loads(mailer("subscribers", "show", "j@example.org", "--json").stdout)
+    assert shown["name"] == "José"
+    dry = mailer(
+        "subscribers", "import", str(bad), "--list", "newsletter", "--skip-invalid", "--dry-run"
+    )
+    assert dry.stdout.startswith("dry run, nothing written:")
+    assert "skipped" in dry.stderr
+    assert json.loads(mailer("audience", "--json").stdout)["total"] == 1
+
+
+def test_export_round_trip_and_privacy(mailer, tmp_path: Path) -> None:
+    _demo(mailer)
+    out = tmp_path / "out.csv"
+    mailer("subscribers", "export", str(out))
+    text = out.read_text(encoding="utf-8")
+    for name in [
+        "王芳",
+        "សុខ ចាន់ថា",
+        "ສົມພອນ ພົມມະຈັນ",
+        "အောင်ကျော်မင်း",
+        "สมชาย ใจดี",
+        "Nguyễn Thị Thu Hà",
+    ]:
+        assert name in text
+    report = json.loads(mailer("subscribers", "import", str(out), "--json").stdout)
+    assert report["unchanged"] == 62
+    exported = json.loads(mailer("subscribers", "privacy-export", "wang.fang@example.org").stdout)
+    assert exported["subscriber"]["name"] == "王芳"
+    assert exported["deliveries"] == []
+    mailer("subscribers", "erase", "wang.fang@example.org", code=1)  # needs --yes
+    mailer("subscribers", "erase", "wang.fang@example.org", "--yes")
+    exported = json.loads(mailer("subscribers", "privacy-export", "wang.fang@example.org").stdout)
+    assert exported["subscriber"] is None and exported["suppression"]["address_kept"] is False
+    again = json.loads(mailer("subscribers", "import", str(out), "--json").stdout)
+    assert again["suppressed_skipped"] == 1 and again["created"] == 0
+
+
+def test_every_command_has_help_with_an_example(mailer) -> None:
+    groups = {
+        "db": ["upgrade", "status"],
+        "partners": ["add", "list", "edit", "remove"],
+        "lists": ["add", "list", "edit", "remove"],
+        "subscribers": [
+            "add",
+            "show",
+            "edit",
+            "remove",
+            "search",
+            "import",
+            "export",
+            "unsubscribe",
+            "resubscribe",
+            "privacy-export",
+            "erase",
+        ],
+        "suppression": ["add", "remove", "list", "check"],
+    }
+    for group, commands in groups.items():
+        for command in commands:
+            assert "Example: mailer" in mailer(group, command, "--help").stdout, (group, command)
+    assert "Example: mailer audience" in mailer("audience", "--help").stdout
