@@ -377,6 +377,7 @@ class Issue(Strict):
     about: str | None = None
 
     _source: Path | None = PrivateAttr(default=None)
+    _lines: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @field_validator("language")
     @classmethod
@@ -399,6 +400,10 @@ class Issue(Strict):
     def base_dir(self) -> Path | None:
         """Where relative photo paths are resolved."""
         return self._source.parent if self._source else None
+
+    def line_of(self, field: str) -> int | None:
+        """The line of a field path such as "blocks[3].statement.photo" in the source file."""
+        return self._lines.get(field)
 
     @property
     def statements(self) -> list[Statement]:
@@ -441,7 +446,24 @@ def load_issue_text(text: str, name: str, *, source: Path | None = None) -> Issu
     tree = parse_yaml(text, name)
     issue = validate_yaml(Issue, tree, name, _block_problems(tree, name), skip={"block_type"})
     issue._source = source
+    issue._lines = _line_map(tree)
     return issue
+
+
+def _line_map(node: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, int]:
+    """Field path -> 1-based line, for messages about a valid issue (lints, media)."""
+    lines: dict[str, int] = {}
+    if isinstance(node, CommentedMap):
+        for key, value in node.items():
+            path = (*prefix, str(key))
+            lines[_field_path(path)] = node.lc.key(key)[0] + 1
+            lines.update(_line_map(value, path))
+    elif isinstance(node, CommentedSeq):
+        for index, value in enumerate(node):
+            path = (*prefix, index)
+            lines[_field_path(path)] = node.lc.item(index)[0] + 1
+            lines.update(_line_map(value, path))
+    return lines
 
 
 def load_issue(path: Path) -> Issue:

@@ -1,9 +1,175 @@
-"""Commands of this area; see the module docstring of the library it wraps."""
+"""Editors' commands: render an issue to files, check it, preview it in a browser.
+
+Thin wrappers over mailer.content, mailer.render, mailer.checks and mailer.preview.
+A broken content file prints one line per problem (file:line: field: message) on
+stderr and exits with status 1, without a traceback.
+"""
 
 from __future__ import annotations
 
+import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from mailer.checks import Level, check_issue, has_errors
+from mailer.cli.common import fail, friendly_errors
+from mailer.content import ContentError, Issue, load_issue
+from mailer.preview import sample_values, serve
+from mailer.profile import Profile
+from mailer.render import RenderedIssue, Renderer, fill
+from mailer.settings import Settings, load_settings
+
+IssueArg = Annotated[
+    Path, typer.Argument(help="The issue's YAML content file.", dir_okay=False, show_default=False)
+]
+EnvOpt = Annotated[
+    Path | None, typer.Option("--env-file", help="Settings file (default: .env).", dir_okay=False)
+]
+
+
+def _settings(env_file: Path | None) -> Settings:
+    return load_settings(env_file or ".env")
+
+
+@contextmanager
+def _content_errors() -> Iterator[None]:
+    """One line per problem of a content file, then exit status 1."""
+    with friendly_errors():
+        try:
+            yield
+        except ContentError as exc:
+            for problem in exc.problems:
+                typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(1) from None
+
+
+def build_eml(
+    rendered: RenderedIssue, profile: Profile, settings: Settings, html: str, text: str
+) -> bytes:
+    """A complete message for opening in a mail client (delivery builds the real ones)."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(profile.sender.name, addr_spec=profile.sender.address)
+    message["To"] = Address("Preview Reader", addr_spec="reader@example.org")
+    if profile.sender.reply_to:
+        message["Reply-To"] = profile.sender.reply_to
+    message["Subject"] = rendered.subject
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid("preview", domain=settings.sender_domain)
+    message["List-Id"] = f"{profile.masthead.name} <{profile.list_id}>"
+    message["Content-Language"] = rendered.language
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    return message.as_bytes()
+
+
+def render_command(
+    issues: Annotated[list[Path], typer.Argument(help="Issue files.", dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the files.")] = Path("out"),
+    keep_slots: Annotated[
+        bool,
+        typer.Option(
+            "--keep-slots",
+            help="Leave the per-recipient placeholders (%%UNSUBSCRIBE_URL%%...) unfilled.",
+        ),
+    ] = False,
+    mjml_source: Annotated[
+        bool, typer.Option("--mjml", help="Also write the MJML source (for debugging).")
+    ] = False,
+    env_file: EnvOpt = None,
+) -> None:
+    """Render issues to NAME.html, NAME.txt and a complete NAME.eml in --out."""
+    settings = _settings(env_file)
+    with _content_errors():
+        renderer = Renderer.from_settings(settings)
+        loaded: list[tuple[Path, Issue, RenderedIssue]] = []
+        for path in issues:
+            issue = load_issue(path)
+            loaded.append((path, issue, renderer.render(issue)))
+        out.mkdir(parents=True, exist_ok=True)
+        for path, issue, rendered in loaded:
+            html_path = out / f"{issue.slug}.html"
+            values = sample_values(settings.public_base_url, html_path.resolve().as_uri())
+            html = rendered.html if keep_slots else fill(rendered.html, values, html=True)
+            text = rendered.text if keep_slots else fill(rendered.text, values, html=False)
+            html_path.write_text(html, encoding="utf-8")
+            (out / f"{issue.slug}.txt").write_text(text, encoding="utf-8")
+            eml = build_eml(rendered, renderer.profile, settings, html, text)
+            (out / f"{issue.slug}.eml").write_bytes(eml)
+            if mjml_source:
+                (out / f"{issue.slug}.mjml").write_text(renderer.mjml(issue), encoding="utf-8")
+            size = len(rendered.html.encode("utf-8")) / 1024
+            typer.echo(f"{path}: {out / issue.slug}.html ({size:.1f} KB), .txt, .eml")
+
+
+def check_command(
+    issues: Annotated[list[Path], typer.Argument(help="Issue files.", dir_okay=False)],
+    env_file: EnvOpt = None,
+) -> None:
+    """Validate issues and lint the emails they make; exit status 1 on any error."""
+    settings = _settings(env_file)
+    failed = False
+    with friendly_errors():
+        renderer = Renderer.from_settings(settings)
+        for path in issues:
+            try:
+                issue = load_issue(path)
+            except ContentError as exc:
+                for problem in exc.problems:
+                    typer.echo(f"error: {problem}", err=True)
+                failed = True
+                continue
+            findings = check_issue(issue, renderer)
+            for finding in findings:
+                typer.echo(finding.format(str(path)), err=True)
+            errors = sum(f.level is Level.ERROR for f in findings)
+            warnings = len(findings) - errors
+            verdict = "FAILED" if has_errors(findings) else "ok"
+            typer.echo(f"{path}: {verdict} ({errors} error(s), {warnings} warning(s))")
+            failed = failed or has_errors(findings)
+    if failed:
+        raise typer.Exit(1)
+
+
+def preview_command(
+    issue: IssueArg,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8025,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")
+    ] = False,
+    env_file: EnvOpt = None,
+) -> None:
+    """Serve a live preview: desktop and phone width and the text part, reloading on save."""
+    settings = _settings(env_file)
+    if not issue.is_file():
+        raise fail(f"error: {issue}: no such file")
+    url = f"http://{host}:{port}/"
+    typer.echo(f"Previewing {issue} at {url} (Ctrl+C to stop)")
+    if open_browser:
+        webbrowser.open(url)
+    with friendly_errors():
+        serve(issue, settings, host, port)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root command."""
+    app.command(
+        "render",
+        epilog="Example: mailer render examples/issues/2022-13.yaml --out out/",
+    )(render_command)
+    app.command(
+        "check",
+        epilog="Example: mailer check examples/issues/*.yaml",
+    )(check_command)
+    app.command(
+        "preview",
+        epilog="Example: mailer preview examples/issues/2022-15.yaml --open",
+    )(preview_command)

@@ -1,0 +1,221 @@
+"""Lints an issue before it is sent: what would break or look wrong in a mail client.
+
+Validation (mailer.content) says whether a file is an issue at all; these checks say
+whether the email made from it is fit to send: size under Gmail's clipping limit,
+alt text on every image, absolute links, images that exist, no escape sequences
+leaked by the MJML compiler. Errors block sending; warnings are advice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from html.parser import HTMLParser
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from mailer.content import ImageBlock, Issue, StatementBlock
+from mailer.errors import UserInputError
+from mailer.render import RenderedIssue, Renderer, Slot
+
+MAX_HTML_BYTES = 90 * 1024  # Gmail clips messages over about 102 KB
+WARN_HTML_BYTES = 75 * 1024
+MAX_PREHEADER = 150
+MAX_SUBJECT = 150
+_LINK = re.compile(r"^(https?://[^\s/?#]+[^\s]*|mailto:[^\s@]+@[^\s@]+)$", re.IGNORECASE)
+_SLOTS = {slot.value for slot in Slot}
+
+
+class Level(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of a check; `field` and `line` point into the content file when known."""
+
+    level: Level
+    code: str
+    message: str
+    field: str = ""
+    line: int | None = None
+
+    def format(self, file: str) -> str:
+        """One line: "file:line: field: level: message [code]", like content problems."""
+        where = f"{file}:{self.line}" if self.line else file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.level}: {self.message} [{self.code}]"
+
+    def __str__(self) -> str:
+        field = f"{self.field}: " if self.field else ""
+        return f"{self.level}: {field}{self.message} [{self.code}]"
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.level is Level.ERROR for f in findings)
+
+
+def check_issue(issue: Issue, renderer: Renderer) -> list[Finding]:
+    """Every finding for a loaded issue: its images and fields, then the rendered email."""
+    findings = check_images(issue) + check_fields(issue)
+    if has_errors(findings):
+        return findings  # rendering would fail on the same missing image
+    try:
+        rendered = renderer.render(issue)
+    except UserInputError as exc:
+        return [*findings, Finding(Level.ERROR, "render", str(exc))]
+    return findings + check_rendered(rendered)
+
+
+def check_images(issue: Issue) -> list[Finding]:
+    """Local photos and images exist and are images (https ones are not fetched)."""
+    findings: list[Finding] = []
+    for index, block in enumerate(issue.blocks):
+        sources: list[tuple[str, str]] = []
+        if isinstance(block, StatementBlock) and block.statement.photo:
+            sources.append((f"blocks[{index}].statement.photo", block.statement.photo))
+        if isinstance(block, ImageBlock):
+            sources.append((f"blocks[{index}].image.src", block.image.src))
+        for field, src in sources:
+            local = issue.resolve(src)
+            if local is None:
+                continue
+            problem = _image_problem(local)
+            if problem:
+                findings.append(
+                    Finding(Level.ERROR, "image-missing", problem, field, issue.line_of(field))
+                )
+    return findings
+
+
+def _image_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return f"image not found: {path}"
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError) as exc:
+        return f"not a readable image: {path} ({exc})"
+    return None
+
+
+def check_fields(issue: Issue) -> list[Finding]:
+    """Advice on fields that validate but read badly in an inbox."""
+    findings: list[Finding] = []
+    if not issue.preheader:
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "preheader",
+                "no preheader: inboxes will show the first words of the email instead",
+                "preheader",
+                issue.line_of("preheader"),
+            )
+        )
+    elif len(issue.preheader) > MAX_PREHEADER:
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "preheader",
+                f"preheader has {len(issue.preheader)} characters; inboxes show about"
+                f" {MAX_PREHEADER}",
+                "preheader",
+                issue.line_of("preheader"),
+            )
+        )
+    subject = issue.subject or issue.title
+    if len(subject) > MAX_SUBJECT:
+        field = "subject" if issue.subject else "title"
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "subject",
+                f"subject has {len(subject)} characters; set a shorter `subject:`",
+                field,
+                issue.line_of(field),
+            )
+        )
+    if issue.date.year not in (issue.year, issue.year + 1):
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "date",
+                f"date {issue.date} is not in the issue's year {issue.year}",
+                "date",
+                issue.line_of("date"),
+            )
+        )
+    return findings
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img":
+            self.images.append(values)
+        elif tag == "a" and values.get("href") is not None:
+            self.links.append(values["href"] or "")
+
+
+def check_rendered(rendered: RenderedIssue) -> list[Finding]:
+    """Checks on the HTML as mail clients will receive it."""
+    findings: list[Finding] = []
+    markup = rendered.html
+    size = len(markup.encode("utf-8"))
+    if size >= MAX_HTML_BYTES:
+        findings.append(
+            Finding(
+                Level.ERROR,
+                "html-size",
+                f"HTML is {size / 1024:.1f} KB; Gmail clips messages over about 102 KB,"
+                f" keep it under {MAX_HTML_BYTES // 1024} KB (split the issue or shorten it)",
+            )
+        )
+    elif size >= WARN_HTML_BYTES:
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "html-size",
+                f"HTML is {size / 1024:.1f} KB, close to the {MAX_HTML_BYTES // 1024} KB limit",
+            )
+        )
+    for leak in ("\\u{", '\\"'):
+        if leak in markup:
+            findings.append(
+                Finding(
+                    Level.ERROR,
+                    "mjml-escape",
+                    f"the MJML compiler leaked {leak!r} into the HTML (a template attribute"
+                    " is missing the |attr filter)",
+                )
+            )
+    scan = _Scan()
+    scan.feed(markup)
+    for image in scan.images:
+        src = image.get("src") or ""
+        if not (image.get("alt") or "").strip():
+            findings.append(Finding(Level.ERROR, "alt-text", f"image without alt text: {src}"))
+        if not src.lower().startswith(("https://", "http://")):
+            findings.append(
+                Finding(Level.ERROR, "image-src", f"image address is not absolute: {src!r}")
+            )
+    for href in scan.links:
+        if href in _SLOTS:
+            continue
+        if not _LINK.match(href):
+            findings.append(
+                Finding(
+                    Level.ERROR,
+                    "link",
+                    f"link is not an absolute http(s) or mailto address: {href!r}",
+                )
+            )
+    return findings

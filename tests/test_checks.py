@@ -1,0 +1,118 @@
+"""Lints on issues and on the rendered email (size, alt text, links, images, escapes)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mailer.checks import Finding, Level, check_issue, check_rendered, has_errors
+from mailer.content import load_issue, load_issue_text
+from mailer.render import Renderer
+from tests.conftest import make_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def renderer(tmp_path: Path) -> Renderer:
+    return Renderer.from_settings(make_settings(tmp_path))
+
+
+def codes(findings: list[Finding]) -> list[tuple[str, str]]:
+    return [(f.level.value, f.code) for f in findings]
+
+
+@pytest.mark.parametrize("slug", ["2022-13", "2022-15"])
+def test_seed_issues_pass_every_check(renderer: Renderer, slug: str) -> None:
+    findings = check_issue(load_issue(REPO / "examples" / "issues" / f"{slug}.yaml"), renderer)
+    assert findings == []
+
+
+def test_missing_and_broken_images_are_errors_with_lines(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.new("RGB", (10, 10)).save(tmp_path / "photos" / "ok.jpg")
+    path = tmp_path / "i.yaml"
+    path.write_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2023\ndate: 2023-01-05\ntitle: T\n"
+        "preheader: P\nblocks:\n"
+        "  - statement: {name: A, photo: photos/ok.jpg, text: x}\n"
+        "  - statement: {name: B, photo: photos/gone.jpg, text: x}\n"
+        "  - image: {src: photos/broken.jpg, alt: Broken}\n",
+        encoding="utf-8",
+    )
+    findings = check_issue(load_issue(path), renderer)
+    assert codes(findings) == [("error", "image-missing"), ("error", "image-missing")]
+    assert [(f.field, f.line) for f in findings] == [
+        ("blocks[1].statement.photo", 9),
+        ("blocks[2].image.src", 10),
+    ]
+    assert "image not found" in findings[0].message
+    assert "not a readable image" in findings[1].message
+    assert (
+        findings[0]
+        .format("i.yaml")
+        .startswith("i.yaml:9: blocks[1].statement.photo: error: image not found: ")
+    )
+
+
+def test_field_advice_is_a_warning(renderer: Renderer) -> None:
+    issue = load_issue_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2020\ndate: 2023-01-05\n"
+        f"title: {'Long title ' * 20}\nblocks:\n  - paragraph: Hi\n",
+        "w.yaml",
+    )
+    findings = check_issue(issue, renderer)
+    assert codes(findings) == [
+        ("warning", "preheader"),
+        ("warning", "subject"),
+        ("warning", "date"),
+    ]
+    assert not has_errors(findings)
+    assert [f.line for f in findings] == [None, 5, 4]
+
+
+def test_rendered_html_lints(renderer: Renderer) -> None:
+    issue = load_issue_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2023\ndate: 2023-01-05\ntitle: T\n"
+        "preheader: P\nblocks:\n  - paragraph: Hi\n",
+        "r.yaml",
+    )
+    good = renderer.render(issue)
+    assert check_rendered(good) == []
+    broken_html = good.html.replace(
+        "</body>",
+        '<img src="https://x.org/a.png"><img src="relative.png" alt="r">'
+        '<a href="/relative">x</a><a href="javascript:alert(1)">y</a>'
+        '<a href="mailto:a@b.org">ok</a><img alt="\\u{e31}" src="https://x.org/b.png"'
+        ' title="\\"q\\"">'
+        "</body>",
+    )
+    findings = check_rendered(replace(good, html=broken_html))
+    assert codes(findings) == [
+        ("error", "mjml-escape"),
+        ("error", "mjml-escape"),
+        ("error", "alt-text"),
+        ("error", "image-src"),
+        ("error", "link"),
+        ("error", "link"),
+    ]
+
+
+def test_size_limit(renderer: Renderer) -> None:
+    issue = load_issue_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2023\ndate: 2023-01-05\ntitle: T\n"
+        "preheader: P\nblocks:\n  - paragraph: Hi\n",
+        "s.yaml",
+    )
+    good = renderer.render(issue)
+    pad = "<!-- " + "x" * 1024 + " -->"
+    near = replace(good, html=good.html + pad * (80 - len(good.html) // 1024))
+    far = replace(good, html=good.html + pad * 95)
+    assert [(f.level, f.code) for f in check_rendered(near)] == [(Level.WARNING, "html-size")]
+    assert [(f.level, f.code) for f in check_rendered(far)] == [(Level.ERROR, "html-size")]

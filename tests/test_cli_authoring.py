@@ -1,0 +1,158 @@
+"""`mailer render`, `mailer check` and `mailer preview` as an editor runs them."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from mailer.preview import create_app
+from tests.conftest import make_settings
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "issues"
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:starlette.testclient")
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MAILER_DATA_DIR": str(cwd / "data")}
+    env.pop("MAILER_PUBLIC_BASE_URL", None)
+    code = "from mailer.cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_render_writes_html_text_and_a_complete_eml(tmp_path: Path) -> None:
+    result = run(["render", str(EXAMPLES / "2022-13.yaml"), "--out", "out"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["2022-13.eml", "2022-13.html", "2022-13.txt"]
+    html = (out / "2022-13.html").read_text(encoding="utf-8")
+    text = (out / "2022-13.txt").read_text(encoding="utf-8")
+    assert "%%" not in html and "%%" not in text  # sample values filled in
+    assert "/unsubscribe/preview" in html and "Preview Reader" in text
+    message = email.message_from_bytes(
+        (out / "2022-13.eml").read_bytes(), policy=email.policy.default
+    )
+    assert message["Subject"] == (
+        "2022 Second Working-Group Meeting for Lancang-Mekong Environment Cooperation was"
+        " Successfully Held"
+    )
+    assert message["From"] == "LMEC Newsletter <newsletter@lmec.example.org>"
+    assert message.get_content_type() == "multipart/alternative"
+    parts = [part.get_content_type() for part in message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    plain = message.get_body(("plain",))
+    assert plain is not None and "澜沧江-湄公河环境合作中心" in plain.get_content()
+    assert "2022-13.html (" in result.stdout
+
+
+def test_render_keep_slots_and_mjml(tmp_path: Path) -> None:
+    result = run(
+        ["render", str(EXAMPLES / "2022-15.yaml"), "-o", "o", "--keep-slots", "--mjml"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "%%UNSUBSCRIBE_URL%%" in (tmp_path / "o" / "2022-15.html").read_text(encoding="utf-8")
+    assert (tmp_path / "o" / "2022-15.mjml").read_text(encoding="utf-8").startswith("<mjml")
+
+
+def test_check_passes_on_the_examples(tmp_path: Path) -> None:
+    result = run(
+        ["check", str(EXAMPLES / "2022-13.yaml"), str(EXAMPLES / "2022-15.yaml")], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2022-13.yaml: ok (0 error(s), 0 warning(s))" in result.stdout
+    assert "2022-15.yaml: ok (0 error(s), 0 warning(s))" in result.stdout
+
+
+BROKEN = """\
+newsletter: lmec
+number: 13
+year: 2022
+date: 2022-09-31
+title: A title
+blocks:
+  - paragraph: Hi
+  - statement:
+      roles: [Director]
+      text: Words
+  - image: {src: photos/x.jpg}
+"""
+
+
+@pytest.mark.parametrize("command", ["check", "render"])
+def test_broken_file_gives_one_line_per_problem_and_status_1(tmp_path: Path, command: str) -> None:
+    (tmp_path / "broken.yaml").write_text(BROKEN, encoding="utf-8")
+    result = run([command, "broken.yaml"], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: broken.yaml:4: date: Input should be a valid date or datetime, day value is"
+        " outside expected range",
+        "error: broken.yaml:8: blocks[1].statement.name: field required",
+        "error: broken.yaml:11: blocks[2].image.alt: field required",
+    ]
+
+
+def test_check_fails_on_a_missing_photo(tmp_path: Path) -> None:
+    (tmp_path / "i.yaml").write_text(
+        BROKEN.replace("2022-09-31", "2022-09-29")
+        .replace("roles:", "name: X\n      roles:")
+        .replace("{src: photos/x.jpg}", "{src: photos/x.jpg, alt: A}"),
+        encoding="utf-8",
+    )
+    result = run(["check", "i.yaml"], tmp_path)
+    assert result.returncode == 1
+    assert "i.yaml:12: blocks[2].image.src: error: image not found:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "i.yaml: FAILED (1 error(s), 1 warning(s))" in result.stdout
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    result = run(["check", "nope.yaml"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: nope.yaml: no such file"
+
+
+@pytest.mark.parametrize("command", ["render", "check", "preview"])
+def test_help_has_an_example(tmp_path: Path, command: str) -> None:
+    result = run([command, "--help"], tmp_path)
+    assert result.returncode == 0
+    assert f"Example: mailer {command} examples/issues/" in result.stdout
+
+
+def test_preview_serves_page_email_text_and_reports_problems(tmp_path: Path) -> None:
+    issue = tmp_path / "issue.yaml"
+    issue.write_text((EXAMPLES / "2022-13.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    client = TestClient(create_app(issue, make_settings(tmp_path)))
+    page = client.get("/")
+    assert page.status_code == 200 and "<iframe" in page.text
+    status = client.get("/status").json()
+    assert status["ok"] is True and status["problems"] == []
+    assert status["subject"].startswith("2022 Second Working-Group Meeting")
+    html = client.get("/email.html")
+    assert "Mr. ZHOU Jun" in html.text and "%%" not in html.text
+    assert "http://testserver/email.html" in html.text  # "view in browser" links here
+    text = client.get("/email.txt")
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "Mr. Le Ngoc Tuan" in text.text
+    # Break the file: the status changes version and lists the problems.
+    issue.write_text("newsletter: lmec\nnumber: x\n", encoding="utf-8")
+    os.utime(issue, ns=(1, 1))
+    broken = client.get("/status").json()
+    assert broken["ok"] is False and broken["version"] != status["version"]
+    assert any("issue.yaml:2: number:" in p for p in broken["problems"])
+    assert client.get("/email.html").status_code == 409
+    assert client.get("/media/../secret").status_code == 404
