@@ -1,9 +1,471 @@
-"""Commands of this area; see the module docstring of the library it wraps."""
+"""Delivery commands: campaigns, sending, the worker, test sends and the capture server.
+
+Thin wrappers over `mailer.campaigns`, `mailer.ledger`, `mailer.dispatch` and
+`mailer.capture`; every error is one line on stderr and exit status 1.
+"""
 
 from __future__ import annotations
 
+import csv
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import select
+
+from mailer import campaigns, db, ledger
+from mailer.campaigns import CampaignState
+from mailer.cli.common import fail, friendly_errors, root
+from mailer.compose import Root
+from mailer.content import ContentError, load_issue
+from mailer.message import MessageTemplate, Recipient
+from mailer.render import Renderer
+from subscribers.audience import Audience, check_audience, count_audience
+from subscribers.errors import StoreError
+from subscribers.models import Partner
+
+out = Console(highlight=False)
+
+CampaignArg = Annotated[int, typer.Argument(help="Campaign id (see `mailer campaign list`).")]
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    items: list[str] = []
+    for value in values or []:
+        items.extend(part.strip() for part in value.split(",") if part.strip())
+    return tuple(items)
+
+
+@contextmanager
+def _opened() -> Iterator[Root]:
+    """The composition root, with content and store errors as one line on stderr."""
+    with friendly_errors():
+        the_root = root()
+        try:
+            if not db.is_up_to_date(the_root.engine):
+                raise fail("error: the database schema is not up to date: run `mailer db upgrade`")
+            yield the_root
+        except ContentError as exc:
+            for problem in exc.problems:
+                typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(1) from None
+        except StoreError as exc:
+            raise fail(f"error: {exc}") from None
+        finally:
+            the_root.close()
+
+
+def _local(value: Any, zone: str) -> str:
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z") if value else "-"
+
+
+# --- campaign ----------------------------------------------------------------------------
+
+
+def create_command(
+    issue_path: Annotated[Path, typer.Argument(help="The issue's YAML file.", dir_okay=False)],
+    name: Annotated[str | None, typer.Option(help="Campaign name (default: the issue).")] = None,
+    lists: Annotated[
+        list[str] | None, typer.Option("--list", help="List slug(s); none: every list.")
+    ] = None,
+    countries: Annotated[
+        list[str] | None, typer.Option("--country", help="Only these ISO country codes.")
+    ] = None,
+    partners: Annotated[
+        list[str] | None, typer.Option("--partner", help="Only contacts of these partners.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude-list", help="Leave out members of these lists.")
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="Subject (default: the issue's).")] = None,
+    sender: Annotated[
+        str | None, typer.Option(help='From, e.g. "LMEC <news@x.org>" (default: the profile).')
+    ] = None,
+    reply_to: Annotated[str | None, typer.Option(help="Reply-To (default: the profile).")] = None,
+) -> None:
+    """Create a draft campaign: an issue, an audience and a sender."""
+    with _opened() as the_root:
+        issue = load_issue(issue_path)
+        profile = Renderer.from_settings(the_root.settings).profile
+        audience = Audience(_split(lists), _split(countries), _split(partners), _split(exclude))
+        with the_root.sessions.begin() as session:
+            check_audience(session, audience)
+            campaign = campaigns.create_campaign(
+                session,
+                name=name or f"Issue {issue.number}, {issue.year}",
+                issue_path=issue_path,
+                issue=issue,
+                sender=sender or f"{profile.sender.name} <{profile.sender.address}>",
+                reply_to=reply_to or profile.sender.reply_to,
+                subject=subject,
+                audience=audience,
+            )
+            recipients = count_audience(session, audience)
+        out.print(
+            f"campaign {campaign.id} created (draft): {campaign.name}, "
+            f"{audience.describe()}, {recipients} recipient(s) now"
+        )
+
+
+def list_command(
+    state: Annotated[list[str] | None, typer.Option(help="Only campaigns in these states.")] = None,
+) -> None:
+    """List campaigns, newest first, with their progress."""
+    with _opened() as the_root, the_root.sessions() as session:
+        table = Table("id", "name", "issue", "state", "sent", "failed", "open", "scheduled")
+        for campaign in campaigns.list_campaigns(session, states=_split(state) or None):
+            tally = ledger.progress(session, campaign.id)
+            table.add_row(
+                str(campaign.id),
+                campaign.name,
+                campaign.issue_slug,
+                campaign.state,
+                str(tally.sent),
+                str(tally.failed),
+                str(tally.pending + tally.retrying),
+                _local(campaign.scheduled_at, the_root.settings.timezone),
+            )
+        out.print(table)
+
+
+def show_command(campaign_id: CampaignArg) -> None:
+    """Show a campaign: what it sends, to whom, its state and progress."""
+    with _opened() as the_root, the_root.sessions() as session:
+        campaign = campaigns.get_campaign(session, campaign_id)
+        zone = the_root.settings.timezone
+        tally = ledger.progress(session, campaign_id)
+        audience = Audience.from_json(dict(campaign.audience))
+        state = campaign.state + (f": {campaign.state_reason}" if campaign.state_reason else "")
+        content = f"frozen {_local(campaign.frozen_at, zone)}" if campaign.frozen else "not frozen"
+        counts = f"{tally.sent} / {tally.retrying} / {tally.failed} / {tally.pending}"
+        rows = [
+            ("name", campaign.name),
+            ("issue", f"{campaign.issue_slug} ({campaign.issue_path})"),
+            ("subject", campaign.frozen_subject or campaign.subject or "(the issue's)"),
+            ("from", campaign.sender),
+            ("reply-to", campaign.reply_to or "-"),
+            ("audience", audience.describe()),
+            ("state", state),
+            ("content", content),
+            ("scheduled", _local(campaign.scheduled_at, zone)),
+            ("waves pending", ", ".join(campaign.pending_waves) or "-"),
+            ("started", _local(campaign.started_at, zone)),
+            ("finished", _local(campaign.finished_at, zone)),
+            ("recipients", str(tally.total)),
+            ("sent / retrying / failed / open", counts),
+        ]
+        for key, value in rows:
+            out.print(f"[bold]{key}[/bold]: ", end="")
+            out.print(value, markup=False)
+
+
+def _control(action: str, campaign_id: int, reason: str | None) -> None:
+    with _opened() as the_root, the_root.sessions.begin() as session:
+        if action == "pause":
+            campaign = campaigns.pause(session, campaign_id, reason or "paused by operator")
+        elif action == "resume":
+            campaign = campaigns.resume(session, campaign_id)
+        else:
+            campaign = campaigns.cancel(session, campaign_id, reason or "cancelled by operator")
+        out.print(f"campaign {campaign.id} is {campaign.state}")
+
+
+def pause_command(
+    campaign_id: CampaignArg, reason: Annotated[str | None, typer.Option(help="Why.")] = None
+) -> None:
+    """Pause sending; messages already on the wire finish, nothing new goes out."""
+    _control("pause", campaign_id, reason)
+
+
+def resume_command(campaign_id: CampaignArg) -> None:
+    """Resume a paused campaign (a running worker picks it up)."""
+    _control("resume", campaign_id, None)
+
+
+def cancel_command(
+    campaign_id: CampaignArg, reason: Annotated[str | None, typer.Option(help="Why.")] = None
+) -> None:
+    """Cancel for good; recipients not reached yet are never sent to."""
+    _control("cancel", campaign_id, reason)
+
+
+def _tally_table(title: str, tallies: list[ledger.Tally], names: dict[str, str]) -> Table:
+    table = Table("", "recipients", "sent", "retrying", "open", "failed", title=title)
+    for tally in tallies:
+        label = names.get(tally.key, tally.key) or "(none)"
+        table.add_row(
+            label,
+            str(tally.total),
+            str(tally.sent),
+            str(tally.retrying),
+            str(tally.pending),
+            str(tally.failed),
+        )
+    return table
+
+
+def report_command(
+    campaign_id: CampaignArg,
+    failures_csv: Annotated[
+        Path | None, typer.Option("--failures-csv", help="Write failed recipients to this CSV.")
+    ] = None,
+) -> None:
+    """Sent, retrying and failed, in total and per country, partner and time zone."""
+    with _opened() as the_root, the_root.sessions() as session:
+        campaign = campaigns.get_campaign(session, campaign_id)
+        result = ledger.report(session, campaign_id)
+        partners = {str(p.id): p.name for p in session.scalars(select(Partner))}
+        total = result.total
+        out.print(
+            f"campaign {campaign.id} ({campaign.name}) is {campaign.state}: "
+            f"{total.sent} sent, {total.retrying} retrying, {total.pending} open, "
+            f"{total.failed} failed, of {total.total}"
+        )
+        out.print(_tally_table("per country", result.by_country, {}))
+        out.print(_tally_table("per partner", result.by_partner, partners))
+        out.print(_tally_table("per time zone (scheduler waves)", result.by_timezone, {}))
+        if failures_csv is not None:
+            with failures_csv.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["email", "name", "country", "attempts", "last_reply"])
+                count = 0
+                for row in ledger.failures(session, campaign_id):
+                    writer.writerow(
+                        [row.email, row.name or "", row.country or "", row.attempts, row.last_reply]
+                    )
+                    count += 1
+            out.print(f"{count} failed recipient(s) written to {failures_csv}")
+
+
+# --- sending -----------------------------------------------------------------------------
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} msg/s" if speed else "- msg/s")
+
+
+def send_command(
+    campaign_id: CampaignArg,
+    connections: Annotated[
+        int | None, typer.Option(help="SMTP connections (default: MAILER_SMTP_CONNECTIONS).")
+    ] = None,
+) -> None:
+    """Start sending a campaign now and send it to the end, with a progress bar."""
+    with _opened() as the_root:
+        if connections:
+            the_root.settings.smtp_connections = connections
+        probe = the_root.transport()
+        probe.probe()  # a wrong password or an unreachable server: say so, send nothing
+        probe.close()
+        renderer = Renderer.from_settings(the_root.settings)
+        added = campaigns.start_sending(the_root.sessions, campaign_id, renderer=renderer)
+        with the_root.sessions() as session:
+            total = ledger.progress(session, campaign_id).total
+        out.print(f"campaign {campaign_id}: {added} recipient(s) enqueued, {total} in all")
+        worker = the_root.worker()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                worker.run(stop)
+            except BaseException as exc:
+                errors.append(exc)
+                stop.set()
+
+        thread = threading.Thread(target=work, name="worker", daemon=True)
+        thread.start()
+        columns = [
+            TextColumn("[bold]sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        ]
+        state = CampaignState.SENDING
+        try:
+            with Progress(*columns, console=out, transient=False) as progress:
+                task = progress.add_task("send", total=total)
+                while True:
+                    with the_root.sessions() as session:
+                        tally = ledger.progress(session, campaign_id)
+                        state = CampaignState(campaigns.get_campaign(session, campaign_id).state)
+                    progress.update(task, completed=tally.done)
+                    if state != CampaignState.SENDING or stop.is_set():
+                        break
+                    time.sleep(0.25)
+        finally:
+            stop.set()
+            thread.join()
+        if errors:
+            raise errors[0]
+        with the_root.sessions() as session:
+            campaign = campaigns.get_campaign(session, campaign_id)
+            tally = ledger.progress(session, campaign_id)
+        reason = f" ({campaign.state_reason})" if campaign.state_reason else ""
+        out.print(
+            f"campaign {campaign_id} is {campaign.state}{reason}: {tally.sent} sent, "
+            f"{tally.failed} failed, {tally.retrying + tally.pending} still open"
+        )
+        if campaign.state == CampaignState.PAUSED:
+            out.print("a running `mailer worker` resumes it when the server answers again")
+
+
+def worker_command(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
+) -> None:
+    """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM)."""
+    with _opened() as the_root:
+        worker = the_root.worker()
+        stop = threading.Event()
+
+        def stop_now(signum: int, frame: Any) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, stop_now)
+        signal.signal(signal.SIGINT, stop_now)
+        out.print(f"worker {worker.name}: sending to {the_root.transport().where}", markup=False)
+        sys.stdout.flush()
+        worker.run(stop, until_idle=once)
+
+
+def test_send_command(
+    issue_path: Annotated[Path, typer.Argument(help="The issue's YAML file.", dir_okay=False)],
+    to: Annotated[str, typer.Option("--to", help="Comma-separated addresses.")],
+) -> None:
+    """Send an issue to a few addresses, subject marked [TEST]; no campaign, no ledger."""
+    addresses = [a.strip() for a in to.split(",") if a.strip()]
+    if not addresses:
+        raise fail("error: --to: give at least one address")
+    with _opened() as the_root:
+        renderer = Renderer.from_settings(the_root.settings)
+        rendered = renderer.render(load_issue(issue_path))
+        profile = renderer.profile
+        template = MessageTemplate(
+            identity=the_root.identity(),
+            campaign_id=0,
+            nonce="test",
+            subject=f"[TEST] {rendered.subject}",
+            sender=f"{profile.sender.name} <{profile.sender.address}>",
+            html=rendered.html,
+            text=rendered.text,
+            reply_to=profile.sender.reply_to,
+        )
+        transport = the_root.transport()
+        try:
+            for address in addresses:
+                message = template.personalise(Recipient(0, address, None))
+                reply = transport.send(
+                    message.envelope_from,
+                    [message.recipient],
+                    message.data,
+                    smtputf8=message.needs_smtputf8,
+                )
+                out.print(f"{address}: {reply}", markup=False)
+        finally:
+            transport.close()
+
+
+# --- capture -------------------------------------------------------------------------------
+
+
+def capture_command(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: MAILER_SMTP_PORT).")] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="List captured messages and exit.")
+    ] = False,
+) -> None:
+    """Run a local SMTP server that stores every message as an .eml file (demos, tests)."""
+    from mailer.capture import list_captured, start_capture
+
+    with friendly_errors():
+        settings = root().settings
+        directory = settings.resolved_capture_dir
+        if list_only:
+            table = Table("received", "from", "to", "subject", "file")
+            for item in list_captured(directory):
+                table.add_row(
+                    _local(item.received, settings.timezone),
+                    item.sender,
+                    item.recipients,
+                    item.subject,
+                    item.path.name,
+                )
+            out.print(table)
+            return
+        listen_host = host or settings.smtp_host
+        listen_port = port or settings.smtp_port
+        try:
+            controller = start_capture(directory, listen_host, listen_port)
+        except (OSError, RuntimeError) as exc:
+            raise fail(f"error: cannot listen on {listen_host}:{listen_port}: {exc}") from None
+        out.print(
+            f"capturing mail on {listen_host}:{listen_port} into {directory} (Ctrl-C to stop)",
+            markup=False,
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            controller.stop()
 
 
 def register(app: typer.Typer, campaign_app: typer.Typer) -> None:
     """Add this area's commands to the root command and to `mailer campaign`."""
+    campaign_app.command(
+        "create",
+        epilog="Example: mailer campaign create examples/issues/2022-15.yaml --list newsletter "
+        "--country VN,LA",
+    )(create_command)
+    campaign_app.command("list", epilog="Example: mailer campaign list --state sending")(
+        list_command
+    )
+    campaign_app.command("show", epilog="Example: mailer campaign show 3")(show_command)
+    campaign_app.command("pause", epilog='Example: mailer campaign pause 3 --reason "typo"')(
+        pause_command
+    )
+    campaign_app.command("resume", epilog="Example: mailer campaign resume 3")(resume_command)
+    campaign_app.command("cancel", epilog="Example: mailer campaign cancel 3")(cancel_command)
+    campaign_app.command(
+        "report", epilog="Example: mailer campaign report 3 --failures-csv failed.csv"
+    )(report_command)
+    app.command("send", epilog="Example: mailer send 3")(send_command)
+    app.command(
+        "worker", epilog="Example: mailer worker   (run several, on PostgreSQL, to scale out)"
+    )(worker_command)
+    app.command(
+        "test-send",
+        epilog="Example: mailer test-send examples/issues/2022-15.yaml --to me@x.org,you@y.org",
+    )(test_send_command)
+    app.command(
+        "capture", epilog="Example: mailer capture --port 2525   |   mailer capture --list"
+    )(capture_command)
