@@ -198,12 +198,23 @@ _HONORIFICS = re.compile(r"^(mr|mrs|ms|miss|dr|prof|h\.?e)\.?\s+", re.IGNORECASE
 def initials(name: str) -> str:
     """A monogram for a card without a photo: "Mr. ZHOU Jun" -> "ZJ", "李霞" -> "李"."""
     words = _HONORIFICS.sub("", name.strip()).split() or [name.strip() or "?"]
+    if not unicodedata.name(words[0][0], "").startswith("LATIN"):
+        # One letter reads best in Chinese and the Southeast Asian scripts.
+        return _first_grapheme(words[0])
     picked = words[:1] if len(words) == 1 else [words[0], words[-1]]
     return "".join(_first_grapheme(word) for word in picked).upper()
 
 
+_LEADING_VOWELS = set("\u0e40\u0e41\u0e42\u0e43\u0e44\u0ec0\u0ec1\u0ec2\u0ec3\u0ec4")
+
+
 def _first_grapheme(word: str) -> str:
-    """The first letter with its combining marks (Thai, Khmer, Lao, Burmese vowels)."""
+    """The first letter with its combining marks (Thai, Khmer, Lao, Burmese vowels).
+
+    Thai and Lao write some vowels before the consonant they follow in speech; a
+    monogram shows the consonant.
+    """
+    word = word.lstrip("".join(_LEADING_VOWELS)) or word
     out = word[:1]
     for char in word[1:]:
         if unicodedata.category(char) in ("Mn", "Mc") or char in "\u200c\u200d\u17d2\u1039":

@@ -312,7 +312,10 @@ def test_wrap_keeps_long_words_and_hard_breaks() -> None:
         ("周军", "周"),
         ("Ms. Thaw Thaw Han", "TH"),
         ("ສົມພອນ", "ສົ"),
-        ("นฤมล โอริส", "นโ"),
+        ("นฤมล โอริส", "น"),
+        ("เพ็ญศรี", "พ็"),
+        ("Lê Ngọc Tuấn", "LT"),
+        ("Ông Nguyễn", "ÔN"),
     ],
 )
 def test_monogram_initials(name: str, expected: str) -> None:
