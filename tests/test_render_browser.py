@@ -110,6 +110,7 @@ def test_names_in_six_scripts_render_with_real_glyphs(
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         for name, role, _ in PEOPLE:
             assert page.get_by_text(name, exact=True).first.is_visible()
+            assert page.get_by_text(role, exact=True).first.is_visible()
     finally:
         page.close()
 
