@@ -19,9 +19,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from subscribers.base import utcnow
@@ -373,6 +373,35 @@ def _title(column: str) -> str:
 
 # --- importing --------------------------------------------------------------------------
 
+SUBSCRIBERS = cast(Table, Subscriber.__table__)
+SUBSCRIPTIONS = cast(Table, Subscription.__table__)
+_STORED_COLUMNS = (
+    Subscriber.id,
+    Subscriber.email_key,
+    Subscriber.name,
+    Subscriber.country,
+    Subscriber.partner_id,
+    Subscriber.language,
+    Subscriber.timezone,
+    Subscriber.status,
+    Subscriber.attributes,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The fields of a stored subscriber an import compares (plain values, not ORM objects)."""
+
+    id: int
+    email_key: str
+    name: str
+    country: str | None
+    partner_id: int | None
+    language: str
+    timezone: str
+    status: SubscriberStatus
+    attributes: dict[str, Any]
+
 
 def _chunks(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
@@ -475,12 +504,11 @@ def import_csv(
 
     # What the store already holds, looked up in batches.
     keys = list(merged)
-    existing: dict[str, Subscriber] = {}
+    existing: dict[str, _Stored] = {}
     for chunk in _chunks(keys):
-        for subscriber in session.scalars(
-            select(Subscriber).where(Subscriber.email_key.in_(chunk))
-        ):
-            existing[subscriber.email_key] = subscriber
+        query = select(*_STORED_COLUMNS).where(Subscriber.email_key.in_(chunk))
+        for stored_row in session.execute(query):
+            existing[stored_row.email_key] = _Stored(*stored_row)
     hashes = {email_hash(row.email): key for key, row in merged.items() if key not in existing}
     suppressed: set[str] = set()
     hash_list = list(hashes)
@@ -553,14 +581,14 @@ def import_csv(
     if dry_run:
         return report
 
+    # Core executemany (no RETURNING: that makes SQLite insert row by row), then
+    # the new ids are read back by key, batch by batch.
     for chunk in _chunks(to_insert):
-        result = session.execute(
-            insert(Subscriber).returning(
-                Subscriber.id, Subscriber.email_key, sort_by_parameter_order=True
-            ),
-            chunk,
+        session.execute(insert(SUBSCRIBERS), chunk)
+        query = select(Subscriber.id, Subscriber.email_key).where(
+            Subscriber.email_key.in_([values["email_key"] for values in chunk])
         )
-        for subscriber_id, key in result:
+        for subscriber_id, key in session.execute(query):
             ids[key] = subscriber_id
     for chunk in _chunks(to_update):
         session.execute(update(Subscriber), chunk)
@@ -577,14 +605,14 @@ def import_csv(
         for key, list_id in to_subscribe
     ]
     for chunk in _chunks(subscriptions, BATCH * 2):
-        session.execute(insert(Subscription), chunk)
+        session.execute(insert(SUBSCRIPTIONS), chunk)
     session.flush()
     session.expire_all()
     return report
 
 
 def _changes(
-    current: Subscriber,
+    current: _Stored,
     row: Row,
     partner_id: int | None,
     default_country: str | None,
