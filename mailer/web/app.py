@@ -93,6 +93,15 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     def home() -> Response:
         return RedirectResponse("/issues", status_code=303)
 
+    favicon = (STATIC_DIR / "favicon.svg").read_bytes()
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon_ico() -> Response:
+        """Browsers ask for it on every page, including the email's web copy."""
+        return Response(
+            favicon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+        )
+
     theme = _theme_css(profile.colours.primary, profile.colours.background)
 
     @app.get("/theme.css", include_in_schema=False)

@@ -28,7 +28,7 @@ class Bar:
 
 
 def stacked_bars(
-    bars: Sequence[Bar], *, width: int = 720, row: int = 26, label_width: int = 170
+    bars: Sequence[Bar], *, width: int = 720, row: int = 26, label_width: int = 240
 ) -> Markup:
     """One horizontal bar per group, split into sent / retrying / failed / pending."""
     if not bars:
@@ -44,7 +44,7 @@ def stacked_bars(
         y = 4 + index * row
         parts.append(
             f'<text x="{label_width - 8}" y="{y + row / 2 + 4:.0f}" text-anchor="end" '
-            f'font-size="13" fill="#1d2a33">{escape(bar.label)}</text>'
+            f'font-size="13" fill="#1d2a33">{escape(_short(bar.label))}</text>'
         )
         x = float(label_width)
         parts.append(
@@ -67,3 +67,8 @@ def stacked_bars(
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above went through escape()
+
+
+def _short(label: str, limit: int = 32) -> str:
+    """Labels longer than the label column are cut with an ellipsis (full text in the table)."""
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"

@@ -16,18 +16,21 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from mailer import campaigns as campaign_store
-from mailer import ledger, urls
+from mailer import ledger, scheduler, urls
 from mailer.accounts import User
 from mailer.campaigns import CampaignState
+from mailer.checks import check_issue
 from mailer.content import ContentError, Problem, load_issue_text
 from mailer.errors import MailerError
-from mailer.render import RenderedIssue, Slot, fill
+from mailer.render import Slot, fill
+from mailer.waves import parse_wall_time
 from mailer.web import charts, csrf, library
 from mailer.web.auth import current_user
 from mailer.web.context import WebContext, db, web
 from mailer.web.operator import country_choices
 from mailer.web.pages import flash
 from mailer.web.public import EMAIL_CSP
+from mailer.web.testsend import send_test
 from subscribers import repository
 from subscribers.audience import Audience, count_audience, count_by_country_and_partner
 from subscribers.countries import country_name
@@ -40,6 +43,18 @@ Editor = Annotated[User, Depends(current_user)]
 DB = Annotated[Session, Depends(db)]
 MAX_UPLOAD_BYTES = 1_000_000
 LIVE_STATES = (CampaignState.SENDING, CampaignState.SCHEDULED)
+# Time zones offered for "at an instant": the partners' and common ones; the default
+# (settings.timezone) is added if missing.
+ZONES = (
+    "Asia/Shanghai",
+    "Asia/Bangkok",
+    "Asia/Ho_Chi_Minh",
+    "Asia/Phnom_Penh",
+    "Asia/Vientiane",
+    "Asia/Yangon",
+    "Europe/Berlin",
+    "UTC",
+)
 
 
 def _back(url: str) -> RedirectResponse:
@@ -135,7 +150,7 @@ def issue_page(request: Request, session: DB, user: Editor, key: str) -> Respons
         rendered=rendered,
         text=fill(rendered.text, values, html=False) if rendered else "",
         html_kb=len(rendered.html.encode()) / 1024 if rendered else 0,
-        findings=_findings(context, found, rendered),
+        findings=check_issue(found.issue, context.renderer()) if found.issue else [],
     )
 
 
@@ -151,6 +166,23 @@ def issue_preview_html(request: Request, session: DB, user: Editor, key: str) ->
     return HTMLResponse(
         fill(rendered.html, values, html=True), headers={"Content-Security-Policy": EMAIL_CSP}
     )
+
+
+@router.post("/issues/{key}/test")
+def test_send(request: Request, session: DB, user: Editor, key: str) -> Response:
+    """A copy to the signed-in editor's own address, subject marked [TEST]."""
+    context = web(request)
+    found = _issue_or_404(context, session, key)
+    if found.issue is None:
+        flash(request, "Fix the content errors before sending a test.", "error")
+        return _back(f"/issues/{key}")
+    try:
+        reply = send_test(context.root, context.renderer(), found.issue, user.email, user.name)
+    except MailerError as exc:
+        flash(request, f"The test was not sent: {exc}", "error")
+    else:
+        flash(request, f"Test sent to {user.email} (server: {reply}).")
+    return _back(f"/issues/{key}")
 
 
 # --- campaigns ----------------------------------------------------------------------------
@@ -343,14 +375,15 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
     context = web(request)
     campaign = campaign_store.get_campaign(session, campaign_id)
     report = ledger.report(session, campaign_id)
-    partner_names = dict(session.execute(select(Partner.id, Partner.name)).tuples().all())
-    by_country = [
-        charts.Bar(country_name(t.key) if t.key else "unknown", t) for t in report.by_country
-    ]
-    by_partner = [
-        charts.Bar(partner_names.get(int(t.key), t.key) if t.key else "no partner", t)
-        for t in report.by_partner
-    ]
+    partner_names = {pid: pname for pid, pname in session.execute(select(Partner.id, Partner.name))}
+    by_country = sorted(
+        (charts.Bar(country_name(t.key), t) for t in report.by_country if t.key),
+        key=lambda b: b.label,
+    ) + [charts.Bar("unknown", t) for t in report.by_country if not t.key]
+    by_partner = sorted(
+        (charts.Bar(partner_names.get(int(t.key), t.key), t) for t in report.by_partner if t.key),
+        key=lambda b: b.label,
+    ) + [charts.Bar("no partner", t) for t in report.by_partner if not t.key]
     failed = list(
         session.scalars(
             select(ledger.LedgerRow)
@@ -376,6 +409,8 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
         failed=failed,
         refresh=campaign.state in LIVE_STATES,
         timezone=context.root.settings.timezone,
+        zones=ZONES,
+        waves=scheduler.waves_report(session, campaign_id),
     )
 
 
@@ -410,12 +445,69 @@ def cancel_campaign(request: Request, session: DB, campaign_id: int) -> Response
     return _control(request, session, campaign_id, "cancel")
 
 
-def _findings(
-    context: WebContext, found: library.IssueFile, rendered: RenderedIssue | None
-) -> list[tuple[str, str]]:
-    """(level, message) pairs: the size against Gmail's clipping, until checks land."""
-    if rendered is None:
-        return []
-    size = len(rendered.html.encode())
-    level = "ok" if size < 90 * 1024 else "error" if size > 102 * 1024 else "warning"
-    return [(level, f"HTML size {size / 1024:.1f} KB (Gmail clips messages over about 102 KB)")]
+@router.post("/campaigns/{campaign_id:int}/send")
+def send_now(request: Request, session: DB, campaign_id: int) -> Response:
+    """Freeze the content and queue every recipient now; the worker sends them."""
+    context = web(request)
+    try:
+        added = campaign_store.start_sending(session, campaign_id, renderer=context.renderer())
+        session.commit()
+        flash(request, f"Sending started: {added} recipients queued.")
+    except MailerError as exc:
+        session.rollback()
+        flash(request, f"Not started: {exc}", "error")
+    return _back(f"/campaigns/{campaign_id}")
+
+
+@router.post("/campaigns/{campaign_id:int}/schedule")
+def schedule_campaign(
+    request: Request,
+    session: DB,
+    campaign_id: int,
+    at: Annotated[str, Form()] = "",
+    mode: Annotated[str, Form()] = "instant",
+    tz: Annotated[str, Form()] = "",
+) -> Response:
+    """At an instant in one zone, or at the same wall time in each recipient's zone."""
+    context = web(request)
+    try:
+        wall = parse_wall_time(at)
+        local = mode == "local"
+        campaign = campaign_store.get_campaign(session, campaign_id)
+        plan = (
+            scheduler.reschedule
+            if campaign.state == CampaignState.SCHEDULED
+            else scheduler.schedule
+        )
+        waves = plan(
+            session,
+            campaign_id,
+            wall,
+            tz=None if local else (tz or context.root.settings.timezone),
+            local_time=local,
+            renderer=context.renderer(),
+        )
+        session.commit()
+    except MailerError as exc:
+        session.rollback()
+        flash(request, f"Not scheduled: {exc}", "error")
+        return _back(f"/campaigns/{campaign_id}")
+    first = min(w.starts_at for w in waves)
+    flash(
+        request,
+        f"Scheduled in {len(waves)} wave{'s' if len(waves) != 1 else ''}; "
+        f"the first starts {first:%Y-%m-%d %H:%M} UTC.",
+    )
+    return _back(f"/campaigns/{campaign_id}")
+
+
+@router.post("/campaigns/{campaign_id:int}/unschedule")
+def unschedule_campaign(request: Request, session: DB, campaign_id: int) -> Response:
+    try:
+        scheduler.unschedule(session, campaign_id)
+        session.commit()
+        flash(request, "Back to draft; nothing will be sent until you schedule or send it.")
+    except MailerError as exc:
+        session.rollback()
+        flash(request, str(exc), "error")
+    return _back(f"/campaigns/{campaign_id}")
