@@ -7,9 +7,10 @@ uses), so the rules (validation, consent records, suppression) are the same.
 
 from __future__ import annotations
 
+import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,8 @@ from mailer.web.context import db, web
 from mailer.web.pages import flash
 from subscribers import privacy, repository, suppression
 from subscribers.countries import REGION, country_names
-from subscribers.errors import StoreError
+from subscribers.csvio import export_csv, import_csv
+from subscribers.errors import ImportRejected, Problem, StoreError
 from subscribers.models import SubscriberStatus
 
 router = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
@@ -29,6 +31,7 @@ router = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
 Admin = Annotated[User, Depends(require_admin)]
 DB = Annotated[Session, Depends(db)]
 PAGE_SIZE = 50
+MAX_IMPORT_BYTES = 50_000_000
 
 
 def _back(url: str) -> RedirectResponse:
@@ -114,6 +117,95 @@ def add_subscriber(
         return _back("/subscribers")
     flash(request, f"Added {subscriber.email}.")
     return _back(f"/subscribers/{subscriber.id}")
+
+
+@router.get("/subscribers/import")
+def import_page(request: Request, session: DB) -> Response:
+    return web(request).pages.render(
+        request,
+        "import.html",
+        lists=repository.list_lists(session),
+        report=None,
+        problems=[],
+        filename=None,
+    )
+
+
+@router.post("/subscribers/import")
+async def import_subscribers(
+    request: Request,
+    session: DB,
+    file: UploadFile,
+    list_slug: Annotated[str, Form()] = "",
+    encoding: Annotated[str, Form()] = "",
+    dry_run: Annotated[bool, Form()] = False,
+    skip_invalid: Annotated[bool, Form()] = False,
+    create_partners: Annotated[bool, Form()] = False,
+) -> Response:
+    """The CLI's import, with the same per-line report; all or nothing unless told otherwise."""
+    name = (file.filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1]
+    data = await file.read(MAX_IMPORT_BYTES + 1)
+    report, problems = None, []
+    if len(data) > MAX_IMPORT_BYTES:
+        problems = [
+            Problem(name, 0, "", "the file is larger than 50 MB; use `mailer subscribers import`")
+        ]
+    else:
+        try:
+            report = import_csv(
+                session,
+                data,
+                name=name,
+                list_slug=list_slug or None,
+                encoding=encoding.strip() or None,
+                dry_run=dry_run,
+                skip_invalid=skip_invalid,
+                create_partners=create_partners,
+                consent_source="web-import",
+            )
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        except ImportRejected as exc:
+            session.rollback()
+            problems = exc.problems
+        except StoreError as exc:
+            session.rollback()
+            problems = [Problem(name, 0, "", str(exc))]
+    return web(request).pages.render(
+        request,
+        "import.html",
+        lists=repository.list_lists(session),
+        report=report,
+        problems=problems,
+        filename=name,
+    )
+
+
+@router.get("/subscribers/export.csv")
+def export_subscribers(
+    session: DB,
+    list: str = "",
+    country: str = "",
+    partner: str = "",
+    status: str = "",
+) -> Response:
+    """Everything the import reads, as UTF-8 CSV (cells that look like formulas neutralised)."""
+    buffer = io.StringIO()
+    export_csv(
+        session,
+        buffer,
+        list_slug=list or None,
+        country=country or None,
+        partner=partner or None,
+        statuses=[SubscriberStatus(status)] if status else None,
+    )
+    return Response(
+        buffer.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'},
+    )
 
 
 @router.get("/subscribers/{subscriber_id:int}")

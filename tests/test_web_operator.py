@@ -1,0 +1,140 @@
+"""Operator pages over HTTP: CSV import with its per-line report, export, editing,
+erasure, suppression and users, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from mailer.accounts import User
+from mailer.compose import Root
+from subscribers import repository, suppression
+from subscribers.models import Subscriber
+from tests.web_harness import add_user, login, make_app
+
+GOOD = (
+    "email,name,country,partner,lists\n"
+    "an.nguyen@example.vn,Nguyễn Văn An,VN,,newsletter\n"
+    "sok@example.kh,សុខ ចាន់,Cambodia,,newsletter\n"
+    "AN.NGUYEN@example.vn,,,,\n"
+)
+BAD = "email,name,country\nnot-an-address,X,VN\nok@example.org,Y,Atlantis\n"
+
+
+def _admin(root: Root) -> tuple[FastAPI, TestClient, str]:
+    app = make_app(root)
+    add_user(app, "admin@example.org", "admin")
+    with root.sessions.begin() as session:
+        repository.add_list(session, "newsletter", "Newsletter")
+    http, token = login(app, "admin@example.org")
+    return app, http, token
+
+
+def _upload(http: TestClient, token: str, text: str, **fields: str):
+    return http.post(
+        "/subscribers/import",
+        data={"csrf_token": token, **fields},
+        files={"file": ("people.csv", text.encode("utf-8"), "text/csv")},
+    )
+
+
+def test_import_reports_per_line_and_is_all_or_nothing(root: Root) -> None:
+    _, http, token = _admin(root)
+    rejected = _upload(http, token, BAD)
+    assert rejected.status_code == 200
+    assert "nothing was imported" in rejected.text
+    assert "people.csv: 2 problems" in rejected.text
+    assert "Atlantis" in rejected.text
+    with root.sessions() as session:
+        assert session.scalars(select(Subscriber)).all() == []
+
+    dry = _upload(http, token, GOOD, dry_run="true")
+    assert "dry run, nothing written" in dry.text
+    with root.sessions() as session:
+        assert session.scalars(select(Subscriber)).all() == []
+
+    done = _upload(http, token, GOOD)
+    assert "3 rows read; 2 subscribers created" in done.text
+    assert "line 4: AN.NGUYEN@example.vn (first on line 2)" in done.text
+    again = _upload(http, token, GOOD)  # re-running changes nothing
+    assert "0 subscribers created; 0 updated; 2 unchanged" in again.text
+
+    skipped = _upload(http, token, BAD, skip_invalid="true")
+    assert "Invalid rows skipped" in skipped.text
+
+
+def test_export_edit_erase_and_suppress(root: Root) -> None:
+    _, http, token = _admin(root)
+    _upload(http, token, GOOD)
+    exported = http.get("/subscribers/export.csv?country=VN")
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["email"] for r in rows] == ["an.nguyen@example.vn"]
+    assert rows[0]["name"] == "Nguyễn Văn An"
+
+    with root.sessions() as session:
+        an = repository.get_subscriber(session, "an.nguyen@example.vn")
+    saved = http.post(
+        f"/subscribers/{an.id}",
+        data={
+            "csrf_token": token,
+            "email": "an.nguyen@example.vn",
+            "name": "Nguyễn Văn An",
+            "country": "LA",
+            "language": "vi",
+            "status": "active",
+        },
+    )
+    assert saved.status_code == 303
+    with root.sessions() as session:
+        changed = repository.get_subscriber(session, an.id)
+        assert changed.country == "LA" and changed.timezone == "Asia/Vientiane"
+        assert repository.subscriptions_of(session, an.id)[0].status.value == "unsubscribed"
+
+    refused = http.post(f"/subscribers/{an.id}/erase", data={"csrf_token": token, "confirm": "x"})
+    assert refused.status_code == 303
+    erased = http.post(
+        f"/subscribers/{an.id}/erase",
+        data={"csrf_token": token, "confirm": "an.nguyen@example.vn"},
+    )
+    assert erased.status_code == 303
+    with root.sessions() as session:
+        assert repository.find_subscriber(session, "an.nguyen@example.vn") is None
+        assert suppression.is_suppressed(session, "an.nguyen@example.vn")
+    table = http.get("/suppression").text.split("<table>")[1]
+    assert "(erased)" in table and "an.nguyen" not in table
+
+    http.post("/suppression", data={"csrf_token": token, "email": "bounce@example.org"})
+    with root.sessions() as session:
+        assert suppression.is_suppressed(session, "bounce@example.org")
+    http.post("/suppression/remove", data={"csrf_token": token, "email": "bounce@example.org"})
+    with root.sessions() as session:
+        assert not suppression.is_suppressed(session, "bounce@example.org")
+
+
+def test_users_page_creates_and_removes_editors(root: Root) -> None:
+    app, http, token = _admin(root)
+    created = http.post(
+        "/users",
+        data={
+            "csrf_token": token,
+            "email": "new.editor@example.org",
+            "password": "another long password",
+            "role": "editor",
+        },
+    )
+    assert created.status_code == 303
+    editor_http, _ = login(app, "new.editor@example.org", "another long password")
+    assert editor_http.get("/subscribers").status_code == 403
+    with root.sessions() as session:
+        editor = session.scalars(select(User).where(User.email == "new.editor@example.org")).one()
+        me = session.scalars(select(User).where(User.email == "admin@example.org")).one()
+    assert http.post(f"/users/{me.id}/delete", data={"csrf_token": token}).status_code == 303
+    assert http.post(f"/users/{editor.id}/delete", data={"csrf_token": token}).status_code == 303
+    with root.sessions() as session:
+        assert [u.email for u in session.scalars(select(User))] == ["admin@example.org"]
+    assert editor_http.get("/issues").status_code == 303  # removed user: session ends
