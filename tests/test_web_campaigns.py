@@ -1,0 +1,157 @@
+"""Campaign pages over HTTP against a real SMTP server: the recipient count before
+creating, failures with their SMTP replies, pause/resume/cancel, the web copy, the
+archive's Atom feed, and a forged schedule refused; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from mailer.campaigns import Campaign
+from mailer.compose import Root, build
+from subscribers import repository
+from tests.conftest import REPO, make_settings
+from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture
+from tests.web_harness import add_user, login, make_app
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.fixture
+def web_root(
+    database_url: str,
+    tmp_path: Path,
+    smtp_server: SMTPTestServer,  # noqa: F811
+) -> Root:
+    root = build(
+        make_settings(
+            tmp_path,
+            database_url=database_url,
+            issues_dir=REPO / "examples" / "issues",
+            smtp_port=smtp_server.port,
+        )
+    )
+    with root.sessions.begin() as session:
+        repository.add_list(session, "newsletter", "Newsletter")
+        repository.add_partner(session, "Mekong River Commission", "LA")
+        for email, name, country in (
+            ("somchai@example.th", "สมชาย ใจดี", "TH"),
+            ("linh@example.vn", "Nguyễn Thị Linh", "VN"),
+            ("nosuch@example.la", "Khamla", "LA"),
+        ):
+            repository.add_subscriber(
+                session,
+                email,
+                name=name,
+                country=country,
+                partner="Mekong River Commission" if country == "LA" else None,
+                lists=["newsletter"],
+            )
+    return root
+
+
+def _editor(root: Root) -> tuple[FastAPI, TestClient, str]:
+    app = make_app(root)
+    add_user(app, "editor@example.org", "editor")
+    http, token = login(app, "editor@example.org")
+    return app, http, token
+
+
+def _create(http: TestClient, token: str) -> int:
+    response = http.post(
+        "/campaigns",
+        data={"csrf_token": token, "issue": "2022-13", "lists": ["newsletter"], "name": "Test"},
+    )
+    assert response.status_code == 303, response.text
+    return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+def _run_worker(root: Root) -> None:
+    worker = root.worker()
+    worker.run(threading.Event(), until_idle=True)
+
+
+def test_count_then_send_shows_failures_with_their_smtp_reply(
+    web_root: Root,
+    smtp_server: SMTPTestServer,  # noqa: F811
+) -> None:
+    _, http, token = _editor(web_root)
+    counted = http.post(
+        "/campaigns/new",
+        data={"csrf_token": token, "issue": "2022-13", "countries": ["VN", "LA"]},
+    )
+    assert "Recipients: 2" in counted.text
+    with web_root.sessions() as session:
+        assert session.scalars(select(Campaign)).all() == []  # counting creates nothing
+
+    campaign_id = _create(http, token)
+    draft = http.get(f"/campaigns/{campaign_id}").text
+    assert "draft" in draft and "Send now" in draft
+    assert http.get(f"/view/{campaign_id}").status_code == 404  # not published yet
+
+    smtp_server.reject("nosuch@example.la", "550 5.1.1 <nosuch@example.la>: no such user")
+    sent = http.post(f"/campaigns/{campaign_id}/send", data={"csrf_token": token})
+    assert sent.status_code == 303
+    _run_worker(web_root)
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert 'id="campaign-state">sent<' in page
+    assert "550 5.1.1 &lt;nosuch@example.la&gt;: no such user" in page
+    assert 'id="count-sent">2<' in page
+    assert "Mekong River Commission" in page and "<svg" in page
+    assert smtp_server.count() == 2
+
+    view = http.get(f"/view/{campaign_id}")
+    assert view.status_code == 200 and "%%" not in view.text
+    assert "somchai" not in view.text and "linh@" not in view.text
+    assert "style-src 'unsafe-inline'" in view.headers["content-security-policy"]
+
+    feed = ET.fromstring(http.get("/archive/feed.atom").content)  # noqa: S314 - our own output
+    entries = feed.findall(f"{ATOM}entry")
+    assert len(entries) == 1
+    assert entries[0].findtext(f"{ATOM}id") == f"https://news.example.org/view/{campaign_id}"
+
+
+def test_pause_resume_cancel_and_bad_schedules(web_root: Root) -> None:
+    _, http, token = _editor(web_root)
+    campaign_id = _create(http, token)
+    past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    for data, expected in (
+        ({"at": past, "tz": "Asia/Shanghai"}, "in the past"),
+        ({"at": "tomorrow morning", "tz": "UTC"}, "cannot read the time"),
+        ({"at": "2030-01-01T09:00", "tz": "Mars/Olympus"}, "Mars/Olympus"),
+    ):
+        http.post(f"/campaigns/{campaign_id}/schedule", data={"csrf_token": token, **data})
+        assert expected in http.get(f"/campaigns/{campaign_id}").text, expected
+
+    local = http.post(
+        f"/campaigns/{campaign_id}/schedule",
+        data={"csrf_token": token, "at": "2030-01-01T09:00", "mode": "local"},
+    )
+    assert local.status_code == 303
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert "Scheduled in 3 waves" in page
+    for zone, utc in (
+        ("Asia/Bangkok", "2030-01-01 02:00"),
+        ("Asia/Ho_Chi_Minh", "2030-01-01 02:00"),
+        ("Asia/Vientiane", "2030-01-01 02:00"),
+    ):
+        assert zone in page and utc in page
+
+    http.post(f"/campaigns/{campaign_id}/unschedule", data={"csrf_token": token})
+    http.post(f"/campaigns/{campaign_id}/send", data={"csrf_token": token})
+    http.post(f"/campaigns/{campaign_id}/pause", data={"csrf_token": token})
+    assert 'id="campaign-state">paused<' in http.get(f"/campaigns/{campaign_id}").text
+    http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
+    assert 'id="campaign-state">sending<' in http.get(f"/campaigns/{campaign_id}").text
+    http.post(f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token})
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert 'id="campaign-state">cancelled<' in page
+    http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
+    assert "cannot become sending" in http.get(f"/campaigns/{campaign_id}").text
