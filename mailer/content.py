@@ -377,7 +377,8 @@ class Issue(Strict):
     about: str | None = None
 
     _source: Path | None = PrivateAttr(default=None)
-    _lines: dict[str, int] = PrivateAttr(default_factory=dict)
+    _lines: dict[str, int] | None = PrivateAttr(default=None)
+    _text: str = PrivateAttr(default="")
 
     @field_validator("language")
     @classmethod
@@ -403,6 +404,8 @@ class Issue(Strict):
 
     def line_of(self, field: str) -> int | None:
         """The line of a field path such as "blocks[3].statement.photo" in the source file."""
+        if self._lines is None:  # positions are only needed for messages: parse on demand
+            self._lines = _line_map(_yaml().load(self._text)) if self._text else {}
         return self._lines.get(field)
 
     @property
@@ -442,12 +445,27 @@ def _block_problems(tree: Any, name: str) -> list[Problem]:
 
 
 def load_issue_text(text: str, name: str, *, source: Path | None = None) -> Issue:
-    """Validate issue YAML given as text (an upload); `name` is used in error messages."""
-    tree = parse_yaml(text, name)
-    issue = validate_yaml(Issue, tree, name, _block_problems(tree, name), skip={"block_type"})
+    """Validate issue YAML given as text (an upload); `name` is used in error messages.
+
+    A valid file takes the fast road (libyaml, no positions); anything the fast road
+    does not accept is parsed again with positions, and that slower parse alone
+    decides what is valid and reports every problem with its line.
+    """
+    try:
+        issue = _load_fast(text)
+    except Exception:
+        tree = parse_yaml(text, name)
+        issue = validate_yaml(Issue, tree, name, _block_problems(tree, name), skip={"block_type"})
     issue._source = source
-    issue._lines = _line_map(tree)
+    issue._text = text
     return issue
+
+
+def _load_fast(text: str) -> Issue:
+    tree = YAML(typ="safe").load(text)
+    if not isinstance(tree, dict) or not all(isinstance(k, str) for k in tree):
+        raise ValueError("not a mapping of fields")
+    return Issue.model_validate(tree)
 
 
 def _line_map(node: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, int]:

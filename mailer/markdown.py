@@ -12,6 +12,7 @@ mangles them into `\\u{...}`).
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -62,31 +63,57 @@ class Style:
     link: str = "color:#0b6e4f;text-decoration:underline"
 
 
+# Characters that can start Markdown syntax in the enabled subset; text without any
+# of them (most names and role lines) needs no parsing at all.
+_SYNTAX = re.compile(r"[*_\[\]<>\\\n\r\x00]")
+
+Memo = dict[tuple[str, bool], list[Token]]
+
+
 class Markdown:
-    """Built once; renders editors' text fields. Stateless apart from the parser."""
+    """Built once; renders editors' text fields. Stateless apart from the parser.
+
+    Callers may pass a `memo` dict shared by the HTML and text passes of one render,
+    so each text field is parsed once.
+    """
 
     def __init__(self) -> None:
         self._md = _parser()
 
+    def _blocks(self, source: str, memo: Memo | None) -> list[list[Token]]:
+        """The inline children of each paragraph of `source`."""
+        return [t.children or [] for t in self._parse(source, False, memo) if t.type == "inline"]
+
+    def _inline(self, source: str, memo: Memo | None) -> list[Token]:
+        tokens = self._parse(source, True, memo)
+        return (tokens[0].children or []) if tokens else []
+
+    def _parse(self, source: str, inline: bool, memo: Memo | None) -> list[Token]:
+        key = (source, inline)
+        if memo is not None and key in memo:
+            return memo[key]
+        if not _SYNTAX.search(source) and source.strip() == source:
+            tokens = [_plain(source)] if source else []
+        else:
+            tokens = self._md.parseInline(source) if inline else self._md.parse(source)
+        if memo is not None:
+            memo[key] = tokens
+        return tokens
+
     # --- HTML ------------------------------------------------------------------------
 
-    def html(self, source: str, style: Style = Style()) -> str:
+    def html(self, source: str, style: Style = Style(), memo: Memo | None = None) -> str:
         """Paragraphs (`<p>`) with inline formatting."""
-        bodies = [
-            self._inline_html(token.children or [], style)
-            for token in self._md.parse(source)
-            if token.type == "inline"
-        ]
+        bodies = [self._inline_html(children, style) for children in self._blocks(source, memo)]
         last = len(bodies) - 1
         return "".join(
             f'<p style="{style.paragraph if i < last else "margin:0"}">{body}</p>'
             for i, body in enumerate(bodies)
         )
 
-    def inline_html(self, source: str, style: Style = Style()) -> str:
+    def inline_html(self, source: str, style: Style = Style(), memo: Memo | None = None) -> str:
         """One line of inline formatting, no paragraph element."""
-        tokens = self._md.parseInline(source)
-        return self._inline_html(tokens[0].children or [] if tokens else [], style)
+        return self._inline_html(self._inline(source, memo), style)
 
     def _inline_html(self, children: Sequence[Token], style: Style) -> str:
         out: list[str] = []
@@ -119,18 +146,12 @@ class Markdown:
 
     # --- plain text -------------------------------------------------------------------
 
-    def text(self, source: str, links: Links) -> list[str]:
+    def text(self, source: str, links: Links, memo: Memo | None = None) -> list[str]:
         """Paragraphs of plain text; hard breaks stay newlines, soft ones become spaces."""
-        tokens = self._md.parse(source)
-        return [
-            self._inline_text(token.children or [], links)
-            for token in tokens
-            if token.type == "inline"
-        ]
+        return [self._inline_text(children, links) for children in self._blocks(source, memo)]
 
-    def inline_text(self, source: str, links: Links) -> str:
-        tokens = self._md.parseInline(source)
-        return self._inline_text(tokens[0].children or [] if tokens else [], links)
+    def inline_text(self, source: str, links: Links, memo: Memo | None = None) -> str:
+        return self._inline_text(self._inline(source, memo), links)
 
     def _inline_text(self, children: Sequence[Token], links: Links) -> str:
         """Formatting markers are dropped; a link shows its target as a reader needs it.
@@ -169,3 +190,8 @@ class Markdown:
                 )
                 (label if href is not None else out).append(piece)
         return "".join(out)
+
+
+def _plain(source: str) -> Token:
+    """What markdown-it makes of text without syntax: one paragraph of one text token."""
+    return Token("inline", "", 0, content=source, children=[Token("text", "", 0, content=source)])

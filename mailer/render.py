@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-import textwrap
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from mailer.content import ContentError, Issue, Problem
-from mailer.markdown import Links, Markdown, Style, attr
+from mailer.markdown import Links, Markdown, Memo, Style, attr
 from mailer.media import MediaStore
 from mailer.profile import Profile, load_profile
 from mailer.settings import Settings
@@ -101,8 +100,8 @@ class Renderer:
         )
         self._mjml_env.filters.update(
             attr=lambda value: Markup(attr(str(value))),  # noqa: S704 - escaped by attr()
-            md=lambda value: Markup(self._md.html(str(value), self._style)),  # noqa: S704
-            md_inline=lambda value: Markup(self._md.inline_html(str(value), self._style)),  # noqa: S704
+            md=_html_md(self._md, self._style),
+            md_inline=_html_md_inline(self._md, self._style),
             initials=initials,
         )
         self._text_env.filters.update(md=_text_md(self._md), md_inline=_text_md_inline(self._md))
@@ -120,21 +119,23 @@ class Renderer:
 
     def render(self, issue: Issue) -> RenderedIssue:
         """Both parts of the email; raises ContentError/MediaError on bad content."""
+        memo: Memo = {}  # each text field is parsed once for both parts
         return RenderedIssue(
             subject=self.subject(issue),
             preheader=issue.preheader,
-            html=self.html(self.mjml(issue)),
-            text=self.text(issue),
+            html=self.html(self.mjml(issue, memo)),
+            text=self.text(issue, memo),
             language=issue.language,
         )
 
     def subject(self, issue: Issue) -> str:
         return " ".join((issue.subject or issue.title).split())
 
-    def mjml(self, issue: Issue) -> str:
+    def mjml(self, issue: Issue, memo: Memo | None = None) -> str:
         """The MJML source (for debugging and for comparing MJML compilers)."""
         template = self._mjml_env.get_template("issue.mjml.j2")
-        return template.render(self._context(issue, photo_url=self._photo_url(issue)))
+        context = self._context(issue, photo_url=self._photo_url(issue), md_memo=memo)
+        return template.render(context)
 
     @staticmethod
     def html(mjml_source: str) -> str:
@@ -142,9 +143,9 @@ class Renderer:
         out = mjml.mjml2html(mjml_source, disable_comments=True)
         return _squeeze(str(out))
 
-    def text(self, issue: Issue) -> str:
+    def text(self, issue: Issue, memo: Memo | None = None) -> str:
         template = self._text_env.get_template("issue.txt.j2")
-        raw = template.render(self._context(issue, links=Links()))
+        raw = template.render(self._context(issue, links=Links(), md_memo=memo))
         lines = [line.rstrip() for line in raw.splitlines()]
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
@@ -225,27 +226,48 @@ def _first_grapheme(word: str) -> str:
 
 
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
-    """Wrap each line at `width` columns; never split words, URLs, slots or hyphenations."""
+    """Wrap each line at `width` columns; never split words, URLs, slots or hyphenations.
+
+    Greedy, like textwrap with break_long_words and break_on_hyphens off, but several
+    times faster; runs of spaces inside a line become one.
+    """
     out: list[str] = []
     for line in str(text).split("\n"):
-        out.extend(
-            textwrap.wrap(
-                line,
-                width,
-                initial_indent=indent,
-                subsequent_indent=indent,
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
-            or [""]
-        )
+        words = line.split()
+        if not words:
+            out.append("")
+            continue
+        current = indent + words[0]
+        for word in words[1:]:
+            if len(current) + 1 + len(word) <= width:
+                current += " " + word
+            else:
+                out.append(current)
+                current = indent + word
+        out.append(current)
     return "\n".join(out)
+
+
+def _html_md(md: Markdown, style: Style) -> Callable[..., Markup]:
+    @pass_context
+    def render(context: Context, source: str) -> Markup:
+        return Markup(md.html(str(source), style, context["md_memo"]))  # noqa: S704 - escaped
+
+    return render
+
+
+def _html_md_inline(md: Markdown, style: Style) -> Callable[..., Markup]:
+    @pass_context
+    def render(context: Context, source: str) -> Markup:
+        return Markup(md.inline_html(str(source), style, context["md_memo"]))  # noqa: S704
+
+    return render
 
 
 def _text_md(md: Markdown) -> Callable[..., str]:
     @pass_context
     def render(context: Context, source: str, indent: str = "") -> str:
-        paragraphs = md.text(str(source), context["links"])
+        paragraphs = md.text(str(source), context["links"], context["md_memo"])
         return "\n\n".join(wrap(p, indent=indent) for p in paragraphs)
 
     return render
@@ -254,7 +276,7 @@ def _text_md(md: Markdown) -> Callable[..., str]:
 def _text_md_inline(md: Markdown) -> Callable[..., str]:
     @pass_context
     def render(context: Context, source: str) -> str:
-        return md.inline_text(str(source), context["links"])
+        return md.inline_text(str(source), context["links"], context["md_memo"])
 
     return render
 

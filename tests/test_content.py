@@ -10,10 +10,14 @@ import pytest
 from mailer.content import (
     ContentError,
     DividerBlock,
+    Issue,
     ParagraphBlock,
     StatementBlock,
+    _load_fast,
     load_issue,
     load_issue_text,
+    parse_yaml,
+    validate_yaml,
 )
 from mailer.errors import UserInputError
 from mailer.profile import load_profile
@@ -168,6 +172,21 @@ def test_example_issues_and_profile_load() -> None:
     assert profile.masthead.local_name == "澜沧江-湄公河环境合作中心"
     assert profile.masthead.name == "Lancang-Mekong Environmental Cooperation Center"
     assert profile.timezone == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize("name", ["2022-13", "2022-15"])
+def test_fast_and_located_parses_agree(name: str) -> None:
+    text = (REPO / "examples" / "issues" / f"{name}.yaml").read_text(encoding="utf-8")
+    fast = _load_fast(text)
+    located = validate_yaml(Issue, parse_yaml(text, name), name)
+    assert fast == located
+
+
+def test_values_only_the_located_parse_accepts_still_load() -> None:
+    # libyaml reads an unquoted date-like title as a date; the located parse keeps text.
+    issue = load_issue_text(GOOD.replace("title: A title", "title: 2022-09-29"), "t.yaml")
+    assert issue.title == "2022-09-29"
+    assert issue.line_of("title") == 6
 
 
 def test_profile_errors_are_located(tmp_path: Path) -> None:
