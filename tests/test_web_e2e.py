@@ -98,13 +98,15 @@ def _wait_for_state(page: Page, state: str, attempts: int = 120) -> None:
     raise AssertionError(f"campaign never became {state}: {page.url}")
 
 
-def _create_campaign(page: Page, base: str, name: str) -> tuple[int, str]:
+def _create_campaign(page: Page, base: str, name: str, shot: Path | None = None) -> tuple[int, str]:
     page.goto(f"{base}/campaigns/new?issue=2022-15")
     page.check("input[name=lists][value=newsletter]")
     page.click("text=Count recipients")
     counts = page.locator("#audience-count").inner_text()
     assert "Myanmar" in counts and "Vietnam" in counts and "China" in counts
     assert no_horizontal_overflow(page)
+    if shot is not None:
+        page.screenshot(path=str(shot), full_page=True)
     page.fill("input[name=name]", name)
     page.click("text=Create draft campaign")
     page.wait_for_url(re.compile(r".*/campaigns/\d+$"))
@@ -140,7 +142,9 @@ def test_editor_sends_schedules_and_a_subscriber_unsubscribes(
     smtp_server.clear()
 
     # A campaign for the newsletter list, scheduled a few seconds ahead.
-    first, counts = _create_campaign(page, base, "Issue 15 to the newsletter list")
+    first, counts = _create_campaign(
+        page, base, "Issue 15 to the newsletter list", artifacts / f"web-e2e-new-{db}.png"
+    )
     with root.sessions() as session:
         from subscribers.audience import Audience, count_audience
 

@@ -33,9 +33,9 @@ from mailer.web.public import EMAIL_CSP
 from mailer.web.testsend import send_test
 from subscribers import repository
 from subscribers.audience import Audience, count_audience, count_by_country_and_partner
-from subscribers.countries import country_name
+from subscribers.countries import REGION, country_name
 from subscribers.errors import StoreError
-from subscribers.models import Partner
+from subscribers.models import Partner, Subscriber
 
 router = APIRouter(dependencies=[Depends(current_user), Depends(csrf.verify)])
 
@@ -255,7 +255,7 @@ def _campaign_form(
         total=total,
         lists=repository.list_lists(session),
         partners=repository.list_partners(session),
-        countries=country_choices(),
+        countries=_audience_countries(session),
         error=error,
     )
 
@@ -511,3 +511,9 @@ def unschedule_campaign(request: Request, session: DB, campaign_id: int) -> Resp
         session.rollback()
         flash(request, str(exc), "error")
     return _back(f"/campaigns/{campaign_id}")
+
+
+def _audience_countries(session: Session) -> list[tuple[str, str]]:
+    """The region's six countries, then any other country subscribers are in."""
+    present = set(session.scalars(select(Subscriber.country).distinct()))
+    return [(code, name) for code, name in country_choices() if code in REGION or code in present]

@@ -6,8 +6,10 @@ messages, so templates never reach into the request themselves.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -28,6 +30,7 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.globals.update(globals_ or {})
+        self.env.filters["in_zone"] = in_zone
 
     def render(
         self, request: Request, template: str, status_code: int = 200, /, **context: Any
@@ -42,6 +45,12 @@ class Pages:
         values.update(context)
         html = self.env.get_template(template).render(values)
         return HTMLResponse(html, status_code=status_code)
+
+
+def in_zone(moment: datetime, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC instant as wall time in `zone` (naive values from SQLite are UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(zone)).strftime(fmt)
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
