@@ -232,12 +232,20 @@ class Statement(Strict):
 
 
 def _check_source(value: str) -> str:
-    if re.match(r"^[a-z][a-z0-9+.-]*:", value, re.IGNORECASE) and not value.lower().startswith(
-        "https://"
+    """A photo is an https URL or a file beside the issue (never elsewhere on the server)."""
+    if value.lower().startswith("https://"):
+        return value
+    parts = value.replace("\\", "/").split("/")
+    if (
+        not value
+        or re.match(r"^[a-z][a-z0-9+.-]*:", value, re.IGNORECASE)
+        or value.startswith(("/", "\\", "~"))
+        or ".." in parts
     ):
-        raise ValueError(f"expected a path relative to the issue file or an https URL: {value!r}")
-    if not value:
-        raise ValueError("empty path")
+        raise ValueError(
+            f"expected a path inside the issue's folder (e.g. photos/name.jpg) or an https URL:"
+            f" {value!r}"
+        )
     return value
 
 

@@ -116,8 +116,8 @@ blocks:
         "issue.yaml:13: blocks[1].statement.twitter: unknown field",
         "issue.yaml:14: blocks[2]: unknown block type 'quote'; expected one of: paragraph,"
         " heading, statement, image, button, divider",
-        "issue.yaml:15: blocks[3].image.src: expected a path relative to the issue file or an"
-        " https URL: 'javascript:alert(1)'",
+        "issue.yaml:15: blocks[3].image.src: expected a path inside the issue's folder (e.g."
+        " photos/name.jpg) or an https URL: 'javascript:alert(1)'",
         "issue.yaml:15: blocks[3].image.alt: String should have at least 1 character",
         "issue.yaml:16: blocks[4].button.url: not an absolute http(s) or mailto URL: '/relative'",
         "issue.yaml:17: blocks[5]: a block is a mapping with one key, one of: paragraph,"
@@ -172,6 +172,18 @@ def test_example_issues_and_profile_load() -> None:
     assert profile.masthead.local_name == "澜沧江-湄公河环境合作中心"
     assert profile.masthead.name == "Lancang-Mekong Environmental Cooperation Center"
     assert profile.timezone == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize(
+    "src",
+    ["/etc/ssl/cert.jpg", "../other/x.jpg", "photos/../../x.jpg", "~/x.jpg", "http://a/b.jpg"],
+)
+def test_photos_come_from_the_issue_folder_or_https(src: str) -> None:
+    text = GOOD.replace("photo: photos/zhou.jpg", f'photo: "{src}"')
+    assert problems(text) == [
+        "issue.yaml:17: blocks[2].statement.photo: expected a path inside the issue's folder"
+        f" (e.g. photos/name.jpg) or an https URL: {src!r}"
+    ]
 
 
 @pytest.mark.parametrize("name", ["2022-13", "2022-15"])
