@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from mailer import tokens, urls
 from mailer.tokens import InvalidToken
-from mailer.web import archive, csrf
+from mailer.web import csrf
+from mailer.web.archive import atom_feed, public_html, sent_issues
 from mailer.web.context import db, web
 from subscribers import repository
 from subscribers.errors import NotFound
@@ -155,7 +156,7 @@ async def save_preferences(request: Request, token: str) -> Response:
 
 @router.get("/view/{campaign_id:int}")
 def view_in_browser(request: Request, session: DB, campaign_id: int) -> Response:
-    html = archive.public_html(session, web(request).root.settings, campaign_id)
+    html = public_html(session, web(request).root.settings, campaign_id)
     if html is None:
         return web(request).pages.render(
             request, "public/invalid.html", 404, title="This issue is not available"
@@ -169,7 +170,7 @@ def archive_page(request: Request, session: DB) -> Response:
         request,
         "public/archive.html",
         title="Archive",
-        entries=archive.sent_issues(session),
+        entries=sent_issues(session),
         feed_url="/archive/feed.atom",
     )
 
@@ -177,7 +178,5 @@ def archive_page(request: Request, session: DB) -> Response:
 @router.get("/archive/feed.atom")
 def archive_feed(request: Request, session: DB) -> Response:
     settings = web(request).root.settings
-    body = archive.atom_feed(
-        archive.sent_issues(session), settings.public_base_url, web(request).profile.masthead
-    )
+    body = atom_feed(sent_issues(session), settings.public_base_url, web(request).profile.masthead)
     return Response(body, media_type="application/atom+xml; charset=utf-8")
