@@ -320,3 +320,13 @@ def test_wrap_keeps_long_words_and_hard_breaks() -> None:
 )
 def test_monogram_initials(name: str, expected: str) -> None:
     assert initials(name) == expected
+
+
+def test_preheader_is_hidden_first_text_with_spacers(renderer: Renderer) -> None:
+    rendered = renderer.render(load_issue_text(issue_yaml("  - paragraph: Body\n"), "p.yaml"))
+    hidden = re.search(r'<div style="display:none[^"]*">(.*?)</div>', rendered.html)
+    assert hidden is not None
+    assert hidden.group(1).startswith("A preheader&#847;&zwnj;&nbsp;")
+    assert rendered.html.index("A preheader") < rendered.html.index("Body")
+    without = load_issue_text(issue_yaml("  - paragraph: Body\n", preheader='""'), "p.yaml")
+    assert "display:none" not in renderer.render(without).html
