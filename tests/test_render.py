@@ -8,10 +8,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from mailer.content import ContentError, load_issue_text
-from mailer.media import MediaError
+from mailer.markdown import Links, Markdown
+from mailer.media import MediaError, MediaStore
 from mailer.render import FONT_STACK, Renderer, Slot, fill, initials, wrap
 from tests.conftest import make_settings
 
@@ -330,3 +333,44 @@ def test_preheader_is_hidden_first_text_with_spacers(renderer: Renderer) -> None
     assert rendered.html.index("A preheader") < rendered.html.index("Body")
     without = load_issue_text(issue_yaml("  - paragraph: Body\n", preheader='""'), "p.yaml")
     assert "display:none" not in renderer.render(without).html
+
+
+ALLOWED_TAGS = {"p", "em", "strong", "a", "br"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="<>&\"'*_[]()\\\n abcs:/.#-=!`{}%j", max_size=80))
+def test_markdown_emits_only_its_own_tags_and_safe_links(source: str) -> None:
+    md = Markdown()
+    markup = md.html(source) + md.inline_html(source)
+    for tag in re.findall(r"<\s*/?\s*([a-zA-Z0-9]+)", markup):
+        assert tag in ALLOWED_TAGS, (source, markup)
+    for href in re.findall(r'href="([^"]*)"', markup):
+        assert re.match(r"(https?:|mailto:|[^:]*$)", html.unescape(href)), (source, href)
+    links = Links()
+    text = " ".join(md.text(source, links))
+    assert "<script" not in markup.lower()
+    # Every non-markup character the editor typed survives in the text part.
+    for char in "<>&\"'{}%=!#-":
+        if char in source and char not in "<>":  # < > may form an autolink
+            assert char in text + "".join(links.urls), (source, text)
+
+
+def test_media_store_keeps_transparency_and_refuses_odd_names(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path / "media", "https://news.example.org")
+    logo = tmp_path / "logo.png"
+    Image.new("RGBA", (300, 100), (10, 90, 70, 0)).save(logo)
+    url = store.publish(logo, 100)
+    name = url.rsplit("/", 1)[1]
+    assert name.endswith(".png")
+    with Image.open(tmp_path / "media" / name) as stored:
+        assert stored.mode == "RGBA" and stored.size == (200, 67)
+    small = make_photo(tmp_path / "small.jpg", 50, 40)
+    with Image.open(tmp_path / "media" / store.publish(small, 100).rsplit("/", 1)[1]) as kept:
+        assert kept.size == (50, 40)  # never enlarged
+    (tmp_path / "fake.jpg").write_text("not an image", encoding="utf-8")
+    with pytest.raises(MediaError, match="not a readable image"):
+        store.publish(tmp_path / "fake.jpg", 100)
+    assert store.path_of(name) == tmp_path / "media" / name
+    for bad in ("../logo.png", ".hidden", "a/b.png", "missing.png"):
+        assert store.path_of(bad) is None
