@@ -238,3 +238,34 @@ def test_public_pages_unsubscribe_and_preferences(site: Site, artifacts: Path) -
     page.goto(f"{site.base}/archive")
     shot(page, artifacts, "public-archive", _db(site))
     assert site.console.errors == []
+
+
+def test_login_page_throttle_and_phone_menu(site: Site, artifacts: Path) -> None:
+    page = site.page(PHONE)
+    page.goto(f"{site.base}/subscribers")
+    page.wait_for_url("**/login?next=/subscribers")
+    shot(page, artifacts, "login-phone", _db(site))
+    for _ in range(5):
+        page.fill("input[name=email]", "editor@example.org")
+        page.fill("input[name=password]", "not the password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Wrong email address or password")
+    page.fill("input[name=email]", "editor@example.org")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Too many failed logins; try again in 30 seconds")
+    shot(page, artifacts, "login-throttled-phone", _db(site))
+    # Chromium reports the 429 answer itself; nothing else may appear.
+    assert len(site.console.errors) == 1 and "status of 429" in site.console.errors[0]
+    site.console.errors.clear()
+
+    admin = site.page(PHONE)
+    site.login(admin)
+    assert not admin.locator("nav a[href='/subscribers']").is_visible()
+    admin.click("label.menu-button")
+    assert admin.locator("nav a[href='/subscribers']").is_visible()
+    assert no_horizontal_overflow(admin)
+    shot(admin, artifacts, "menu-open-phone", _db(site))
+    admin.click("nav a[href='/subscribers']")
+    admin.wait_for_url(f"{site.base}/subscribers")
+    assert site.console.errors == []

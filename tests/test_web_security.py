@@ -155,14 +155,14 @@ def test_login_failures_slow_down_and_then_block(root: Root) -> None:
             data={"email": "admin@example.org", "password": "wrong guess!", "csrf_token": token},
         )
         assert response.status_code == 200  # the form again, with the error
-        assert "wrong email address or password" in response.text
+        assert "Wrong email address or password" in response.text
         assert http.get("/issues").status_code == 303  # still not signed in
     blocked = http.post(
         "/login", data={"email": "admin@example.org", "password": PASSWORD, "csrf_token": token}
     )
     assert blocked.status_code == 429
     assert int(blocked.headers["retry-after"]) == 30
-    assert "too many failed logins" in blocked.text
+    assert "Too many failed logins" in blocked.text
 
 
 def test_changing_a_password_ends_the_users_other_sessions(root: Root) -> None:
