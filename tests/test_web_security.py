@@ -280,3 +280,24 @@ def test_security_headers(root: Root) -> None:
     assert "script-src 'self'" in csp and "default-src 'self'" in csp
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "SAMEORIGIN"
+
+
+def test_media_is_public_but_stays_inside_its_folder(root: Root) -> None:
+    app = _app(root)
+    media = root.settings.resolved_media_dir
+    (media / "ab12cd.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root.settings.data_dir / "secret.txt").write_text("do not serve", encoding="utf-8")
+    bare = client(app)
+    photo = bare.get("/media/ab12cd.jpg")
+    assert photo.status_code == 200 and photo.content.startswith(b"\xff\xd8")
+    assert bare.get("/media/missing.jpg").status_code == 404
+    for path in ("/media/../secret.txt", "/media/%2e%2e/secret.txt", "/media/..%2fsecret.txt"):
+        assert "do not serve" not in bare.get(path).text, path
+
+
+def test_logout_ends_the_session(root: Root) -> None:
+    app = _app(root)
+    http, token = login(app, "admin@example.org")
+    assert http.get("/subscribers").status_code == 200
+    assert http.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert http.get("/subscribers").status_code == 303
