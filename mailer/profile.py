@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from mailer.content import ContentError, NonEmpty, Problem, Strict, parse_yaml, validate_yaml
+
+MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
 
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 
@@ -55,12 +59,26 @@ class Labels(Strict):
     """Words the templates print, so a profile in another language can change them."""
 
     issue: str = "Issue {number}, {year}"
+    date: str = "{month} {day} {year}"  # as printed in the masthead: "September 29 2022"
+    months: list[str] = Field(default_factory=lambda: list(MONTHS), min_length=12, max_length=12)
     contact: str = "Contact Us"
     view_in_browser: str = "View in your browser"
     preferences: str = "Manage your subscription"
     unsubscribe: str = "Unsubscribe"
     sent_to: str = "This email was sent to {name} ({email})."
     links: str = "Links"
+
+    @field_validator("issue", "date", "sent_to")
+    @classmethod
+    def _placeholders(cls, value: str, info: ValidationInfo) -> str:
+        allowed = {"issue": "{number} {year}", "date": "{month} {day} {year}"}.get(
+            str(info.field_name), "{name} {email}"
+        )
+        try:
+            value.format(number=1, year=2000, month="May", day=1, name="N", email="E")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"may only use the placeholders {allowed}: {value!r}") from None
+        return value
 
 
 class Profile(Strict):

@@ -173,7 +173,11 @@ class Renderer:
             "fonts": FONT_STACK,
             "subject": self.subject(issue),
             "issue_label": labels.issue.format(number=issue.number, year=issue.year),
-            "date_label": f"{issue.date:%B} {issue.date.day} {issue.date.year}",
+            "date_label": labels.date.format(
+                month=labels.months[issue.date.month - 1],
+                day=issue.date.day,
+                year=issue.date.year,
+            ),
             "contact": issue.contact if issue.contact is not None else profile.contact,
             "about": issue.about if issue.about is not None else profile.about,
             "sent_to": labels.sent_to.format(name=Slot.NAME.value, email=Slot.EMAIL.value),
@@ -229,23 +233,58 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
     """Wrap each line at `width` columns; never split words, URLs, slots or hyphenations.
 
     Greedy, like textwrap with break_long_words and break_on_hyphens off, but several
-    times faster; runs of spaces inside a line become one.
+    times faster; runs of spaces inside a line become one. Chinese characters count
+    two columns and a line may break between them (not before closing punctuation).
     """
     out: list[str] = []
     for line in str(text).split("\n"):
-        words = line.split()
-        if not words:
+        tokens = _tokens(line)
+        if not tokens:
             out.append("")
             continue
-        current = indent + words[0]
-        for word in words[1:]:
-            if len(current) + 1 + len(word) <= width:
-                current += " " + word
+        current, used = indent + tokens[0][1], len(indent) + tokens[0][2]
+        for joiner, piece, piece_width in tokens[1:]:
+            if used + len(joiner) + piece_width <= width:
+                current += joiner + piece
+                used += len(joiner) + piece_width
             else:
                 out.append(current)
-                current = indent + word
+                current, used = indent + piece, len(indent) + piece_width
         out.append(current)
     return "\n".join(out)
+
+
+_CLOSING = set("，。、；：？！）」』】》〉’”,.;:?!)")
+
+
+def _tokens(line: str) -> list[tuple[str, str, int]]:
+    """(joiner before, text, display width) for each unbreakable piece of a line.
+
+    Space-separated words are pieces; inside a word, each wide (Chinese) character is
+    a piece of its own, and closing punctuation sticks to the piece before it.
+    """
+    tokens: list[tuple[str, str, int]] = []
+    for word in line.split():
+        if word.isascii():
+            tokens.append((" ", word, len(word)))
+            continue
+        joiner = " "
+        for char in word:
+            wide = _is_wide(char)
+            glue = joiner == "" and (char in _CLOSING or not (wide or _is_wide(tokens[-1][1][-1])))
+            if glue:
+                before, piece, piece_width = tokens[-1]
+                tokens[-1] = (before, piece + char, piece_width + (2 if wide else 1))
+            else:
+                tokens.append((joiner, char, 2 if wide else 1))
+            joiner = ""
+    if tokens:
+        tokens[0] = ("", tokens[0][1], tokens[0][2])
+    return tokens
+
+
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
 
 
 def _html_md(md: Markdown, style: Style) -> Callable[..., Markup]:

@@ -205,11 +205,12 @@ def test_profile_errors_are_located(tmp_path: Path) -> None:
     path = tmp_path / "newsletter.yaml"
     path.write_text(
         "id: x\nmasthead: {name: X}\nsender: {name: X, address: nobody}\n"
-        "list_id: not a domain\ntimezone: Mars/Olympus\ncolours: {primary: green}\n",
+        "list_id: not a domain\ntimezone: Mars/Olympus\ncolours: {primary: green}\n"
+        "labels: {issue: 'No. {nummer}'}\n",
         encoding="utf-8",
     )
     with pytest.raises(ContentError) as caught:
         load_profile(path)
     fields = [p.field for p in caught.value.problems]
-    assert fields == ["sender.address", "list_id", "timezone", "colours.primary"]
-    assert [p.line for p in caught.value.problems] == [3, 4, 5, 6]
+    assert fields == ["sender.address", "list_id", "timezone", "colours.primary", "labels.issue"]
+    assert [p.line for p in caught.value.problems] == [3, 4, 5, 6, 7]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from mailer.markdown import Links, Markdown
 from mailer.media import MediaError, MediaStore
 from mailer.render import FONT_STACK, Renderer, Slot, fill, initials, wrap
 from tests.conftest import make_settings
+
+REPO = Path(__file__).resolve().parent.parent
 
 # Real names and roles in the six countries' scripts (Thai, Khmer, Lao and Burmese
 # carry combining marks, which mjml-python escapes as \u{...} in attributes).
@@ -374,3 +377,30 @@ def test_media_store_keeps_transparency_and_refuses_odd_names(tmp_path: Path) ->
     assert store.path_of(name) == tmp_path / "media" / name
     for bad in ("../logo.png", ".hidden", "a/b.png", "missing.png"):
         assert store.path_of(bad) is None
+
+
+def test_wrap_counts_chinese_as_two_columns_and_breaks_between_characters() -> None:
+    text = "澜沧江-湄公河环境合作中心成立以来，积极推动“绿色澜湄计划”的实施。" * 4
+    lines = wrap(text).splitlines()
+    assert len(lines) > 1
+    assert "".join(lines) == text
+    for line in lines:
+        width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+        assert width <= 78
+        assert line[0] not in "，。”"  # closing punctuation never starts a line
+
+
+def test_labels_come_from_the_profile_not_the_server_locale(tmp_path: Path) -> None:
+    profile = (REPO / "config" / "newsletter.yaml").read_text(encoding="utf-8")
+    profile += (
+        "labels:\n  issue: '第{number}期 ({year})'\n  date: '{year}年{month}{day}日'\n"
+        "  months: [1月, 2月, 3月, 4月, 5月, 6月, 7月, 8月, 9月, 10月, 11月, 12月]\n"
+        "  contact: 联系我们\n"
+    )
+    (tmp_path / "newsletter.yaml").write_text(profile, encoding="utf-8")
+    settings = make_settings(tmp_path, newsletter_profile=tmp_path / "newsletter.yaml")
+    rendered = Renderer.from_settings(settings).render(
+        load_issue_text(issue_yaml("  - paragraph: 你好\n", language="zh"), "zh.yaml")
+    )
+    for words in ("第7期 (2023)", "2023年3月1日", "联系我们"):
+        assert words in rendered.text and words in rendered.html
