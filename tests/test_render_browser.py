@@ -62,7 +62,7 @@ def test_seed_issue_fits_and_shows_every_card(
     renderer = Renderer.from_settings(settings)
     issue = load_issue(EXAMPLES / f"{slug}.yaml")
     rendered = renderer.render(issue)
-    html_path = artifacts / f"authoring-{slug}.html"
+    html_path = artifacts / f"authoring-{slug}-{width}.html"
     values = sample_values(settings.public_base_url, html_path.as_uri())
     html_path.write_text(fill(rendered.html, values, html=True), encoding="utf-8")
 
