@@ -161,7 +161,7 @@ def test_editor_sends_schedules_and_a_subscriber_unsubscribes(
     _wait_for_state(page, "sent")
     page.screenshot(path=str(artifacts / f"web-e2e-sent-{db}.png"), full_page=True)
     assert page.locator("#count-sent").inner_text() == str(expected)
-    assert page.locator("svg.chart").count() == 2
+    assert page.locator("svg.chart:visible").count() == 2
     assert smtp_server.count() == expected
     assert max(smtp_server.arrivals().values()) == 1
 
@@ -207,4 +207,15 @@ def test_editor_sends_schedules_and_a_subscriber_unsubscribes(
     page.screenshot(path=str(artifacts / f"web-e2e-view-{db}.png"))
     feed = page.request.get(f"{base}/archive/feed.atom")
     assert feed.ok and f"{base}/view/{first}" in feed.text()
+
+    # The editor's campaign pages on a phone.
+    phone = browser.new_context(
+        viewport={"width": 375, "height": 812}, storage_state=page.context.storage_state()
+    ).new_page()
+    console.attach(phone)
+    for path in ("/campaigns", f"/campaigns/{first}", "/campaigns/new", "/archive"):
+        phone.goto(f"{base}{path}")
+        assert no_horizontal_overflow(phone), path
+    phone.goto(f"{base}/campaigns/{first}")
+    phone.screenshot(path=str(artifacts / f"web-e2e-campaign-phone-{db}.png"), full_page=True)
     assert console.errors == []

@@ -28,7 +28,12 @@ class Bar:
 
 
 def stacked_bars(
-    bars: Sequence[Bar], *, width: int = 720, row: int = 26, label_width: int = 240
+    bars: Sequence[Bar],
+    *,
+    width: int = 720,
+    row: int = 26,
+    label_width: int = 240,
+    css_class: str = "chart",
 ) -> Markup:
     """One horizontal bar per group, split into sent / retrying / failed / pending."""
     if not bars:
@@ -37,14 +42,14 @@ def stacked_bars(
     plot = width - label_width - 70
     height = row * len(bars) + 8
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="{css_class}" viewBox="0 0 {width} {height}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" aria-label="Progress per group">'
     ]
     for index, bar in enumerate(bars):
         y = 4 + index * row
         parts.append(
             f'<text x="{label_width - 8}" y="{y + row / 2 + 4:.0f}" text-anchor="end" '
-            f'font-size="13" fill="#1d2a33">{escape(_short(bar.label))}</text>'
+            f'font-size="13" fill="#1d2a33">{escape(_short(bar.label, label_width // 8))}</text>'
         )
         x = float(label_width)
         parts.append(
@@ -67,6 +72,14 @@ def stacked_bars(
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above went through escape()
+
+
+def responsive_bars(bars: Sequence[Bar]) -> Markup:
+    """A wide chart for desktops and a narrow one for phones (CSS shows one of them),
+    so the labels stay readable instead of shrinking with the whole picture."""
+    wide = stacked_bars(bars, css_class="chart chart-wide")
+    narrow = stacked_bars(bars, width=360, row=24, label_width=130, css_class="chart chart-narrow")
+    return wide + narrow
 
 
 def _short(label: str, limit: int = 32) -> str:
