@@ -132,7 +132,11 @@ def check_command(
             errors = sum(f.level is Level.ERROR for f in findings)
             warnings = len(findings) - errors
             verdict = "FAILED" if has_errors(findings) else "ok"
-            typer.echo(f"{path}: {verdict} ({errors} error(s), {warnings} warning(s))")
+            size = ""
+            if not has_errors(findings):
+                rendered = renderer.render(issue)
+                size = f"; HTML {len(rendered.html.encode('utf-8')) / 1024:.1f} KB"
+            typer.echo(f"{path}: {verdict} ({errors} error(s), {warnings} warning(s){size})")
             failed = failed or has_errors(findings)
     if failed:
         raise typer.Exit(1)
