@@ -320,10 +320,11 @@ def _text_md_inline(md: Markdown) -> Callable[..., str]:
     return render
 
 
-_BETWEEN_TAGS = re.compile(r">[ \t\r\n]{2,}<")
+_BETWEEN_TAGS = re.compile(r">[ \t\r]*\n[ \t\r\n]*<")
 _LINE_INDENT = re.compile(r"\n[ \t]+")
 
 
 def _squeeze(markup: str) -> str:
-    """Drop indentation the compiler adds; keeps single spaces, which can be significant."""
-    return _LINE_INDENT.sub("\n", _BETWEEN_TAGS.sub("><", markup))
+    """Drop the indentation the compiler adds. Whitespace between tags is kept as one
+    newline (between inline elements it is a word space)."""
+    return _LINE_INDENT.sub("\n", _BETWEEN_TAGS.sub(">\n<", markup))

@@ -404,3 +404,9 @@ def test_labels_come_from_the_profile_not_the_server_locale(tmp_path: Path) -> N
     )
     for words in ("第7期 (2023)", "2023年3月1日", "联系我们"):
         assert words in rendered.text and words in rendered.html
+
+
+def test_spaces_between_formatted_words_survive(renderer: Renderer) -> None:
+    issue = load_issue_text(issue_yaml("  - paragraph: '**bold**  *italic* **again**'\n"), "s.yaml")
+    markup = renderer.render(issue).html
+    assert re.search(r"</strong>\s+<em>italic</em>\s+<strong>again", markup)
