@@ -189,6 +189,8 @@ def test_operator_pages_show_hostile_names_as_text(site: Site, artifacts: Path) 
             ("lists", "/lists"),
             ("suppression", "/suppression"),
             ("users", "/users"),
+            ("settings", "/settings"),
+            ("import", "/subscribers/import"),
         ):
             page.goto(f"{site.base}{path}")
             if label == "phone":

@@ -138,3 +138,12 @@ def test_users_page_creates_and_removes_editors(root: Root) -> None:
     with root.sessions() as session:
         assert [u.email for u in session.scalars(select(User))] == ["admin@example.org"]
     assert editor_http.get("/issues").status_code == 303  # removed user: session ends
+
+
+def test_settings_page_shows_settings_but_never_secrets(root: Root) -> None:
+    _, http, _ = _admin(root)
+    page = http.get("/settings").text
+    assert "MAILER_SMTP_PORT" in page and "MAILER_PUBLIC_BASE_URL" in page
+    assert root.settings.secret_key.get_secret_value() not in page
+    assert "MAILER_SECRET_KEY</code></td><td>(set)" in page
+    assert "development default" not in page  # the tests use their own key
