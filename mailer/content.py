@@ -28,7 +28,7 @@ from pydantic import (
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mailer.errors import UserInputError
 
@@ -137,6 +137,9 @@ def parse_yaml(text: str, name: str) -> Any:
         if exc.context and exc.problem:
             message = f"{' '.join(exc.context.split())}: {message}"
         raise ContentError([Problem(name, line, "", f"invalid YAML: {message}")]) from None
+    except YAMLError as exc:  # e.g. control characters the reader refuses
+        message = " ".join(str(exc).split())
+        raise ContentError([Problem(name, None, "", f"invalid YAML: {message}")]) from None
 
 
 def validate_yaml(

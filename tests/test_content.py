@@ -142,6 +142,8 @@ def test_missing_top_level_fields_are_named() -> None:
         ),
         ("- just\n- a list\n", "issue.yaml:1: expected a mapping of fields at the top level"),
         ("", "issue.yaml:1: expected a mapping of fields at the top level"),
+        ("title: a\x00b\n", "issue.yaml: invalid YAML: unacceptable character"),
+        ("--- {a: 1}\n--- {b: 2}\n", "issue.yaml:2: invalid YAML: expected a single document"),
     ],
 )
 def test_broken_yaml_is_located(text: str, expected: str) -> None:
