@@ -11,18 +11,28 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import mjml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    pass_context,
+)
 from jinja2.runtime import Context
 from markupsafe import Markup
 
 from mailer.content import ContentError, Issue, Problem
+from mailer.errors import UserInputError
 from mailer.markdown import Links, Markdown, Memo, Style, attr
 from mailer.media import MediaStore
 from mailer.profile import Profile, load_profile
@@ -63,6 +73,22 @@ def fill(rendered_text: str, values: Mapping[Slot, str], *, html: bool) -> str:
 
 def _escape(value: str) -> str:
     return html.escape(value, quote=True)
+
+
+class TemplateProblem(UserInputError):
+    """A template (edited by a person) is broken; the message names file and line."""
+
+
+@contextmanager
+def _template_errors() -> Iterator[None]:
+    try:
+        yield
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
+    except TemplateNotFound as exc:
+        raise TemplateProblem(f"template not found: {exc.name}") from None
+    except TemplateError as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -133,19 +159,23 @@ class Renderer:
 
     def mjml(self, issue: Issue, memo: Memo | None = None) -> str:
         """The MJML source (for debugging and for comparing MJML compilers)."""
-        template = self._mjml_env.get_template("issue.mjml.j2")
         context = self._context(issue, photo_url=self._photo_url(issue), md_memo=memo)
-        return template.render(context)
+        with _template_errors():
+            return self._mjml_env.get_template("issue.mjml.j2").render(context)
 
     @staticmethod
     def html(mjml_source: str) -> str:
         """Compile MJML; collapse the compiler's indentation (whitespace-only runs)."""
-        out = mjml.mjml2html(mjml_source, disable_comments=True)
+        try:
+            out = mjml.mjml2html(mjml_source, disable_comments=True)
+        except Exception as exc:  # the Rust compiler's errors have no common base class
+            raise TemplateProblem(f"the MJML compiler refused the template output: {exc}") from None
         return _squeeze(str(out))
 
     def text(self, issue: Issue, memo: Memo | None = None) -> str:
-        template = self._text_env.get_template("issue.txt.j2")
-        raw = template.render(self._context(issue, links=Links(), md_memo=memo))
+        context = self._context(issue, links=Links(), md_memo=memo)
+        with _template_errors():
+            raw = self._text_env.get_template("issue.txt.j2").render(context)
         lines = [line.rstrip() for line in raw.splitlines()]
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +17,7 @@ from PIL import Image
 from mailer.content import ContentError, load_issue_text
 from mailer.markdown import Links, Markdown
 from mailer.media import MediaError, MediaStore
-from mailer.render import FONT_STACK, Renderer, Slot, fill, initials, wrap
+from mailer.render import FONT_STACK, Renderer, Slot, TemplateProblem, fill, initials, wrap
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -410,3 +411,17 @@ def test_spaces_between_formatted_words_survive(renderer: Renderer) -> None:
     issue = load_issue_text(issue_yaml("  - paragraph: '**bold**  *italic* **again**'\n"), "s.yaml")
     markup = renderer.render(issue).html
     assert re.search(r"</strong>\s+<em>italic</em>\s+<strong>again", markup)
+
+
+def test_a_broken_template_is_a_one_line_error(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    partial = templates / "partials" / "heading.mjml.j2"
+    partial.write_text("<mj-text>{{ block.heading }</mj-text>\n", encoding="utf-8")
+    renderer = Renderer.from_settings(make_settings(tmp_path, templates_dir=templates))
+    issue = load_issue_text(issue_yaml("  - heading: Hi\n"), "t.yaml")
+    with pytest.raises(TemplateProblem, match=r"heading\.mjml\.j2:1: unexpected '}'"):
+        renderer.render(issue)
+    partial.write_text("<mj-text>{{ block.nonsense }}</mj-text>\n", encoding="utf-8")
+    with pytest.raises(TemplateProblem, match=r"template error: .*nonsense"):
+        renderer.render(issue)
