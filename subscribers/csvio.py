@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from subscribers.base import utcnow
@@ -41,6 +42,7 @@ from subscribers.validation import clean_name, email_hash, email_key, normalise_
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 500
+ANALYZE_AFTER = 5000  # rows written by one import
 MAX_FIELD = 2000  # any single cell; attributes JSON may be longer
 MAX_ATTRIBUTES = 20000
 
@@ -581,15 +583,18 @@ def import_csv(
     if dry_run:
         return report
 
-    # Core executemany (no RETURNING: that makes SQLite insert row by row), then
-    # the new ids are read back by key, batch by batch.
-    for chunk in _chunks(to_insert):
-        session.execute(insert(SUBSCRIBERS), chunk)
-        query = select(Subscriber.id, Subscriber.email_key).where(
-            Subscriber.email_key.in_([values["email_key"] for values in chunk])
-        )
+    # Core executemany without RETURNING (with it, SQLite inserts row by row and
+    # psycopg spends its time parsing huge statements); the new ids are then read
+    # back in one range scan above the highest id seen before.
+    if to_insert:
+        highest = session.scalar(select(func.max(Subscriber.id))) or 0
+        for chunk in _chunks(to_insert):
+            session.execute(insert(SUBSCRIBERS), chunk)
+        new_keys = {values["email_key"] for values in to_insert}
+        query = select(Subscriber.id, Subscriber.email_key).where(Subscriber.id > highest)
         for subscriber_id, key in session.execute(query):
-            ids[key] = subscriber_id
+            if key in new_keys:
+                ids[key] = subscriber_id
     for chunk in _chunks(to_update):
         session.execute(update(Subscriber), chunk)
     source_label = (consent_source or f"import:{Path(name).name}")[:64]
@@ -606,9 +611,17 @@ def import_csv(
     ]
     for chunk in _chunks(subscriptions, BATCH * 2):
         session.execute(insert(SUBSCRIPTIONS), chunk)
+    if len(to_insert) + len(subscriptions) > ANALYZE_AFTER and _dialect(session) == "postgresql":
+        # Fresh planner statistics, or the next lookups by key scan the whole table.
+        session.execute(sql("ANALYZE subscribers"))
+        session.execute(sql("ANALYZE subscriptions"))
     session.flush()
     session.expire_all()
     return report
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def _changes(
