@@ -161,3 +161,14 @@ def test_preview_serves_page_email_text_and_reports_problems(tmp_path: Path) -> 
     assert any("issue.yaml:2: number:" in p for p in broken["problems"])
     assert client.get("/email.html").status_code == 409
     assert client.get("/media/../secret").status_code == 404
+
+
+def test_broken_profile_is_reported_per_problem(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("id: x\nmasthead: {}\n", encoding="utf-8")
+    (tmp_path / ".env").write_text(f"MAILER_NEWSLETTER_PROFILE={tmp_path / 'p.yaml'}\n")
+    result = run(["check", str(EXAMPLES / "2022-13.yaml")], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert f"error: {tmp_path / 'p.yaml'}:2: masthead.name: field required" in lines
+    assert all(line.startswith("error: ") for line in lines)

@@ -116,8 +116,9 @@ def check_command(
     """Validate issues and lint the emails they make; exit status 1 on any error."""
     settings = _settings(env_file)
     failed = False
-    with friendly_errors():
+    with _content_errors():  # a broken profile: one line per problem
         renderer = Renderer.from_settings(settings)
+    with friendly_errors():
         for path in issues:
             try:
                 issue = load_issue(path)
