@@ -702,15 +702,16 @@ class CampaignScheduler:
         self.stop()
 
     def _on_event(self, event: JobExecutionEvent) -> None:
-        wave_id = wave_id_of(event.job_id)
-        if wave_id is None:
-            if event.code == EVENT_JOB_ERROR:
-                log.error("job %s failed: %s", event.job_id, event.exception)
-            return
+        """Log only: APScheduler may call this while holding its own locks, so the
+        reconciliation (which finds the wave due and without a job) records a miss."""
         if event.code == EVENT_JOB_MISSED:
-            # APScheduler judged it beyond grace; the runner records why (or starts it,
-            # if the campaign's grace was raised since the job was stored).
-            self.runner.fire(wave_id, check_grace=True)
+            log.warning(
+                "job %s missed its time (%s); the wave is settled at the next check",
+                event.job_id,
+                event.scheduled_run_time,
+            )
+        elif event.code == EVENT_JOB_ERROR:
+            log.error("job %s failed: %s", event.job_id, event.exception)
 
     def _sync_quietly(self) -> None:
         try:
@@ -728,53 +729,52 @@ class CampaignScheduler:
         scheduler = self._scheduler
         if scheduler is None:
             return
-        with self.runner.lock:
-            with self._sessions() as session:
-                rows = session.execute(
-                    select(CampaignWave, Campaign)
-                    .join(Campaign, Campaign.id == CampaignWave.campaign_id)
-                    .where(CampaignWave.status == WaveStatus.PENDING.value)
-                    .order_by(CampaignWave.starts_at)
-                ).all()
-                pending = [(w.id, w.starts_at, self.runner.grace_of(c)) for w, c in rows]
-            jobs = {job.id: job for job in scheduler.get_jobs(jobstore="default")}
-            now = self._clock()
-            due: list[int] = []
-            for wave_id, starts_at, grace in pending:
-                job = jobs.pop(job_id(wave_id), None)
-                if starts_at <= now:
-                    if job is None:
-                        due.append(wave_id)
-                    continue  # a job due now is APScheduler's to run
+        # No lock held while calling APScheduler: firing is idempotent under the
+        # runner's lock, so a wave its job starts at this moment is not started twice.
+        with self._sessions() as session:
+            rows = session.execute(
+                select(CampaignWave, Campaign)
+                .join(Campaign, Campaign.id == CampaignWave.campaign_id)
+                .where(CampaignWave.status == WaveStatus.PENDING.value)
+                .order_by(CampaignWave.starts_at)
+            ).all()
+            pending = [(w.id, w.starts_at, self.runner.grace_of(c)) for w, c in rows]
+        jobs = {job.id: job for job in scheduler.get_jobs(jobstore="default")}
+        now = self._clock()
+        due: list[int] = []
+        for wave_id, starts_at, grace in pending:
+            job = jobs.pop(job_id(wave_id), None)
+            if starts_at <= now:
                 if job is None:
-                    scheduler.add_job(
-                        fire_wave,
-                        trigger=DateTrigger(run_date=starts_at),
-                        args=(wave_id,),
-                        id=job_id(wave_id),
-                        name=f"wave {wave_id}",
-                        misfire_grace_time=grace,
-                        jobstore="default",
-                        executor="default",
-                        replace_existing=True,
-                    )
-                    log.info(
-                        "wave %s: job added for %s UTC", wave_id, f"{starts_at:%Y-%m-%d %H:%M:%S}"
-                    )
-                elif (
-                    job.next_run_time is None
-                    or abs(job.next_run_time - starts_at) > timedelta(seconds=1)
-                    or job.misfire_grace_time != grace
-                ):
-                    job.modify(misfire_grace_time=grace)
-                    job.reschedule(DateTrigger(run_date=starts_at))
-                    log.info("wave %s: job moved to %s UTC", wave_id, starts_at)
-            for stale in jobs.values():
-                if wave_id_of(stale.id) is not None:
-                    scheduler.remove_job(stale.id, jobstore="default")
-                    log.info("job %s removed: its wave is no longer pending", stale.id)
-            for wave_id in due:
-                self.runner.fire(wave_id, check_grace=True)
+                    due.append(wave_id)
+                continue  # a job due now is APScheduler's to run
+            if job is None:
+                scheduler.add_job(
+                    fire_wave,
+                    trigger=DateTrigger(run_date=starts_at),
+                    args=(wave_id,),
+                    id=job_id(wave_id),
+                    name=f"wave {wave_id}",
+                    misfire_grace_time=grace,
+                    jobstore="default",
+                    executor="default",
+                    replace_existing=True,
+                )
+                log.info("wave %s: job added for %s UTC", wave_id, f"{starts_at:%Y-%m-%d %H:%M:%S}")
+            elif (
+                job.next_run_time is None
+                or abs(job.next_run_time - starts_at) > timedelta(seconds=1)
+                or job.misfire_grace_time != grace
+            ):
+                job.modify(misfire_grace_time=grace)
+                job.reschedule(DateTrigger(run_date=starts_at))
+                log.info("wave %s: job moved to %s UTC", wave_id, starts_at)
+        for stale in jobs.values():
+            if wave_id_of(stale.id) is not None:
+                scheduler.remove_job(stale.id, jobstore="default")
+                log.info("job %s removed: its wave is no longer pending", stale.id)
+        for wave_id in due:
+            self.runner.fire(wave_id, check_grace=True)
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set (the `mailer scheduler` command)."""
