@@ -2,7 +2,7 @@
 
 `mailer preview ISSUE` serves one page on 127.0.0.1. The page asks `/status` once a
 second; the status carries a version made of the modification times of the issue
-file, its photos, the templates and the profile, so saving any of them re-renders
+file, the images it uses, the templates and the profile, so saving any of them re-renders
 and the page reloads its frames by itself. A broken file shows its problems on the
 page instead of the email, and the preview picks up again once it is fixed.
 """
@@ -13,7 +13,7 @@ import hashlib
 import html
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from mailer import urls
 from mailer.checks import Finding, check_issue
-from mailer.content import ContentError, load_issue
+from mailer.content import ContentError, ImageBlock, Issue, load_issue
 from mailer.errors import UserInputError
 from mailer.media import MediaStore
 from mailer.profile import load_profile
@@ -66,14 +66,12 @@ class Preview:
         self.settings = settings
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self._images: list[Path] = []  # local photos and images of the last good load
 
     def inputs(self) -> list[Path]:
         paths = [self.issue_path, self.settings.profile_path]
         paths += sorted(p for p in self.settings.templates_dir.rglob("*.j2"))
-        photos = self.issue_path.parent / "photos"
-        if photos.is_dir():
-            paths += sorted(p for p in photos.rglob("*") if p.is_file())
-        return paths
+        return paths + self._images
 
     def version(self) -> str:
         digest = hashlib.sha256()
@@ -90,7 +88,11 @@ class Preview:
         with self._lock:
             version = self.version()
             if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = self._render(version)
+                inputs = self.inputs()
+                snapshot = self._render(version)
+                if self.inputs() != inputs:  # the issue now uses other images: track them
+                    snapshot = replace(snapshot, version=self.version())
+                self._snapshot = snapshot
             return self._snapshot
 
     def _render(self, version: str) -> Snapshot:
@@ -101,6 +103,7 @@ class Preview:
                 MediaStore(self.settings.resolved_media_dir, self.settings.public_base_url),
             )
             issue = load_issue(self.issue_path)
+            self._images = _local_images(issue)
             findings = check_issue(issue, renderer)
             rendered = renderer.render(issue)
         except ContentError as exc:
@@ -110,6 +113,13 @@ class Preview:
         except Exception as exc:  # a template being edited may be broken in any way
             return Snapshot(version, None, [f"{type(exc).__name__}: {exc}"], [])
         return Snapshot(version, rendered, [], findings)
+
+
+def _local_images(issue: Issue) -> list[Path]:
+    sources = [s.photo for s in issue.statements if s.photo]
+    sources += [b.image.src for b in issue.blocks if isinstance(b, ImageBlock)]
+    local = (issue.resolve(src) for src in sources)
+    return sorted({path for path in local if path is not None})
 
 
 def create_app(issue_path: Path, settings: Settings) -> Starlette:

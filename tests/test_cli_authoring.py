@@ -172,3 +172,25 @@ def test_broken_profile_is_reported_per_problem(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert f"error: {tmp_path / 'p.yaml'}:2: masthead.name: field required" in lines
     assert all(line.startswith("error: ") for line in lines)
+
+
+def test_preview_notices_a_changed_photo(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "issue"
+    (folder / "pictures").mkdir(parents=True)
+    photo = folder / "pictures" / "a.jpg"
+    Image.new("RGB", (200, 200), "#123456").save(photo)
+    issue = folder / "i.yaml"
+    issue.write_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2023\ndate: 2023-01-05\ntitle: T\npreheader: P\n"
+        "blocks:\n  - statement: {name: A, photo: pictures/a.jpg, text: x}\n",
+        encoding="utf-8",
+    )
+    client = TestClient(create_app(issue, make_settings(tmp_path)))
+    first = client.get("/status").json()
+    assert first["ok"] is True
+    assert client.get("/status").json()["version"] == first["version"]
+    Image.new("RGB", (300, 300), "#654321").save(photo)
+    os.utime(photo, ns=(10**18, 10**18))
+    assert client.get("/status").json()["version"] != first["version"]
