@@ -20,8 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
-from email.charset import QP, Charset
+from email import policy, quoprimime
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
@@ -31,8 +30,6 @@ from mailer import tokens, urls
 from mailer.errors import UserInputError
 from mailer.render import Slot
 
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP
 _SLOT_PATTERN = re.compile("|".join(re.escape(slot.value) for slot in Slot))
 _SOFT_BREAK = b"=\r\n"
 
@@ -48,10 +45,13 @@ def check_header_value(field: str, value: str) -> str:
 
 
 def _qp(text: str) -> bytes:
-    """Quoted-printable UTF-8 with CRLF line ends, via the email library's encoder."""
-    encoded = _UTF8_QP.body_encode(text.replace("\r\n", "\n"))
-    assert encoded is not None
-    return encoded.replace("\n", "\r\n").encode("ascii")
+    """Quoted-printable UTF-8 with CRLF line ends, via the email library's encoder.
+
+    Lines stay within 75 characters so the soft break appended after a piece or a
+    value ("=") keeps every line within QP's 76.
+    """
+    octets = text.replace("\r\n", "\n").encode("utf-8").decode("latin-1")
+    return quoprimime.body_encode(octets, maxlinelen=75).replace("\n", "\r\n").encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,8 @@ def _address_header(name: str | None, address: str) -> str:
         return address
     if name.isascii():
         return formataddr((name, address))
-    encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
+    # maxlinelen 74: keeps every encoded word within RFC 2047's 75 characters
+    encoded = Header(name, "utf-8", header_name="To").encode(maxlinelen=74, linesep="\r\n")
     return f"{encoded} <{address}>"
 
 

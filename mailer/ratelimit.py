@@ -49,9 +49,9 @@ class RateLimiter:
             burst = max(self.per_second, 1.0)
             self._tokens = min(burst, self._tokens + (now - self._refilled) * self.per_second)
             self._refilled = now
-            if self._tokens < 1.0:
-                return (1.0 - self._tokens) / self.per_second
-            self._tokens -= 1.0
+            if self._tokens < 1.0 - 1e-9:  # tolerance: float sums never quite reach 1.0
+                return max((1.0 - self._tokens) / self.per_second, 1e-4)
+            self._tokens = max(self._tokens - 1.0, 0.0)
         self._hour_count += 1
         return 0.0
 

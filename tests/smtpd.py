@@ -2,6 +2,7 @@
 
 Reusable by every area's tests:
 
+    # ruff: noqa: F811   (at the top: the imported fixture is a parameter below)
     from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401  (the fixture)
 
     def test_something(smtp_server: SMTPTestServer) -> None:
@@ -15,13 +16,16 @@ Faults, each for one recipient address (compared case-insensitively):
 `reject(addr, reply)` answers RCPT with a 5xx every time; `drop_during_data(addr,
 times)` closes the connection after the message data arrived but before replying
 (the client never learns whether it was accepted; it was not); `delay` slows every
-DATA reply (a slow server). `login=(user, password)` requires AUTH.
+DATA reply (a slow server). `login=(user, password)` requires AUTH; `starttls` or
+`implicit_tls` (server SSL contexts, e.g. from `tls_contexts(tmp_path)`) turn on TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +34,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,6 +111,8 @@ class SMTPTestServer:
         port: int | None = None,
         delay: float = 0.0,
         login: tuple[str, str] | None = None,
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -119,7 +126,11 @@ class SMTPTestServer:
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": True, "decode_data": False}
         if login:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+        if starttls:
+            kwargs.update(tls_context=starttls, require_starttls=True)
+        self._controller = Controller(
+            _Handler(self), hostname=self.host, port=self.port, ssl_context=implicit_tls, **kwargs
+        )
 
     # --- life cycle -----------------------------------------------------------------
     def start(self) -> SMTPTestServer:
@@ -204,6 +215,22 @@ class SMTPTestServer:
             if auth_data.login == user.encode() and auth_data.password == password.encode():
                 return AuthResult(success=True)
         return AuthResult(success=False, handled=False)
+
+
+def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: (server context, client context trusting it)."""
+    cert, key = directory / "smtpd-cert.pem", directory / "smtpd-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
 
 
 @pytest.fixture

@@ -1,0 +1,234 @@
+"""Message building: pre-built MIME, byte-level personalisation, headers, DKIM."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from datetime import UTC, datetime
+from email import policy
+from email.header import decode_header, make_header
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import dkim
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailer.dkim import make_signer
+from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
+from mailer.render import Slot, fill
+from mailer.tokens import make_token
+
+SECRET = "test-secret-key-0123456789abcdef"
+IDENTITY = Identity(
+    public_base_url="https://news.example.org",
+    secret=SECRET,
+    sender_domain="lmec.example.org",
+    list_id="newsletter.lmec.example.org",
+    list_name="LMEC Newsletter",
+)
+
+
+def template(html: str = "<p>Hi %%NAME%%</p>", text: str = "Hi %%NAME%%", **kw) -> MessageTemplate:
+    values: dict[str, object] = {
+        "identity": IDENTITY,
+        "campaign_id": 7,
+        "nonce": "n1",
+        "subject": "Issue 15, 2022 — 澜沧江-湄公河",
+        "sender": "LMEC Newsletter <newsletter@lmec.example.org>",
+        "html": html,
+        "text": text,
+    }
+    values.update(kw)
+    return MessageTemplate(**values)  # type: ignore[arg-type]
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def bodies(message: EmailMessage) -> tuple[str, str]:
+    text, html = message.iter_parts()
+    assert isinstance(text, EmailMessage) and isinstance(html, EmailMessage)
+    return (
+        text.get_content().replace("\r\n", "\n").removesuffix("\n"),
+        html.get_content().replace("\r\n", "\n").removesuffix("\n"),
+    )
+
+
+def test_structure_and_headers() -> None:
+    out = template(reply_to="li.xia@fecomee.org.cn").personalise(
+        Recipient(42, "le@example.vn", "Lê Ngọc Tuấn"), datetime(2022, 12, 19, 1, 0, tzinfo=UTC)
+    )
+    assert out.data.count(b"\r\n") == out.data.count(b"\n")  # CRLF only
+    assert all(len(line) <= 998 for line in out.data.split(b"\r\n"))
+    message = parse(out.data)
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    for part in parts:
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert message["Subject"] == "Issue 15, 2022 — 澜沧江-湄公河"
+    assert str(message["From"]) == "LMEC Newsletter <newsletter@lmec.example.org>"
+    assert message["Reply-To"] == "li.xia@fecomee.org.cn"
+    assert message["Date"] == "Mon, 19 Dec 2022 01:00:00 +0000"
+    assert message["MIME-Version"] == "1.0"
+    assert message["Message-ID"] == "<7.42.n1@lmec.example.org>" == out.message_id
+    assert message["List-Id"] == "LMEC Newsletter <newsletter.lmec.example.org>"
+    token = make_token(SECRET, 42)
+    assert message["List-Unsubscribe"] == f"<https://news.example.org/unsubscribe/{token}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert out.envelope_from == "newsletter@lmec.example.org"
+    assert out.recipient == "le@example.vn"
+    assert bodies(message) == ("Hi Lê Ngọc Tuấn", "<p>Hi Lê Ngọc Tuấn</p>")
+
+
+def test_mailto_unsubscribe_and_verp() -> None:
+    identity = Identity(**{**IDENTITY.__dict__, "unsubscribe_mailto": "unsub@lmec.example.org",
+                           "bounce_verp": True})  # fmt: skip
+    out = template(identity=identity).personalise(Recipient(5, "a@example.org"))
+    token = make_token(SECRET, 5)
+    assert parse(out.data)["List-Unsubscribe"] == (
+        f"<https://news.example.org/unsubscribe/{token}>, "
+        f"<mailto:unsub@lmec.example.org?subject=unsubscribe%20{token}>"
+    )
+    assert out.envelope_from == f"bounces+{token}@lmec.example.org"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "张玉军",
+        "ស្រី សុនលាង",
+        "ລອນຄຳ ອັດສະນາວົງ",
+        "သော်သော်ဟန်",
+        "นฤมล โอริส",
+        "Lê Ngọc Tuấn",
+        "Narumon ORIS, Environmentalist (Senior Professional level) 名字" * 3,
+        'Smith, "Jo" <jo>',
+        "",
+    ],
+)
+def test_names_in_any_script_are_encoded_and_decode_back(name: str) -> None:
+    out = template().personalise(Recipient(1, "x@example.org", name))
+    head = out.data.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    for word in re.findall(rb"=\?[^?]+\?[bBqQ]\?[^?]*\?=", head):
+        assert len(word) <= 75  # RFC 2047 2
+    raw_to = re.search(rb"^To: (.*?)\r\n(?! )", head, re.S | re.M)
+    assert raw_to is not None
+    decoded = str(make_header(decode_header(raw_to.group(1).decode())))
+    if name:
+        assert parse(out.data)["To"].addresses[0].addr_spec == "x@example.org"
+        assert name in decoded.replace('\\"', '"') and decoded.endswith("<x@example.org>")
+    else:
+        assert decoded == "x@example.org"
+
+
+@pytest.mark.parametrize(
+    ("field", "recipient", "extra"),
+    [
+        ("name", Recipient(1, "a@example.org", "Name\r\nBcc: x@evil.example"), {}),
+        ("name", Recipient(1, "a@example.org", "Name\nBcc: x@evil.example"), {}),
+        ("email", Recipient(1, "a@example.org\r\nBcc: x@evil.example", None), {}),
+    ],
+)
+def test_line_breaks_in_recipient_headers_are_refused(field, recipient, extra) -> None:
+    with pytest.raises(HeaderInjection, match=f"{field}: line breaks"):
+        template(**extra).personalise(recipient)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"subject": "Hello\r\nBcc: x@evil.example"},
+        {"sender": "LMEC <news@lmec.example.org>\nBcc: x@evil.example"},
+        {"reply_to": "a@b.org\rBcc: x@evil.example"},
+    ],
+)
+def test_line_breaks_in_campaign_headers_are_refused(extra) -> None:
+    with pytest.raises(HeaderInjection, match="line breaks"):
+        template(**extra)
+
+
+SLOTS = list(Slot)
+piece = st.lists(
+    st.sampled_from([*"ab =.\n\t<>&\"'%-_xyz012", "ท", "ă", "澜", "ေ", " \n", "x" * 90]),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pieces=st.lists(piece, min_size=1, max_size=6),
+    slots=st.lists(st.sampled_from(SLOTS), min_size=5, max_size=5),
+    name=st.text(alphabet=st.sampled_from(list("Aé澜ท &<>\"'= ")), max_size=40),
+    subscriber_id=st.integers(min_value=1, max_value=10**9),
+)
+def test_decoded_bodies_hold_exactly_this_recipients_values(
+    pieces: list[str], slots: list[Slot], name: str, subscriber_id: int
+) -> None:
+    """Whatever surrounds the slots (long lines, '=', spaces at line ends, any script),
+    QP decoding gives back the text with exactly this recipient's values filled in."""
+    body = pieces[0]
+    for slot, after in zip(slots, pieces[1:], strict=False):
+        body += slot.value + after
+    built = template(html=body, text=body)
+    name = name.strip()
+    out = built.personalise(Recipient(subscriber_id, "p@example.org", name))
+    assert all(len(line) <= 76 for line in out.data.split(b"\r\n\r\n", 1)[1].split(b"\r\n"))
+    values = {
+        **built.urls_for(subscriber_id),
+        Slot.NAME: name,
+        Slot.EMAIL: "p@example.org",
+    }
+    text, html = bodies(parse(out.data))
+    normal = body.replace("\r\n", "\n").removesuffix("\n")
+    assert text == fill(normal, values, html=False)
+    assert html == fill(normal, values, html=True)
+
+
+def test_the_template_is_built_once_and_personalised_without_email_message(monkeypatch) -> None:
+    built = template()
+    import mailer.message as module
+
+    def no_more(*args, **kwargs):
+        raise AssertionError("an EmailMessage was built per recipient")
+
+    monkeypatch.setattr(module, "EmailMessage", no_more)
+    for index in range(3):
+        built.personalise(Recipient(index + 1, f"p{index}@example.org", "P"))
+
+
+def test_dkim_signature_covers_list_unsubscribe_and_verifies(tmp_path: Path) -> None:
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    built = template(sign=make_signer("news", "lmec.example.org", key))
+    out = built.personalise(Recipient(3, "a@example.org", "澜沧江"))
+    assert out.data.startswith(b"DKIM-Signature:")
+    signature = parse(out.data)["DKIM-Signature"].replace(" ", "").lower()
+    headers = re.search(r"h=([^;]+)", signature)
+    assert headers is not None
+    assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to"} <= set(
+        headers.group(1).split(":")
+    )
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"news._domainkey.lmec.example.org."
+        return record
+
+    assert dkim.verify(out.data, dnsfunc=dns)
+    tampered = out.data.replace(b"/unsubscribe/", b"/unsubscribX/", 1)
+    assert not dkim.verify(tampered, dnsfunc=dns)

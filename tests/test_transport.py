@@ -1,0 +1,199 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.smtpd are parameters here)
+"""The SMTP transport against a real aiosmtpd server: replies, faults, TLS, login, limits."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mailer.ratelimit import RateLimiter
+from mailer.transport import (
+    AuthenticationError,
+    ConnectionFailed,
+    MemoryTransport,
+    PermanentSMTPError,
+    SMTPTransport,
+    TemporarySMTPError,
+)
+from tests.smtpd import SMTPTestServer, free_port, smtp_server, tls_contexts  # noqa: F401
+
+MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello\r\n.dot line\r\n"
+
+
+def transport_for(server: SMTPTestServer, **options) -> SMTPTransport:
+    return SMTPTransport(server.host, server.port, timeout=5, **options)
+
+
+def test_sends_and_reuses_one_connection(smtp_server: SMTPTestServer) -> None:
+    transport = transport_for(smtp_server)
+    for index in range(3):
+        reply = transport.send("a@example.org", [f"b{index}@example.org"], MESSAGE)
+        assert reply.code == 250 and "queued" in reply.text
+    transport.close()
+    assert smtp_server.count() == 3
+    assert len({m.connection for m in smtp_server.messages}) == 1
+    assert smtp_server.messages[0].data.endswith(b"Hello\r\n.dot line\r\n")  # dot-stuffing undone
+
+
+def test_reconnects_after_messages_per_connection(smtp_server: SMTPTestServer) -> None:
+    transport = transport_for(smtp_server, messages_per_connection=2)
+    for index in range(5):
+        transport.send("a@example.org", [f"b{index}@example.org"], MESSAGE)
+    transport.close()
+    assert len({m.connection for m in smtp_server.messages}) == 3
+
+
+def test_4xx_is_temporary_and_the_connection_stays_usable(smtp_server: SMTPTestServer) -> None:
+    smtp_server.defer("late@example.org", reply="451 4.7.1 Greylisted, try later")
+    transport = transport_for(smtp_server)
+    with pytest.raises(TemporarySMTPError) as caught:
+        transport.send("a@example.org", ["late@example.org"], MESSAGE)
+    assert caught.value.code == 451 and caught.value.enhanced == "4.7.1"
+    assert caught.value.reply == "451 4.7.1 Greylisted, try later"
+    transport.send("a@example.org", ["late@example.org"], MESSAGE)
+    transport.send("a@example.org", ["other@example.org"], MESSAGE)
+    transport.close()
+    assert smtp_server.arrivals() == {"late@example.org": 1, "other@example.org": 1}
+    assert len({m.connection for m in smtp_server.messages}) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "no_such_user"),
+    [
+        ("550 5.1.1 <x@example.org>: Recipient address rejected: User unknown", True),
+        ("553 5.1.3 Bad recipient address syntax", True),
+        ("550 No such user here", True),
+        ("550 5.7.1 Message rejected as spam", False),
+        ("552 5.2.2 Mailbox full", False),
+    ],
+)
+def test_5xx_is_permanent_and_5_1_x_means_no_such_user(
+    smtp_server: SMTPTestServer, reply: str, no_such_user: bool
+) -> None:
+    smtp_server.reject("x@example.org", reply)
+    transport = transport_for(smtp_server)
+    with pytest.raises(PermanentSMTPError) as caught:
+        transport.send("a@example.org", ["x@example.org"], MESSAGE)
+    assert caught.value.no_such_user is no_such_user
+    assert caught.value.reply == reply
+    transport.send("a@example.org", ["y@example.org"], MESSAGE)  # still usable
+    transport.close()
+
+
+def test_dropped_connection_mid_data_is_temporary_then_reconnects(
+    smtp_server: SMTPTestServer,
+) -> None:
+    smtp_server.drop_during_data("x@example.org")
+    transport = transport_for(smtp_server)
+    with pytest.raises(ConnectionFailed, match="lost"):
+        transport.send("a@example.org", ["x@example.org"], MESSAGE)
+    transport.send("a@example.org", ["x@example.org"], MESSAGE)
+    transport.close()
+    assert smtp_server.arrivals() == {"x@example.org": 1}
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    port = free_port()
+    transport = SMTPTransport("127.0.0.1", port, timeout=2)
+    with pytest.raises(ConnectionFailed, match=f"cannot connect to SMTP server 127.0.0.1:{port}"):
+        transport.probe()
+    with pytest.raises(TemporarySMTPError):
+        transport.send("a@example.org", ["b@example.org"], MESSAGE)
+
+
+def test_login_wrong_and_right() -> None:
+    with SMTPTestServer(login=("news", "s3cret")) as server:
+        wrong = transport_for(server, username="news", password="nope")
+        with pytest.raises(AuthenticationError, match=r"refused the login of 'news': 535"):
+            wrong.send("a@example.org", ["b@example.org"], MESSAGE)
+        right = transport_for(server, username="news", password="s3cret")
+        right.send("a@example.org", ["b@example.org"], MESSAGE)
+        right.close()
+        assert server.count() == 1
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_tls_modes(tmp_path: Path, mode: str) -> None:
+    server_context, client_context = tls_contexts(tmp_path)
+    options = (
+        {"starttls": server_context} if mode == "starttls" else {"implicit_tls": server_context}
+    )
+    with SMTPTestServer(**options) as server:  # type: ignore[arg-type]
+        transport = transport_for(server, security=mode, ssl_context=client_context)
+        transport.send("a@example.org", ["b@example.org"], MESSAGE)
+        transport.close()
+        assert server.count() == 1
+        # A client that does not trust the certificate refuses to talk.
+        untrusting = transport_for(server, security=mode)
+        with pytest.raises(ConnectionFailed, match="TLS"):
+            untrusting.probe()
+
+
+def test_starttls_asked_of_a_server_without_it(smtp_server: SMTPTestServer) -> None:
+    transport = transport_for(smtp_server, security="starttls")
+    with pytest.raises(AuthenticationError, match="STARTTLS"):
+        transport.probe()
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_rate_limit_per_second() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(per_second=5, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(25):
+        limiter.acquire()
+    assert 3.9 <= fake.now <= 4.1  # 5 at once (the burst), then 5 per second
+
+
+def test_rate_limit_per_hour_and_stop() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(per_hour=3, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(3):
+        limiter.acquire()
+    assert fake.now == 0
+    limiter.acquire()
+    assert fake.now >= 3600
+    stop = threading.Event()
+    stop.set()
+    blocked = RateLimiter(per_hour=1, clock=fake.clock, sleep=fake.sleep)
+    assert blocked.acquire(stop)
+    assert not blocked.acquire(stop)  # would wait an hour; stop wins
+
+
+def test_rate_limit_is_shared_by_connections(smtp_server: SMTPTestServer) -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(per_hour=2, clock=fake.clock, sleep=fake.sleep)
+    first, second = (
+        transport_for(smtp_server, limiter=limiter),
+        transport_for(smtp_server, limiter=limiter),
+    )
+    first.send("a@example.org", ["b@example.org"], MESSAGE)
+    second.send("a@example.org", ["c@example.org"], MESSAGE)
+    assert fake.now == 0
+    first.send("a@example.org", ["d@example.org"], MESSAGE)
+    assert fake.now >= 3600
+    first.close()
+    second.close()
+
+
+def test_memory_transport() -> None:
+    def answer(recipient: str) -> None:
+        if recipient == "bad@example.org":
+            raise PermanentSMTPError(550, "5.1.1 no such user")
+
+    transport = MemoryTransport(answer)
+    assert transport.send("a@example.org", ["b@example.org"], MESSAGE).code == 250
+    with pytest.raises(PermanentSMTPError):
+        transport.send("a@example.org", ["bad@example.org"], MESSAGE)
+    assert [s.recipients for s in transport.sent] == [("b@example.org",)]
