@@ -18,6 +18,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -588,8 +589,7 @@ def import_csv(
     # back in one range scan above the highest id seen before.
     if to_insert:
         highest = session.scalar(select(func.max(Subscriber.id))) or 0
-        for chunk in _chunks(to_insert):
-            session.execute(insert(SUBSCRIBERS), chunk)
+        _bulk_insert(session, SUBSCRIBERS, to_insert)
         new_keys = {values["email_key"] for values in to_insert}
         query = select(Subscriber.id, Subscriber.email_key).where(Subscriber.id > highest)
         for subscriber_id, key in session.execute(query):
@@ -609,8 +609,7 @@ def import_csv(
         }
         for key, list_id in to_subscribe
     ]
-    for chunk in _chunks(subscriptions, BATCH * 2):
-        session.execute(insert(SUBSCRIPTIONS), chunk)
+    _bulk_insert(session, SUBSCRIPTIONS, subscriptions)
     if len(to_insert) + len(subscriptions) > ANALYZE_AFTER and _dialect(session) == "postgresql":
         # Fresh planner statistics, or the next lookups by key scan the whole table.
         session.execute(sql("ANALYZE subscribers"))
@@ -622,6 +621,35 @@ def import_csv(
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def _bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL, batched executemany elsewhere.
+
+    COPY is several times faster than psycopg's pipelined executemany, and the
+    rows are all built by this module (same keys, plain values), so it is safe.
+    """
+    if not rows:
+        return
+    if _dialect(session) != "postgresql":
+        for chunk in _chunks(rows):
+            session.execute(insert(table), chunk)
+        return
+    columns = list(rows[0])
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([_copy_value(row[column]) for column in columns])
+
+
+def _copy_value(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def _changes(
