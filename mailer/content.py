@@ -231,11 +231,11 @@ class Statement(Strict):
     @field_validator("photo")
     @classmethod
     def _photo(cls, value: str | None) -> str | None:
-        return _check_source(value) if value is not None else None
+        return check_source(value) if value is not None else None
 
 
-def _check_source(value: str) -> str:
-    """A photo is an https URL or a file beside the issue (never elsewhere on the server)."""
+def check_source(value: str) -> str:
+    """An image is an https URL or a file in the content's folder, never elsewhere."""
     if value.lower().startswith("https://"):
         return value
     parts = value.replace("\\", "/").split("/")
@@ -261,7 +261,7 @@ class Image(Strict):
     @field_validator("src")
     @classmethod
     def _src(cls, value: str) -> str:
-        return _check_source(value)
+        return check_source(value)
 
     @field_validator("link")
     @classmethod

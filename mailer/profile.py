@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
-from mailer.content import ContentError, NonEmpty, Problem, Strict, parse_yaml, validate_yaml
+from mailer.content import (
+    ContentError,
+    NonEmpty,
+    Problem,
+    Strict,
+    check_source,
+    parse_yaml,
+    validate_yaml,
+)
 
 MONTHS = (
     "January February March April May June July August September October November December"
@@ -28,6 +36,19 @@ class Masthead(Strict):
     name: NonEmpty
     label: str = "Newsletter"
     short_name: str = ""
+
+
+class Logo(Strict):
+    """A small logo above the masthead names: an https URL or a file beside the profile."""
+
+    src: NonEmpty
+    alt: NonEmpty
+    width: int = Field(default=64, ge=16, le=536)  # displayed width in px
+
+    @field_validator("src")
+    @classmethod
+    def _src(cls, value: str) -> str:
+        return check_source(value)
 
 
 class Sender(Strict):
@@ -89,7 +110,7 @@ class Profile(Strict):
     sender: Sender
     list_id: NonEmpty  # RFC 2919 List-Id, e.g. newsletter.lmec.example.org
     website: str | None = None
-    logo: str | None = None  # https URL of a small logo, optional
+    logo: Logo | None = None
     contact: list[str] = Field(default_factory=list)  # inline Markdown, one line each
     about: str = ""  # inline Markdown
     colours: Colours = Field(default_factory=Colours)
@@ -97,6 +118,14 @@ class Profile(Strict):
     countries: dict[str, str] = Field(default_factory=dict)  # code -> name shown on cards
     language: str = "en"
     timezone: str = "UTC"
+
+    _folder: Path | None = PrivateAttr(default=None)
+
+    def resolve(self, src: str) -> Path | None:
+        """The local file behind the logo (None for https URLs)."""
+        if src.lower().startswith("https://"):
+            return None
+        return (self._folder or Path.cwd()) / src
 
     @field_validator("timezone")
     @classmethod
@@ -121,4 +150,6 @@ def load_profile(path: Path) -> Profile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ContentError([Problem(str(path), None, "", "no such file")]) from None
-    return validate_yaml(Profile, parse_yaml(text, str(path)), str(path))
+    profile = validate_yaml(Profile, parse_yaml(text, str(path)), str(path))
+    profile._folder = path.resolve().parent
+    return profile

@@ -159,7 +159,9 @@ class Renderer:
 
     def mjml(self, issue: Issue, memo: Memo | None = None) -> str:
         """The MJML source (for debugging and for comparing MJML compilers)."""
-        context = self._context(issue, photo_url=self._photo_url(issue), md_memo=memo)
+        context = self._context(
+            issue, photo_url=self._photo_url(issue), logo_url=self._logo_url(), md_memo=memo
+        )
         with _template_errors():
             return self._mjml_env.get_template("issue.mjml.j2").render(context)
 
@@ -216,6 +218,13 @@ class Renderer:
             "image_width": IMAGE_WIDTH,
             **extra,
         }
+
+    def _logo_url(self) -> str:
+        logo = self.profile.logo
+        if logo is None:
+            return ""
+        local = self.profile.resolve(logo.src)
+        return logo.src if local is None else self.media.publish(local, logo.width)
 
     def _photo_url(self, issue: Issue) -> Callable[[str, int], str]:
         def photo_url(src: str, width: int) -> str:

@@ -425,3 +425,21 @@ def test_a_broken_template_is_a_one_line_error(tmp_path: Path) -> None:
     partial.write_text("<mj-text>{{ block.nonsense }}</mj-text>\n", encoding="utf-8")
     with pytest.raises(TemplateProblem, match=r"template error: .*nonsense"):
         renderer.render(issue)
+
+
+def test_profile_logo_is_published_and_shown(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    Image.new("RGBA", (400, 400), (255, 255, 255, 0)).save(config / "logo.png")
+    profile = (REPO / "config" / "newsletter.yaml").read_text(encoding="utf-8")
+    profile += "logo: {src: logo.png, alt: LMEC logo, width: 60}\n"
+    (config / "newsletter.yaml").write_text(profile, encoding="utf-8")
+    settings = make_settings(tmp_path, config_dir=config)
+    rendered = Renderer.from_settings(settings).render(
+        load_issue_text(issue_yaml("  - paragraph: Hi\n"), "l.yaml")
+    )
+    srcs = [v for t, a, v in attributes(rendered.html) if t == "img" and a == "src"]
+    assert any(v == "LMEC logo" for t, a, v in attributes(rendered.html) if a == "alt")
+    assert len(srcs) == 1 and srcs[0].startswith("https://news.example.org/media/")
+    with Image.open(settings.resolved_media_dir / srcs[0].rsplit("/", 1)[1]) as stored:
+        assert stored.size == (120, 120)  # twice the displayed width
