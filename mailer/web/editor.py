@@ -6,6 +6,7 @@ Editors and admins may use every page here; posts need the session's CSRF token.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from email.utils import formataddr
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException
 from mailer import campaigns as campaign_store
 from mailer import ledger, scheduler, urls
 from mailer.accounts import User
-from mailer.campaigns import CampaignState
+from mailer.campaigns import Campaign, CampaignState
 from mailer.checks import check_issue
 from mailer.content import ContentError, Problem, load_issue_text
 from mailer.errors import MailerError
@@ -42,7 +43,7 @@ router = APIRouter(dependencies=[Depends(current_user), Depends(csrf.verify)])
 Editor = Annotated[User, Depends(current_user)]
 DB = Annotated[Session, Depends(db)]
 MAX_UPLOAD_BYTES = 1_000_000
-LIVE_STATES = (CampaignState.SENDING, CampaignState.SCHEDULED)
+SOON = timedelta(minutes=2)
 # Time zones offered for "at an instant": the partners' and common ones; the default
 # (settings.timezone) is added if missing.
 ZONES = (
@@ -59,6 +60,18 @@ ZONES = (
 
 def _back(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+def _live(campaign: Campaign) -> bool:
+    """Refresh the page while sending, or when a schedule is about to start; not while an
+    editor may be typing a new time for a campaign due next week."""
+    if campaign.state == CampaignState.SENDING:
+        return True
+    if campaign.state != CampaignState.SCHEDULED or campaign.scheduled_at is None:
+        return False
+    due = campaign.scheduled_at
+    due = due if due.tzinfo else due.replace(tzinfo=UTC)
+    return due - datetime.now(UTC) < SOON
 
 
 # --- issues -----------------------------------------------------------------------------
@@ -197,7 +210,7 @@ def campaigns_page(request: Request, session: DB) -> Response:
         "campaigns.html",
         campaigns=rows,
         progress=progress,
-        refresh=any(c.state in LIVE_STATES for c in rows),
+        refresh=any(_live(c) for c in rows),
     )
 
 
@@ -407,7 +420,7 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
         by_country=by_country,
         by_partner=by_partner,
         failed=failed,
-        refresh=campaign.state in LIVE_STATES,
+        refresh=_live(campaign),
         timezone=context.root.settings.timezone,
         zones=ZONES,
         waves=scheduler.waves_report(session, campaign_id),
