@@ -198,3 +198,57 @@ def test_every_command_has_help_with_an_example(mailer) -> None:
         for command in commands:
             assert "Example: mailer" in mailer(group, command, "--help").stdout, (group, command)
     assert "Example: mailer audience" in mailer("audience", "--help").stdout
+
+
+def test_erase_blanks_the_delivery_ledger(mailer, sessions) -> None:
+    """The ledger keeps a snapshot of each recipient; erasing a person blanks theirs."""
+    from dataclasses import dataclass
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select, update
+
+    from mailer import campaigns, ledger
+    from mailer.ledger import LedgerRow, LedgerStatus
+    from subscribers.audience import Audience, audience_query
+
+    @dataclass(frozen=True)
+    class Issue:
+        slug: str = "2022-15"
+        number: int = 15
+        language: str = "en"
+
+    _demo(mailer)
+    with sessions.begin() as session:
+        audience = Audience(lists=("newsletter",), countries=("VN",))
+        campaign = campaigns.create_campaign(
+            session,
+            name="Issue 15",
+            issue_path="examples/issues/2022-15.yaml",
+            issue=Issue(),
+            sender="LMEC <news@lmec.example.org>",
+            audience=audience,
+        )
+        assert (
+            ledger.enqueue(session, campaign.id, audience_query(audience), datetime.now(UTC)) == 10
+        )
+        session.execute(
+            update(LedgerRow)
+            .where(LedgerRow.email == "thuha.nguyen@example.org")
+            .values(status=LedgerStatus.SENT.value, message_id="<1@lmec.example.org>")
+        )
+    exported = json.loads(
+        mailer("subscribers", "privacy-export", "thuha.nguyen@example.org").stdout
+    )
+    assert exported["deliveries"][0]["message_id"] == "<1@lmec.example.org>"
+    assert (
+        "1 delivery record(s) anonymised"
+        in mailer("subscribers", "erase", "thuha.nguyen@example.org", "--yes").stdout
+    )
+    mailer("subscribers", "erase", "minh.tran@example.org", "--yes")
+    with sessions() as session:
+        rows = {r.subscriber_id: r for r in session.scalars(select(LedgerRow))}
+        erased = [r for r in rows.values() if r.email == "erased@invalid"]
+        assert len(erased) == 2 and all(r.name is None for r in erased)
+        assert sorted(r.status for r in erased) == ["failed", "sent"]  # unsent one will not go
+        assert not any("thuha" in (r.email or "") for r in rows.values())
+        assert len([r for r in rows.values() if r.status == "queued"]) == 8

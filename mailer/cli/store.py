@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailer import db
@@ -69,6 +70,13 @@ def _opened(check_schema: bool = True) -> Iterator[Root]:
             ) from None
         except StoreError as exc:
             raise fail(f"error: {exc}") from None
+        except IntegrityError:
+            raise fail(
+                "error: the store changed while this command ran (another import or edit?); "
+                "nothing was written: run it again"
+            ) from None
+        except OperationalError as exc:
+            raise fail(f"error: database: {str(exc.orig).strip().splitlines()[0]}") from None
         finally:
             the_root.close()
 
@@ -575,8 +583,11 @@ def subscribers_resubscribe(
         out.print(f"{target.email}: active again")
 
 
-def _forget_deliveries(session: Session, subscriber_id: int | None, email: str) -> int:
-    """Blank the delivery ledger's snapshot of an erased person; unsent rows fail."""
+def forget_deliveries(session: Session, subscriber_id: int | None, email: str) -> int:
+    """Blank the delivery ledger's snapshot of an erased person; unsent rows fail.
+
+    A `subscribers.privacy.Forgetter`: pass it to `erase(..., also_forget=[...])`.
+    """
     from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus
 
     match = func.lower(LedgerRow.email) == email.lower()
@@ -635,7 +646,7 @@ def subscribers_erase(
     if not yes:
         raise fail("error: erasing cannot be undone; pass --yes to confirm")
     with _transaction() as session:
-        result = erase(session, email, also_forget=[_forget_deliveries])
+        result = erase(session, email, also_forget=[forget_deliveries])
     what = "subscriber deleted" if result.subscriber_deleted else "no subscriber held"
     out.print(
         f"{result.email}: {what}, {result.subscriptions_deleted} subscription(s) deleted, "
