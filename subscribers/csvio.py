@@ -252,6 +252,15 @@ def _map_header(header: list[str], name: str) -> dict[int, str]:
     return mapping
 
 
+def delimiter_of(text: str) -> str:
+    """Comma, unless the header row uses semicolons or tabs instead (spreadsheet exports
+    in many locales write `email;name`)."""
+    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return "," if counts[","] or not counts[best] else best
+
+
 def read_rows(text: str, name: str) -> tuple[list[Row], list[Problem], set[str]]:
     """Parse and validate every row: (good rows, problems, canonical columns present).
 
@@ -262,7 +271,7 @@ def read_rows(text: str, name: str) -> tuple[list[Row], list[Problem], set[str]]
         raise ImportRejected(
             [Problem(name, 1, "", "the file is empty: expected a header row with an email column")]
         )
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
     try:
         header = next(reader)
     except csv.Error as exc:

@@ -307,3 +307,14 @@ def _people(session: Session) -> list[tuple[object, ...]]:
             )
         )
     return result
+
+
+def test_semicolon_and_tab_separated_files(sessions: sessionmaker[Session]) -> None:
+    _setup(sessions)
+    report = _import(sessions, "E-mail;Name;Country\nsc@example.org;Sơn;VN\n".encode())
+    assert report.created == 1
+    report = _import(sessions, b"email\tname\ntab@example.org\tTab\n")
+    assert report.created == 1
+    with sessions() as session:
+        assert repo.get_subscriber(session, "sc@example.org").name == "Sơn"
+        assert repo.get_subscriber(session, "tab@example.org").name == "Tab"
