@@ -1,0 +1,73 @@
+"""The README's first command: the demo sends both seed issues to the capture server once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+from mailer.capture import start_capture
+from mailer.compose import Root
+from mailer.demo import prepare
+from tests.smtpd import free_port
+
+
+def _send(root: Root) -> None:
+    root.worker().run(threading.Event(), until_idle=True)
+
+
+def _arrivals(directory: Path) -> Counter[tuple[str, str]]:
+    seen: Counter[tuple[str, str]] = Counter()
+    for path in directory.glob("*.eml"):
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        seen[(str(message["To"]), str(message["Subject"]))] += 1
+    return seen
+
+
+def test_demo_sends_each_issue_to_each_subscriber_once(root: Root) -> None:
+    port = free_port()
+    root.settings.smtp_port = port
+    capture = start_capture(root.settings.resolved_capture_dir, "127.0.0.1", port)
+    try:
+        first = prepare(root, send=_send)
+        arrivals = _arrivals(root.settings.resolved_capture_dir)
+        subjects = {subject for _to, subject in arrivals}
+        assert len(subjects) == 2
+        assert first.subscribers_added >= 50
+        assert first.admin_password
+        assert [state for _id, _name, state in first.campaigns] == ["sent", "sent"]
+        assert set(arrivals.values()) == {1}
+        assert first.captured == len(arrivals) == 2 * len({to for to, _s in arrivals})
+        names = " ".join(to for to, _subject in arrivals)
+        for script_sample in ("王", "ស", "ສ", "မ", "ส", "Nguyễn"):
+            assert script_sample in names
+
+        again = prepare(root, send=_send)
+        assert again.subscribers_added == 0
+        assert again.admin_password is None
+        assert again.captured == first.captured
+        assert _arrivals(root.settings.resolved_capture_dir) == arrivals
+    finally:
+        capture.stop()
+
+
+def test_demo_command_without_serving(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    env["MAILER_SMTP_PORT"] = str(free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "mailer.cli.main", "demo", "--no-serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Campaign 1" in result.stdout and "sent" in result.stdout
+    assert len(list((tmp_path / "data" / "captured").glob("*.eml"))) >= 100
