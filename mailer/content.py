@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union
+from urllib.parse import quote
 
 from pydantic import (
     BaseModel,
@@ -194,9 +195,13 @@ _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 def _check_url(value: str) -> str:
+    """An absolute http(s) or mailto URL, with non-ASCII and quotes percent-encoded."""
     if not _URL.match(value):
         raise ValueError(f"not an absolute http(s) or mailto URL: {value!r}")
-    return value
+    return quote(value, safe=_URL_SAFE)
+
+
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 class Strict(BaseModel):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailer.content import (
+    ButtonBlock,
     ContentError,
     DividerBlock,
     Issue,
@@ -216,3 +217,11 @@ def test_profile_errors_are_located(tmp_path: Path) -> None:
     fields = [p.field for p in caught.value.problems]
     assert fields == ["sender.address", "list_id", "timezone", "colours.primary", "labels.issue"]
     assert [p.line for p in caught.value.problems] == [3, 4, 5, 6, 7]
+
+
+def test_link_addresses_are_percent_encoded() -> None:
+    text = GOOD.replace('url: "mailto:a@example.org"', "url: 'https://example.org/ສົ?q=\"x\"&a=%20'")
+    issue = load_issue_text(text, "u.yaml")
+    button = issue.blocks[4]
+    assert isinstance(button, ButtonBlock)
+    assert button.button.url == "https://example.org/%E0%BA%AA%E0%BA%BB?q=%22x%22&a=%20"
