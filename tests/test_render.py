@@ -205,6 +205,7 @@ def test_font_stack_covers_the_six_scripts(renderer: Renderer) -> None:
     ):
         assert family in FONT_STACK
     assert f"font-family:{FONT_STACK}" in rendered.html
+    assert '<meta name="color-scheme" content="light" />' in rendered.html
     assert "googleapis" not in rendered.html  # no web font downloads from Google
 
 
