@@ -4,6 +4,7 @@ Screenshots go to test-artifacts/web-*.png (look at them)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,11 +67,13 @@ class Site:
 def site(browser: Browser, database_url: str, tmp_path: Path) -> Iterator[Site]:
     sock = free_socket()
     host, port = sock.getsockname()
+    issues = tmp_path / "issues"  # a copy: tests may change and upload files
+    shutil.copytree(REPO / "examples" / "issues", issues)
     settings: Settings = make_settings(
         tmp_path,
         database_url=database_url,
         public_base_url=f"http://{host}:{port}",
-        issues_dir=REPO / "examples" / "issues",
+        issues_dir=issues,
     )
     root = build(settings)
     app = make_app(root)
@@ -270,4 +273,21 @@ def test_login_page_throttle_and_phone_menu(site: Site, artifacts: Path) -> None
     shot(admin, artifacts, "menu-open-phone", _db(site))
     admin.click("nav a[href='/subscribers']")
     admin.wait_for_url(f"{site.base}/subscribers")
+    assert site.console.errors == []
+
+
+def test_preview_reloads_when_the_content_file_changes(site: Site, artifacts: Path) -> None:
+    page = site.page(DESKTOP)
+    site.login(page, "editor@example.org")
+    page.goto(f"{site.base}/issues/2022-13")
+    heading = page.locator("section.card h2").first
+    assert heading.inner_text().startswith("2022 Second Working-Group Meeting")
+    path = site.root.settings.resolved_issues_dir / "2022-13.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("title: 2022 Second", "title: Edited live, 2022 Second", 1), encoding="utf-8"
+    )
+    page.wait_for_selector("h2:has-text('Edited live, 2022 Second')", timeout=20_000)
+    frame = page.frame_locator("iframe").first
+    assert "Edited live" in frame.locator("body").inner_text()
     assert site.console.errors == []

@@ -11,7 +11,7 @@ from email.utils import formataddr
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -164,7 +164,17 @@ def issue_page(request: Request, session: DB, user: Editor, key: str) -> Respons
         text=fill(rendered.text, values, html=False) if rendered else "",
         html_kb=len(rendered.html.encode()) / 1024 if rendered else 0,
         findings=check_issue(found.issue, context.renderer()) if found.issue else [],
+        stamp=library.stamp(found.path, context.root.settings.templates_dir),
     )
+
+
+@router.get("/issues/{key}/stamp")
+def issue_stamp(request: Request, session: DB, key: str) -> Response:
+    """Changes whenever the content file or a template changes; the preview page polls it."""
+    context = web(request)
+    found = _issue_or_404(context, session, key)
+    stamp = library.stamp(found.path, context.root.settings.templates_dir)
+    return JSONResponse({"stamp": stamp}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/issues/{key}/preview.html")

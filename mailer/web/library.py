@@ -96,3 +96,11 @@ def store_upload(issues_dir: Path, issue: Issue, text: str) -> Path:
     path = issues_dir / f"{issue.slug}.yaml"
     path.write_text(text, encoding="utf-8")
     return path.resolve()
+
+
+def stamp(path: Path, templates_dir: Path) -> str:
+    """A fingerprint of the content file and every template: the newest change time."""
+    times = [path.stat().st_mtime_ns if path.exists() else 0]
+    if templates_dir.is_dir():
+        times.extend(p.stat().st_mtime_ns for p in templates_dir.rglob("*") if p.is_file())
+    return str(max(times))
