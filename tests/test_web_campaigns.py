@@ -82,7 +82,7 @@ def test_count_then_send_shows_failures_with_their_smtp_reply(
     web_root: Root,
     smtp_server: SMTPTestServer,  # noqa: F811
 ) -> None:
-    _, http, token = _editor(web_root)
+    app, http, token = _editor(web_root)
     counted = http.post(
         "/campaigns/new",
         data={"csrf_token": token, "issue": "2022-13", "countries": ["VN", "LA"]},
@@ -106,6 +106,19 @@ def test_count_then_send_shows_failures_with_their_smtp_reply(
     assert 'id="count-sent">2<' in page
     assert "Mekong River Commission" in page and "<svg" in page
     assert smtp_server.count() == 2
+
+    failures = http.get(f"/campaigns/{campaign_id}/failures.csv")
+    assert failures.headers["content-type"].startswith("text/csv")
+    lines = failures.text.strip().splitlines()
+    assert lines[0] == "email,name,country,attempts,last_reply"
+    assert len(lines) == 2 and lines[1].startswith("nosuch@example.la,Khamla,LA,1,550 5.1.1")
+
+    add_user(app, "admin@example.org", "admin")
+    admin, _ = login(app, "admin@example.org")
+    with web_root.sessions() as session:
+        linh = repository.get_subscriber(session, "linh@example.vn").id
+    person = admin.get(f"/subscribers/{linh}").text
+    assert f'href="/campaigns/{campaign_id}">Test</a>' in person and ">sent</span>" in person
 
     view = http.get(f"/view/{campaign_id}")
     assert view.status_code == 200 and "%%" not in view.text

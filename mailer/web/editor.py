@@ -6,6 +6,8 @@ Editors and admins may use every page here; posts need the session's CSRF token.
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from email.utils import formataddr
 from typing import Annotated
@@ -35,6 +37,7 @@ from mailer.web.testsend import send_test
 from subscribers import repository
 from subscribers.audience import Audience, count_audience, count_by_country_and_partner
 from subscribers.countries import REGION, country_name
+from subscribers.csvio import neutralise
 from subscribers.errors import StoreError
 from subscribers.models import Partner, Subscriber
 
@@ -540,3 +543,29 @@ def _audience_countries(session: Session) -> list[tuple[str, str]]:
     """The region's six countries, then any other country subscribers are in."""
     present = set(session.scalars(select(Subscriber.country).distinct()))
     return [(code, name) for code, name in country_choices() if code in REGION or code in present]
+
+
+@router.get("/campaigns/{campaign_id:int}/failures.csv")
+def failures_csv(session: DB, campaign_id: int) -> Response:
+    """Every failed recipient with the server's last reply, for follow-up by hand."""
+    campaign_store.get_campaign(session, campaign_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["email", "name", "country", "attempts", "last_reply"])
+    for row in ledger.failures(session, campaign_id):
+        writer.writerow(
+            [
+                neutralise(row.email),
+                neutralise(row.name or ""),
+                row.country or "",
+                row.attempts,
+                neutralise(row.last_reply or ""),
+            ]
+        )
+    return Response(
+        buffer.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="campaign-{campaign_id}-failures.csv"'
+        },
+    )

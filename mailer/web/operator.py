@@ -13,11 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import SecretStr
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from mailer import accounts
+from mailer import accounts, ledger
 from mailer.accounts import User
+from mailer.campaigns import Campaign
 from mailer.web import csrf
 from mailer.web.auth import require_admin
 from mailer.web.context import db, web
@@ -217,9 +219,18 @@ def subscriber_page(request: Request, session: DB, subscriber_id: int) -> Respon
     partner = (
         repository.get_partner(session, subscriber.partner_id) if subscriber.partner_id else None
     )
+    deliveries = ledger.deliveries_to(session, subscriber.email)
+    names = {
+        c.id: c.name
+        for c in session.scalars(
+            select(Campaign).where(Campaign.id.in_({d.campaign_id for d in deliveries}))
+        )
+    }
     return web(request).pages.render(
         request,
         "subscriber.html",
+        deliveries=deliveries,
+        campaign_names=names,
         s=subscriber,
         partner=partner,
         subscriptions=subscriptions,
