@@ -183,6 +183,10 @@ class Accounts:
         user.last_login_at = now
         return user
 
+    def verify(self, user: User, password: str) -> bool:
+        """Whether `password` is this user's (for re-authentication, not for login)."""
+        return self._verify(user.password_hash, password)
+
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
             return self.hasher.verify(password_hash, password)

@@ -301,3 +301,32 @@ def test_logout_ends_the_session(root: Root) -> None:
     assert http.get("/subscribers").status_code == 200
     assert http.post("/logout", data={"csrf_token": token}).status_code == 303
     assert http.get("/subscribers").status_code == 303
+
+
+def test_a_user_changes_their_own_password_with_the_current_one(root: Root) -> None:
+    app = _app(root)
+    other_session, _ = login(app, "editor@example.org")
+    http, token = login(app, "editor@example.org")
+    wrong = http.post(
+        "/account/password",
+        data={"csrf_token": token, "current": "not it", "new": "x" * 12, "confirm": "x" * 12},
+    )
+    assert "The current password is not right" in wrong.text
+    differ = http.post(
+        "/account/password",
+        data={"csrf_token": token, "current": PASSWORD, "new": "y" * 12, "confirm": "z" * 12},
+    )
+    assert "The two new passwords differ" in differ.text
+    changed = http.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "current": PASSWORD,
+            "new": "a new long password",
+            "confirm": "a new long password",
+        },
+    )
+    assert changed.status_code == 303
+    assert http.get("/issues").status_code == 200  # this session goes on
+    assert other_session.get("/issues").status_code == 303  # the other one ended
+    login(app, "editor@example.org", "a new long password")

@@ -16,9 +16,16 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from mailer.accounts import InvalidCredentials, LoginThrottled, User, get_user_by_id
+from mailer.accounts import (
+    AccountError,
+    InvalidCredentials,
+    LoginThrottled,
+    User,
+    get_user_by_id,
+)
 from mailer.web import csrf
 from mailer.web.context import db, web
+from mailer.web.pages import flash
 
 router = APIRouter(dependencies=[Depends(csrf.verify)])
 
@@ -106,3 +113,38 @@ def login(
 def logout(request: Request) -> Response:
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/account")
+def account_page(request: Request, user: Annotated[User, Depends(current_user)]) -> Response:
+    return web(request).pages.render(request, "account.html", error=None)
+
+
+@router.post("/account/password")
+def change_own_password(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    user: Annotated[User, Depends(current_user)],
+    current: Annotated[str, Form()] = "",
+    new: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    """Needs the current password; ends the user's other sessions, keeps this one."""
+    context = web(request)
+    error = None
+    if not context.accounts.verify(user, current):
+        error = "the current password is not right"
+    elif new != confirm:
+        error = "the two new passwords differ"
+    else:
+        try:
+            context.accounts.set_password(session, user.email, new)
+        except AccountError as exc:
+            error = str(exc)
+    if error is not None:
+        session.rollback()
+        return context.pages.render(request, "account.html", error=error)
+    session.commit()
+    request.session[FINGERPRINT] = _fingerprint(user)
+    flash(request, "Password changed; your other sessions have ended.")
+    return RedirectResponse("/account", status_code=303)
