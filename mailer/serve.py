@@ -1,0 +1,90 @@
+"""One process for a small installation: the web app, the scheduler and one worker.
+
+`mailer serve` starts the scheduler first (so a second scheduler against the same
+database refuses before anything else happens), then a worker thread, then the web
+app under uvicorn in the main thread. SIGINT or SIGTERM stops uvicorn; then the
+worker finishes the messages on the wire and records them, and the scheduler
+stops and gives its lock back. Scaled-out installations run `mailer web`,
+`mailer scheduler` and any number of `mailer worker` processes instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from mailer.compose import Root
+from mailer.errors import PermanentError
+
+log = logging.getLogger("mailer.serve")
+
+
+class ServeError(PermanentError):
+    """A part of the one-process service is missing or cannot start."""
+
+
+@dataclass
+class Service:
+    """Runs the three parts; `run()` returns after a signal, everything stopped."""
+
+    root: Root
+    host: str
+    port: int
+    worker: bool = True
+    stopped_by: list[int] = field(default_factory=list)
+
+    def _app(self) -> Any:
+        try:
+            from mailer.web.app import create_app
+        except ImportError as exc:  # the web app is another area's; say what is missing
+            raise ServeError(
+                f"the web app cannot be loaded ({exc}); try `mailer scheduler`"
+            ) from exc
+        return create_app(self.root)
+
+    def run(self) -> None:
+        import uvicorn
+
+        app = self._app()
+        scheduler = self.root.scheduler()
+        scheduler.start()
+        stop = threading.Event()
+        thread: threading.Thread | None = None
+        worker: Any = None
+        try:
+            if self.worker:
+                worker = self.root.worker()
+                thread = threading.Thread(target=worker.run, args=(stop,), name="worker")
+                thread.start()
+            self._install_handlers()
+            config = uvicorn.Config(
+                app, host=self.host, port=self.port, log_level="info", lifespan="on"
+            )
+            server = uvicorn.Server(config)
+            log.info("serving http://%s:%s, with the scheduler and a worker", self.host, self.port)
+            server.run()  # until SIGINT/SIGTERM; uvicorn hands the signal back to us
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
+            if worker is not None and hasattr(worker, "close"):
+                worker.close()
+            scheduler.stop()
+            log.info("stopped")
+
+    def _install_handlers(self) -> None:
+        """After uvicorn's own shutdown it re-raises the signal it caught; with these
+        handlers that only records it, so the worker and scheduler still stop cleanly
+        (the default SIGTERM action would end the process on the spot)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def note(signum: int, _frame: FrameType | None) -> None:
+            self.stopped_by.append(signum)
+
+        signal.signal(signal.SIGTERM, note)
+        signal.signal(signal.SIGINT, note)
