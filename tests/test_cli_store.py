@@ -252,3 +252,28 @@ def test_erase_blanks_the_delivery_ledger(mailer, sessions) -> None:
         assert sorted(r.status for r in erased) == ["failed", "sent"]  # unsent one will not go
         assert not any("thuha" in (r.email or "") for r in rows.values())
         assert len([r for r in rows.values() if r.status == "queued"]) == 8
+
+
+def test_export_to_stdout_and_partner_names_with_commas(mailer) -> None:
+    mailer("lists", "add", "newsletter")
+    mailer("partners", "add", "Ministry of Environment, Cambodia", "--country", "KH")
+    mailer(
+        "subscribers",
+        "add",
+        "srey@example.org",
+        "--name",
+        "ស្រី",
+        "--partner",
+        "Ministry of Environment, Cambodia",
+        "--list",
+        "newsletter",
+    )
+    result = mailer("subscribers", "export", "-")
+    assert result.stdout.splitlines()[1].startswith(
+        'srey@example.org,ស្រី,KH,"Ministry of Environment, Cambodia",en,Asia/Phnom_Penh,'
+    )
+    assert "1 subscribers exported" in result.stderr
+    counts = json.loads(
+        mailer("audience", "--partner", "Ministry of Environment, Cambodia", "--json").stdout
+    )
+    assert counts["total"] == 1

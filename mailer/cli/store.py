@@ -727,7 +727,7 @@ def audience(
         list[str] | None, typer.Option("--country", help="Codes or names, e.g. VN,LA.")
     ] = None,
     partners: Annotated[
-        list[str] | None, typer.Option("--partner", help="Partner name(s).")
+        list[str] | None, typer.Option("--partner", help="Partner name (repeatable).")
     ] = None,
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude-list", help="Leave out members of these lists.")
@@ -743,7 +743,7 @@ def audience(
         selection = Audience(
             lists=_split(lists),
             countries=tuple(normalise_country(c) for c in _split(countries)),
-            partners=_split(partners),
+            partners=tuple(p.strip() for p in partners or [] if p.strip()),
             exclude_lists=_split(exclude),
         )
         check_audience(session, selection)
