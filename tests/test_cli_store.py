@@ -277,3 +277,20 @@ def test_export_to_stdout_and_partner_names_with_commas(mailer) -> None:
         mailer("audience", "--partner", "Ministry of Environment, Cambodia", "--json").stdout
     )
     assert counts["total"] == 1
+
+
+def test_commands_ask_for_an_upgrade_on_an_old_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MAILER_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    result = runner.invoke(app, ["lists", "list"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: the database schema is not up to date: run `mailer db upgrade` first"
+    )
+    assert "upgrade due" in runner.invoke(app, ["db", "status"]).stdout
+    assert "upgraded from empty to" in runner.invoke(app, ["db", "upgrade"]).stdout
+    assert runner.invoke(app, ["lists", "list", "--json"]).stdout.strip() == "[]"
