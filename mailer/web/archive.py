@@ -4,6 +4,7 @@ the Atom feed (built with ElementTree, never by string concatenation).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from mailer.settings import Settings
 
 PUBLISHED = (CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SENT)
 ATOM = "http://www.w3.org/2005/Atom"
+SLUG = re.compile(r"^(\d{4})-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,12 @@ class ArchiveEntry:
     subject: str
     summary: str
     published: datetime
+
+    @property
+    def label(self) -> str:
+        """ "Issue 15, 2022" from the slug ("2022-15"); the slug itself otherwise."""
+        match = SLUG.match(self.slug)
+        return f"Issue {int(match[2])}, {match[1]}" if match else self.slug
 
 
 def _published(campaign: Campaign) -> datetime:
@@ -58,7 +66,7 @@ def sent_issues(session: Session) -> list[ArchiveEntry]:
         )
         for c in first.values()
     ]
-    return sorted(entries, key=lambda e: e.published, reverse=True)
+    return sorted(entries, key=lambda e: (e.published, e.slug), reverse=True)
 
 
 def public_html(session: Session, settings: Settings, campaign_id: int) -> str | None:
