@@ -175,6 +175,7 @@ class ImportReport:
     suppressed_skipped: int = 0
     duplicates: list[tuple[int, int, str]] = field(default_factory=list)  # line, first line, email
     partners_created: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # rows skipped by --skip-invalid
     dry_run: bool = False
 
@@ -216,6 +217,7 @@ class ImportReport:
             ],
             "partners_created": self.partners_created,
             "skipped": [str(p) for p in self.problems],
+            "warnings": self.warnings,
         }
 
 
@@ -590,6 +592,11 @@ def import_csv(
             else:
                 to_subscribe.append((key, lists[slug]))
     report.subscribed = len(to_subscribe)
+    if list_slug is None and to_insert and not any(row.lists for row in merged.values()):
+        report.warnings.append(
+            "no list given (--list) and no lists column: new subscribers are on no list, "
+            "so no campaign will reach them until they are subscribed"
+        )
     if dry_run:
         return report
 

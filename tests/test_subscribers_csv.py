@@ -318,3 +318,12 @@ def test_semicolon_and_tab_separated_files(sessions: sessionmaker[Session]) -> N
     with sessions() as session:
         assert repo.get_subscriber(session, "sc@example.org").name == "Sơn"
         assert repo.get_subscriber(session, "tab@example.org").name == "Tab"
+
+
+def test_import_without_any_list_warns(sessions: sessionmaker[Session]) -> None:
+    _setup(sessions)
+    with sessions.begin() as session:
+        report = import_csv(session, b"email\nnolist@example.org\n", name="in.csv")
+    assert report.created == 1 and report.subscribed == 0
+    assert report.warnings and "no list given" in report.warnings[0]
+    assert _import(sessions, b"email\nother@example.org\n").warnings == []

@@ -506,6 +506,8 @@ def subscribers_import(
         return
     for problem in report.problems:
         typer.echo(f"skipped {problem}", err=True)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for line, first, email in report.duplicates:
         out.print(f"{file}:{line}: {email} merged with line {first}")
     typer.echo(report.summary())
