@@ -244,6 +244,11 @@ def report_command(
         out.print(_tally_table("per country", result.by_country, {}))
         out.print(_tally_table("per partner", result.by_partner, partners))
         out.print(_tally_table("per time zone (scheduler waves)", result.by_timezone, {}))
+        from mailer.cli.schedule import waves_table  # the scheduler's part of the report
+
+        waves = waves_table(session, campaign_id, the_root.settings.timezone)
+        if waves is not None:
+            out.print(waves)
         if failures_csv is not None:
             with failures_csv.open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)

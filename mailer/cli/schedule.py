@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.orm import Session
 
 from mailer import db, scheduler
@@ -216,13 +216,15 @@ def list_command(
             first = items[0]
             table = Table(
                 "wave",
-                "UTC",
+                Column("UTC", min_width=16, no_wrap=True),
                 editor,
                 "local time",
                 "people",
                 "status",
                 box=box.SIMPLE,
                 pad_edge=False,
+                collapse_padding=True,
+                padding=(0, 1),
                 title=f"campaign {cid}: {first.campaign_name} ({first.campaign_state})",
                 title_justify="left",
             )
@@ -258,37 +260,48 @@ def _clock(instant: datetime, zone_name: str, *, abbreviation: bool = True) -> s
 
 
 def waves_table(session: Session, campaign_id: int, editor_zone: str) -> Table | None:
-    """The per-wave part of `mailer campaign report` (None for an unscheduled campaign)."""
+    """The per-wave part of `mailer campaign report` (None for an unscheduled campaign):
+    zone, UTC start, recipients and progress from the ledger; reasons in the caption."""
     reports = scheduler.waves_report(session, campaign_id)
     if not reports:
         return None
     table = Table(
-        "wave",
-        "zone",
-        "starts (UTC)",
+        Column("zone", no_wrap=True),
+        Column("starts (UTC)", no_wrap=True),
         editor_zone,
         "status",
-        "recipients",
+        "total",
         "sent",
-        "open",
         "failed",
         title="scheduler waves",
+        box=box.SIMPLE,
+        pad_edge=False,
+        collapse_padding=True,
+        padding=(0, 1),
     )
+    for column in table.columns:
+        column.no_wrap = True
+    notes = []
     for item in reports:
         zones = item.timezone or "everyone"
         if item.timezone and len(item.zones) > 1:
-            zones += f" (+{', '.join(item.zones[1:])})"
+            zones += f" (+{len(item.zones) - 1} more)"
         table.add_row(
-            str(item.wave_id),
             zones,
             f"{item.starts_at:%Y-%m-%d %H:%M}",
-            describe(item.starts_at, editor_zone),
-            item.status + (f": {item.reason}" if item.reason else ""),
+            _clock(item.starts_at, editor_zone),
+            item.status,
             "-" if item.recipients is None else str(item.recipients),
             str(item.progress.sent),
-            str(item.progress.pending + item.progress.retrying),
             str(item.progress.failed),
         )
+        if item.reason:
+            notes.append(f"{item.timezone or 'everyone'} {item.status}: {item.reason}")
+        if item.timezone and len(item.zones) > 1:
+            notes.append(f"{item.timezone} also took {', '.join(item.zones[1:])}")
+    if notes:
+        table.caption = "; ".join(notes)
+        table.caption_justify = "left"
     return table
 
 
