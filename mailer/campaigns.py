@@ -5,10 +5,10 @@ and, once sending starts, freezes the rendered parts so later edits to the issue
 file change nothing that goes out. States and the moves between them:
 
     draft -> scheduled | sending | cancelled
-    scheduled -> draft | scheduled | sending | missed | cancelled
+    scheduled -> draft | scheduled | sending | missed | paused | cancelled
     missed -> draft | scheduled | sending | cancelled
     sending -> paused | sent | failed | cancelled
-    paused -> sending | cancelled
+    paused -> sending | scheduled | cancelled   (scheduled: paused before it started)
     sent, cancelled, failed: final
 
 Any other move raises `IllegalTransition`. Functions here take a `Session` and
@@ -49,10 +49,10 @@ class CampaignState(StrEnum):
 S = CampaignState
 TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
     S.DRAFT: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.MISSED, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.MISSED, S.PAUSED, S.CANCELLED}),
     S.MISSED: frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.CANCELLED}),
     S.SENDING: frozenset({S.PAUSED, S.SENT, S.FAILED, S.CANCELLED}),
-    S.PAUSED: frozenset({S.SENDING, S.CANCELLED}),
+    S.PAUSED: frozenset({S.SENDING, S.SCHEDULED, S.CANCELLED}),
     S.SENT: frozenset(),
     S.CANCELLED: frozenset(),
     S.FAILED: frozenset(),
@@ -315,7 +315,12 @@ def pause(
 
 
 def resume(session: Session, campaign_id: int) -> Campaign:
-    campaign = transition(get_campaign(session, campaign_id), CampaignState.SENDING)
+    """Back to sending; a scheduled campaign paused before anyone was enqueued goes back
+    to scheduled, so its waves still start at their times (the scheduler's part)."""
+    campaign = get_campaign(session, campaign_id)
+    waiting = campaign.scheduled_at is not None and ledger.progress(session, campaign_id).total == 0
+    wanted = CampaignState.SCHEDULED if waiting else CampaignState.SENDING
+    campaign = transition(campaign, wanted)
     session.flush()
     return campaign
 

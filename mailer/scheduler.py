@@ -525,11 +525,19 @@ class WaveRunner:
         )
         log.warning("%s: MISSED, nothing sent: %s", wave.label, reason)
         self._drop_zone(campaign, wave)
-        if CampaignState(campaign.state) is CampaignState.SCHEDULED:
-            campaigns.mark_missed(
-                session, campaign.id, f"{wave.timezone or 'send'} missed: {reason}"
-            )
+        self._campaign_missed(session, campaign, f"{wave.timezone or 'send'} missed: {reason}")
         return self._set(wave, WaveStatus.MISSED, reason)
+
+    @staticmethod
+    def _campaign_missed(session: Session, campaign: Campaign, reason: str) -> None:
+        """A campaign none of whose recipients were enqueued yet is missed as a whole
+        (also when it was paused meanwhile); one already under way goes on."""
+        state = CampaignState(campaign.state)
+        if state is CampaignState.PAUSED and ledger.progress(session, campaign.id).total == 0:
+            campaigns.transition(campaign, CampaignState.SCHEDULED)
+            state = CampaignState.SCHEDULED
+        if state is CampaignState.SCHEDULED:
+            campaigns.mark_missed(session, campaign.id, reason)
 
     def _fail(self, session: Session, wave_id: int, reason: str) -> str:
         wave = session.get(CampaignWave, wave_id, with_for_update=True)
@@ -537,8 +545,7 @@ class WaveRunner:
             return "gone" if wave is None else wave.status
         campaign = campaigns.get_campaign(session, wave.campaign_id, lock=True)
         self._drop_zone(campaign, wave)
-        if CampaignState(campaign.state) is CampaignState.SCHEDULED:
-            campaigns.mark_missed(session, campaign.id, f"could not start: {reason}")
+        self._campaign_missed(session, campaign, f"could not start: {reason}")
         return self._set(wave, WaveStatus.FAILED, reason[:500])
 
     @staticmethod

@@ -306,6 +306,36 @@ def test_campaign_grace_overrides_the_default(sessions: sessionmaker[Session], c
     assert runner(sessions, wave.starts_at + timedelta(seconds=61)).fire(wave.id) == "missed"
 
 
+def test_pause_and_resume_a_scheduled_campaign(sessions: sessionmaker[Session], cid: int) -> None:
+    with sessions.begin() as session:
+        first, second = scheduler.schedule(
+            session, cid, DEC1, local_time=True, now=NOW, grace_seconds=600
+        )[:2]
+        campaigns.pause(session, cid)
+    # Resumed before anything went out: scheduled again, the waves keep their times.
+    with sessions.begin() as session:
+        assert campaigns.resume(session, cid).state == CampaignState.SCHEDULED
+        campaigns.pause(session, cid, "waiting for a go-ahead")
+    # A wave due while paused enqueues its recipients; they wait for the resume.
+    assert runner(sessions, first.starts_at).fire(first.id) == "started"
+    assert enqueued(sessions, cid) == {"Asia/Shanghai": 2}
+    assert state(sessions, cid).state == CampaignState.PAUSED
+    with sessions.begin() as session:
+        assert campaigns.resume(session, cid).state == CampaignState.SENDING
+    assert runner(sessions, second.starts_at).fire(second.id) == "started"
+
+
+def test_a_paused_scheduled_campaign_can_still_be_missed(
+    sessions: sessionmaker[Session], cid: int
+) -> None:
+    with sessions.begin() as session:
+        (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        campaigns.pause(session, cid)
+    assert runner(sessions, wave.starts_at + timedelta(hours=3)).fire(wave.id) == "missed"
+    assert state(sessions, cid).state == CampaignState.MISSED
+    assert enqueued(sessions, cid) == {}
+
+
 def test_cancelled_campaign_wave_is_cancelled(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
         (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
