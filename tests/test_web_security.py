@@ -330,3 +330,13 @@ def test_a_user_changes_their_own_password_with_the_current_one(root: Root) -> N
     assert http.get("/issues").status_code == 200  # this session goes on
     assert other_session.get("/issues").status_code == 303  # the other one ended
     login(app, "editor@example.org", "a new long password")
+
+
+def test_missing_things_are_404_pages_not_server_errors(root: Root) -> None:
+    app = _app(root)
+    http, token = login(app, "admin@example.org")
+    for path in ("/subscribers/99999", "/campaigns/99999", "/issues/no-such-issue", "/nowhere"):
+        response = http.get(path)
+        assert response.status_code == 404, path
+        assert "Not found" in response.text, path
+    assert http.post("/lists/nope/delete", data={"csrf_token": token}).status_code == 404

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from mailer.accounts import Accounts
+from mailer.campaigns import CampaignNotFound
 from mailer.compose import Root
 from mailer.errors import MailerError
 from mailer.profile import load_profile
@@ -25,6 +26,7 @@ from mailer.web import auth, editor, operator, public
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
+from subscribers.errors import Conflict, NotFound, StoreError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "mailer_session"
@@ -125,7 +127,13 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
 
     @app.exception_handler(MailerError)
     async def mailer_error(request: Request, exc: Exception) -> Response:
-        return _error(request, 400, str(exc))
+        return _error(request, 404 if isinstance(exc, CampaignNotFound) else 400, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: Exception) -> Response:
+        """The subscriber store's own errors (it is a leaf package, not a MailerError)."""
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
+        return _error(request, status, str(exc))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: Exception) -> Response:

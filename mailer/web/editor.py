@@ -93,10 +93,12 @@ def issues_page(request: Request, session: DB) -> Response:
 
 
 @router.post("/issues/upload")
-async def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
+def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
+    """A sync handler (run in the thread pool): validation and the database would block
+    the event loop otherwise; the upload is already spooled by the form parser."""
     context = web(request)
     name = (file.filename or "upload.yaml").replace("\\", "/").rsplit("/", 1)[-1]
-    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    data = file.file.read(MAX_UPLOAD_BYTES + 1)
     problems: list[Problem] = []
     if len(data) > MAX_UPLOAD_BYTES:
         problems = [Problem(name, None, "", "the file is larger than 1 MB; is it a content file?")]

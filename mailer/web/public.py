@@ -14,12 +14,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from mailer import tokens, urls
 from mailer.tokens import InvalidToken
 from mailer.web import csrf
 from mailer.web.archive import atom_feed, public_html, sent_issues
-from mailer.web.context import db, web
+from mailer.web.context import WebContext, db, web
 from subscribers import repository
 from subscribers.errors import NotFound
 from subscribers.models import Subscriber, SubscriptionStatus
@@ -96,11 +97,9 @@ async def unsubscribe(request: Request, token: str) -> Response:
         if one_click:
             return PlainTextResponse("invalid unsubscribe link\n", status_code=400)
         return _invalid(request)
-    with web(request).root.sessions.begin() as session:
-        if _find(session, subscriber_id) is not None:
-            repository.unsubscribe(
-                session, subscriber_id, source="one-click" if one_click else "unsubscribe-page"
-            )
+    await run_in_threadpool(
+        _unsubscribe, web(request), subscriber_id, "one-click" if one_click else "unsubscribe-page"
+    )
     if one_click:
         return PlainTextResponse("unsubscribed\n")
     return RedirectResponse(f"/unsubscribe/{token}?done=1", status_code=303)
@@ -143,15 +142,28 @@ async def save_preferences(request: Request, token: str) -> Response:
     form = await request.form()
     wanted = [str(v) for v in form.getlist("lists")]
     ip = request.client.host if request.client else None
-    with web(request).root.sessions.begin() as session:
+    saved = await run_in_threadpool(_set_preferences, web(request), subscriber_id, wanted, ip)
+    return RedirectResponse(f"/preferences/{token}{'?saved=1' if saved else ''}", status_code=303)
+
+
+def _unsubscribe(context: WebContext, subscriber_id: int, source: str) -> None:
+    with context.root.sessions.begin() as session:
+        if _find(session, subscriber_id) is not None:
+            repository.unsubscribe(session, subscriber_id, source=source)
+
+
+def _set_preferences(
+    context: WebContext, subscriber_id: int, wanted: list[str], ip: str | None
+) -> bool:
+    with context.root.sessions.begin() as session:
         subscriber = _find(session, subscriber_id)
         if subscriber is None or subscriber.status.value in ("bounced", "complained"):
-            return RedirectResponse(f"/preferences/{token}", status_code=303)
+            return False
         known = {lst.slug for lst in repository.list_lists(session)}
         repository.set_preferences(
             session, subscriber_id, [s for s in wanted if s in known], source="preferences", ip=ip
         )
-    return RedirectResponse(f"/preferences/{token}?saved=1", status_code=303)
+    return True
 
 
 @router.get("/view/{campaign_id:int}")
