@@ -34,6 +34,7 @@ class Root:
 
     def scheduler(self) -> CampaignScheduler:
         """The campaign scheduler; its `start()` takes the one-per-database lock."""
+        from mailer.render import Renderer
         from mailer.scheduler import CampaignScheduler
 
         return CampaignScheduler(
@@ -41,6 +42,7 @@ class Root:
             self.sessions,
             default_grace_seconds=self.settings.misfire_grace_seconds,
             poll_seconds=self.settings.scheduler_poll_seconds,
+            make_renderer=lambda: Renderer.from_settings(self.settings),
         )
 
     def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:

@@ -406,12 +406,13 @@ class WaveRunner:
         sessions: sessionmaker[Session],
         *,
         default_grace_seconds: int,
-        renderer: RendererLike | None = None,
+        make_renderer: Callable[[], RendererLike] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._grace = default_grace_seconds
-        self._renderer = renderer
+        self._make_renderer = make_renderer
+        self._renderer: RendererLike | None = None
         self._clock = clock
         self._lock = threading.RLock()
 
@@ -481,7 +482,7 @@ class WaveRunner:
             return self._miss(session, campaign, wave, late, grace)
         zones = self._zones_for(session, campaign, wave)
         added = campaigns.start_sending(
-            session, campaign.id, timezones=zones, renderer=self._renderer
+            session, campaign.id, timezones=zones, renderer=self._renderer_for(campaign)
         )
         wave.started_at = now
         wave.recipients = added
@@ -494,6 +495,15 @@ class WaveRunner:
             " (campaign paused: they wait for resume)" if state is CampaignState.PAUSED else "",
         )
         return self._set(wave, WaveStatus.STARTED, "")
+
+    def _renderer_for(self, campaign: Campaign) -> RendererLike | None:
+        """Commands freeze content when scheduling; for anything that did not, render
+        now (built once, on first need, so a scheduler without a profile still runs)."""
+        if campaign.frozen or self._make_renderer is None:
+            return None
+        if self._renderer is None:
+            self._renderer = self._make_renderer()
+        return self._renderer
 
     def _zones_for(
         self, session: Session, campaign: Campaign, wave: CampaignWave
@@ -627,7 +637,7 @@ class CampaignScheduler:
         *,
         default_grace_seconds: int = 3600,
         poll_seconds: float = 5.0,
-        renderer: RendererLike | None = None,
+        make_renderer: Callable[[], RendererLike] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
@@ -636,7 +646,10 @@ class CampaignScheduler:
         self._clock = clock
         self._default_grace = default_grace_seconds
         self.runner = WaveRunner(
-            sessions, default_grace_seconds=default_grace_seconds, renderer=renderer, clock=clock
+            sessions,
+            default_grace_seconds=default_grace_seconds,
+            make_renderer=make_renderer,
+            clock=clock,
         )
         self.lock = SchedulerLock(engine)
         self._scheduler: BackgroundScheduler | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailer import campaigns, scheduler
 from mailer.campaigns import CampaignState
 from mailer.ledger import LedgerRow
+from mailer.settings import Settings
 from mailer.waves import CampaignWave, DstRule, ScheduleError, WaveStatus
 from subscribers import repository
 from subscribers.audience import Audience
@@ -365,3 +367,39 @@ def test_unstartable_wave_fails_with_its_reason(sessions: sessionmaker[Session])
 
 def test_wave_status_values_match_the_table() -> None:
     assert {s.value for s in WaveStatus} == {"pending", "started", "missed", "failed", "cancelled"}
+
+
+def test_unfrozen_campaign_is_rendered_when_its_wave_starts(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    from mailer.content import load_issue
+    from mailer.render import Renderer
+
+    issue_path = Path(__file__).resolve().parent.parent / "examples" / "issues" / "2022-15.yaml"
+    with sessions.begin() as session:
+        populate(session)
+        campaign = campaigns.create_campaign(
+            session,
+            name="Issue 15",
+            issue_path=issue_path,
+            issue=load_issue(issue_path),
+            sender="LMEC <news@lmec.example.org>",
+            audience=Audience(lists=("newsletter",)),
+        )
+        (wave,) = scheduler.schedule(session, campaign.id, DEC1, tz="Asia/Shanghai", now=NOW)
+        cid = campaign.id
+    made: list[Renderer] = []
+
+    def make() -> Renderer:
+        made.append(Renderer.from_settings(settings))
+        return made[-1]
+
+    fire = scheduler.WaveRunner(
+        sessions, default_grace_seconds=3600, make_renderer=make, clock=lambda: wave.starts_at
+    )
+    assert fire.fire(wave.id) == "started"
+    assert len(made) == 1
+    frozen = state(sessions, cid)
+    assert frozen.frozen and frozen.frozen_subject
+    assert frozen.frozen_html is not None and "<html" in frozen.frozen_html
+    assert sum(enqueued(sessions, cid).values()) == 5
