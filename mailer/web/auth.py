@@ -9,6 +9,7 @@ a user ends their sessions everywhere.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Annotated
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from mailer.web.context import db, web
 from mailer.web.pages import flash
 
 router = APIRouter(dependencies=[Depends(csrf.verify)])
+log = logging.getLogger("mailer.web.auth")
 
 USER_ID = "uid"
 FINGERPRINT = "pwf"
@@ -91,6 +93,7 @@ def login(
         user = context.accounts.authenticate(session, email, password, ip=ip)
     except LoginThrottled as exc:
         session.commit()
+        log.warning("login refused (throttled) for %r from %s", email.strip()[:200], ip)
         response = context.pages.render(
             request, "login.html", 429, next=safe_next(next), error=str(exc), email=email
         )
@@ -98,10 +101,12 @@ def login(
         return response
     except InvalidCredentials as exc:
         session.commit()
+        log.warning("login failed for %r from %s", email.strip()[:200], ip)
         return context.pages.render(
             request, "login.html", next=safe_next(next), error=str(exc), email=email
         )
     session.commit()
+    log.info("login: %s (%s) from %s", user.email, user.role, ip)
     request.session.clear()  # no fixation: a new session starts at login
     request.session[USER_ID] = user.id
     request.session[FINGERPRINT] = _fingerprint(user)
