@@ -31,10 +31,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import campaigns as campaign_store
@@ -53,6 +53,18 @@ from mailer.transport import (
 
 log = logging.getLogger(__name__)
 LEDGER = cast(Table, LedgerRow.__table__)
+_RECORD = (
+    update(LEDGER)
+    .where(LEDGER.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status"),
+        last_reply=bindparam("reply"),
+        message_id=bindparam("new_message_id"),
+        sent_at=bindparam("new_sent_at"),
+        next_attempt_at=bindparam("retry_at"),
+        lease_until=None,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -75,25 +87,58 @@ class Outcome:
     suppress: bool = False
 
 
+_POSTGRES_ROW = "(%s::bigint, %s, %s, %s, %s::timestamp, %s::timestamp)"
+_POSTGRES_UPDATE = (
+    "UPDATE ledger SET status = v.status, last_reply = v.reply, message_id = v.message_id,"
+    " sent_at = v.sent_at, next_attempt_at = v.retry_at, lease_until = NULL"
+)
+
+
+def _record_postgres(connection: Connection, params: list[dict[str, Any]]) -> None:
+    """All outcomes in one UPDATE … FROM (VALUES …): one round trip instead of one per row."""
+    args: list[Any] = []
+    for p in params:
+        sent_at, retry_at = p["new_sent_at"], p["retry_at"]
+        args += [
+            p["row_id"],
+            p["new_status"],
+            p["reply"],
+            p["new_message_id"],
+            sent_at.astimezone(UTC).replace(tzinfo=None) if sent_at else None,
+            retry_at.astimezone(UTC).replace(tzinfo=None) if retry_at else None,
+        ]
+    rows = ", ".join([_POSTGRES_ROW] * len(params))  # placeholders only; values are bound
+    columns = "(id, status, reply, message_id, sent_at, retry_at)"
+    statement = f"{_POSTGRES_UPDATE} FROM (VALUES {rows}) AS v {columns} WHERE ledger.id = v.id"
+    connection.exec_driver_sql(statement, tuple(args))
+
+
 class _GroupCommit:
-    """Threads hand in outcomes and wait; one thread writes all pending ones per commit."""
+    """Outcomes handed in by the sending threads, written many per commit.
+
+    `submit` returns a ticket at once; `wait(ticket)` returns when that outcome (and
+    every earlier one) is committed. Whoever waits while nobody writes becomes the
+    writer for everything pending, so one commit covers every connection's outcome.
+    """
 
     def __init__(self, write: Callable[[list[Outcome]], None]) -> None:
         self._write = write
         self._lock = threading.Condition()
         self._pending: list[Outcome] = []
-        self._written = 0  # generation numbers: outcomes handed in / durably written
+        self._written = 0  # tickets: outcomes handed in / durably written
         self._handed = 0
         self._writing = False
         self._error: BaseException | None = None
 
-    def record(self, outcome: Outcome) -> None:
-        """Return once `outcome` is committed (possibly by another thread, with others)."""
+    def submit(self, outcome: Outcome) -> int:
         with self._lock:
             self._pending.append(outcome)
             self._handed += 1
-            mine = self._handed
-            while self._written < mine:
+            return self._handed
+
+    def wait(self, ticket: int) -> None:
+        with self._lock:
+            while self._written < ticket and self._error is None:
                 if not self._writing:
                     batch, self._pending = self._pending, []
                     upto = self._handed
@@ -106,12 +151,16 @@ class _GroupCommit:
                     finally:
                         self._lock.acquire()
                         self._writing = False
-                        self._written = upto
+                        if self._error is None:
+                            self._written = upto
                         self._lock.notify_all()
                 else:
                     self._lock.wait()
             if self._error is not None:
                 raise RuntimeError("recording outcomes failed") from self._error
+
+    def record(self, outcome: Outcome) -> None:
+        self.wait(self.submit(outcome))
 
 
 class Worker:
@@ -139,8 +188,9 @@ class Worker:
         self.probe_seconds = probe_seconds
         self.idle_seconds = idle_seconds
         self.clock = clock
-        engine = sessions.kw["bind"]
-        self.postgres = engine.dialect.name == "postgresql"
+        self.engine: Engine = sessions.kw["bind"]
+        self.postgres = self.engine.dialect.name == "postgresql"
+        self._recorder_connection: Connection | None = None
         self._templates: dict[int, MessageTemplate] = {}
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -229,55 +279,84 @@ class Worker:
             self._threads.append(thread)
 
     def _sender(self) -> None:
+        """One connection's loop. An accepted message's outcome is committed before the
+        next message's final dot (while its data is on the wire): at any instant at most
+        one accepted message per connection is not yet recorded."""
         transport = self.transport_factory()
+        unsettled: list[int] = []  # tickets of this connection's jobs not known durable
+
+        def settle() -> None:
+            if unsettled:
+                try:
+                    self._recorder.wait(max(unsettled))
+                finally:
+                    self._jobs_done(len(unsettled))
+                    unsettled.clear()
+
         try:
             while True:
-                job = self._jobs.get()
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    settle()
+                    job = self._jobs.get()
                 if job is None:
                     return
                 try:
-                    self._handle(transport, job)
+                    ticket = self._handle(transport, job, settle)
                 except BaseException:
                     log.exception("sending row %s failed unexpectedly", job.row_id)
-                finally:
-                    with self._batch_done:
-                        self._pending -= 1
-                        self._batch_done.notify_all()
+                    ticket = None
+                if ticket is None:
+                    self._jobs_done(1)
+                else:
+                    unsettled.append(ticket)
         finally:
-            transport.close()
+            try:
+                settle()
+            finally:
+                transport.close()
 
-    def _handle(self, transport: Transport, job: Job) -> None:
+    def _jobs_done(self, count: int) -> None:
+        with self._batch_done:
+            self._pending -= count
+            self._batch_done.notify_all()
+
+    def _handle(self, transport: Transport, job: Job, settle: Callable[[], None]) -> int | None:
+        """Send one row; the ticket of its outcome, or None if it was given back untried."""
         if job.campaign_id in self._halted or self.fatal is not None:
             self._release([job])
-            return
+            return None
         try:
             message = self.template(job.campaign_id).personalise(
                 Recipient(job.subscriber_id, job.email, job.name), self.clock()
             )
         except HeaderInjection as exc:
-            self._recorder.record(Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}"))
-            return
+            return self._recorder.submit(
+                Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}")
+            )
         try:
             reply = transport.send(
                 message.envelope_from,
                 [message.recipient],
                 message.data,
                 smtputf8=message.needs_smtputf8,
+                before_accept=settle,
             )
         except AuthenticationError as exc:
             self.fatal = exc
             self._release([job])
-            return
+            return None
         except TemporarySMTPError as exc:
-            self._recorder.record(self._temporary(job, exc.reply))
-            return
+            return self._recorder.submit(self._temporary(job, exc.reply))
         except PermanentSMTPError as exc:
-            outcome = Outcome(job, LedgerStatus.FAILED, exc.reply, suppress=exc.no_such_user)
-            self._recorder.record(outcome)
             self._note_success()
-            return
-        self._recorder.record(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
+            outcome = Outcome(job, LedgerStatus.FAILED, exc.reply, suppress=exc.no_such_user)
+            return self._recorder.submit(outcome)
         self._note_success()
+        return self._recorder.submit(
+            Outcome(job, LedgerStatus.SENT, str(reply), message.message_id)
+        )
 
     def _temporary(self, job: Job, reply: str) -> Outcome:
         with self._failure_lock:
@@ -303,6 +382,7 @@ class Worker:
 
     # --- recording --------------------------------------------------------------------
     def _write(self, outcomes: list[Outcome]) -> None:
+        """Record outcomes in one transaction on the recorder's own connection."""
         now = self.clock()
         params: list[dict[str, Any]] = []
         for outcome in outcomes:
@@ -317,29 +397,37 @@ class Worker:
                     "retry_at": retry_at if outcome.status == LedgerStatus.RETRY else None,
                 }
             )
-        with self.sessions.begin() as session:
+        connection = self._recording_connection()
+        try:
+            with connection.begin():
+                if self.postgres:
+                    _record_postgres(connection, params)
+                else:
+                    connection.execute(_RECORD, params)
+                suppressed = [o for o in outcomes if o.suppress]
+                if suppressed:
+                    from subscribers.suppression import suppress
+
+                    with Session(bind=connection) as session:
+                        for outcome in suppressed:
+                            reason = f"bounced: {outcome.reply}"[:200]
+                            suppress(session, outcome.job.email, reason)
+                        session.flush()
+        except BaseException:
+            self._recorder_connection = None
+            connection.invalidate()
+            raise
+
+    def _recording_connection(self) -> Connection:
+        """One connection kept for recording outcomes: a commit costs no pool round trip."""
+        if self._recorder_connection is None:
+            connection = self.engine.connect()
             if self.postgres:
                 # A killed worker loses nothing committed; only a database crash could.
-                session.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
-            session.connection().execute(
-                update(LEDGER)
-                .where(LEDGER.c.id == bindparam("row_id"))
-                .values(
-                    status=bindparam("new_status"),
-                    last_reply=bindparam("reply"),
-                    message_id=bindparam("new_message_id"),
-                    sent_at=bindparam("new_sent_at"),
-                    next_attempt_at=bindparam("retry_at"),
-                    lease_until=None,
-                ),
-                params,
-            )
-            suppressed = [o for o in outcomes if o.suppress]
-            if suppressed:
-                from subscribers.suppression import suppress
-
-                for outcome in suppressed:
-                    suppress(session, outcome.job.email, f"bounced: {outcome.reply}"[:200])
+                connection.exec_driver_sql("SET synchronous_commit = off")
+                connection.commit()
+            self._recorder_connection = connection
+        return self._recorder_connection
 
     def _release(self, jobs: Iterable[Job]) -> None:
         """Give claimed rows back untried (their campaign was paused, or we are stopping)."""
@@ -482,3 +570,6 @@ class Worker:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        if self._recorder_connection is not None:
+            self._recorder_connection.close()
+            self._recorder_connection = None

@@ -197,3 +197,24 @@ def test_memory_transport() -> None:
     with pytest.raises(PermanentSMTPError):
         transport.send("a@example.org", ["bad@example.org"], MESSAGE)
     assert [s.recipients for s in transport.sent] == [("b@example.org",)]
+
+
+def test_before_accept_runs_before_the_final_dot(smtp_server: SMTPTestServer) -> None:
+    transport = transport_for(smtp_server)
+    seen: list[int] = []
+    transport.send(
+        "a@example.org",
+        ["b@example.org"],
+        MESSAGE,
+        before_accept=lambda: seen.append(smtp_server.count()),
+    )
+    assert seen == [0] and smtp_server.count() == 1  # called while the server had not accepted
+
+    def refuse() -> None:
+        raise RuntimeError("could not record the previous outcome")
+
+    with pytest.raises(RuntimeError):
+        transport.send("a@example.org", ["c@example.org"], MESSAGE, before_accept=refuse)
+    transport.send("a@example.org", ["d@example.org"], MESSAGE)  # reconnects
+    transport.close()
+    assert smtp_server.arrivals() == {"b@example.org": 1, "d@example.org": 1}
