@@ -92,6 +92,8 @@ def test_count_then_send_shows_failures_with_their_smtp_reply(
         assert session.scalars(select(Campaign)).all() == []  # counting creates nothing
 
     campaign_id = _create(http, token)
+    issue_page = http.get("/issues/2022-13").text
+    assert f'href="/campaigns/{campaign_id}">Test</a>' in issue_page
     draft = http.get(f"/campaigns/{campaign_id}").text
     assert "draft" in draft and "Send now" in draft
     assert http.get(f"/view/{campaign_id}").status_code == 404  # not published yet
