@@ -102,7 +102,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
     )
     if one_click:
         return PlainTextResponse("unsubscribed\n")
-    return RedirectResponse(f"/unsubscribe/{token}?done=1", status_code=303)
+    return RedirectResponse(f"/unsubscribe/{token}", status_code=303)
 
 
 @router.get("/preferences/{token}")
