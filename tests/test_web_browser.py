@@ -194,6 +194,9 @@ def test_operator_pages_show_hostile_names_as_text(site: Site, artifacts: Path) 
             ("users", "/users"),
             ("settings", "/settings"),
             ("import", "/subscribers/import"),
+            ("account", "/account"),
+            ("campaigns", "/campaigns"),
+            ("new-campaign", "/campaigns/new"),
         ):
             page.goto(f"{site.base}{path}")
             if label == "phone":
