@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from subscribers.csvio import FORMULA_START, neutralise, read_rows, unneutralise
@@ -16,16 +16,19 @@ names = st.text(
 ).filter(lambda s: s.strip() == s and s.strip())
 
 
+@settings(deadline=None)  # no timing in tests: the machine is shared
 @given(st.text())
 def test_neutralise_round_trips(value: str) -> None:
     assert unneutralise(neutralise(value)) == value
 
 
+@settings(deadline=None)  # no timing in tests: the machine is shared
 @given(st.text())
 def test_neutralised_cells_never_start_a_formula(value: str) -> None:
     assert not neutralise(value).startswith(FORMULA_START)
 
 
+@settings(deadline=None)  # no timing in tests: the machine is shared
 @given(st.lists(names, min_size=1, max_size=20))
 def test_any_name_survives_export_format_and_import_parse(values: list[str]) -> None:
     buffer = io.StringIO()
