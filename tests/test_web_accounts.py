@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import accounts
@@ -117,3 +118,15 @@ def test_set_password_and_remove(sessions: sessionmaker[Session], acc: Accounts)
         assert [u.email for u in accounts.list_users(s)] == ["root@example.org"]
         with pytest.raises(accounts.UnknownUser):
             accounts.remove_user(s, "ed@example.org")
+
+
+def test_migration_0003_downgrades_and_upgrades_again(engine: Engine) -> None:
+    from sqlalchemy import inspect
+
+    from mailer import db
+
+    assert {"users", "login_failures"} <= set(inspect(engine).get_table_names())
+    db.downgrade(engine, "0002")
+    assert not {"users", "login_failures"} & set(inspect(engine).get_table_names())
+    db.upgrade(engine)
+    assert {"users", "login_failures"} <= set(inspect(engine).get_table_names())
