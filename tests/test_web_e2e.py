@@ -89,7 +89,7 @@ def m_name(message: EmailMessage) -> str:
     return str(message["To"].addresses[0].display_name)
 
 
-def _wait_for_state(page: Page, state: str, attempts: int = 120) -> None:
+def _wait_for_state(page: Page, state: str, attempts: int = 240) -> None:
     for _ in range(attempts):
         if page.locator("#campaign-state").inner_text().strip() == state:
             return
@@ -155,7 +155,7 @@ def test_editor_sends_schedules_and_a_subscriber_unsubscribes(
         expected = count_audience(session, Audience(lists=("newsletter",)))
     assert expected > 30
     assert f"Recipients: {expected}" in counts
-    at = (datetime.now(UTC) + timedelta(seconds=12)).strftime("%Y-%m-%dT%H:%M:%S")
+    at = (datetime.now(UTC) + timedelta(seconds=20)).strftime("%Y-%m-%dT%H:%M:%S")
     page.fill("input[name=at]", at)
     page.select_option("select[name=tz]", "UTC")
     page.click("#schedule-form button[type=submit]")
