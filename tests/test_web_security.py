@@ -273,6 +273,11 @@ def test_a_hostile_subscriber_name_is_shown_as_text(root: Root) -> None:
         assert "&lt;img src=x onerror=alert(1)&gt;" in html, path
 
 
+def test_health_check_needs_no_login(root: Root) -> None:
+    response = client(_app(root)).get("/healthz")
+    assert response.status_code == 200 and response.text == "ok\n"
+
+
 def test_security_headers(root: Root) -> None:
     app = _app(root)
     response = client(app).get("/login")

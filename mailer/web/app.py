@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -94,6 +96,16 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def home() -> Response:
         return RedirectResponse("/issues", status_code=303)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        """For a reverse proxy or a monitor: 200 when the database answers, else 503."""
+        try:
+            with root.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return PlainTextResponse("database unavailable\n", status_code=503)
+        return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
 
     favicon = (STATIC_DIR / "favicon.svg").read_bytes()
 
