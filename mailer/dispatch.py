@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailer import campaigns as campaign_store
 from mailer.campaigns import Campaign, CampaignState
 from mailer.errors import MailerError
-from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus
+from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
 from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
 from mailer.settings import Settings
 from mailer.timestamps import utcnow
@@ -518,7 +518,12 @@ class Worker:
             for campaign in candidates:
                 if campaign.pending_waves:
                     continue
-                campaign_store.transition(campaign, CampaignState.SENT)
+                tally = progress(session, campaign.id)
+                if tally.failed and not tally.sent:
+                    reason = f"every one of {tally.failed} recipient(s) failed: see the report"
+                    campaign_store.transition(campaign, CampaignState.FAILED, reason)
+                else:
+                    campaign_store.transition(campaign, CampaignState.SENT)
                 self._templates.pop(campaign.id, None)
                 finished.append(campaign.id)
         return finished

@@ -334,3 +334,21 @@ def test_paused_and_cancelled_campaigns_are_skipped(
     send_all(worker, root.sessions, first)
     assert server.count() == 6
     root.close()
+
+
+def test_campaign_where_every_recipient_failed_is_failed(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 3)
+    for email in emails:
+        server.reject(email, "550 5.7.1 Relaying denied")
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+    with root.sessions() as session:
+        campaign = campaigns.get_campaign(session, campaign_id)
+        assert campaign.state == CampaignState.FAILED
+        assert campaign.state_reason == "every one of 3 recipient(s) failed: see the report"
+        assert not any(suppression.is_suppressed(session, e) for e in emails)  # 5.7.x: not 5.1.x
+    root.close()

@@ -44,7 +44,7 @@ from subscribers.audience import Audience, check_audience, count_audience
 from subscribers.errors import StoreError
 from subscribers.models import Partner
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # messages stay one line (scripts, tests)
 
 CampaignArg = Annotated[int, typer.Argument(help="Campaign id (see `mailer campaign list`).")]
 
