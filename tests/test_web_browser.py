@@ -294,3 +294,24 @@ def test_preview_reloads_when_the_content_file_changes(site: Site, artifacts: Pa
     frame = page.frame_locator("iframe").first
     assert "Edited live" in frame.locator("body").inner_text()
     assert site.console.errors == []
+
+
+def test_upload_of_a_valid_file_stores_it_under_its_slug(
+    site: Site, artifacts: Path, tmp_path: Path
+) -> None:
+    source = (REPO / "examples" / "issues" / "2022-13.yaml").read_text(encoding="utf-8")
+    upload = tmp_path / "my draft.yaml"
+    upload.write_text(source.replace("number: 13", "number: 16", 1), encoding="utf-8")
+    page = site.page(DESKTOP)
+    site.login(page, "editor@example.org")
+    page.set_input_files("input[type=file]", str(upload))
+    page.click("text=Check and upload")
+    page.wait_for_url(f"{site.base}/issues/2022-16")
+    assert "Uploaded my draft.yaml: issue 16, 2022 is valid." in page.inner_text("main")
+    assert (site.root.settings.resolved_issues_dir / "2022-16.yaml").exists()
+    page.goto(f"{site.base}/issues")
+    assert page.locator("text=Issue 16, 2022").count() == 1
+    page.set_input_files("input[type=file]", str(upload))
+    page.click("text=Check and upload")
+    page.wait_for_selector("text=It replaces the earlier file")
+    assert site.console.errors == []

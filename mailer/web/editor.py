@@ -122,8 +122,15 @@ def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
             problems=problems,
             filename=name,
         )
-    path = library.store_upload(context.root.settings.resolved_issues_dir, issue, text)
-    flash(request, f"Uploaded {name}: issue {issue.number}, {issue.year} is valid.")
+    issues_dir = context.root.settings.resolved_issues_dir
+    replaced = (issues_dir / f"{issue.slug}.yaml").exists()
+    path = library.store_upload(issues_dir, issue, text)
+    note = " It replaces the earlier file (campaigns already frozen keep what they froze)."
+    flash(
+        request,
+        f"Uploaded {name}: issue {issue.number}, {issue.year} is valid."
+        + (note if replaced else ""),
+    )
     return _back(f"/issues/{path.stem}")
 
 
