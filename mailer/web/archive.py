@@ -76,7 +76,10 @@ def public_html(session: Session, settings: Settings, campaign_id: int) -> str |
     unsubscribe links lead to a page explaining that each email carries its own link.
     """
     campaign = session.get(Campaign, campaign_id)
-    if campaign is None or campaign.state not in PUBLISHED or not campaign.frozen_html:
+    if campaign is None or not campaign.frozen_html:
+        return None
+    # A campaign cancelled (or failed) part way still has recipients holding its link.
+    if campaign.state not in PUBLISHED and campaign.started_at is None:
         return None
     base = settings.public_base_url
     values = {
