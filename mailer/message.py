@@ -15,7 +15,6 @@ time, a recipient's name or address raises `HeaderInjection` for that recipient.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from email import policy, quoprimime
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
+from html import escape as html_escape
 from urllib.parse import quote
 
 from mailer import tokens, urls
@@ -188,6 +188,8 @@ class MessageTemplate:
         self._html = _Part.split(html.removesuffix("\n"), is_html=True)
         self._date_second = -1
         self._date = b""
+        self._view_url = urls.view_in_browser(identity.public_base_url, campaign_id)
+        self._view_qp = _qp(self._view_url)
 
     def _list_id(self) -> str:
         name = self.identity.list_name
@@ -205,14 +207,14 @@ class MessageTemplate:
             self._date_second = second
         return self._date
 
-    def urls_for(self, subscriber_id: int) -> dict[Slot, str]:
+    def urls_for(self, subscriber_id: int, token: str | None = None) -> dict[Slot, str]:
         """The per-recipient links; the web app's view of a message uses the same ones."""
-        token = tokens.make_token(self.identity.secret, subscriber_id)
+        token = token or tokens.make_token(self.identity.secret, subscriber_id)
         base = self.identity.public_base_url
         return {
             Slot.UNSUBSCRIBE_URL: urls.unsubscribe(base, token),
             Slot.PREFERENCES_URL: urls.preferences(base, token),
-            Slot.VIEW_URL: urls.view_in_browser(base, self.campaign_id),
+            Slot.VIEW_URL: self._view_url,
         }
 
     def message_id(self, subscriber_id: int) -> str:
@@ -222,14 +224,13 @@ class MessageTemplate:
     def personalise(self, recipient: Recipient, now: datetime | None = None) -> Outgoing:
         email = check_header_value("email", recipient.email.strip())
         name = check_header_value("name", recipient.name or "")
-        links = self.urls_for(recipient.subscriber_id)
         token = tokens.make_token(self.identity.secret, recipient.subscriber_id)
+        links = self.urls_for(recipient.subscriber_id, token)
         message_id = self.message_id(recipient.subscriber_id)
         unsubscribe = f"<{links[Slot.UNSUBSCRIBE_URL]}>"
         if self.identity.unsubscribe_mailto:
             subject = quote(f"unsubscribe {token}")
             unsubscribe += f", <mailto:{self.identity.unsubscribe_mailto}?subject={subject}>"
-        values = {**links, Slot.NAME: name, Slot.EMAIL: email}
         out: list[bytes] = [
             _header("To", _address_header(name, email)),
             _header("Message-ID", message_id),
@@ -237,9 +238,21 @@ class MessageTemplate:
             _header("List-Unsubscribe", unsubscribe),
             self._head,
         ]
-        self._text.fill({slot: _qp(value) for slot, value in values.items()}, out)
+        text_values = {
+            Slot.UNSUBSCRIBE_URL: _qp(links[Slot.UNSUBSCRIBE_URL]),
+            Slot.PREFERENCES_URL: _qp(links[Slot.PREFERENCES_URL]),
+            Slot.VIEW_URL: self._view_qp,
+            Slot.NAME: _qp(name) if name else b"",
+            Slot.EMAIL: _qp(email),
+        }
+        html_values = dict(text_values)  # URLs and most addresses need no escaping
+        for slot, value in ((Slot.NAME, name), (Slot.EMAIL, email), *links.items()):
+            escaped = html_escape(value)
+            if escaped != value:
+                html_values[slot] = _qp(escaped)
+        self._text.fill(text_values, out)
         out.append(self._middle)
-        self._html.fill({slot: _qp(html.escape(value)) for slot, value in values.items()}, out)
+        self._html.fill(html_values, out)
         out.append(self._tail)
         data = b"".join(out)
         if self.sign is not None:

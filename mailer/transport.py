@@ -270,21 +270,10 @@ class SMTPTransport:
             self._smtp = self._connect()
         smtp = self._smtp
         try:
-            if smtputf8:
-                code, message = smtp.mail(sender, ["SMTPUTF8"])
+            if not smtputf8 and smtp.has_extn("pipelining"):
+                self._envelope_pipelined(smtp, sender, recipients)
             else:
-                # Our addresses are bare and checked: skip smtplib's parseaddr (~75 µs).
-                smtp.putcmd("mail", f"FROM:<{sender}>")
-                code, message = smtp.getreply()
-            if code != 250:
-                self._reset()
-                raise _failure(code, message)
-            for recipient in recipients:
-                smtp.putcmd("rcpt", f"TO:<{recipient}>")
-                code, message = smtp.getreply()
-                if code not in (250, 251):
-                    self._reset()
-                    raise _failure(code, message)
+                self._envelope(smtp, sender, recipients, smtputf8)
             code, message = self._data(smtp, data, before_accept)
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421:
@@ -300,18 +289,64 @@ class SMTPTransport:
         self._sent_on_connection += 1
         return Reply(code, _text(message))
 
+    def _envelope(
+        self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], smtputf8: bool
+    ) -> None:
+        """MAIL and RCPT one at a time, each waiting for its reply."""
+        if smtputf8:
+            code, message = smtp.mail(sender, ["SMTPUTF8"])
+        else:
+            # Our addresses are bare and checked: skip smtplib's parseaddr (~75 µs).
+            smtp.putcmd("mail", f"FROM:<{sender}>")
+            code, message = smtp.getreply()
+        if code != 250:
+            self._reset()
+            raise _failure(code, message)
+        for recipient in recipients:
+            smtp.putcmd("rcpt", f"TO:<{recipient}>")
+            code, message = smtp.getreply()
+            if code not in (250, 251):
+                self._reset()
+                raise _failure(code, message)
+        smtp.putcmd("data")
+        code, message = smtp.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, message)
+
+    def _envelope_pipelined(
+        self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str]
+    ) -> None:
+        """MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
+
+        Replies come back in order; the first refusal decides. If DATA was accepted
+        although a recipient was refused, the empty message is ended and reset.
+        """
+        commands = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{r}>" for r in recipients), "DATA"]
+        smtp.send("".join(f"{command}\r\n" for command in commands))
+        replies = [smtp.getreply() for _ in commands]
+        mail, *rcpts, (data_code, data_message) = replies
+        refused = mail if mail[0] != 250 else None
+        for reply in rcpts:
+            if refused is None and reply[0] not in (250, 251):
+                refused = reply
+        if refused is not None:
+            if data_code == 354:
+                smtp.send(".\r\n")
+                smtp.getreply()
+            self._reset()
+            raise _failure(*refused)
+        if data_code != 354:
+            self._reset()
+            raise _failure(data_code, data_message)
+
     def _data(
         self, smtp: smtplib.SMTP, data: bytes, before_accept: Callable[[], None] | None
     ) -> tuple[int, bytes]:
-        """smtplib's DATA, with dot-stuffing (RFC 5321 4.5.2) done only when a line needs it.
+        """The message after DATA's 354, dot-stuffed (RFC 5321 4.5.2) only where a line needs it.
 
         `data` is CRLF-only (as `mailer.message` builds it); smtplib's regex pass over
         every 20 KB message cost more than the rest of the send.
         """
-        smtp.putcmd("data")
-        code, reply = smtp.getreply()
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
         if data.startswith(b".") or b"\n." in data:
             data = (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")
         if not data.endswith(b"\r\n"):

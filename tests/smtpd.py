@@ -16,8 +16,9 @@ Faults, each for one recipient address (compared case-insensitively):
 `reject(addr, reply)` answers RCPT with a 5xx every time; `drop_during_data(addr,
 times)` closes the connection after the message data arrived but before replying
 (the client never learns whether it was accepted; it was not); `delay` slows every
-DATA reply (a slow server). `login=(user, password)` requires AUTH; `starttls` or
-`implicit_tls` (server SSL contexts, e.g. from `tls_contexts(tmp_path)`) turn on TLS.
+DATA reply (a slow server). `pipelining=True` advertises PIPELINING (RFC 2920).
+`login=(user, password)` requires AUTH; `starttls` or `implicit_tls` (server SSL
+contexts, e.g. from `tls_contexts(tmp_path)`) turn on TLS.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class _Handler:
     def __init__(self, server: SMTPTestServer) -> None:
         self.server = server
 
+    async def handle_EHLO(
+        self, smtp: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.server.pipelining:  # aiosmtpd reads commands in order; it just never says so
+            responses.insert(1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(
         self, smtp: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
@@ -113,11 +122,13 @@ class SMTPTestServer:
         login: tuple[str, str] | None = None,
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
+        pipelining: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.delay = delay
         self.login = login
+        self.pipelining = pipelining
         self.messages: list[Received] = []
         self.connections = 0
         self._faults = _Faults()

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.smtpd are parameters here)
 """The SMTP transport against a real aiosmtpd server: replies, faults, TLS, login, limits."""
 
 from __future__ import annotations
@@ -17,37 +16,46 @@ from mailer.transport import (
     SMTPTransport,
     TemporarySMTPError,
 )
-from tests.smtpd import SMTPTestServer, free_port, smtp_server, tls_contexts  # noqa: F401
+from tests.smtpd import SMTPTestServer, free_port, tls_contexts
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello\r\n.dot line\r\n"
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+def server(request: pytest.FixtureRequest):
+    """The test server, without and with PIPELINING: both client paths see every fault."""
+    with SMTPTestServer(pipelining=request.param) as running:
+        yield running
 
 
 def transport_for(server: SMTPTestServer, **options) -> SMTPTransport:
     return SMTPTransport(server.host, server.port, timeout=5, **options)
 
 
-def test_sends_and_reuses_one_connection(smtp_server: SMTPTestServer) -> None:
-    transport = transport_for(smtp_server)
+def test_sends_and_reuses_one_connection(server: SMTPTestServer) -> None:
+    transport = transport_for(server)
     for index in range(3):
         reply = transport.send("a@example.org", [f"b{index}@example.org"], MESSAGE)
         assert reply.code == 250 and "queued" in reply.text
+    assert transport._smtp is not None
+    assert transport._smtp.has_extn("pipelining") is server.pipelining  # the path under test
     transport.close()
-    assert smtp_server.count() == 3
-    assert len({m.connection for m in smtp_server.messages}) == 1
-    assert smtp_server.messages[0].data.endswith(b"Hello\r\n.dot line\r\n")  # dot-stuffing undone
+    assert server.count() == 3
+    assert len({m.connection for m in server.messages}) == 1
+    assert server.messages[0].data.endswith(b"Hello\r\n.dot line\r\n")  # dot-stuffing undone
 
 
-def test_reconnects_after_messages_per_connection(smtp_server: SMTPTestServer) -> None:
-    transport = transport_for(smtp_server, messages_per_connection=2)
+def test_reconnects_after_messages_per_connection(server: SMTPTestServer) -> None:
+    transport = transport_for(server, messages_per_connection=2)
     for index in range(5):
         transport.send("a@example.org", [f"b{index}@example.org"], MESSAGE)
     transport.close()
-    assert len({m.connection for m in smtp_server.messages}) == 3
+    assert len({m.connection for m in server.messages}) == 3
 
 
-def test_4xx_is_temporary_and_the_connection_stays_usable(smtp_server: SMTPTestServer) -> None:
-    smtp_server.defer("late@example.org", reply="451 4.7.1 Greylisted, try later")
-    transport = transport_for(smtp_server)
+def test_4xx_is_temporary_and_the_connection_stays_usable(server: SMTPTestServer) -> None:
+    server.defer("late@example.org", reply="451 4.7.1 Greylisted, try later")
+    transport = transport_for(server)
     with pytest.raises(TemporarySMTPError) as caught:
         transport.send("a@example.org", ["late@example.org"], MESSAGE)
     assert caught.value.code == 451 and caught.value.enhanced == "4.7.1"
@@ -55,8 +63,8 @@ def test_4xx_is_temporary_and_the_connection_stays_usable(smtp_server: SMTPTestS
     transport.send("a@example.org", ["late@example.org"], MESSAGE)
     transport.send("a@example.org", ["other@example.org"], MESSAGE)
     transport.close()
-    assert smtp_server.arrivals() == {"late@example.org": 1, "other@example.org": 1}
-    assert len({m.connection for m in smtp_server.messages}) == 1
+    assert server.arrivals() == {"late@example.org": 1, "other@example.org": 1}
+    assert len({m.connection for m in server.messages}) == 1
 
 
 @pytest.mark.parametrize(
@@ -70,10 +78,10 @@ def test_4xx_is_temporary_and_the_connection_stays_usable(smtp_server: SMTPTestS
     ],
 )
 def test_5xx_is_permanent_and_5_1_x_means_no_such_user(
-    smtp_server: SMTPTestServer, reply: str, no_such_user: bool
+    server: SMTPTestServer, reply: str, no_such_user: bool
 ) -> None:
-    smtp_server.reject("x@example.org", reply)
-    transport = transport_for(smtp_server)
+    server.reject("x@example.org", reply)
+    transport = transport_for(server)
     with pytest.raises(PermanentSMTPError) as caught:
         transport.send("a@example.org", ["x@example.org"], MESSAGE)
     assert caught.value.no_such_user is no_such_user
@@ -83,15 +91,15 @@ def test_5xx_is_permanent_and_5_1_x_means_no_such_user(
 
 
 def test_dropped_connection_mid_data_is_temporary_then_reconnects(
-    smtp_server: SMTPTestServer,
+    server: SMTPTestServer,
 ) -> None:
-    smtp_server.drop_during_data("x@example.org")
-    transport = transport_for(smtp_server)
+    server.drop_during_data("x@example.org")
+    transport = transport_for(server)
     with pytest.raises(ConnectionFailed, match="lost"):
         transport.send("a@example.org", ["x@example.org"], MESSAGE)
     transport.send("a@example.org", ["x@example.org"], MESSAGE)
     transport.close()
-    assert smtp_server.arrivals() == {"x@example.org": 1}
+    assert server.arrivals() == {"x@example.org": 1}
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
@@ -131,8 +139,8 @@ def test_tls_modes(tmp_path: Path, mode: str) -> None:
             untrusting.probe()
 
 
-def test_starttls_asked_of_a_server_without_it(smtp_server: SMTPTestServer) -> None:
-    transport = transport_for(smtp_server, security="starttls")
+def test_starttls_asked_of_a_server_without_it(server: SMTPTestServer) -> None:
+    transport = transport_for(server, security="starttls")
     with pytest.raises(AuthenticationError, match="STARTTLS"):
         transport.probe()
 
@@ -171,12 +179,12 @@ def test_rate_limit_per_hour_and_stop() -> None:
     assert not blocked.acquire(stop)  # would wait an hour; stop wins
 
 
-def test_rate_limit_is_shared_by_connections(smtp_server: SMTPTestServer) -> None:
+def test_rate_limit_is_shared_by_connections(server: SMTPTestServer) -> None:
     fake = FakeTime()
     limiter = RateLimiter(per_hour=2, clock=fake.clock, sleep=fake.sleep)
     first, second = (
-        transport_for(smtp_server, limiter=limiter),
-        transport_for(smtp_server, limiter=limiter),
+        transport_for(server, limiter=limiter),
+        transport_for(server, limiter=limiter),
     )
     first.send("a@example.org", ["b@example.org"], MESSAGE)
     second.send("a@example.org", ["c@example.org"], MESSAGE)
@@ -199,16 +207,16 @@ def test_memory_transport() -> None:
     assert [s.recipients for s in transport.sent] == [("b@example.org",)]
 
 
-def test_before_accept_runs_before_the_final_dot(smtp_server: SMTPTestServer) -> None:
-    transport = transport_for(smtp_server)
+def test_before_accept_runs_before_the_final_dot(server: SMTPTestServer) -> None:
+    transport = transport_for(server)
     seen: list[int] = []
     transport.send(
         "a@example.org",
         ["b@example.org"],
         MESSAGE,
-        before_accept=lambda: seen.append(smtp_server.count()),
+        before_accept=lambda: seen.append(server.count()),
     )
-    assert seen == [0] and smtp_server.count() == 1  # called while the server had not accepted
+    assert seen == [0] and server.count() == 1  # called while the server had not accepted
 
     def refuse() -> None:
         raise RuntimeError("could not record the previous outcome")
@@ -217,4 +225,4 @@ def test_before_accept_runs_before_the_final_dot(smtp_server: SMTPTestServer) ->
         transport.send("a@example.org", ["c@example.org"], MESSAGE, before_accept=refuse)
     transport.send("a@example.org", ["d@example.org"], MESSAGE)  # reconnects
     transport.close()
-    assert smtp_server.arrivals() == {"b@example.org": 1, "d@example.org": 1}
+    assert server.arrivals() == {"b@example.org": 1, "d@example.org": 1}
