@@ -1,4 +1,4 @@
-"""CSV import and export of subscribers.
+"""CSV import and export of subscribers (reading a file is `subscribers.csvformat`).
 
 Import is all-or-nothing by default: every row is read and validated first, each
 bad row reported with its line number, and only when none is bad are the changes
@@ -14,9 +14,8 @@ starting with = + - @ TAB or CR gets a leading apostrophe, which import removes.
 from __future__ import annotations
 
 import csv
-import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +26,8 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from subscribers.base import utcnow
-from subscribers.countries import default_timezone, normalise_country, validate_timezone
+from subscribers.countries import default_timezone, normalise_country
+from subscribers.csvformat import Row, decode, neutralise, read_rows, unneutralise
 from subscribers.errors import ImportRejected, Problem, StoreInputError
 from subscribers.models import (
     MailingList,
@@ -38,30 +38,20 @@ from subscribers.models import (
     SubscriptionStatus,
     Suppression,
 )
-from subscribers.repository import clean_language
-from subscribers.validation import clean_name, email_hash, email_key, normalise_email
+from subscribers.validation import clean_name, email_hash
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# neutralise/unneutralise live in csvformat; they are re-exported for callers of this module.
+__all__ = [
+    "EXPORT_COLUMNS",
+    "ImportReport",
+    "export_csv",
+    "import_csv",
+    "neutralise",
+    "unneutralise",
+]
+
 BATCH = 500
 ANALYZE_AFTER = 5000  # rows written by one import
-MAX_FIELD = 2000  # any single cell; attributes JSON may be longer
-MAX_ATTRIBUTES = 20000
-
-# canonical column -> accepted header spellings (compared case-insensitively)
-HEADER_ALIASES: dict[str, tuple[str, ...]] = {
-    "email": ("email", "e-mail", "mail", "email address", "e-mail address", "emailaddress"),
-    "name": ("name", "full name", "fullname", "display name", "contact name", "contact"),
-    "first_name": ("first name", "first_name", "firstname", "given name"),
-    "last_name": ("last name", "last_name", "lastname", "surname", "family name"),
-    "country": ("country", "country code", "country_code", "nation"),
-    "partner": ("partner", "organisation", "organization", "org", "company"),
-    "language": ("language", "lang", "locale"),
-    "timezone": ("timezone", "time zone", "time_zone", "tz"),
-    "status": ("status",),
-    "lists": ("lists", "list"),
-    "attributes": ("attributes",),
-}
-IGNORED = ("id", "created at", "updated at")  # written by export, not imported
 EXPORT_COLUMNS = (
     "email",
     "name",
@@ -74,91 +64,6 @@ EXPORT_COLUMNS = (
     "attributes",
     "created_at",
 )
-
-
-def _fold_header(text: str) -> str:
-    return " ".join(text.strip().lower().replace("_", " ").split())
-
-
-_ALIAS_LOOKUP = {
-    _fold_header(alias): column for column, aliases in HEADER_ALIASES.items() for alias in aliases
-}
-
-
-# --- reading ---------------------------------------------------------------------------
-
-
-def decode(data: bytes, name: str, encoding: str | None = None) -> str:
-    """Bytes to text: UTF-8 (BOM or not) unless `encoding` says otherwise; clear errors."""
-    if encoding:
-        try:
-            return data.decode(encoding)
-        except LookupError:
-            raise StoreInputError(f"{name}: unknown encoding {encoding!r}") from None
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise ImportRejected(
-                [Problem(name, line, "", f"cannot be decoded as {encoding}: {exc.reason}")]
-            ) from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ImportRejected(
-            [Problem(name, 1, "", "the file is UTF-16; run again with --encoding utf-16")]
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        byte = data[exc.start : exc.start + 1].hex().upper()
-        try:
-            data.decode("cp1252")
-            hint = "it looks like Windows-1252: run again with --encoding cp1252"
-        except UnicodeDecodeError:
-            hint = "run again with --encoding and the file's encoding (e.g. latin-1, gb18030)"
-        raise ImportRejected(
-            [Problem(name, line, "", f"not valid UTF-8 (byte 0x{byte}); {hint}")]
-        ) from None
-
-
-def unneutralise(value: str) -> str:
-    """Undo `neutralise`: drop the apostrophe export put before a formula character."""
-    if value.startswith("'") and value[1:2] and (value[1] in FORMULA_START or value[1] == "'"):
-        return value[1:]
-    return value
-
-
-def neutralise(value: str) -> str:
-    """Make a cell safe for spreadsheets: a leading formula character gets an apostrophe."""
-    if value.startswith(FORMULA_START) or (
-        value.startswith("'") and value[1:2] and (value[1] in FORMULA_START or value[1] == "'")
-    ):
-        return "'" + value
-    return value
-
-
-@dataclass
-class Row:
-    """One subscriber as read from the file (None: the cell was empty or absent)."""
-
-    line: int
-    email: str
-    key: str
-    name: str | None = None
-    country: str | None = None
-    partner: str | None = None
-    language: str | None = None
-    timezone: str | None = None
-    status: SubscriberStatus | None = None
-    lists: set[str] = field(default_factory=set)
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-    def merge(self, later: Row) -> None:
-        """A later row for the same address fills and overrides non-empty fields."""
-        for name in ("name", "country", "partner", "language", "timezone", "status"):
-            value = getattr(later, name)
-            if value is not None:
-                setattr(self, name, value)
-        self.lists |= later.lists
-        self.attributes.update(later.attributes)
 
 
 @dataclass
@@ -219,195 +124,6 @@ class ImportReport:
             "skipped": [str(p) for p in self.problems],
             "warnings": self.warnings,
         }
-
-
-def _map_header(header: list[str], name: str) -> dict[int, str]:
-    """Column index -> canonical name (unknown columns -> 'attr:<header>')."""
-    mapping: dict[int, str] = {}
-    seen: dict[str, str] = {}
-    problems = []
-    for index, raw in enumerate(header):
-        title = unneutralise(raw.strip())
-        if not title:
-            continue
-        canonical = _ALIAS_LOOKUP.get(_fold_header(title))
-        if canonical is None:
-            if _fold_header(title) in IGNORED:
-                continue
-            canonical = f"attr:{title}"
-        if canonical in seen:
-            problems.append(
-                Problem(name, 1, title, f"duplicate column (same as {seen[canonical]!r})")
-            )
-        seen[canonical] = title
-        mapping[index] = canonical
-    if "email" not in seen:
-        accepted = ", ".join(HEADER_ALIASES["email"])
-        found = ", ".join(h.strip() for h in header if h.strip()) or "nothing"
-        problems.append(
-            Problem(
-                name, 1, "", f"no email column: the header has {found}; name one column {accepted}"
-            )
-        )
-    if problems:
-        raise ImportRejected(problems)
-    return mapping
-
-
-def delimiter_of(text: str) -> str:
-    """Comma, unless the header row uses semicolons or tabs instead (spreadsheet exports
-    in many locales write `email;name`)."""
-    header = text.lstrip("\ufeff").split("\n", 1)[0]
-    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
-    best = max(counts, key=lambda sep: counts[sep])
-    return "," if counts[","] or not counts[best] else best
-
-
-def read_rows(
-    text: str, name: str, known_keys: Callable[[list[str]], set[str]] | None = None
-) -> tuple[list[Row], list[Problem], set[str]]:
-    """Parse and validate every row: (good rows, problems, canonical columns present).
-
-    `known_keys`, given the lower-cased ASCII addresses of the file, returns those
-    already in the store: they were validated when stored, so they are not
-    validated again (a re-import is about twice as fast). Raises `ImportRejected`
-    for problems that make the whole file unreadable (empty, no header, no email
-    column, a field over the csv size limit).
-    """
-    if not text.strip():
-        raise ImportRejected(
-            [Problem(name, 1, "", "the file is empty: expected a header row with an email column")]
-        )
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise ImportRejected([Problem(name, 1, "", f"unreadable header: {exc}")]) from None
-    mapping = _map_header(header, name)
-    columns = set(mapping.values())
-    records: list[tuple[int, list[str]]] = []
-    problems: list[Problem] = []
-    previous_end = reader.line_num
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            line = previous_end + 1
-            message = str(exc)
-            if "field larger than field limit" in message:
-                message = (
-                    f"a field is longer than {csv.field_size_limit()} characters "
-                    "(the csv field size limit); is a closing quote missing?"
-                )
-            problems.append(Problem(name, line, "", message))
-            raise ImportRejected(problems) from None
-        line = previous_end + 1
-        previous_end = reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) > len(header):
-            problems.append(
-                Problem(
-                    name,
-                    line,
-                    "",
-                    f"{len(cells)} fields but the header has {len(header)} (an unquoted comma?)",
-                )
-            )
-            continue
-        records.append((line, cells))
-    known: set[str] = set()
-    if known_keys is not None:
-        column = next(index for index, canonical in mapping.items() if canonical == "email")
-        candidates = [
-            unneutralise(cells[column].strip()).lower()
-            for _, cells in records
-            if column < len(cells) and cells[column].isascii()
-        ]
-        known = known_keys(candidates)
-    rows: list[Row] = []
-    for line, cells in records:
-        row_or_problem = _parse_row(cells, mapping, name, line, known)
-        if isinstance(row_or_problem, Problem):
-            problems.append(row_or_problem)
-        else:
-            rows.append(row_or_problem)
-    problems.sort(key=lambda p: p.line)
-    if not rows and not problems:
-        raise ImportRejected([Problem(name, 2, "", "no data rows after the header")])
-    return rows, problems, columns
-
-
-def _parse_row(
-    cells: list[str], mapping: dict[int, str], name: str, line: int, known: set[str]
-) -> Row | Problem:
-    values: dict[str, str] = {}
-    attributes: dict[str, Any] = {}
-    for index, column in mapping.items():
-        raw = cells[index] if index < len(cells) else ""
-        if "\x00" in raw:
-            return Problem(name, line, _title(column), "contains a NUL character")
-        limit = MAX_ATTRIBUTES if column == "attributes" else MAX_FIELD
-        if len(raw) > limit:
-            return Problem(name, line, _title(column), f"longer than {limit} characters")
-        value = unneutralise(raw.strip())
-        if column.startswith("attr:"):
-            if value:
-                attributes[column[5:]] = value
-        elif value:
-            values[column] = value
-    field_name = "email"
-    try:
-        if "\n" in values.get("email", "") or "\r" in values.get("email", ""):
-            raise StoreInputError("contains a line break")
-        given_email = values.get("email", "")
-        if given_email.isascii() and given_email.lower() in known:
-            # Stored, hence validated, under this key; ASCII case is all that differs.
-            row = Row(line=line, email=given_email, key=given_email.lower())
-        else:
-            email = normalise_email(given_email)
-            row = Row(line=line, email=email, key=email_key(email))
-        field_name = "name"
-        given = " ".join(v for v in (values.get("first_name"), values.get("last_name")) if v)
-        row.name = clean_name(values.get("name") or given) or None
-        field_name = "country"
-        row.country = normalise_country(values["country"]) if "country" in values else None
-        field_name = "partner"
-        row.partner = clean_name(values["partner"]) if "partner" in values else None
-        field_name = "language"
-        row.language = clean_language(values["language"]) if "language" in values else None
-        field_name = "timezone"
-        row.timezone = validate_timezone(values["timezone"]) if "timezone" in values else None
-        field_name = "status"
-        if "status" in values:
-            try:
-                row.status = SubscriberStatus(values["status"].lower())
-            except ValueError:
-                allowed = ", ".join(s.value for s in SubscriberStatus)
-                raise StoreInputError(
-                    f"unknown status {values['status']!r}: use {allowed}"
-                ) from None
-        field_name = "lists"
-        slugs = values.get("lists", "").replace(",", ";").split(";")
-        row.lists = {slug.strip() for slug in slugs} - {""}
-        field_name = "attributes"
-        if "attributes" in values:
-            parsed = json.loads(values["attributes"])
-            if not isinstance(parsed, dict):
-                raise StoreInputError("must be a JSON object")
-            row.attributes.update(parsed)
-        row.attributes.update(attributes)
-    except StoreInputError as exc:
-        return Problem(name, line, field_name, str(exc))
-    except json.JSONDecodeError as exc:
-        return Problem(name, line, field_name, f"not valid JSON: {exc.msg}")
-    return row
-
-
-def _title(column: str) -> str:
-    return column[5:] if column.startswith("attr:") else column
 
 
 # --- importing --------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers import repository as repo
-from subscribers.csvio import export_csv, import_csv, neutralise, unneutralise
+from subscribers.csvformat import neutralise, unneutralise
+from subscribers.csvio import export_csv, import_csv
 from subscribers.errors import ImportRejected, StoreInputError
 from subscribers.models import Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from subscribers.suppression import suppress

@@ -8,7 +8,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from subscribers.csvio import FORMULA_START, neutralise, read_rows, unneutralise
+from subscribers.csvformat import FORMULA_START, neutralise, read_rows, unneutralise
 
 # Names: any printable text in any script (no control characters, which are refused).
 names = st.text(
