@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, exists, func, select
 from sqlalchemy.orm import Session
 
+from subscribers.countries import normalise_country
 from subscribers.errors import NotFound, StoreInputError
 from subscribers.models import (
     MailingList,
@@ -36,13 +37,22 @@ AudienceSelect = Select[int, str, str, str | None, int | None, str, str]
 class Audience:
     """A saved selection. Empty `lists` means "anyone with an active subscription".
 
-    lists and exclude_lists are list slugs, countries ISO codes, partners partner names.
+    lists and exclude_lists are list slugs, countries ISO codes (names are accepted
+    and normalised: an unknown one raises `StoreInputError`), partners partner names.
     """
 
     lists: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     partners: tuple[str, ...] = ()
     exclude_lists: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Countries may be given as names or in any case ("Viet Nam", "la"); the
+        # query compares ISO codes, so normalise here for every caller.
+        codes = tuple(dict.fromkeys(normalise_country(c) for c in self.countries))
+        object.__setattr__(self, "countries", codes)
+        for name in ("lists", "partners", "exclude_lists"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_json(self) -> str:
         return json.dumps(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +14,7 @@ from subscribers.audience import (
     count_by_country_and_partner,
     iter_audience,
 )
+from subscribers.errors import StoreInputError
 from subscribers.models import SubscriberStatus
 from subscribers.suppression import is_suppressed, list_suppressions, suppress, unsuppress
 
@@ -140,6 +142,12 @@ def test_counts_by_country_and_partner(sessions: sessionmaker[Session]) -> None:
             ("MM", None, 1),
             ("VN", "Green Delta", 1),
         ]
+
+
+def test_audience_countries_accept_names() -> None:
+    assert Audience(countries=("Viet Nam", "la", "LA", "Burma")).countries == ("VN", "LA", "MM")
+    with pytest.raises(StoreInputError, match="unknown country 'Atlantis'"):
+        Audience(countries=("Atlantis",))
 
 
 def test_audience_json_round_trip() -> None:
