@@ -267,6 +267,8 @@ def import_csv(
             session.flush()
             partners[key] = created
     partner_ids = {key: p.id for key, p in partners.items()}
+    if dry_run:  # stand-in ids, so rows naming a partner still to be created count as changed
+        partner_ids.update({key: -n for n, key in enumerate(sorted(new_partners), start=1)})
 
     # What the store already holds, looked up in batches.
     keys = list(merged)

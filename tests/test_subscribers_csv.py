@@ -328,3 +328,14 @@ def test_import_without_any_list_warns(sessions: sessionmaker[Session]) -> None:
     assert report.created == 1 and report.subscribed == 0
     assert report.warnings and "no list given" in report.warnings[0]
     assert _import(sessions, b"email\nother@example.org\n").warnings == []
+
+
+def test_dry_run_counts_rows_moving_to_a_new_partner(sessions: sessionmaker[Session]) -> None:
+    _setup(sessions)
+    _import(sessions, GOOD)
+    moved = GOOD.replace(b"Partner VN", b"Brand New Partner")
+    report = _import(sessions, moved, dry_run=True, create_partners=True)
+    assert (report.updated, report.unchanged) == (1, 5)
+    assert report.partners_created == ["Brand New Partner"]
+    real = _import(sessions, moved, create_partners=True)
+    assert (real.updated, real.unchanged) == (1, 5)
