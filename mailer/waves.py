@@ -129,12 +129,16 @@ def describe(instant: datetime, zone_name: str) -> str:
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
+def _stamp(moment: datetime) -> str:
+    """Minutes, and seconds only when there are any (as the editor typed it)."""
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment.second else f"{moment:%Y-%m-%d %H:%M}"
+
+
 def check_future(instant: datetime, now: datetime, label: str) -> None:
     """Refuse an instant that has already passed; `label` says which wall time it was."""
     if instant <= now:
         raise ScheduleError(
-            f"{label} is in the past (it was {instant:%Y-%m-%d %H:%M} UTC; "
-            f"now it is {now:%Y-%m-%d %H:%M} UTC)"
+            f"{label} is in the past (it was {_stamp(instant)} UTC; now it is {_stamp(now)} UTC)"
         )
 
 
@@ -151,7 +155,7 @@ def plan_instant(
 ) -> PlannedWave:
     """One wave for the whole audience at `wall` in `zone_name`."""
     instant = to_utc(wall, zone_name, rule)
-    check_future(instant, now, f"{wall:%Y-%m-%d %H:%M} in {zone(zone_name).key}")
+    check_future(instant, now, f"{_stamp(wall)} in {zone(zone_name).key}")
     return PlannedWave(timezone=None, starts_at=instant)
 
 
@@ -168,7 +172,7 @@ def plan_local(
     for name in sorted(set(zones)):
         try:
             instant = to_utc(wall, name, rule)
-            check_future(instant, now, f"{wall:%Y-%m-%d %H:%M} in {name}")
+            check_future(instant, now, f"{_stamp(wall)} in {name}")
         except ScheduleError as exc:
             problems.append(str(exc))
             continue

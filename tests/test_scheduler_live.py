@@ -132,7 +132,7 @@ def test_restart_before_the_due_time_sends_once_at_the_due_time(
     cid: int,
     make_scheduler: Callable[..., CampaignScheduler],
 ) -> None:
-    due = schedule_in(sessions, cid, 4)
+    due = schedule_in(sessions, cid, 6)
     first = make_scheduler()
     first.start()
     first.stop()
@@ -153,7 +153,7 @@ def test_restart_after_the_due_time_within_grace_sends_at_once(
     cid: int,
     make_scheduler: Callable[..., CampaignScheduler],
 ) -> None:
-    due = schedule_in(sessions, cid, 2)
+    due = schedule_in(sessions, cid, 4)
     first = make_scheduler()
     first.start()
     first.stop()
@@ -175,7 +175,7 @@ def test_restart_after_the_grace_marks_missed_and_sends_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="mailer.scheduler")
-    due = schedule_in(sessions, cid, 2, grace_seconds=1)
+    due = schedule_in(sessions, cid, 4, grace_seconds=1)
     first = make_scheduler()
     first.start()
     first.stop()
@@ -216,13 +216,13 @@ def test_unschedule_and_cancel_reach_the_running_scheduler(
         a, b = new_campaign(session, "A"), new_campaign(session, "B")
     running = make_scheduler()
     running.start()
-    schedule_in(sessions, a, 3)
-    schedule_in(sessions, b, 3)
+    due = schedule_in(sessions, a, 8)
+    schedule_in(sessions, b, 8)
     assert wait_until(lambda: len(stored_jobs(engine)) == 2, 10)
     with sessions.begin() as session:
         scheduler.unschedule(session, a)
         campaigns.cancel(session, b)
-    time.sleep(4)
+    wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=2), 20)
     assert rows(sessions, a) == 0 and rows(sessions, b) == 0
     assert stored_jobs(engine) == []
     assert the_wave(sessions, b).status == "cancelled"

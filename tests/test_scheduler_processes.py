@@ -257,7 +257,7 @@ def test_cancel_while_sending_stops_the_workers(
         scheduler = procs.start("scheduler")
         scheduler_up(scheduler)
         procs.start("worker")
-        at, _ = ahead(2)
+        at, _ = ahead(6)
         assert procs.run("campaign", "schedule", str(cid), "--at", at).returncode == 0
         wait_until(lambda: smtp.count() >= 5, "the first messages")
         cancelled = procs.run("campaign", "cancel", str(cid))
@@ -291,7 +291,7 @@ def test_serve_runs_web_scheduler_and_worker_and_stops_on_sigterm(
                 return False
 
         wait_until(web_answers, "the web app")
-        at, due = ahead(3)
+        at, due = ahead(6)
         assert procs.run("campaign", "schedule", str(cid), "--at", at).returncode == 0
         wait_until(lambda: smtp.count() >= 5, "five messages")
         assert all(m.at >= due for m in smtp.messages)
