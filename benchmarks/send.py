@@ -10,7 +10,8 @@ with a ~20 KB rendered issue (slots in both parts), then
     until the campaign is `sent`; messages per second from first claim to last
     outcome, every outcome recorded in the ledger; peak RSS of each worker process.
 The reference is `smtp-source` sending the same number of 20 KB messages to the
-same sink over the same number of connections, in the same run.
+same sink over the same number of connections (processes x connections), in the
+same run.
 """
 
 from __future__ import annotations
@@ -288,9 +289,10 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
-            reference = smtp_source(port, args.count, args.connections)
+            sessions = args.connections * args.processes  # the same number of open connections
+            reference = smtp_source(port, args.count, sessions)
             print(
-                f"smtp-source: {args.count} x 20 KB over {args.connections} sessions: "
+                f"smtp-source: {args.count} x 20 KB over {sessions} sessions: "
                 f"{reference:,.0f} msg/s",
                 flush=True,
             )

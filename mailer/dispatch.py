@@ -28,6 +28,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -201,6 +202,7 @@ class Worker:
         self._consecutive_failures = 0
         self._last_failure = ""
         self._halted: set[int] = set()  # campaigns paused mid-batch: release their jobs
+        self._stopped: set[int] = set()  # paused or cancelled by someone else mid-batch
         self.fatal: MailerError | None = None  # e.g. a refused login: stop the worker
 
     # --- claiming ---------------------------------------------------------------------
@@ -324,7 +326,7 @@ class Worker:
 
     def _handle(self, transport: Transport, job: Job, settle: Callable[[], None]) -> int | None:
         """Send one row; the ticket of its outcome, or None if it was given back untried."""
-        if job.campaign_id in self._halted or self.fatal is not None:
+        if job.campaign_id in self._halted or job.campaign_id in self._stopped or self.fatal:
             self._release([job])
             return None
         try:
@@ -534,6 +536,7 @@ class Worker:
         if self.fatal is not None:
             raise self.fatal
         jobs = self.claim()
+        self._stopped = set()
         if not jobs:
             self.finish_done()
             return 0
@@ -542,14 +545,51 @@ class Worker:
             self._pending += len(jobs)
         for job in jobs:
             self._jobs.put(job)
-        with self._batch_done:
-            self._batch_done.wait_for(lambda: self._pending == 0)
+        self._watch(jobs)
         if self._halted:
             self._pause_halted()
         self.finish_done()
         if self.fatal is not None:
             raise self.fatal
         return len(jobs)
+
+    def _watch(self, jobs: list[Job]) -> None:
+        """Wait for the batch; meanwhile renew our leases and notice paused campaigns.
+
+        A slow or rate-limited batch keeps its rows (no other worker takes them while
+        this one lives), and a campaign paused or cancelled by an operator stops
+        within about a second: its rows not yet sent are given back untried.
+        """
+        ids = [job.row_id for job in jobs]
+        campaign_ids = sorted({job.campaign_id for job in jobs})
+        lease = self.settings.worker_lease_seconds
+        check = min(1.0, lease / 3)
+        renewed = time.monotonic()
+        while True:
+            with self._batch_done:
+                if self._batch_done.wait_for(lambda: self._pending == 0, timeout=check):
+                    return
+            if time.monotonic() - renewed >= lease / 3:
+                self._renew(ids)
+                renewed = time.monotonic()
+            with self.sessions() as session:
+                states = session.execute(
+                    select(Campaign.id, Campaign.state).where(Campaign.id.in_(campaign_ids))
+                ).all()
+            self._stopped = {cid for cid, state in states if state != CampaignState.SENDING}
+
+    def _renew(self, ids: list[int]) -> None:
+        until = self.clock() + timedelta(seconds=self.settings.worker_lease_seconds)
+        with self.sessions.begin() as session:
+            session.execute(
+                update(LEDGER)
+                .where(
+                    LEDGER.c.id.in_(ids),
+                    LEDGER.c.status == LedgerStatus.SENDING.value,
+                    LEDGER.c.worker == self.name,
+                )
+                .values(lease_until=until, next_attempt_at=until)
+            )
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> None:
         """Send until `stop` is set (or, with `until_idle`, until nothing is due)."""

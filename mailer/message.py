@@ -19,8 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy, quoprimime
-from email.header import Header
+from email import base64mime, policy, quoprimime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from html import escape as html_escape
@@ -119,15 +118,33 @@ class Identity:
     bounce_verp: bool = False
 
 
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded words, each within 75 characters, folded with CRLF SP.
+
+    Chunks end on character boundaries (45 UTF-8 bytes at most: 60 base64 characters
+    plus the 12 of `=?utf-8?b??=`), so every word decodes on its own.
+    """
+    words: list[str] = []
+    chunk = ""
+    size = 0
+    for char in text:
+        width = len(char.encode("utf-8"))
+        if size + width > 45:
+            words.append(base64mime.header_encode(chunk, "utf-8"))
+            chunk, size = "", 0
+        chunk += char
+        size += width
+    words.append(base64mime.header_encode(chunk, "utf-8"))
+    return "\r\n ".join(words)
+
+
 def _address_header(name: str | None, address: str) -> str:
     """`Name <addr>` with the name RFC 2047-encoded when it is not ASCII (any script)."""
     if not name:
         return address
     if name.isascii():
         return formataddr((name, address))
-    # maxlinelen 74: keeps every encoded word within RFC 2047's 75 characters
-    encoded = Header(name, "utf-8", header_name="To").encode(maxlinelen=74, linesep="\r\n")
-    return f"{encoded} <{address}>"
+    return f"{_encoded_words(name)} <{address}>"
 
 
 def _header(name: str, value: str) -> bytes:

@@ -1,11 +1,15 @@
-"""Several workers share one campaign on PostgreSQL: SKIP LOCKED claims, no duplicates."""
+"""Several workers share one campaign: no duplicates, all sent.
+
+On PostgreSQL claims use FOR UPDATE SKIP LOCKED; on SQLite each claim is one UPDATE
+statement under SQLite's single write lock, so workers on one machine are safe too.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from mailer import campaigns, ledger
@@ -15,11 +19,7 @@ from tests.smtpd import SMTPTestServer
 from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign
 
 
-def test_two_workers_on_postgresql_send_each_message_once(
-    tmp_path: Path, database_url: str
-) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several workers need PostgreSQL (SQLite runs one worker)")
+def test_two_workers_send_each_message_once(tmp_path: Path, database_url: str) -> None:
     with SMTPTestServer(delay=0.002) as server:
         root = delivery_root(tmp_path, database_url, server.port, worker_batch_size=7)
         with root.sessions.begin() as session:
@@ -52,4 +52,62 @@ def test_two_workers_on_postgresql_send_each_message_once(
             session.execute(select(LedgerRow.worker, func.count()).group_by(LedgerRow.worker)).all()
         )
     assert set(per_worker) == {"w0", "w1"}, per_worker  # both took part
+    root.close()
+
+
+def test_operator_pause_stops_a_running_batch(tmp_path: Path, database_url: str) -> None:
+    with SMTPTestServer(delay=0.03) as server:
+        root = delivery_root(
+            tmp_path, database_url, server.port, smtp_connections=1, worker_batch_size=200
+        )
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 100)
+        campaign_id = seed_campaign(root)
+        worker = root.worker(idle_seconds=0.01)
+        batch = threading.Thread(target=worker.run_once)
+        batch.start()
+        assert server.wait_for(5)
+        with root.sessions.begin() as session:
+            campaigns.pause(session, campaign_id, "typo in the subject")
+        batch.join()
+        stopped_at = server.count()
+        assert stopped_at < 100  # the rest of the claimed batch was given back untried
+        with root.sessions() as session:
+            tally = ledger.progress(session, campaign_id)
+            assert tally.sent == stopped_at and tally.pending == 100 - stopped_at
+            rows = session.scalars(select(LedgerRow).where(LedgerRow.status == "queued")).all()
+            assert {r.attempts for r in rows} == {0}
+        with root.sessions.begin() as session:
+            campaigns.resume(session, campaign_id)
+        worker.run(threading.Event(), until_idle=True)
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    root.close()
+
+
+def test_a_slow_batch_keeps_its_lease(tmp_path: Path, database_url: str) -> None:
+    """A batch longer than the lease renews it: a second worker takes nothing from it."""
+    with SMTPTestServer(delay=0.05) as server:
+        root = delivery_root(
+            tmp_path,
+            database_url,
+            server.port,
+            smtp_connections=1,
+            worker_batch_size=40,
+            worker_lease_seconds=0.6,
+        )
+        with root.sessions.begin() as session:
+            add_recipients(session, 40)
+        seed_campaign(root)
+        slow, other = root.worker(name="slow"), root.worker(name="other")
+        batch = threading.Thread(target=slow.run_once)
+        batch.start()
+        taken = 0
+        while batch.is_alive():
+            taken += len(other.claim())
+            time.sleep(0.1)
+        batch.join()
+        other.close()
+        assert taken == 0
+        assert set(server.arrivals().values()) == {1} and server.count() == 40
     root.close()
