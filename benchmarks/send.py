@@ -290,23 +290,21 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             sessions = args.connections * args.processes  # the same number of open connections
-            reference = smtp_source(port, args.count, sessions)
-            print(
-                f"smtp-source: {args.count} x 20 KB over {sessions} sessions: "
-                f"{reference:,.0f} msg/s",
-                flush=True,
-            )
             for kind in args.db.split(","):
                 counts = [args.count] + ([10_000] if args.memory else [])
                 for count in counts:
+                    # The reference runs right before ours, so both see the same machine load.
+                    reference = smtp_source(port, count, sessions)
                     result = run_one(kind, count, port, workdir, args.connections, args.processes)
+                    load = os.getloadavg()[0]
                     print(
                         f"{kind:10} {count:>7} recipients: enqueue {result['enqueue_s']:.2f} s, "
-                        f"send {result['send_s']:.1f} s = {result['rate']:,.0f} msg/s "
-                        f"({result['rate'] / reference:.0%} of smtp-source), "
-                        f"message {result['message_bytes'] / 1024:.1f} KB, "
+                        f"send {result['send_s']:.1f} s = {result['rate']:,.0f} msg/s; "
+                        f"smtp-source {reference:,.0f} msg/s over {sessions} sessions "
+                        f"(ours {result['rate'] / reference:.0%} of it); "
+                        f"message {result['message_bytes'] / 1024:.1f} KB; "
                         f"peak RSS {result['peak_rss_mib']:.0f} MiB per worker process "
-                        f"({args.processes} x {args.connections} connections)",
+                        f"({args.processes} x {args.connections} connections); load {load:.1f}",
                         flush=True,
                     )
     finally:
