@@ -306,9 +306,10 @@ class Worker:
                     return
                 try:
                     ticket = self._handle(transport, job, settle)
-                except BaseException:
+                except Exception as exc:  # a bug, not the server: retry later, then fail
                     log.exception("sending row %s failed unexpectedly", job.row_id)
-                    ticket = None
+                    reply = f"internal error: {exc!r}"
+                    ticket = self._recorder.submit(self._temporary(job, reply))
                 if ticket is None:
                     self._jobs_done(1)
                 else:

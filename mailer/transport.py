@@ -275,6 +275,9 @@ class SMTPTransport:
             else:
                 self._envelope(smtp, sender, recipients, smtputf8)
             code, message = self._data(smtp, data, before_accept)
+        except smtplib.SMTPNotSupportedError as exc:
+            self._reset()
+            raise PermanentSMTPError(553, f"5.6.7 {exc}: the address needs SMTPUTF8") from None
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421:
                 self._abandon(smtp)

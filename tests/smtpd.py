@@ -123,6 +123,7 @@ class SMTPTestServer:
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
         pipelining: bool = False,
+        smtputf8: bool = True,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -134,7 +135,7 @@ class SMTPTestServer:
         self._faults = _Faults()
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
-        kwargs: dict[str, Any] = {"enable_SMTPUTF8": True, "decode_data": False}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8, "decode_data": False}
         if login:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
         if starttls:

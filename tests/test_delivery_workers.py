@@ -111,3 +111,32 @@ def test_a_slow_batch_keeps_its_lease(tmp_path: Path, database_url: str) -> None
         assert taken == 0
         assert set(server.arrivals().values()) == {1} and server.count() == 40
     root.close()
+
+
+def test_an_unexpected_error_retries_the_row_instead_of_losing_it(
+    tmp_path: Path, database_url: str, monkeypatch
+) -> None:
+    with SMTPTestServer() as server:
+        root = delivery_root(tmp_path, database_url, server.port)
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 5)
+        campaign_id = seed_campaign(root)
+        worker = root.worker()
+        real = worker.template
+        failures = iter([True])
+
+        def flaky(cid: int):
+            if next(failures, False):
+                raise RuntimeError("a bug")
+            return real(cid)
+
+        monkeypatch.setattr(worker, "template", flaky)
+        worker.run(threading.Event(), until_idle=True)
+        worker.run(threading.Event(), until_idle=True)
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    with root.sessions() as session:
+        attempts = sorted(r.attempts for r in session.scalars(select(LedgerRow)))
+        assert attempts == [1, 1, 1, 1, 2]
+        assert campaigns.get_campaign(session, campaign_id).state == "sent"
+    root.close()

@@ -226,3 +226,19 @@ def test_before_accept_runs_before_the_final_dot(server: SMTPTestServer) -> None
     transport.send("a@example.org", ["d@example.org"], MESSAGE)  # reconnects
     transport.close()
     assert server.arrivals() == {"b@example.org": 1, "d@example.org": 1}
+
+
+def test_international_address_needs_smtputf8() -> None:
+    message = "From: a@example.org\r\nTo: 测试@example.cn\r\n\r\nHello\r\n".encode()
+    with SMTPTestServer() as server:
+        transport = transport_for(server)
+        transport.send("a@example.org", ["测试@example.cn"], message, smtputf8=True)
+        transport.close()
+        assert server.arrivals() == {"测试@example.cn": 1}
+    with SMTPTestServer(smtputf8=False) as server:
+        transport = transport_for(server)
+        with pytest.raises(PermanentSMTPError, match="SMTPUTF8") as caught:
+            transport.send("a@example.org", ["测试@example.cn"], message, smtputf8=True)
+        assert not caught.value.no_such_user
+        transport.send("a@example.org", ["b@example.org"], MESSAGE)  # connection still fine
+        transport.close()
