@@ -616,6 +616,9 @@ class Worker:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
-        if self._recorder_connection is not None:
-            self._recorder_connection.close()
-            self._recorder_connection = None
+        connection, self._recorder_connection = self._recorder_connection, None
+        if connection is not None:
+            if self.postgres:  # the pool must not hand this setting to anyone else
+                connection.exec_driver_sql("RESET synchronous_commit")
+                connection.commit()
+            connection.close()

@@ -140,3 +140,28 @@ def test_an_unexpected_error_retries_the_row_instead_of_losing_it(
         assert attempts == [1, 1, 1, 1, 2]
         assert campaigns.get_campaign(session, campaign_id).state == "sent"
     root.close()
+
+
+def test_the_recording_connection_goes_back_to_the_pool_as_it_came(
+    tmp_path: Path, database_url: str
+) -> None:
+    """On PostgreSQL outcomes are committed with synchronous_commit off; nobody else is."""
+    with SMTPTestServer() as server:
+        root = delivery_root(tmp_path, database_url, server.port)
+        with root.sessions.begin() as session:
+            add_recipients(session, 3)
+        seed_campaign(root)
+        root.worker().run(threading.Event(), until_idle=True)
+    pooled = root.engine.pool.checkedin()  # type: ignore[attr-defined]
+    connections = [root.engine.connect() for _ in range(pooled + 1)]
+    try:
+        if root.engine.dialect.name == "postgresql":
+            settings = {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in connections}
+            assert settings == {"on"}
+        else:
+            modes = {c.exec_driver_sql("PRAGMA journal_mode").scalar() for c in connections}
+            assert modes == {"wal"}
+    finally:
+        for connection in connections:
+            connection.close()
+    root.close()
