@@ -63,6 +63,10 @@ def test_create_send_report(mailer, server: SMTPTestServer, tmp_path: Path) -> N
     assert "state: sent" in shown.stdout and "recipients: 20" in shown.stdout
     again = mailer("send", "1", code=1)
     assert again.stderr.startswith("error: campaign 1 is sent; it cannot become sending")
+    history = mailer("campaign", "history", server_first_vn(tmp_path).upper())
+    assert "1 Issue 15, 2022" in history.stdout and "failed" in history.stdout
+    assert "550 5.1.1" in history.stdout  # (the table wraps the rest at 80 columns)
+    assert "in no campaign's ledger" in mailer("campaign", "history", "nobody@x.org").stdout
     listed = mailer("campaign", "list")
     assert "2022-15" in listed.stdout
     # a sent campaign cannot be paused or resumed

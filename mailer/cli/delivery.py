@@ -262,6 +262,30 @@ def report_command(
             out.print(f"{count} failed recipient(s) written to {failures_csv}")
 
 
+def history_command(
+    email: Annotated[str, typer.Argument(help="The address, any case.")],
+) -> None:
+    """Every campaign an address was in, with what happened: "did they get issue 15?"."""
+    with _opened() as the_root, the_root.sessions() as session:
+        rows = ledger.deliveries_to(session, email)
+        if not rows:
+            out.print(f"{email}: in no campaign's ledger", markup=False)
+            return
+        names = {cid: campaigns.get_campaign(session, cid) for cid in {r.campaign_id for r in rows}}
+        table = Table("campaign", "issue", "status", "attempts", "sent", "last reply")
+        for row in rows:
+            campaign = names[row.campaign_id]
+            table.add_row(
+                f"{campaign.id} {campaign.name}",
+                campaign.issue_slug,
+                row.status,
+                str(row.attempts),
+                _local(row.sent_at, the_root.settings.timezone),
+                row.last_reply or "",
+            )
+        out.print(table)
+
+
 # --- sending -----------------------------------------------------------------------------
 
 
@@ -455,6 +479,9 @@ def register(app: typer.Typer, campaign_app: typer.Typer) -> None:
         list_command
     )
     campaign_app.command("show", epilog="Example: mailer campaign show 3")(show_command)
+    campaign_app.command("history", epilog="Example: mailer campaign history le@monre.gov.vn")(
+        history_command
+    )
     campaign_app.command("pause", epilog='Example: mailer campaign pause 3 --reason "typo"')(
         pause_command
     )
