@@ -142,3 +142,16 @@ def test_capture_server_stores_and_lists(tmp_path: Path) -> None:
     )
     assert item.path.read_bytes().startswith(b"X-Envelope-From: <news@lmec.example.org>\r\n")
     assert CaptureHandler(directory).directory == directory
+
+
+def test_capture_list_shows_what_a_test_send_left(mailer, tmp_path: Path, monkeypatch) -> None:
+    port = free_port()
+    monkeypatch.setenv("MAILER_SMTP_PORT", str(port))
+    assert "received" in mailer("capture", "--list").stdout  # empty table, no error
+    controller = start_capture(tmp_path / "data" / "captured", "127.0.0.1", port)
+    try:
+        mailer("test-send", str(ISSUE), "--to", "editor@example.org")
+    finally:
+        controller.stop()
+    listed = mailer("capture", "--list").stdout
+    assert "editor@example.org" in listed and "[TEST]" in listed

@@ -423,7 +423,9 @@ def test_send_command(
 
 
 def capture_command(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: MAILER_SMTP_PORT).")] = None,
     list_only: Annotated[
         bool, typer.Option("--list", help="List captured messages and exit.")
@@ -447,7 +449,7 @@ def capture_command(
                 )
             out.print(table)
             return
-        listen_host = host or settings.smtp_host
+        listen_host = host or "127.0.0.1"
         listen_port = port or settings.smtp_port
         try:
             controller = start_capture(directory, listen_host, listen_port)
