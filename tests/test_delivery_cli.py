@@ -31,6 +31,7 @@ def mailer(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s
     monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MAILER_SMTP_PORT", str(server.port))
     monkeypatch.setenv("MAILER_SECRET_KEY", "test-secret-key-0123456789abcdef")
+    monkeypatch.setenv("COLUMNS", "250")  # tables unwrapped
     runner = CliRunner()
 
     def run(*args: str, code: int = 0):
@@ -65,7 +66,7 @@ def test_create_send_report(mailer, server: SMTPTestServer, tmp_path: Path) -> N
     assert again.stderr.startswith("error: campaign 1 is sent; it cannot become sending")
     history = mailer("campaign", "history", server_first_vn(tmp_path).upper())
     assert "1 Issue 15, 2022" in history.stdout and "failed" in history.stdout
-    assert "550 5.1.1" in history.stdout  # (the table wraps the rest at 80 columns)
+    assert "550 5.1.1 No such user" in history.stdout
     assert "in no campaign's ledger" in mailer("campaign", "history", "nobody@x.org").stdout
     listed = mailer("campaign", "list")
     assert "2022-15" in listed.stdout
