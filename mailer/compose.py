@@ -88,6 +88,7 @@ class Root:
             lambda: self.transport(limiter),
             self.identity(),
             sign=sign,
+            limiter=limiter,
             **options,
         )
 

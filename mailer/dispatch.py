@@ -43,10 +43,12 @@ from mailer.campaigns import Campaign, CampaignState
 from mailer.errors import MailerError
 from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
 from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
+from mailer.ratelimit import RateLimiter
 from mailer.settings import Settings
 from mailer.timestamps import utcnow
 from mailer.transport import (
     AuthenticationError,
+    Interrupted,
     PermanentSMTPError,
     TemporarySMTPError,
     Transport,
@@ -176,6 +178,7 @@ class Worker:
         *,
         name: str | None = None,
         sign: Callable[[bytes], bytes] | None = None,
+        limiter: RateLimiter | None = None,
         probe_seconds: float = 15.0,
         idle_seconds: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
@@ -186,6 +189,8 @@ class Worker:
         self.identity = identity
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sign = sign
+        self.limiter = limiter  # the one its transports share; interrupted on stop
+        self._stop: threading.Event | None = None
         self.probe_seconds = probe_seconds
         self.idle_seconds = idle_seconds
         self.clock = clock
@@ -348,6 +353,9 @@ class Worker:
             )
         except AuthenticationError as exc:
             self.fatal = exc
+            self._release([job])
+            return None
+        except Interrupted:
             self._release([job])
             return None
         except TemporarySMTPError as exc:
@@ -570,6 +578,8 @@ class Worker:
             with self._batch_done:
                 if self._batch_done.wait_for(lambda: self._pending == 0, timeout=check):
                     return
+            if self._stop is not None and self._stop.is_set() and self.limiter is not None:
+                self.limiter.interrupt()  # rows waiting for the hourly quota go back untried
             if time.monotonic() - renewed >= lease / 3:
                 self._renew(ids)
                 renewed = time.monotonic()
@@ -596,6 +606,9 @@ class Worker:
         """Send until `stop` is set (or, with `until_idle`, until nothing is due)."""
         next_probe = 0.0
         clock = 0.0
+        self._stop = stop
+        if self.limiter is not None:
+            self.limiter.clear()
         try:
             while not stop.is_set():
                 if self.run_once():

@@ -21,17 +21,25 @@ class RateLimiter:
         per_hour: int = 0,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.per_second = per_second
         self.per_hour = per_hour
         self._clock = clock
-        self._sleep = sleep
+        self._interrupted = threading.Event()
+        self._sleep = sleep or self._interrupted.wait  # default: a sleep `interrupt()` cuts short
         self._lock = threading.Lock()
         self._tokens = max(per_second, 1.0)
         self._refilled = clock()
         self._hour_started = clock()
         self._hour_count = 0
+
+    def interrupt(self) -> None:
+        """Make every waiting and later `acquire()` return False (the worker is stopping)."""
+        self._interrupted.set()
+
+    def clear(self) -> None:
+        self._interrupted.clear()
 
     @property
     def unlimited(self) -> bool:
@@ -56,7 +64,7 @@ class RateLimiter:
         return 0.0
 
     def acquire(self, stop: threading.Event | None = None) -> bool:
-        """Wait for a slot; False if `stop` was set while waiting."""
+        """Wait for a slot; False if `stop` was set (or `interrupt()` called) while waiting."""
         if self.unlimited:
             return True
         while True:
@@ -64,8 +72,9 @@ class RateLimiter:
                 wait = self._wait_needed()
             if wait <= 0:
                 return True
+            if self._interrupted.is_set() or (stop is not None and stop.is_set()):
+                return False
             if stop is not None:
-                if stop.wait(min(wait, 1.0)):
-                    return False
+                stop.wait(min(wait, 1.0))
             else:
                 self._sleep(min(wait, 1.0))

@@ -65,6 +65,10 @@ class TemporarySMTPError(SMTPFailure, TemporaryError):
         super().__init__(self.reply)
 
 
+class Interrupted(TemporarySMTPError):
+    """Nothing was sent: the worker stopped while the message waited for the rate limit."""
+
+
 class ConnectionFailed(TemporarySMTPError):
     """The server could not be reached, or the connection broke."""
 
@@ -263,7 +267,7 @@ class SMTPTransport:
         before_accept: Callable[[], None] | None = None,
     ) -> Reply:
         if not self.limiter.acquire():
-            raise TemporarySMTPError(0, "stopped while waiting for the rate limit")
+            raise Interrupted(0, "stopped while waiting for the rate limit")
         if self._smtp is not None and 0 < self.messages_per_connection <= self._sent_on_connection:
             self.close()
         if self._smtp is None:

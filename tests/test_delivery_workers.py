@@ -165,3 +165,28 @@ def test_the_recording_connection_goes_back_to_the_pool_as_it_came(
         for connection in connections:
             connection.close()
     root.close()
+
+
+def test_stopping_a_worker_waiting_for_its_hourly_quota(tmp_path: Path, database_url: str) -> None:
+    """The hourly limit is spent: stopping the worker gives the waiting rows back untried
+    instead of hanging until the next hour."""
+    with SMTPTestServer() as server:
+        root = delivery_root(tmp_path, database_url, server.port, smtp_rate_per_hour=2)
+        with root.sessions.begin() as session:
+            add_recipients(session, 5)
+        campaign_id = seed_campaign(root)
+        worker = root.worker(idle_seconds=0.01)
+        stop = threading.Event()
+        running = threading.Thread(target=worker.run, args=(stop,))
+        running.start()
+        assert server.wait_for(2)
+        stop.set()
+        running.join(timeout=60)  # a safety net: without the interrupt this waits an hour
+        assert not running.is_alive()
+        assert server.count() == 2
+    with root.sessions() as session:
+        tally = ledger.progress(session, campaign_id)
+        assert (tally.sent, tally.pending) == (2, 3)
+        rows = session.scalars(select(LedgerRow).where(LedgerRow.status == "queued")).all()
+        assert {r.attempts for r in rows} == {0}
+    root.close()
