@@ -7,6 +7,8 @@ Every message that arrives is parsed with Python's email parser.
 
 from __future__ import annotations
 
+import base64
+import subprocess
 import threading
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -14,6 +16,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
+import dkim
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -351,4 +354,35 @@ def test_campaign_where_every_recipient_failed_is_failed(
         assert campaign.state == CampaignState.FAILED
         assert campaign.state_reason == "every one of 3 recipient(s) failed: see the report"
         assert not any(suppression.is_suppressed(session, e) for e in emails)  # 5.7.x: not 5.1.x
+    root.close()
+
+
+def test_dkim_signing_from_settings(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    root = delivery_root(
+        tmp_path,
+        database_url,
+        server.port,
+        dkim_selector="news",
+        dkim_domain="lmec.example.org",
+        dkim_private_key_path=key,
+    )
+    with root.sessions.begin() as session:
+        add_recipients(session, 2)
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    assert server.count() == 2
+    assert all(dkim.verify(m.data, dnsfunc=dns) for m in server.messages)
     root.close()
