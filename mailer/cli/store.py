@@ -526,8 +526,13 @@ def subscribers_export(
     """Export subscribers as CSV (UTF-8, the columns import reads; formulas neutralised)."""
     statuses = [SubscriberStatus.ACTIVE] if active_only else None
     with _transaction() as session:
+        # Unknown filters are errors (as in `mailer audience`), found before the file is made.
         if list_slug:
             repo.get_list(session, list_slug)
+        if country:
+            country = normalise_country(country)
+        if partner:
+            partner = repo.get_partner(session, partner).name
         if file == "-":
             count = export_csv(
                 session,
@@ -540,7 +545,11 @@ def subscribers_export(
             sys.stdout.flush()
             typer.echo(f"{count} subscribers exported", err=True)
             return
-        with open(file, "w", encoding="utf-8", newline="") as handle:
+        try:
+            handle = open(file, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise fail(f"error: {file}: cannot write: {exc.strerror}") from None
+        with handle:
             count = export_csv(
                 session,
                 handle,
@@ -635,7 +644,10 @@ def subscribers_privacy_export(
     if output is None:
         typer.echo(text)
     else:
-        output.write_text(text + "\n", encoding="utf-8")
+        try:
+            output.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"error: {output}: cannot write: {exc.strerror}") from None
         out.print(f"wrote {output}")
 
 

@@ -1,0 +1,39 @@
+"""Acceptance review of the store commands: clumsy use gets one line, exit 1, no change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.test_cli_store import _demo, mailer  # noqa: F401 - the fixture is used by name
+
+
+def test_export_refuses_bad_filters_before_touching_the_file(mailer, tmp_path: Path) -> None:  # noqa: F811
+    _demo(mailer)
+    out = tmp_path / "out.csv"
+    bad = mailer("subscribers", "export", str(out), "--country", "Atlantis", code=1)
+    assert "unknown country 'Atlantis'" in bad.stderr and "Traceback" not in bad.output
+    assert not out.exists()
+    bad = mailer("subscribers", "export", str(out), "--partner", "No Such Partner", code=1)
+    assert "no partner 'No Such Partner'" in bad.stderr
+    assert not out.exists()
+    # a partner named in another case, and a country by name, are found as elsewhere
+    mailer("subscribers", "export", str(out), "--partner", "red river environment centre")
+    assert "thuha.nguyen@example.org" in out.read_text(encoding="utf-8")
+    mailer("subscribers", "export", str(out), "--country", "Viet Nam")
+    assert "thuha.nguyen@example.org" in out.read_text(encoding="utf-8")
+
+
+def test_output_files_that_cannot_be_written_are_one_line_errors(
+    mailer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    _demo(mailer)
+    for args in (
+        ("subscribers", "export", str(tmp_path)),
+        ("subscribers", "export", str(tmp_path / "missing" / "out.csv")),
+        ("subscribers", "privacy-export", "wang.fang@example.org", "-o", str(tmp_path)),
+    ):
+        result = mailer(*args, code=1)
+        assert result.stderr.startswith("error: ") and str(tmp_path) in result.stderr, args
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit)
