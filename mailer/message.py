@@ -43,12 +43,18 @@ def check_header_value(field: str, value: str) -> str:
     return value
 
 
+_QP_SAFE = re.compile(r"[!-<>-~]{1,75}")  # printable ASCII but '=', no spaces: QP leaves as is
+
+
 def _qp(text: str) -> bytes:
     """Quoted-printable UTF-8 with CRLF line ends, via the email library's encoder.
 
     Lines stay within 75 characters so the soft break appended after a piece or a
-    value ("=") keeps every line within QP's 76.
+    value ("=") keeps every line within QP's 76. Short values QP would not change
+    (links, most addresses) skip the encoder.
     """
+    if _QP_SAFE.fullmatch(text):
+        return text.encode("ascii")
     octets = text.replace("\r\n", "\n").encode("utf-8").decode("latin-1")
     return quoprimime.body_encode(octets, maxlinelen=75).replace("\n", "\r\n").encode("ascii")
 
@@ -124,6 +130,8 @@ def _encoded_words(text: str) -> str:
     Chunks end on character boundaries (45 UTF-8 bytes at most: 60 base64 characters
     plus the 12 of `=?utf-8?b??=`), so every word decodes on its own.
     """
+    if len(text.encode("utf-8")) <= 45:
+        return base64mime.header_encode(text, "utf-8")
     words: list[str] = []
     chunk = ""
     size = 0
@@ -207,6 +215,10 @@ class MessageTemplate:
         self._date = b""
         self._view_url = urls.view_in_browser(identity.public_base_url, campaign_id)
         self._view_qp = _qp(self._view_url)
+        # Tokens are URL-safe; only the configured base URL could hold `&` or quotes.
+        self._links_need_escaping = html_escape(identity.public_base_url) != (
+            identity.public_base_url
+        )
 
     def _list_id(self) -> str:
         name = self.identity.list_name
@@ -262,8 +274,11 @@ class MessageTemplate:
             Slot.NAME: _qp(name) if name else b"",
             Slot.EMAIL: _qp(email),
         }
-        html_values = dict(text_values)  # URLs and most addresses need no escaping
-        for slot, value in ((Slot.NAME, name), (Slot.EMAIL, email), *links.items()):
+        html_values = dict(text_values)  # links and most addresses need no escaping
+        checked = [(Slot.NAME, name), (Slot.EMAIL, email)]
+        if self._links_need_escaping:
+            checked += links.items()
+        for slot, value in checked:
             escaped = html_escape(value)
             if escaped != value:
                 html_values[slot] = _qp(escaped)

@@ -232,3 +232,14 @@ def test_dkim_signature_covers_list_unsubscribe_and_verifies(tmp_path: Path) -> 
     assert dkim.verify(out.data, dnsfunc=dns)
     tampered = out.data.replace(b"/unsubscribe/", b"/unsubscribX/", 1)
     assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_a_base_url_with_a_query_string_is_escaped_in_html() -> None:
+    identity = Identity(**{**IDENTITY.__dict__, "public_base_url": "https://x.org/n?a=1&b=2"})
+    body = '<a href="%%UNSUBSCRIBE_URL%%">u</a> %%VIEW_URL%%'
+    built = template(identity=identity, html=body, text=body)
+    text, html = bodies(parse(built.personalise(Recipient(9, "p@example.org")).data))
+    links = built.urls_for(9)
+    assert text == fill(body, links, html=False)
+    assert html == fill(body, links, html=True)
+    assert "&amp;b=2" in html and "&b=2" in text
