@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar, Union
 from urllib.parse import quote
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -32,6 +33,7 @@ from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mailer.errors import UserInputError
+from mailer.markdown import link_targets
 
 # --- errors -------------------------------------------------------------------------
 
@@ -140,7 +142,9 @@ def parse_yaml(text: str, name: str) -> Any:
         raise ContentError([Problem(name, line, "", f"invalid YAML: {message}")]) from None
     except YAMLError as exc:  # e.g. control characters the reader refuses
         message = " ".join(str(exc).split())
-        raise ContentError([Problem(name, None, "", f"invalid YAML: {message}")]) from None
+        position = getattr(exc, "position", None)  # a ReaderError: a character offset
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        raise ContentError([Problem(name, line, "", f"invalid YAML: {message}")]) from None
 
 
 def validate_yaml(
@@ -213,18 +217,30 @@ class Strict(BaseModel):
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
+def _absolute_links(value: str) -> str:
+    for href in link_targets(value):
+        if not _URL.match(href):
+            raise ValueError(f"link is not an absolute http(s) or mailto URL: {href!r}")
+    return value
+
+
+# Text fields take inline Markdown; their links must work from any mail client.
+Text = Annotated[str, AfterValidator(_absolute_links)]
+NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(_absolute_links)]
+
+
 # --- blocks ------------------------------------------------------------------------
 
 
 class Statement(Strict):
     """A person's statement: shown as a card with name, role lines and their words."""
 
-    name: NonEmpty
-    roles: list[NonEmpty] = Field(default_factory=list)
+    name: NonEmptyText
+    roles: list[NonEmptyText] = Field(default_factory=list)
     photo: str | None = None
     photo_alt: str | None = None
     country: str | None = None
-    text: NonEmpty
+    text: NonEmptyText
 
     @field_validator("country")
     @classmethod
@@ -260,7 +276,7 @@ def check_source(value: str) -> str:
 class Image(Strict):
     src: NonEmpty
     alt: NonEmpty
-    caption: str | None = None
+    caption: Text | None = None
     link: str | None = None
 
     @field_validator("src")
@@ -289,7 +305,7 @@ class Divider(Strict):
 
 
 class ParagraphBlock(Strict):
-    paragraph: NonEmpty
+    paragraph: NonEmptyText
 
     @property
     def kind(self) -> str:
@@ -297,7 +313,7 @@ class ParagraphBlock(Strict):
 
 
 class HeadingBlock(Strict):
-    heading: NonEmpty
+    heading: NonEmptyText
 
     @property
     def kind(self) -> str:
@@ -380,17 +396,17 @@ class Issue(Strict):
     """One newsletter issue, as written by its editors."""
 
     newsletter: NonEmpty
-    number: int = Field(ge=1)
-    year: int = Field(ge=1900, le=2999)
+    number: int = Field(ge=1, strict=True)  # `true` or "13" is a typing mistake
+    year: int = Field(ge=1900, le=2999, strict=True)
     date: dt.date
     language: str = "en"
-    title: NonEmpty
-    subtitle: str | None = None
+    title: NonEmptyText
+    subtitle: Text | None = None
     subject: str | None = None  # default: the title
     preheader: str = ""
     blocks: list[Block] = Field(min_length=1)
-    contact: list[str] | None = None
-    about: str | None = None
+    contact: list[Text] | None = None
+    about: Text | None = None
 
     _source: Path | None = PrivateAttr(default=None)
     _lines: dict[str, int] | None = PrivateAttr(default=None)
@@ -500,14 +516,25 @@ def _line_map(node: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, int]:
     return lines
 
 
-def load_issue(path: Path) -> Issue:
-    """Load and validate an issue file; raises ContentError listing every problem."""
+def read_text(path: Path) -> str:
+    """A content or profile file as text; a missing, unreadable or non-UTF-8 file is a
+    ContentError naming the line of the first bad byte."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ContentError([Problem(str(path), None, "", "no such file")]) from None
+    except OSError as exc:
+        raise ContentError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ContentError(
-            [Problem(str(path), None, "", f"not UTF-8 text ({exc.reason})")]
-        ) from None
-    return load_issue_text(text, str(path), source=path.resolve())
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start]
+        message = f"not UTF-8 text (byte 0x{byte:02x} at column {column})"
+        raise ContentError([Problem(str(path), line, "", message)]) from None
+
+
+def load_issue(path: Path) -> Issue:
+    """Load and validate an issue file; raises ContentError listing every problem."""
+    return load_issue_text(read_text(path), str(path), source=path.resolve())

@@ -69,6 +69,26 @@ _SYNTAX = re.compile(r"[*_\[\]<>\\\n\r\x00]")
 
 Memo = dict[tuple[str, bool], list[Token]]
 
+# Only read by `link_targets`, never changed after it is built.
+_LINK_PARSER = _parser()
+
+
+def link_targets(source: str) -> list[str]:
+    """The address of every link in an editor's text, as rendering will write it.
+
+    Lets the content loader refuse relative links with the field they are in.
+    Addresses markdown-it refuses (javascript:, data:...) are no links: they stay text.
+    """
+    if "[" not in source and "<" not in source:  # no link without either
+        return []
+    return [
+        str(child.attrs.get("href", ""))
+        for token in _LINK_PARSER.parse(source)
+        if token.type == "inline"
+        for child in token.children or []
+        if child.type == "link_open"
+    ]
+
 
 class Markdown:
     """Built once; renders editors' text fields. Stateless apart from the parser.

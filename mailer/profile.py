@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from mailer.content import (
-    ContentError,
     NonEmpty,
-    Problem,
     Strict,
+    Text,
     check_source,
     parse_yaml,
+    read_text,
     validate_yaml,
 )
 
@@ -111,8 +111,8 @@ class Profile(Strict):
     list_id: NonEmpty  # RFC 2919 List-Id, e.g. newsletter.lmec.example.org
     website: str | None = None
     logo: Logo | None = None
-    contact: list[str] = Field(default_factory=list)  # inline Markdown, one line each
-    about: str = ""  # inline Markdown
+    contact: list[Text] = Field(default_factory=list)  # inline Markdown, one line each
+    about: Text = ""  # inline Markdown
     colours: Colours = Field(default_factory=Colours)
     labels: Labels = Field(default_factory=Labels)
     countries: dict[str, str] = Field(default_factory=dict)  # code -> name shown on cards
@@ -146,10 +146,7 @@ class Profile(Strict):
 
 def load_profile(path: Path) -> Profile:
     """Load and validate a profile file; raises ContentError listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ContentError([Problem(str(path), None, "", "no such file")]) from None
+    text = read_text(path)
     profile = validate_yaml(Profile, parse_yaml(text, str(path)), str(path))
     profile._folder = path.resolve().parent
     return profile

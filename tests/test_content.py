@@ -143,7 +143,7 @@ def test_missing_top_level_fields_are_named() -> None:
         ),
         ("- just\n- a list\n", "issue.yaml:1: expected a mapping of fields at the top level"),
         ("", "issue.yaml:1: expected a mapping of fields at the top level"),
-        ("title: a\x00b\n", "issue.yaml: invalid YAML: unacceptable character"),
+        ("title: a\x00b\n", "issue.yaml:1: invalid YAML: unacceptable character"),
         ("--- {a: 1}\n--- {b: 2}\n", "issue.yaml:2: invalid YAML: expected a single document"),
     ],
 )
@@ -225,3 +225,50 @@ def test_link_addresses_are_percent_encoded() -> None:
     button = issue.blocks[4]
     assert isinstance(button, ButtonBlock)
     assert button.button.url == "https://example.org/%E0%BA%AA%E0%BA%BB?q=%22x%22&a=%20"
+
+
+def test_links_in_text_fields_must_be_absolute_and_are_located() -> None:
+    text = (
+        GOOD.replace("First *paragraph*.", "See [the report](reports/x.pdf) and <a@example.org>.")
+        .replace("- Director", "- Director of [MEE](mee.gov.cn)")
+        .replace("title: A title", "title: A [title](https://example.org/t)")
+    )
+    assert problems(text) == [
+        "issue.yaml:9: blocks[0].paragraph: link is not an absolute http(s) or mailto URL:"
+        " 'reports/x.pdf'",
+        "issue.yaml:15: blocks[2].statement.roles[0]: link is not an absolute http(s) or mailto"
+        " URL: 'mee.gov.cn'",
+    ]
+    # links markdown-it refuses (javascript:, data:) stay text, and absolute ones pass
+    ok = GOOD.replace("First *paragraph*.", "[x](javascript:alert(1)) [y](http://example.org)")
+    assert load_issue_text(ok, "ok.yaml").blocks[0] == ParagraphBlock(
+        paragraph=ok.split("\n")[9].strip()
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("number: 13", "number: true", "issue.yaml:2: number: Input should be a valid integer"),
+        ("number: 13", 'number: "13"', "issue.yaml:2: number: Input should be a valid integer"),
+        ("year: 2022", "year: 2022.0", "issue.yaml:3: year: Input should be a valid integer"),
+    ],
+)
+def test_numbers_must_be_written_as_numbers(old: str, new: str, expected: str) -> None:
+    assert problems(GOOD.replace(old, new)) == [expected]
+
+
+def test_unreadable_files_are_located_content_errors(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(GOOD.replace("A title", "Caf\xe9").encode("latin-1"))
+    with pytest.raises(ContentError) as caught:
+        load_issue(latin1)
+    assert str(caught.value) == f"{latin1}:6: not UTF-8 text (byte 0xe9 at column 11)"
+    with pytest.raises(ContentError, match="cannot read"):
+        load_issue(tmp_path)
+    with pytest.raises(ContentError) as caught:
+        load_issue_text(GOOD.replace("A title", "A\x00title"), "nul.yaml")
+    assert str(caught.value).startswith("nul.yaml:6: invalid YAML: unacceptable character #x0000")
+    for bad in (latin1, tmp_path):
+        with pytest.raises(ContentError):
+            load_profile(bad)
