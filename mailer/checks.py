@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from mailer.content import ImageBlock, Issue, StatementBlock
+from mailer.content import ContentError, ImageBlock, Issue, StatementBlock
 from mailer.errors import UserInputError
 from mailer.render import RenderedIssue, Renderer, Slot
 
@@ -65,6 +65,10 @@ def check_issue(issue: Issue, renderer: Renderer) -> list[Finding]:
         return findings  # rendering would fail on the same missing image
     try:
         rendered = renderer.render(issue)
+    except ContentError as exc:  # already located in the file: keep line and field
+        return findings + [
+            Finding(Level.ERROR, "render", p.message, p.field, p.line) for p in exc.problems
+        ]
     except UserInputError as exc:
         return [*findings, Finding(Level.ERROR, "render", str(exc))]
     return findings + check_rendered(rendered)

@@ -409,6 +409,7 @@ class Issue(Strict):
     about: Text | None = None
 
     _source: Path | None = PrivateAttr(default=None)
+    _name: str = PrivateAttr(default="issue")
     _lines: dict[str, int] | None = PrivateAttr(default=None)
     _text: str = PrivateAttr(default="")
 
@@ -428,6 +429,11 @@ class Issue(Strict):
     def source(self) -> Path | None:
         """The file this issue was loaded from (None for uploaded text)."""
         return self._source
+
+    @property
+    def name(self) -> str:
+        """The file as messages name it: the path as given, or the upload's name."""
+        return self._name
 
     @property
     def base_dir(self) -> Path | None:
@@ -489,6 +495,7 @@ def load_issue_text(text: str, name: str, *, source: Path | None = None) -> Issu
         tree = parse_yaml(text, name)
         issue = validate_yaml(Issue, tree, name, _block_problems(tree, name), skip={"block_type"})
     issue._source = source
+    issue._name = name
     issue._text = text
     return issue
 

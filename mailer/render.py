@@ -189,8 +189,8 @@ class Renderer:
             raise ContentError(
                 [
                     Problem(
-                        str(issue.source or "issue"),
-                        None,
+                        issue.name,
+                        issue.line_of("newsletter"),
                         "newsletter",
                         f"unknown newsletter {issue.newsletter!r}; this profile is {profile.id!r}",
                     )

@@ -194,3 +194,47 @@ def test_preview_notices_a_changed_photo(tmp_path: Path) -> None:
     Image.new("RGB", (300, 300), "#654321").save(photo)
     os.utime(photo, ns=(10**18, 10**18))
     assert client.get("/status").json()["version"] != first["version"]
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_one_line_error(tmp_path: Path) -> None:
+    issue = str(EXAMPLES / "2022-13.yaml")
+    (tmp_path / "taken").write_text("a file, not a folder", encoding="utf-8")
+    for out in ("taken", "taken/sub"):
+        result = run(["render", issue, "--out", out], tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"error: {out}: cannot write") and "Traceback" not in (
+            result.stderr
+        )
+        assert len(result.stderr.splitlines()) == 1
+    assert (tmp_path / "taken").read_text(encoding="utf-8") == "a file, not a folder"
+
+
+def test_preview_refuses_a_port_out_of_range(tmp_path: Path) -> None:
+    result = run(["preview", str(EXAMPLES / "2022-13.yaml"), "--port", "99999"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "less than or equal to 65535" in result.stderr
+
+
+def test_an_issue_for_another_newsletter_is_located(tmp_path: Path) -> None:
+    text = (EXAMPLES / "2022-13.yaml").read_text(encoding="utf-8")
+    (tmp_path / "other.yaml").write_text(text.replace("newsletter: lmec", "newsletter: x"))
+    for command in ("check", "render"):
+        result = run([command, "other.yaml"], tmp_path)
+        assert result.returncode == 1
+        assert "other.yaml:4: newsletter: " in result.stderr, result.stderr
+        assert "unknown newsletter 'x'; this profile is 'lmec'" in result.stderr
+        assert str(tmp_path) not in result.stderr  # the path as the editor wrote it
+
+
+def test_preview_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = run(["preview", str(EXAMPLES / "2022-13.yaml"), "--port", port], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

@@ -7,6 +7,7 @@ stderr and exits with status 1, without a traceback.
 
 from __future__ import annotations
 
+import socket
 import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,20 +94,35 @@ def render_command(
         for path in issues:
             issue = load_issue(path)
             loaded.append((path, issue, renderer.render(issue)))
-        out.mkdir(parents=True, exist_ok=True)
-        for path, issue, rendered in loaded:
-            html_path = out / f"{issue.slug}.html"
-            values = sample_values(settings.public_base_url, html_path.resolve().as_uri())
-            html = rendered.html if keep_slots else fill(rendered.html, values, html=True)
-            text = rendered.text if keep_slots else fill(rendered.text, values, html=False)
-            html_path.write_text(html, encoding="utf-8")
-            (out / f"{issue.slug}.txt").write_text(text, encoding="utf-8")
-            eml = build_eml(rendered, renderer.profile, settings, html, text)
-            (out / f"{issue.slug}.eml").write_bytes(eml)
-            if mjml_source:
-                (out / f"{issue.slug}.mjml").write_text(renderer.mjml(issue), encoding="utf-8")
-            size = len(rendered.html.encode("utf-8")) / 1024
-            typer.echo(f"{path}: {out / issue.slug}.html ({size:.1f} KB), .txt, .eml")
+        try:
+            _write_parts(out, loaded, renderer, settings, keep_slots, mjml_source)
+        except OSError as exc:
+            raise fail(f"error: {out}: cannot write: {exc.strerror}") from None
+
+
+def _write_parts(
+    out: Path,
+    loaded: list[tuple[Path, Issue, RenderedIssue]],
+    renderer: Renderer,
+    settings: Settings,
+    keep_slots: bool,
+    mjml_source: bool,
+) -> None:
+    """NAME.html, NAME.txt, NAME.eml (and NAME.mjml) for each rendered issue."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path, issue, rendered in loaded:
+        html_path = out / f"{issue.slug}.html"
+        values = sample_values(settings.public_base_url, html_path.resolve().as_uri())
+        html = rendered.html if keep_slots else fill(rendered.html, values, html=True)
+        text = rendered.text if keep_slots else fill(rendered.text, values, html=False)
+        html_path.write_text(html, encoding="utf-8")
+        (out / f"{issue.slug}.txt").write_text(text, encoding="utf-8")
+        eml = build_eml(rendered, renderer.profile, settings, html, text)
+        (out / f"{issue.slug}.eml").write_bytes(eml)
+        if mjml_source:
+            (out / f"{issue.slug}.mjml").write_text(renderer.mjml(issue), encoding="utf-8")
+        size = len(rendered.html.encode("utf-8")) / 1024
+        typer.echo(f"{path}: {out / issue.slug}.html ({size:.1f} KB), .txt, .eml")
 
 
 def check_command(
@@ -145,7 +161,7 @@ def check_command(
 
 def preview_command(
     issue: IssueArg,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8025,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 8025,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     open_browser: Annotated[
         bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")
@@ -156,6 +172,11 @@ def preview_command(
     settings = _settings(env_file)
     if not issue.is_file():
         raise fail(f"error: {issue}: no such file")
+    with socket.socket() as probe:  # a port in use is one line, not a server's log
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise fail(f"error: cannot listen on {host}:{port}: {exc.strerror}") from None
     url = f"http://{host}:{port}/"
     typer.echo(f"Previewing {issue} at {url} (Ctrl+C to stop)")
     if open_browser:
