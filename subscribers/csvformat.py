@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from subscribers.countries import normalise_country, validate_timezone
 from subscribers.errors import ImportRejected, Problem, StoreInputError
@@ -297,9 +298,12 @@ def _parse_row(
         row.lists = {slug.strip() for slug in slugs} - {""}
         field_name = "attributes"
         if "attributes" in values:
-            parsed = json.loads(values["attributes"])
+            parsed = json.loads(
+                values["attributes"], parse_float=_finite, parse_constant=_not_finite
+            )
             if not isinstance(parsed, dict):
                 raise StoreInputError("must be a JSON object")
+            _storable(parsed)
             row.attributes.update(parsed)
         row.attributes.update(attributes)
     except StoreInputError as exc:
@@ -307,6 +311,29 @@ def _parse_row(
     except json.JSONDecodeError as exc:
         return Problem(name, line, field_name, f"not valid JSON: {exc.msg}")
     return row
+
+
+def _finite(text: str) -> float:
+    """JSON numbers PostgreSQL can store: no Infinity or NaN (Python's json allows them)."""
+    value = float(text)
+    if not math.isfinite(value):
+        _not_finite(text)
+    return value
+
+
+def _storable(parsed: dict[str, Any]) -> None:
+    """JSON's \\uD800-style escapes can make text no database can store: refuse it."""
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise StoreInputError(
+            f"not valid JSON: {bad!r} is half of a UTF-16 pair (an unpaired surrogate)"
+        ) from None
+
+
+def _not_finite(text: str) -> NoReturn:
+    raise StoreInputError(f"not valid JSON: {text} is not a finite number")
 
 
 def _title(column: str) -> str:

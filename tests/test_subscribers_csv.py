@@ -151,6 +151,21 @@ BAD_INPUTS = [
         "unknown partner 'Nobody Inc'",
     ),
     ("utf-16", "email\na@example.org\n".encode("utf-16"), "--encoding utf-16"),
+    (
+        "json-infinity",  # PostgreSQL's JSON has no Infinity or NaN
+        b'email,attributes\na@example.org,"{""a"": 1e999}"\n',
+        "in.csv:2: attributes: not valid JSON: 1e999 is not a finite number",
+    ),
+    (
+        "json-nan",
+        b'email,attributes\na@example.org,"{""a"": [NaN]}"\n',
+        "in.csv:2: attributes: not valid JSON: NaN is not a finite number",
+    ),
+    (
+        "json-lone-surrogate",  # no text encoding can store it
+        b'email,attributes\na@example.org,"{""a"": ""\\ud800""}"\n',
+        "in.csv:2: attributes: not valid JSON: '\\ud800' is half of a UTF-16 pair",
+    ),
 ]
 
 
