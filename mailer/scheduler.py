@@ -59,6 +59,10 @@ log = logging.getLogger("mailer.scheduler")
 
 JOB_PREFIX = "wave-"
 JOBS_TABLE = "apscheduler_jobs"
+# A campaign in one of these states sends no more waves.
+ENDED = frozenset(
+    {CampaignState.CANCELLED, CampaignState.DRAFT, CampaignState.SENT, CampaignState.FAILED}
+)
 # A job that fires this much before its wave's start belongs to an older plan.
 EARLY_TOLERANCE = timedelta(seconds=2)
 
@@ -451,12 +455,15 @@ class WaveRunner:
         if wave.status != WaveStatus.PENDING:
             log.info("%s: already %s; nothing to do", wave.label, wave.status)
             return wave.status
+        campaign = campaigns.get_campaign(session, wave.campaign_id, lock=True)
+        state = CampaignState(campaign.state)
+        if state in ENDED:  # settled at once, due or not
+            log.info("%s: cancelled, campaign %s is %s", wave.label, campaign.id, state)
+            return self._set(wave, WaveStatus.CANCELLED, f"campaign is {state}")
         now = self._clock()
         if wave.starts_at - now > EARLY_TOLERANCE:
             log.info("%s: not due until %s; left for its job", wave.label, wave.starts_at)
             return wave.status
-        campaign = campaigns.get_campaign(session, wave.campaign_id, lock=True)
-        state = CampaignState(campaign.state)
         log.info(
             "%s: start (campaign %r is %s, due %s UTC)",
             wave.label,
@@ -464,13 +471,6 @@ class WaveRunner:
             state,
             f"{wave.starts_at:%Y-%m-%d %H:%M:%S}",
         )
-        if state in (
-            CampaignState.CANCELLED,
-            CampaignState.DRAFT,
-            CampaignState.SENT,
-            CampaignState.FAILED,
-        ):
-            return self._set(wave, WaveStatus.CANCELLED, f"campaign is {state}")
         if state is CampaignState.MISSED:
             self._drop_zone(campaign, wave)
             return self._set(
@@ -758,11 +758,17 @@ class CampaignScheduler:
                 .where(CampaignWave.status == WaveStatus.PENDING.value)
                 .order_by(CampaignWave.starts_at)
             ).all()
-            pending = [(w.id, w.starts_at, self.runner.grace_of(c)) for w, c in rows]
+            pending = [
+                (w.id, w.starts_at, self.runner.grace_of(c), CampaignState(c.state) in ENDED)
+                for w, c in rows
+            ]
         jobs = {job.id: job for job in scheduler.get_jobs(jobstore="default")}
         now = self._clock()
         due: list[int] = []
-        for wave_id, starts_at, grace in pending:
+        for wave_id, starts_at, grace, ended in pending:
+            if ended:  # cancelled: settle the wave now; its job goes below
+                due.append(wave_id)
+                continue
             job = jobs.pop(job_id(wave_id), None)
             if starts_at <= now:
                 if job is None:

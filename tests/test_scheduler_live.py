@@ -222,6 +222,10 @@ def test_unschedule_and_cancel_reach_the_running_scheduler(
     with sessions.begin() as session:
         scheduler.unschedule(session, a)
         campaigns.cancel(session, b)
+    # Settled at the next re-read, long before the due time.
+    assert wait_until(lambda: stored_jobs(engine) == [], 10)
+    assert the_wave(sessions, b).status == "cancelled"
+    assert datetime.now(UTC) < due
     wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=2), 20)
     assert rows(sessions, a) == 0 and rows(sessions, b) == 0
     assert stored_jobs(engine) == []
