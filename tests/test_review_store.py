@@ -37,3 +37,19 @@ def test_output_files_that_cannot_be_written_are_one_line_errors(
         assert result.stderr.startswith("error: ") and str(tmp_path) in result.stderr, args
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_arguments_that_are_not_utf8_are_refused_before_the_store(mailer) -> None:  # noqa: F811
+    """A terminal in another encoding hands Python surrogate escapes ('\\udce9' for 0xE9)."""
+    mailer("lists", "add", "newsletter")
+    for args in (
+        ("subscribers", "add", "sg@example.org", "--name", "caf\udce9"),
+        ("subscribers", "add", "sg@example.org", "--attr", "city=Mal\udce9"),
+        ("partners", "add", "Caf\udce9"),
+        ("lists", "edit", "newsletter", "--name", "L\udce9"),
+        ("suppression", "add", "sg@example.org", "--reason", "\udce9"),
+        ("subscribers", "search", "\udce9"),
+    ):
+        result = mailer(*args, code=1)
+        assert result.stderr.startswith("error: ") and "is not UTF-8 text" in result.stderr, args
+    assert mailer("subscribers", "search", "sg@example.org").stdout.count("sg@example.org") == 0

@@ -50,6 +50,11 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+def _not_utf8(text: str) -> str:
+    """The message for text a terminal that is not UTF-8 handed over (0xE9 -> '\\udce9')."""
+    return f"error: {text!r} is not UTF-8 text (is the terminal set to UTF-8?)"
+
+
 @contextmanager
 def _opened(check_schema: bool = True) -> Iterator[Root]:
     """The composition root, with store errors turned into one line on stderr."""
@@ -77,6 +82,8 @@ def _opened(check_schema: bool = True) -> Iterator[Root]:
             ) from None
         except OperationalError as exc:
             raise fail(f"error: database: {str(exc.orig).strip().splitlines()[0]}") from None
+        except UnicodeEncodeError as exc:  # raised while writing: the transaction rolls back
+            raise fail(_not_utf8(exc.object if isinstance(exc.object, str) else "?")) from None
         finally:
             the_root.close()
 
@@ -257,6 +264,8 @@ def _attributes(pairs: list[str] | None) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise fail(f"error: --attr {pair!r}: use KEY=VALUE, e.g. --attr title=Dr.")
+        if pair != pair.encode("utf-8", "replace").decode("utf-8"):  # stored as JSON escapes
+            raise fail(_not_utf8(pair))
         result[key.strip()] = value
     return result
 
