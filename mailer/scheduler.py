@@ -444,7 +444,10 @@ class WaveRunner:
             except Exception:
                 log.exception("wave %s: starting failed; it stays pending and is retried", wave_id)
                 return WaveStatus.PENDING.value
-            log.info("wave %s: end (%s) after %.2f s", wave_id, status, time.monotonic() - begun)
+            with self._sessions() as session:
+                wave = session.get(CampaignWave, wave_id)
+                label = wave.label if wave is not None else f"wave {wave_id}"
+            log.info("%s: end (%s) after %.2f s", label, status, time.monotonic() - begun)
             return status
 
     def _fire(self, session: Session, wave_id: int, check_grace: bool) -> str:

@@ -123,7 +123,9 @@ def test_sent_by_the_running_scheduler_at_its_time_once(
     running.stop()
     messages = [r.getMessage() for r in caplog.records]
     assert any(f"wave {wave.id} (all recipients): start" in m for m in messages)
-    assert any(f"wave {wave.id}: end (started)" in m for m in messages)
+    assert any(
+        f"campaign {cid} wave {wave.id} (all recipients): end (started)" in m for m in messages
+    )
 
 
 def test_restart_before_the_due_time_sends_once_at_the_due_time(

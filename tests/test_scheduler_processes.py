@@ -161,6 +161,11 @@ def test_scheduled_campaign_is_sent_once_at_its_time_by_scheduler_and_worker(
         assert sorted(smtp.arrivals().values()) == [1, 1, 1, 1, 1]
         assert all(m.at >= due for m in smtp.messages)  # not before its time
         assert wave_status(sessions, cid) == ["started"]
+        wait_until(lambda: ledger_count(sessions, cid, LedgerStatus.SENT) == 5, "all recorded")
+        report = procs.run("campaign", "report", str(cid))
+        assert report.returncode == 0, report.stderr
+        assert "scheduler waves" in report.stdout
+        assert "everyone" in report.stdout and "started" in report.stdout
         scheduler.send_signal(signal.SIGTERM)
         out, err = scheduler.communicate(timeout=30)
         assert scheduler.returncode == 0, err
