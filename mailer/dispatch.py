@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import campaigns as campaign_store
 from mailer.campaigns import Campaign, CampaignState
-from mailer.errors import MailerError
+from mailer.errors import MailerError, TemporaryError
 from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
 from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
 from mailer.ratelimit import RateLimiter
@@ -116,6 +116,10 @@ def _record_postgres(connection: Connection, params: list[dict[str, Any]]) -> No
     connection.exec_driver_sql(statement, tuple(args))
 
 
+class RecordingFailed(TemporaryError):
+    """The ledger could not be written: the worker stops; its rows return after the lease."""
+
+
 class _GroupCommit:
     """Outcomes handed in by the sending threads, written many per commit.
 
@@ -160,7 +164,9 @@ class _GroupCommit:
                 else:
                     self._lock.wait()
             if self._error is not None:
-                raise RuntimeError("recording outcomes failed") from self._error
+                raise RecordingFailed(
+                    f"cannot record outcomes in the database: {self._error}"
+                ) from self._error
 
     def record(self, outcome: Outcome) -> None:
         self.wait(self.submit(outcome))
@@ -311,6 +317,9 @@ class Worker:
                     return
                 try:
                     ticket = self._handle(transport, job, settle)
+                except RecordingFailed as exc:
+                    self.fatal = self.fatal or exc
+                    ticket = None
                 except Exception as exc:  # a bug, not the server: retry later, then fail
                     log.exception("sending row %s failed unexpectedly", job.row_id)
                     reply = f"internal error: {exc!r}"
@@ -319,11 +328,24 @@ class Worker:
                     self._jobs_done(1)
                 else:
                     unsettled.append(ticket)
+        except RecordingFailed as exc:  # raised by settle(): keep draining, record nothing
+            self.fatal = self.fatal or exc
+            self._drain()
         finally:
             try:
                 settle()
+            except RecordingFailed:
+                pass
             finally:
                 transport.close()
+
+    def _drain(self) -> None:
+        """After a recording failure: count the remaining jobs done; their leases expire."""
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            self._jobs_done(1)
 
     def _jobs_done(self, count: int) -> None:
         with self._batch_done:
@@ -332,6 +354,8 @@ class Worker:
 
     def _handle(self, transport: Transport, job: Job, settle: Callable[[], None]) -> int | None:
         """Send one row; the ticket of its outcome, or None if it was given back untried."""
+        if isinstance(self.fatal, RecordingFailed):
+            return None  # the database is unreachable: the row's lease will expire
         if job.campaign_id in self._halted or job.campaign_id in self._stopped or self.fatal:
             self._release([job])
             return None
@@ -555,11 +579,11 @@ class Worker:
         for job in jobs:
             self._jobs.put(job)
         self._watch(jobs)
+        if self.fatal is not None:
+            raise self.fatal
         if self._halted:
             self._pause_halted()
         self.finish_done()
-        if self.fatal is not None:
-            raise self.fatal
         return len(jobs)
 
     def _watch(self, jobs: list[Job]) -> None:
@@ -631,7 +655,10 @@ class Worker:
         self._threads.clear()
         connection, self._recorder_connection = self._recorder_connection, None
         if connection is not None:
-            if self.postgres:  # the pool must not hand this setting to anyone else
-                connection.exec_driver_sql("RESET synchronous_commit")
-                connection.commit()
-            connection.close()
+            try:
+                if self.postgres:  # the pool must not hand this setting to anyone else
+                    connection.exec_driver_sql("RESET synchronous_commit")
+                    connection.commit()
+                connection.close()
+            except Exception:  # the database is gone: drop the connection instead
+                connection.invalidate()

@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
+from mailer.dispatch import RecordingFailed
 from mailer.ledger import LedgerRow
 from tests.smtpd import SMTPTestServer
 from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign
@@ -102,6 +104,7 @@ def test_a_slow_batch_keeps_its_lease(tmp_path: Path, database_url: str) -> None
         slow, other = root.worker(name="slow"), root.worker(name="other")
         batch = threading.Thread(target=slow.run_once)
         batch.start()
+        assert server.wait_for(1)  # the slow worker holds the whole batch now
         taken = 0
         while batch.is_alive():
             taken += len(other.claim())
@@ -189,4 +192,54 @@ def test_stopping_a_worker_waiting_for_its_hourly_quota(tmp_path: Path, database
         assert (tally.sent, tally.pending) == (2, 3)
         rows = session.scalars(select(LedgerRow).where(LedgerRow.status == "queued")).all()
         assert {r.attempts for r in rows} == {0}
+    root.close()
+
+
+def test_a_database_failure_while_recording_stops_the_worker_and_loses_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    with SMTPTestServer() as server:
+        root = delivery_root(
+            tmp_path, database_url, server.port, worker_batch_size=30, worker_lease_seconds=0.5
+        )
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 30)
+        campaign_id = seed_campaign(root)
+        broken = root.worker(name="broken")
+        real_write = broken._recorder._write
+        writes = iter(range(3))
+
+        def failing(outcomes):
+            if next(writes, None) is None:
+                raise OperationalError(
+                    "UPDATE ledger", {}, Exception("server closed the connection")
+                )
+            real_write(outcomes)
+
+        broken._recorder._write = failing
+        outcome: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                broken.run_once()
+            except RecordingFailed as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=60)  # a safety net: a worker that hangs here is the bug
+        assert not thread.is_alive() and outcome
+        assert "cannot record outcomes" in str(outcome[0])
+        broken.close()
+        healthy = root.worker(name="healthy", idle_seconds=0.05)
+        for _ in range(100):
+            healthy.run(threading.Event(), until_idle=True)
+            with root.sessions() as session:
+                if ledger.progress(session, campaign_id).finished:
+                    break
+            time.sleep(0.1)  # rows of the broken worker come back when their lease expires
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails)
+    duplicates = sum(n - 1 for n in arrivals.values())
+    assert duplicates <= root.settings.smtp_connections
     root.close()
