@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mailer.content import ContentError, ImageBlock, Issue, StatementBlock
 from mailer.errors import UserInputError
+from mailer.media import too_large
 from mailer.render import RenderedIssue, Renderer, Slot
 
 MAX_HTML_BYTES = 90 * 1024  # Gmail clips messages over about 102 KB
@@ -100,9 +101,11 @@ def _image_problem(path: Path) -> str | None:
         return f"image not found: {path}"
     try:
         with Image.open(path) as image:
-            image.verify()
+            image.load()  # decodes it all: a truncated file fails here, as in rendering
     except (UnidentifiedImageError, OSError) as exc:
         return f"not a readable image: {path} ({exc})"
+    except Image.DecompressionBombError as exc:
+        return f"{path}: {too_large(exc)}"
     return None
 
 

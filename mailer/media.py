@@ -76,3 +76,10 @@ class MediaStore:
                 return out.getvalue(), ".jpg"
         except (UnidentifiedImageError, OSError) as exc:
             raise MediaError(f"{path}: not a readable image ({exc})") from None
+        except Image.DecompressionBombError as exc:
+            raise MediaError(f"{path}: {too_large(exc)}") from None
+
+
+def too_large(exc: Image.DecompressionBombError) -> str:
+    """Pillow refuses images with more pixels than it can decode safely: say how many."""
+    return f"too large to read safely: {str(exc).split(',')[0]}"

@@ -10,6 +10,7 @@ from PIL import Image
 
 from mailer.checks import Finding, Level, check_issue, check_rendered, has_errors
 from mailer.content import load_issue, load_issue_text
+from mailer.media import MediaError
 from mailer.render import Renderer
 from tests.conftest import make_settings
 
@@ -116,3 +117,31 @@ def test_size_limit(renderer: Renderer) -> None:
     far = replace(good, html=good.html + pad * 95)
     assert [(f.level, f.code) for f in check_rendered(near)] == [(Level.WARNING, "html-size")]
     assert [(f.level, f.code) for f in check_rendered(far)] == [(Level.ERROR, "html-size")]
+
+
+def test_truncated_and_oversized_images_are_located_errors(
+    renderer: Renderer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (200, 100), "red").save(tmp_path / "photos" / "whole.jpg")
+    data = (tmp_path / "photos" / "whole.jpg").read_bytes()
+    (tmp_path / "photos" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    Image.new("1", (100, 100)).save(tmp_path / "photos" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 100x100 is a "bomb" now
+    path = tmp_path / "i.yaml"
+    path.write_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2023\ndate: 2023-01-05\ntitle: T\n"
+        "preheader: P\nblocks:\n"
+        "  - statement: {name: A, photo: photos/cut.jpg, text: x}\n"
+        "  - image: {src: photos/huge.png, alt: Huge}\n",
+        encoding="utf-8",
+    )
+    findings = check_issue(load_issue(path), renderer)
+    assert [(f.code, f.field, f.line) for f in findings] == [
+        ("image-missing", "blocks[0].statement.photo", 8),
+        ("image-missing", "blocks[1].image.src", 9),
+    ]
+    assert "not a readable image" in findings[0].message
+    assert "too large to read safely: Image size (10000 pixels) exceeds" in findings[1].message
+    with pytest.raises(MediaError, match=r"too large to read safely: Image size \(10000 pixels\)"):
+        renderer.media.publish(tmp_path / "photos" / "huge.png", 56)
