@@ -54,6 +54,7 @@ from mailer.waves import (
     plan_local,
     zone,
 )
+from subscribers.errors import StoreError
 
 log = logging.getLogger("mailer.scheduler")
 
@@ -437,7 +438,7 @@ class WaveRunner:
             try:
                 with self._sessions.begin() as session:
                     status = self._fire(session, wave_id, check_grace)
-            except PermanentError as exc:
+            except (PermanentError, StoreError) as exc:
                 log.error("wave %s could not start: %s", wave_id, exc)
                 with self._sessions.begin() as session:
                     status = self._fail(session, wave_id, str(exc))
@@ -451,14 +452,17 @@ class WaveRunner:
             return status
 
     def _fire(self, session: Session, wave_id: int, check_grace: bool) -> str:
-        wave = session.get(CampaignWave, wave_id, with_for_update=True)
+        wave = session.get(CampaignWave, wave_id)
         if wave is None:
             log.info("wave %s: gone (unscheduled or rescheduled); nothing to do", wave_id)
             return "gone"
+        # Lock the campaign, then the wave: the order planning uses, so the two
+        # never deadlock on PostgreSQL.
+        campaign = campaigns.get_campaign(session, wave.campaign_id, lock=True)
+        session.refresh(wave, with_for_update=True)
         if wave.status != WaveStatus.PENDING:
             log.info("%s: already %s; nothing to do", wave.label, wave.status)
             return wave.status
-        campaign = campaigns.get_campaign(session, wave.campaign_id, lock=True)
         state = CampaignState(campaign.state)
         if state in ENDED:  # settled at once, due or not
             log.info("%s: cancelled, campaign %s is %s", wave.label, campaign.id, state)
@@ -553,10 +557,13 @@ class WaveRunner:
             campaigns.mark_missed(session, campaign.id, reason)
 
     def _fail(self, session: Session, wave_id: int, reason: str) -> str:
-        wave = session.get(CampaignWave, wave_id, with_for_update=True)
-        if wave is None or wave.status != WaveStatus.PENDING:
-            return "gone" if wave is None else wave.status
+        wave = session.get(CampaignWave, wave_id)
+        if wave is None:
+            return "gone"
         campaign = campaigns.get_campaign(session, wave.campaign_id, lock=True)
+        session.refresh(wave, with_for_update=True)
+        if wave.status != WaveStatus.PENDING:
+            return wave.status
         self._drop_zone(campaign, wave)
         self._campaign_missed(session, campaign, f"could not start: {reason}")
         return self._set(wave, WaveStatus.FAILED, reason[:500])

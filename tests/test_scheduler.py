@@ -365,6 +365,18 @@ def test_unstartable_wave_fails_with_its_reason(sessions: sessionmaker[Session])
     assert state(sessions, cid).state == CampaignState.MISSED
 
 
+def test_a_broken_audience_fails_the_wave_with_its_reason(
+    sessions: sessionmaker[Session], cid: int
+) -> None:
+    with sessions.begin() as session:
+        (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        campaigns.get_campaign(session, cid).audience = {"lists": "newsletter"}
+    assert runner(sessions, wave.starts_at).fire(wave.id) == "failed"
+    (after,) = waves(sessions, cid)
+    assert "lists must be a list" in after.status_reason
+    assert state(sessions, cid).state == CampaignState.MISSED
+
+
 def test_wave_status_values_match_the_table() -> None:
     assert {s.value for s in WaveStatus} == {"pending", "started", "missed", "failed", "cancelled"}
 

@@ -29,6 +29,7 @@ from mailer.cli.common import fail, friendly_errors, root
 from mailer.compose import Root
 from mailer.locks import SchedulerLock
 from mailer.waves import CampaignWave, DstRule, ScheduleError, describe, parse_wall_time, zone
+from subscribers.errors import StoreError
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -84,6 +85,8 @@ def _opened() -> Iterator[Root]:
             if not db.is_up_to_date(the_root.engine):
                 raise fail("error: the database schema is not up to date: run `mailer db upgrade`")
             yield the_root
+        except StoreError as exc:  # the subscriber store's own errors (e.g. the audience)
+            raise fail(f"error: {exc}") from None
         finally:
             the_root.close()
 
