@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import campaigns, scheduler
@@ -415,3 +415,17 @@ def test_unfrozen_campaign_is_rendered_when_its_wave_starts(
     assert frozen.frozen and frozen.frozen_subject
     assert frozen.frozen_html is not None and "<html" in frozen.frozen_html
     assert sum(enqueued(sessions, cid).values()) == 5
+
+
+def test_migration_0004_goes_down_and_up(engine: Engine) -> None:
+    from sqlalchemy import inspect
+
+    from mailer import db
+
+    db.downgrade(engine, "0003")
+    tables = set(inspect(engine).get_table_names())
+    assert "campaign_waves" not in tables and "apscheduler_jobs" not in tables
+    db.upgrade(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("apscheduler_jobs")}
+    assert columns == {"id", "next_run_time", "job_state"}  # what SQLAlchemyJobStore expects
+    assert db.is_up_to_date(engine)
