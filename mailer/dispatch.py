@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, exists, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import campaigns as campaign_store
@@ -604,13 +605,17 @@ class Worker:
                     return
             if self._stop is not None and self._stop.is_set() and self.limiter is not None:
                 self.limiter.interrupt()  # rows waiting for the hourly quota go back untried
-            if time.monotonic() - renewed >= lease / 3:
-                self._renew(ids)
-                renewed = time.monotonic()
-            with self.sessions() as session:
-                states = session.execute(
-                    select(Campaign.id, Campaign.state).where(Campaign.id.in_(campaign_ids))
-                ).all()
+            try:
+                if time.monotonic() - renewed >= lease / 3:
+                    self._renew(ids)
+                    renewed = time.monotonic()
+                with self.sessions() as session:
+                    states = session.execute(
+                        select(Campaign.id, Campaign.state).where(Campaign.id.in_(campaign_ids))
+                    ).all()
+            except SQLAlchemyError as exc:  # the batch goes on; the recorder decides its fate
+                log.warning("database unavailable while sending: %s", exc)
+                continue
             self._stopped = {cid for cid, state in states if state != CampaignState.SENDING}
 
     def _renew(self, ids: list[int]) -> None:
@@ -635,7 +640,12 @@ class Worker:
             self.limiter.clear()
         try:
             while not stop.is_set():
-                if self.run_once():
+                try:
+                    if self.run_once():
+                        continue
+                except SQLAlchemyError as exc:  # a database restart: wait, then carry on
+                    log.warning("database unavailable: %s; trying again", exc)
+                    stop.wait(min(5.0, self.idle_seconds * 5))
                     continue
                 if until_idle:
                     return

@@ -243,3 +243,29 @@ def test_a_database_failure_while_recording_stops_the_worker_and_loses_nothing(
     duplicates = sum(n - 1 for n in arrivals.values())
     assert duplicates <= root.settings.smtp_connections
     root.close()
+
+
+def test_the_worker_rides_out_a_database_hiccup(tmp_path: Path, database_url: str) -> None:
+    with SMTPTestServer() as server:
+        root = delivery_root(tmp_path, database_url, server.port)
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 8)
+        campaign_id = seed_campaign(root)
+        worker = root.worker(idle_seconds=0.01)
+        real_claim = worker.claim
+        hiccups = iter(range(2))
+
+        def flaky_claim(limit: int | None = None):
+            if next(hiccups, None) is not None:
+                raise OperationalError(
+                    "SELECT", {}, Exception("the database system is starting up")
+                )
+            return real_claim(limit)
+
+        worker.claim = flaky_claim  # type: ignore[method-assign]
+        worker.run(threading.Event(), until_idle=True)
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    with root.sessions() as session:
+        assert campaigns.get_campaign(session, campaign_id).state == "sent"
+    root.close()
