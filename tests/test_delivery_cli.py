@@ -156,3 +156,13 @@ def test_capture_list_shows_what_a_test_send_left(mailer, tmp_path: Path, monkey
         controller.stop()
     listed = mailer("capture", "--list").stdout
     assert "editor@example.org" in listed and "[TEST]" in listed
+
+
+def test_unreachable_database_is_one_line(mailer, monkeypatch) -> None:
+    monkeypatch.setenv(
+        "MAILER_DATABASE_URL", f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nothing"
+    )
+    result = mailer("campaign", "list", code=1)
+    assert result.stderr.startswith("error: database ")
+    assert "secret" not in result.stderr  # the password is masked
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -32,6 +32,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailer import campaigns, db, ledger
 from mailer.campaigns import CampaignState
@@ -71,6 +72,9 @@ def _opened() -> Iterator[Root]:
             raise typer.Exit(1) from None
         except StoreError as exc:
             raise fail(f"error: {exc}") from None
+        except SQLAlchemyError as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
         finally:
             the_root.close()
 
