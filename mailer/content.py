@@ -29,8 +29,10 @@ from pydantic import (
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer, ComposerError
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 
 from mailer.errors import UserInputError
 from mailer.markdown import link_targets
@@ -75,9 +77,27 @@ _Constructor.add_constructor(
 )
 
 
+class _Composer(Composer):
+    """Refuses aliases: editors do not need them, and nested ones can multiply a small
+    upload into gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            event = self.parser.peek_event()
+            raise ComposerError(
+                None,
+                None,
+                f"aliases (*{event.anchor}) are not supported in content files;"
+                " write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
+    yaml.Composer = _Composer
     return yaml
 
 
@@ -500,7 +520,14 @@ def load_issue_text(text: str, name: str, *, source: Path | None = None) -> Issu
     return issue
 
 
+# An anchor (`&name`) where YAML allows one; files that may have one take the slow road,
+# which refuses aliases (the fast parser would share, and accept, their values).
+_ANCHOR = re.compile(r"(^|[\s\[{,:-])&[^\s]")
+
+
 def _load_fast(text: str) -> Issue:
+    if _ANCHOR.search(text):
+        raise ValueError("may use anchors and aliases")
     tree = YAML(typ="safe").load(text)
     if not isinstance(tree, dict) or not all(isinstance(k, str) for k in tree):
         raise ValueError("not a mapping of fields")

@@ -272,3 +272,17 @@ def test_unreadable_files_are_located_content_errors(tmp_path: Path) -> None:
     for bad in (latin1, tmp_path):
         with pytest.raises(ContentError):
             load_profile(bad)
+
+
+def test_yaml_aliases_are_refused_so_they_cannot_multiply_a_file() -> None:
+    laughs = 'x0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for level in range(1, 9):
+        laughs += f"x{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 10)}]\n"
+    found = problems(laughs + GOOD.replace("blocks:", "contact: *a8\nblocks:"))
+    assert found == [
+        "issue.yaml:2: invalid YAML: aliases (*a0) are not supported in content files;"
+        " write the value out"
+    ]
+    # an anchor alone is harmless, and "&" in text is text
+    text = GOOD.replace("title: A title", "title: &t R&D & more")
+    assert load_issue_text(text, "a.yaml").title == "R&D & more"
