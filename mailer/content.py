@@ -98,6 +98,7 @@ def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
     yaml.Composer = _Composer
+    yaml.max_depth = 50  # deeper nesting is a mistake or an attack (the parser recurses)
     return yaml
 
 
@@ -432,6 +433,13 @@ class Issue(Strict):
     _name: str = PrivateAttr(default="issue")
     _lines: dict[str, int] | None = PrivateAttr(default=None)
     _text: str = PrivateAttr(default="")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _written_date(cls, value: Any) -> Any:
+        if isinstance(value, int | float):  # pydantic would read it as a Unix time
+            raise ValueError(f"expected a date written as YYYY-MM-DD, got {value!r}")
+        return value
 
     @field_validator("language")
     @classmethod

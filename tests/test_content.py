@@ -286,3 +286,23 @@ def test_yaml_aliases_are_refused_so_they_cannot_multiply_a_file() -> None:
     # an anchor alone is harmless, and "&" in text is text
     text = GOOD.replace("title: A title", "title: &t R&D & more")
     assert load_issue_text(text, "a.yaml").title == "R&D & more"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "date: 2022-09-29",
+            "date: 1664409600",
+            "issue.yaml:4: date: expected a date written as YYYY-MM-DD, got 1664409600",
+        ),
+        (
+            "title: A title",
+            "title: " + "[" * 5000 + "]" * 5000,
+            "issue.yaml:6: invalid YAML: maximum depth of data structure exceeded",
+        ),
+    ],
+)
+def test_odd_values_are_located_errors(old: str, new: str, expected: str) -> None:
+    found = problems(GOOD.replace(old, new))
+    assert len(found) == 1 and found[0].startswith(expected), found
