@@ -8,11 +8,12 @@ block or the About text (see mailer.content.Issue).
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
 
 from mailer.content import (
     NonEmpty,
@@ -31,9 +32,20 @@ MONTHS = (
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 
+def _one_line(value: str) -> str:
+    if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in value):
+        raise ValueError("must be one line (it goes into mail headers)")
+    return value
+
+
+# Names that end up in From and List-Id headers: a line break there is refused by the
+# email library at sending time; say so when the profile is loaded instead.
+HeaderName = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
+
+
 class Masthead(Strict):
     local_name: str = ""  # the name in the centre's own script, shown first
-    name: NonEmpty
+    name: HeaderName
     label: str = "Newsletter"
     short_name: str = ""
 
@@ -52,7 +64,7 @@ class Logo(Strict):
 
 
 class Sender(Strict):
-    name: NonEmpty
+    name: HeaderName
     address: NonEmpty
     reply_to: str | None = None
 

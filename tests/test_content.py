@@ -306,3 +306,19 @@ def test_yaml_aliases_are_refused_so_they_cannot_multiply_a_file() -> None:
 def test_odd_values_are_located_errors(old: str, new: str, expected: str) -> None:
     found = problems(GOOD.replace(old, new))
     assert len(found) == 1 and found[0].startswith(expected), found
+
+
+def test_profile_names_used_in_headers_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "newsletter.yaml"
+    path.write_text(
+        'id: x\nmasthead: {name: "X\\nBcc: a@example.org"}\n'
+        'sender: {name: "N\\r\\nBcc: a@example.org", address: n@example.org}\n'
+        "list_id: news.example.org\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ContentError) as caught:
+        load_profile(path)
+    assert [(p.line, p.field, p.message) for p in caught.value.problems] == [
+        (2, "masthead.name", "must be one line (it goes into mail headers)"),
+        (3, "sender.name", "must be one line (it goes into mail headers)"),
+    ]
