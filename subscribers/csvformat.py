@@ -56,7 +56,7 @@ def decode(data: bytes, name: str, encoding: str | None = None) -> str:
     """Bytes to text: UTF-8 (BOM or not) unless `encoding` says otherwise; clear errors."""
     if encoding:
         try:
-            return data.decode(encoding)
+            return data.decode(encoding).removeprefix("\ufeff")  # a BOM is no header text
         except LookupError:
             raise StoreInputError(f"{name}: unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as exc:

@@ -199,6 +199,17 @@ def test_a_10_mb_field_is_refused(sessions: sessionmaker[Session]) -> None:
     assert "in.csv:2: a field is longer" in _rejected(sessions, quoted)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF8", "utf-16-le"])
+def test_a_bom_is_dropped_whatever_the_encoding_flag(
+    sessions: sessionmaker[Session], encoding: str
+) -> None:
+    _setup(sessions)
+    data = "\ufeffEmail,Name\nbom@example.org,Bờm\n".encode(encoding)
+    assert _import(sessions, data, encoding=encoding).created == 1
+    with sessions() as session:
+        assert repo.get_subscriber(session, "bom@example.org").name == "Bờm"
+
+
 def test_cp1252_with_flag(sessions: sessionmaker[Session]) -> None:
     _setup(sessions)
     _import(sessions, "email,name\nj@example.org,José Müller\n".encode("cp1252"), encoding="cp1252")
