@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.test_cli_store import _demo, mailer  # noqa: F401 - the fixture is used by name
 
 
@@ -53,3 +55,19 @@ def test_arguments_that_are_not_utf8_are_refused_before_the_store(mailer) -> Non
         result = mailer(*args, code=1)
         assert result.stderr.startswith("error: ") and "is not UTF-8 text" in result.stderr, args
     assert mailer("subscribers", "search", "sg@example.org").stdout.count("sg@example.org") == 0
+
+
+def test_a_bad_database_setting_is_a_one_line_error(
+    mailer,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAILER_DATABASE_URL", "not a url")
+    result = mailer("db", "status", code=1)
+    assert result.stderr.startswith("error: database URL: ") and "not a url" not in result.stderr
+    monkeypatch.setenv("MAILER_DATABASE_URL", "")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "file" / "data"))
+    result = mailer("db", "upgrade", code=1)
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.output
+    assert "file/data" in result.stderr

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailer import db
@@ -59,7 +59,12 @@ def _not_utf8(text: str) -> str:
 def _opened(check_schema: bool = True) -> Iterator[Root]:
     """The composition root, with store errors turned into one line on stderr."""
     with friendly_errors():
-        the_root = root()
+        try:
+            the_root = root()
+        except ArgumentError as exc:  # the URL is not echoed: it may hold a password
+            raise fail(f"error: database URL: {exc} (see MAILER_DATABASE_URL)") from None
+        except OSError as exc:  # e.g. a data directory that cannot be made
+            raise fail(f"error: {exc.filename}: {exc.strerror} (see MAILER_DATA_DIR)") from None
         try:
             if check_schema and not db.is_up_to_date(the_root.engine):
                 raise fail(
