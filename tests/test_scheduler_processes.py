@@ -238,6 +238,7 @@ def test_schedule_command_errors_are_one_line(procs: Processes, cid: int) -> Non
         ("--at", "2030-01-01 09:00", "--tz", "Mars/Base"): "unknown time zone 'Mars/Base'",
         ("--at", "tomorrow"): "write it as YYYY-MM-DD HH:MM",
         ("--local-time", "2030-01-01 09:00", "--at", "2030-01-01 09:00"): "exactly one of",
+        ("--local-time", "2030-01-01 09:00", "--tz", "UTC"): "--tz goes with --at",
     }
     for args, expected in cases.items():
         done = procs.run("campaign", "schedule", str(cid), *args)

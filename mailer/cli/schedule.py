@@ -137,6 +137,8 @@ def _plan_command(
 ) -> None:
     with _opened() as the_root:
         wall, local = _when(at, local_time)
+        if local and tz:
+            raise ScheduleError("--tz goes with --at; --local-time uses each recipient's zone")
         zone_name = None if local else zone(tz or the_root.settings.timezone).key
         do = scheduler.schedule if action == "schedule" else scheduler.reschedule
         with the_root.sessions.begin() as session:
