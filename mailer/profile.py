@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import Path
+from string import Formatter
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -104,13 +105,18 @@ class Labels(Strict):
     @field_validator("issue", "date", "sent_to")
     @classmethod
     def _placeholders(cls, value: str, info: ValidationInfo) -> str:
-        allowed = {"issue": "{number} {year}", "date": "{month} {day} {year}"}.get(
-            str(info.field_name), "{name} {email}"
+        allowed = {"issue": ("number", "year"), "date": ("month", "day", "year")}.get(
+            str(info.field_name), ("name", "email")
         )
-        try:
-            value.format(number=1, year=2000, month="May", day=1, name="N", email="E")
-        except (KeyError, IndexError, ValueError):
-            raise ValueError(f"may only use the placeholders {allowed}: {value!r}") from None
+        try:  # plain names only: `{number.real}` or `{0}` would fail (or worse) at render
+            fields = [
+                (name, spec) for _, name, spec, _ in Formatter().parse(value) if name is not None
+            ]
+        except ValueError:
+            fields = [("", "")]
+        if any(name not in allowed or "{" in (spec or "") for name, spec in fields):
+            shown = " ".join(f"{{{name}}}" for name in allowed)
+            raise ValueError(f"may only use the placeholders {shown}: {value!r}")
         return value
 
 

@@ -322,3 +322,20 @@ def test_profile_names_used_in_headers_are_one_line(tmp_path: Path) -> None:
         (2, "masthead.name", "must be one line (it goes into mail headers)"),
         (3, "sender.name", "must be one line (it goes into mail headers)"),
     ]
+
+
+@pytest.mark.parametrize(
+    "label", ["Issue {email}", "No. {number.real}", "No. {number[0]}", "{}", "{number:{email}}"]
+)
+def test_profile_labels_use_only_their_own_placeholders(tmp_path: Path, label: str) -> None:
+    path = tmp_path / "newsletter.yaml"
+    path.write_text(
+        "id: x\nmasthead: {name: X}\nsender: {name: X, address: n@example.org}\n"
+        f"list_id: news.example.org\nlabels:\n  issue: '{label}'\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ContentError) as caught:
+        load_profile(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:6: labels.issue: may only use the placeholders {{number}} {{year}}: {label!r}"
+    ]
