@@ -173,6 +173,30 @@ def test_scheduled_campaign_is_sent_once_at_its_time_by_scheduler_and_worker(
         assert "wave" in err and "end (started)" in err  # the job's start and end are logged
 
 
+def test_scheduler_stopped_and_started_before_the_due_time_sends_once_on_time(
+    procs: Processes, sessions: sessionmaker[Session], cid: int
+) -> None:
+    with SMTPTestServer() as smtp:
+        procs.env["MAILER_SMTP_PORT"] = str(smtp.port)
+        procs.start("worker")
+        first = procs.start("scheduler")
+        scheduler_up(first)
+        at, due = ahead(10)
+        assert procs.run("campaign", "schedule", str(cid), "--at", at).returncode == 0
+        wait_until(lambda: len(stored_jobs(sessions)) == 1, "the job stored")
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+        assert first.returncode == 0
+        assert stored_jobs(sessions), "the job survives the stop"
+        second = procs.start("scheduler")
+        scheduler_up(second)
+        assert datetime.now(UTC) < due, "the machine was too slow to restart it in time"
+        wait_until(lambda: smtp.count() >= 5, "five messages")
+        time.sleep(1.5)
+        assert sorted(smtp.arrivals().values()) == [1, 1, 1, 1, 1]
+        assert all(m.at >= due for m in smtp.messages)
+
+
 def test_killed_scheduler_restarted_after_the_due_time_sends_once(
     procs: Processes, sessions: sessionmaker[Session], cid: int
 ) -> None:
