@@ -421,7 +421,7 @@ class Issue(Strict):
     year: int = Field(ge=1900, le=2999, strict=True)
     date: dt.date
     language: str = "en"
-    title: NonEmptyText
+    title: NonEmpty  # plain text: it is the subject too
     subtitle: Text | None = None
     subject: str | None = None  # default: the title
     preheader: str = ""

@@ -34,13 +34,17 @@ def _parser() -> MarkdownIt:
 
 def attr(value: str) -> str:
     """An HTML attribute value: escaped, and ASCII only (non-ASCII as `&#NNNN;`)."""
-    escaped = html.escape(value, quote=True)
+    escaped = html.escape(value, quote=True).replace("\\", "&#92;")
     return escaped.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 def text_html(value: str) -> str:
-    """Element content: `&`, `<`, `>` escaped; other characters kept as they are."""
-    return html.escape(value, quote=False)
+    """Element content: `&`, `<`, `>` escaped; other characters kept as they are.
+
+    A backslash becomes `&#92;`, so a `\\u{` or `\\"` in the HTML can only be the MJML
+    compiler's mangling (which `mailer check` looks for), never an editor's text.
+    """
+    return html.escape(value, quote=False).replace("\\", "&#92;")
 
 
 @dataclass

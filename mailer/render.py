@@ -113,7 +113,11 @@ class Renderer:
         self._style = Style(link=f"color:{profile.colours.link};text-decoration:underline")
         loader = FileSystemLoader(str(templates_dir))
         self._mjml_env = Environment(
-            loader=loader, autoescape=True, undefined=StrictUndefined, auto_reload=True
+            loader=loader,
+            autoescape=True,
+            undefined=StrictUndefined,
+            auto_reload=True,
+            finalize=_no_backslash,
         )
         self._text_env = Environment(
             loader=loader,
@@ -235,6 +239,15 @@ class Renderer:
 
 
 # --- template filters -------------------------------------------------------------------
+
+
+def _no_backslash(value: Any) -> Any:
+    """Plain text printed into MJML (title, preheader...) as `&#92;` for a backslash, like
+    Markdown fields: a `\\u{` in the HTML is then always the compiler's, never an editor's."""
+    if isinstance(value, str) and not isinstance(value, Markup) and "\\" in value:
+        return Markup(html.escape(value, quote=True).replace("\\", "&#92;"))  # noqa: S704
+    return value
+
 
 _HONORIFICS = re.compile(r"^(mr|mrs|ms|miss|dr|prof|h\.?e)\.?\s+", re.IGNORECASE)
 

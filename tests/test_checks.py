@@ -145,3 +145,18 @@ def test_truncated_and_oversized_images_are_located_errors(
     assert "too large to read safely: Image size (10000 pixels) exceeds" in findings[1].message
     with pytest.raises(MediaError, match=r"too large to read safely: Image size \(10000 pixels\)"):
         renderer.media.publish(tmp_path / "photos" / "huge.png", 56)
+
+
+def test_backslashes_typed_by_editors_are_not_taken_for_compiler_leaks(
+    renderer: Renderer,
+) -> None:
+    issue = load_issue_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2023\ndate: 2023-01-05\ntitle: 'Path C:\\u{41}'\n"
+        "preheader: P\nblocks:\n"
+        "  - paragraph: 'Write \\u{e31} or \\\"quoted\\\" in code'\n"
+        "  - image: {src: 'https://example.org/a.png', alt: 'a \\\" b \\u{41}'}\n",
+        "b.yaml",
+    )
+    rendered = renderer.render(issue)
+    assert check_rendered(rendered) == []
+    assert "Write \\u{e31} or" in rendered.text and "\\u{e31}" not in rendered.html
