@@ -295,17 +295,19 @@ class ScheduleEntry:
 def schedule_listing(
     session: Session, *, include_done: bool = False, campaign_id: int | None = None
 ) -> list[ScheduleEntry]:
-    """Waves in start order: pending and missed ones, or all of them."""
+    """Waves in start order: pending ones and the missed or failed ones of campaigns
+    still open (not sent, cancelled or back to draft), or all of them."""
     query = (
         select(CampaignWave, Campaign.name, Campaign.state)
         .join(Campaign, Campaign.id == CampaignWave.campaign_id)
         .order_by(CampaignWave.starts_at, CampaignWave.id)
     )
-    if not include_done:
+    if not include_done:  # what is to come, and misses nobody has dealt with yet
         query = query.where(
             CampaignWave.status.in_(
                 [WaveStatus.PENDING.value, WaveStatus.MISSED.value, WaveStatus.FAILED.value]
-            )
+            ),
+            Campaign.state.not_in(sorted(s.value for s in ENDED)),
         )
     if campaign_id is not None:
         query = query.where(CampaignWave.campaign_id == campaign_id)

@@ -344,6 +344,14 @@ def test_cancelled_campaign_wave_is_cancelled(sessions: sessionmaker[Session], c
         campaigns.cancel(session, cid)
     assert runner(sessions, wave.starts_at).fire(wave.id) == "cancelled"
     assert enqueued(sessions, cid) == {}
+    with sessions() as session:
+        assert scheduler.schedule_listing(session) == []
+        (entry,) = scheduler.schedule_listing(session, include_done=True)
+    assert (entry.status, entry.reason, entry.campaign_state) == (
+        "cancelled",
+        "campaign is cancelled",
+        "cancelled",
+    )
 
 
 def test_unstartable_wave_fails_with_its_reason(sessions: sessionmaker[Session]) -> None:
