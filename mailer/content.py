@@ -229,10 +229,25 @@ def _check_url(value: str) -> str:
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 class Strict(BaseModel):
-    """Every model of the content format: unknown keys are errors, strings are stripped."""
+    """Every model of the content format: unknown keys are errors, strings are stripped,
+    control characters (other than tab and line breaks) are errors: they break headers,
+    terminals and the MJML compiler."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        for text in value if isinstance(value, list) else [value]:
+            found = _CONTROL.search(text) if isinstance(text, str) else None
+            if found:
+                code = f"U+{ord(found.group()):04X}"
+                raise ValueError(f"contains a control character ({code}); remove it")
+        return value
 
 
 NonEmpty = Annotated[str, Field(min_length=1)]

@@ -339,3 +339,16 @@ def test_profile_labels_use_only_their_own_placeholders(tmp_path: Path, label: s
     assert [str(p) for p in caught.value.problems] == [
         f"{path}:6: labels.issue: may only use the placeholders {{number}} {{year}}: {label!r}"
     ]
+
+
+def test_control_characters_are_located_errors() -> None:
+    text = GOOD.replace("title: A title", 'title: "A\\e[31m title"').replace(
+        "- Director", '- "Dir\\x07ector"'
+    )
+    assert problems(text) == [
+        "issue.yaml:6: title: contains a control character (U+001B); remove it",
+        "issue.yaml:14: blocks[2].statement.roles: contains a control character (U+0007);"
+        " remove it",
+    ]
+    # tabs and line breaks are text
+    assert load_issue_text(GOOD.replace("A title", '"A\\ttitle"'), "t.yaml").title == "A\ttitle"
