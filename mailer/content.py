@@ -229,13 +229,13 @@ def _check_url(value: str) -> str:
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff]")
 
 
 class Strict(BaseModel):
     """Every model of the content format: unknown keys are errors, strings are stripped,
-    control characters (other than tab and line breaks) are errors: they break headers,
-    terminals and the MJML compiler."""
+    control characters (other than tab and line breaks) and non-characters (U+FFFF...)
+    are errors: they break headers, terminals and the MJML compiler."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
@@ -246,7 +246,7 @@ class Strict(BaseModel):
             found = _CONTROL.search(text) if isinstance(text, str) else None
             if found:
                 code = f"U+{ord(found.group()):04X}"
-                raise ValueError(f"contains a control character ({code}); remove it")
+                raise ValueError(f"contains a control character or non-character ({code})")
         return value
 
 

@@ -342,13 +342,17 @@ def test_profile_labels_use_only_their_own_placeholders(tmp_path: Path, label: s
 
 
 def test_control_characters_are_located_errors() -> None:
-    text = GOOD.replace("title: A title", 'title: "A\\e[31m title"').replace(
-        "- Director", '- "Dir\\x07ector"'
+    text = (
+        GOOD.replace("title: A title", 'title: "A\\e[31m title"')
+        .replace("- Director", '- "Dir\\x07ector"')
+        .replace("text: Words.", 'text: "Words\\uffff"')
     )
     assert problems(text) == [
-        "issue.yaml:6: title: contains a control character (U+001B); remove it",
-        "issue.yaml:14: blocks[2].statement.roles: contains a control character (U+0007);"
-        " remove it",
+        "issue.yaml:6: title: contains a control character or non-character (U+001B)",
+        "issue.yaml:14: blocks[2].statement.roles: contains a control character or"
+        " non-character (U+0007)",
+        "issue.yaml:18: blocks[2].statement.text: contains a control character or"
+        " non-character (U+FFFF)",
     ]
     # tabs and line breaks are text
     assert load_issue_text(GOOD.replace("A title", '"A\\ttitle"'), "t.yaml").title == "A\ttitle"
