@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,12 @@ def test_a_bad_database_setting_is_a_one_line_error(
     result = mailer("db", "upgrade", code=1)
     assert result.stderr.startswith("error: ") and "Traceback" not in result.output
     assert "file/data" in result.stderr
+
+
+def test_audience_finds_partners_named_in_another_case_like_export(mailer) -> None:  # noqa: F811
+    _demo(mailer)
+    result = mailer("audience", "--partner", "red river environment centre", "--json")
+    counts = json.loads(result.stdout)
+    assert counts["total"] > 0
+    assert counts["audience"]["partners"] == ["Red River Environment Centre"]
+    assert "unknown partner(s): Nobody" in mailer("audience", "--partner", "Nobody", code=1).stderr

@@ -747,6 +747,12 @@ def suppression_check(email: str) -> None:
 # --- audience -----------------------------------------------------------------------------
 
 
+def _partner_name(session: Session, name: str) -> str:
+    """The stored name of a partner given in any case (unknown names are checked later)."""
+    partner = repo.find_partner(session, name)
+    return partner.name if partner else name.strip()
+
+
 def audience(
     lists: Annotated[
         list[str] | None, typer.Option("--list", help="List slug(s); default: every list.")
@@ -771,7 +777,7 @@ def audience(
         selection = Audience(
             lists=_split(lists),
             countries=tuple(normalise_country(c) for c in _split(countries)),
-            partners=tuple(p.strip() for p in partners or [] if p.strip()),
+            partners=tuple(_partner_name(session, p) for p in partners or [] if p.strip()),
             exclude_lists=_split(exclude),
         )
         check_audience(session, selection)
