@@ -252,7 +252,7 @@ def import_csv(
             first.merge(row)
     problems.sort(key=lambda p: p.line)
     if problems and not skip_invalid:
-        raise ImportRejected(problems)
+        raise ImportRejected(problems, rows=True)
     report.problems = problems
     if default_partner and default_partner.lower() not in partners:
         new_partners.setdefault(default_partner.lower(), (default_partner, None))

@@ -45,8 +45,10 @@ class ImportRejected(StoreInputError):
     """A CSV file had bad rows (or was unreadable); nothing was imported.
 
     `str()` gives one line per problem, so the CLI and the web app can show it as is.
+    `rows` is true when only rows are bad, so importing the others could help.
     """
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], *, rows: bool = False) -> None:
         self.problems = problems
+        self.rows = rows
         super().__init__("\n".join(str(p) for p in problems))

@@ -81,3 +81,17 @@ def test_audience_finds_partners_named_in_another_case_like_export(mailer) -> No
     assert counts["total"] > 0
     assert counts["audience"]["partners"] == ["Red River Environment Centre"]
     assert "unknown partner(s): Nobody" in mailer("audience", "--partner", "Nobody", code=1).stderr
+
+
+def test_file_level_import_errors_do_not_suggest_skip_invalid(mailer, tmp_path: Path) -> None:  # noqa: F811
+    mailer("lists", "add", "newsletter")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    for extra in ((), ("--skip-invalid",)):
+        result = mailer("subscribers", "import", str(empty), "--list", "newsletter", *extra, code=1)
+        last = result.stderr.splitlines()[-1]
+        assert last == "error: the file cannot be imported as it is; nothing was imported", last
+    bad_row = tmp_path / "bad.csv"
+    bad_row.write_text("email\nnot-an-address\nok@example.org\n", encoding="utf-8")
+    result = mailer("subscribers", "import", str(bad_row), "--list", "newsletter", code=1)
+    assert "pass --skip-invalid to import the good rows" in result.stderr.splitlines()[-1]

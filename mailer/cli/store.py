@@ -74,6 +74,10 @@ def _opened(check_schema: bool = True) -> Iterator[Root]:
         except ImportRejected as exc:
             for problem in exc.problems:
                 typer.echo(str(problem), err=True)
+            if not exc.rows:  # the file as a whole: skipping rows would not help
+                raise fail(
+                    "error: the file cannot be imported as it is; nothing was imported"
+                ) from None
             raise fail(
                 f"error: {len(exc.problems)} problem(s) in the file; nothing was imported "
                 "(fix them, or pass --skip-invalid to import the good rows)"
