@@ -238,3 +238,15 @@ def test_preview_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_two_files_of_the_same_issue_are_not_rendered_over_each_other(tmp_path: Path) -> None:
+    copy = tmp_path / "copy.yaml"
+    copy.write_text((EXAMPLES / "2022-13.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    result = run(["render", str(EXAMPLES / "2022-13.yaml"), "copy.yaml"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: copy.yaml and {EXAMPLES / '2022-13.yaml'} are both issue 2022-13:"
+        " render them into different --out folders"
+    )
+    assert not (tmp_path / "out").exists()

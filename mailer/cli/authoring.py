@@ -93,6 +93,12 @@ def render_command(
         loaded: list[tuple[Path, Issue, RenderedIssue]] = []
         for path in issues:
             issue = load_issue(path)
+            same = next((p for p, i, _ in loaded if i.slug == issue.slug), None)
+            if same is not None:  # both would be written to the same files
+                raise fail(
+                    f"error: {path} and {same} are both issue {issue.slug}:"
+                    " render them into different --out folders"
+                )
             loaded.append((path, issue, renderer.render(issue)))
         try:
             _write_parts(out, loaded, renderer, settings, keep_slots, mjml_source)
