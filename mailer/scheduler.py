@@ -32,8 +32,7 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.base import run_job
-from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
-from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.executors.pool import BasePoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -666,6 +665,8 @@ class CampaignScheduler:
         self.lock = SchedulerLock(engine)
         self._scheduler: BackgroundScheduler | None = None
         self._jobs_engine: Engine | None = None
+        self._stopping = threading.Event()
+        self._loop: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
@@ -683,13 +684,9 @@ class CampaignScheduler:
             )
             scheduler = BackgroundScheduler(
                 jobstores={
-                    "default": SQLAlchemyJobStore(engine=self._jobs_engine, tablename=JOBS_TABLE),
-                    "internal": MemoryJobStore(),
+                    "default": SQLAlchemyJobStore(engine=self._jobs_engine, tablename=JOBS_TABLE)
                 },
-                executors={
-                    "default": _WaveExecutor(self.runner),
-                    "internal": ThreadPoolExecutor(1),
-                },
+                executors={"default": _WaveExecutor(self.runner)},
                 job_defaults={"coalesce": True, "max_instances": 1},
                 timezone=UTC,
             )
@@ -698,15 +695,12 @@ class CampaignScheduler:
             scheduler.start()  # runs jobs that came due while we were down (within grace)
             self._scheduler = scheduler
             self.sync()
-            scheduler.add_job(
-                self._sync_quietly,
-                "interval",
-                seconds=self._poll,
-                id="reconcile",
-                jobstore="internal",
-                executor="internal",
-                misfire_grace_time=None,
-            )
+            # The re-reading runs in a thread of ours, not as an APScheduler job: a job
+            # that calls the scheduler deadlocks with `shutdown(wait=True)`, which holds
+            # the job-store lock while it waits for running jobs.
+            self._stopping.clear()
+            self._loop = threading.Thread(target=self._reread, name="schedule-reread", daemon=True)
+            self._loop.start()
         except BaseException:
             self._shutdown()
             raise
@@ -717,7 +711,15 @@ class CampaignScheduler:
         self._shutdown(wait)
         log.info("scheduler stopped")
 
+    def _reread(self) -> None:
+        while not self._stopping.wait(self._poll):
+            self._sync_quietly()
+
     def _shutdown(self, wait: bool = True) -> None:
+        self._stopping.set()
+        loop, self._loop = self._loop, None
+        if loop is not None and loop is not threading.current_thread():
+            loop.join()
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=wait)
