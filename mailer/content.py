@@ -36,6 +36,8 @@ from ruamel.yaml.events import AliasEvent
 
 from mailer.errors import UserInputError
 from mailer.markdown import link_targets
+from subscribers.countries import normalise_country
+from subscribers.errors import StoreInputError
 
 # --- errors -------------------------------------------------------------------------
 
@@ -281,9 +283,13 @@ class Statement(Strict):
     @field_validator("country")
     @classmethod
     def _country(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z]{2}", value):
-            raise ValueError(f"expected an ISO 3166 two-letter country code, got {value!r}")
-        return value.upper() if value else value
+        """A code or a name, as the subscriber store takes them ("VN", "Viet Nam")."""
+        if value is None:
+            return None
+        try:
+            return normalise_country(value)
+        except StoreInputError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("photo")
     @classmethod

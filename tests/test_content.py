@@ -356,3 +356,12 @@ def test_control_characters_are_located_errors() -> None:
     ]
     # tabs and line breaks are text
     assert load_issue_text(GOOD.replace("A title", '"A\\ttitle"'), "t.yaml").title == "A\ttitle"
+
+
+def test_statement_country_is_a_real_country_code_or_name() -> None:
+    assert load_issue_text(GOOD.replace("country: cn", "country: Viet Nam"), "v.yaml")
+    issue = load_issue_text(GOOD.replace("country: cn", "country: Lao PDR"), "v.yaml")
+    assert issue.statements[0].country == "LA"
+    found = problems(GOOD.replace("country: cn", "country: XX"))
+    assert len(found) == 1
+    assert found[0].startswith("issue.yaml:16: blocks[2].statement.country: unknown country 'XX'")
