@@ -95,3 +95,15 @@ def test_file_level_import_errors_do_not_suggest_skip_invalid(mailer, tmp_path: 
     bad_row.write_text("email\nnot-an-address\nok@example.org\n", encoding="utf-8")
     result = mailer("subscribers", "import", str(bad_row), "--list", "newsletter", code=1)
     assert "pass --skip-invalid to import the good rows" in result.stderr.splitlines()[-1]
+
+
+def test_adding_a_suppressed_address_says_it_will_not_be_mailed(mailer) -> None:  # noqa: F811
+    mailer("lists", "add", "newsletter")
+    mailer("subscribers", "add", "gone@example.org", "--list", "newsletter")
+    mailer("subscribers", "erase", "gone@example.org", "--yes")
+    result = mailer("subscribers", "add", "Gone@example.org", "--list", "newsletter")
+    assert result.stderr.strip() == (
+        "warning: Gone@example.org is on the suppression list and will not be mailed"
+        " (mailer suppression remove Gone@example.org, if they asked to come back)"
+    )
+    assert json.loads(mailer("audience", "--json").stdout)["total"] == 0

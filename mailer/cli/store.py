@@ -343,6 +343,12 @@ def subscribers_add(
             consent_source=consent,
         )
         data = _subscriber_data(session, subscriber)
+    if data["suppressed"]:  # e.g. an erased person added again by hand
+        typer.echo(
+            f"warning: {data['email']} is on the suppression list and will not be mailed"
+            f" (mailer suppression remove {data['email']}, if they asked to come back)",
+            err=True,
+        )
     if as_json:
         _print_json(data)
     else:
