@@ -41,14 +41,22 @@ class MediaStore:
         if key not in self._done:
             data, suffix = self._encode(path, display_width * 2)
             name = f"{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
-            self.directory.mkdir(parents=True, exist_ok=True)
-            target = self.directory / name
-            if not target.exists():
-                partial = target.with_suffix(target.suffix + ".part")
-                partial.write_bytes(data)
-                partial.replace(target)
+            try:
+                self._store(name, data)
+            except OSError as exc:
+                raise MediaError(
+                    f"{self.directory}: cannot store photos: {exc.strerror} (MAILER_MEDIA_DIR)"
+                ) from None
             self._done[key] = name
         return urls.media(self.base_url, self._done[key])
+
+    def _store(self, name: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.directory / name
+        if not target.exists():
+            partial = target.with_suffix(target.suffix + ".part")
+            partial.write_bytes(data)
+            partial.replace(target)
 
     def path_of(self, filename: str) -> Path | None:
         """The stored file for a /media/ request, or None (no path tricks)."""

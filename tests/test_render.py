@@ -381,6 +381,14 @@ def test_media_store_keeps_transparency_and_refuses_odd_names(tmp_path: Path) ->
         assert store.path_of(bad) is None
 
 
+def test_a_media_folder_that_cannot_be_written_is_a_media_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file", encoding="utf-8")
+    store = MediaStore(tmp_path / "taken" / "media", "https://news.example.org")
+    photo = make_photo(tmp_path / "p.jpg", 50, 40)
+    with pytest.raises(MediaError, match=r"taken/media: cannot store photos: Not a directory"):
+        store.publish(photo, 56)
+
+
 def test_wrap_counts_chinese_as_two_columns_and_breaks_between_characters() -> None:
     text = "澜沧江-湄公河环境合作中心成立以来，积极推动“绿色澜湄计划”的实施。" * 4
     lines = wrap(text).splitlines()
