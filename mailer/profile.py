@@ -72,9 +72,20 @@ class Sender(Strict):
     @field_validator("address", "reply_to")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        """An address fit for From and Reply-To: ASCII, the domain as IDNA (xn--...)."""
+        if value is None:
+            return None
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
             raise ValueError(f"not an email address: {value!r}")
-        return value
+        local, _, domain = value.rpartition("@")
+        if not local.isascii():
+            raise ValueError(
+                f"the part before @ must be ASCII (many mail servers refuse others): {value!r}"
+            )
+        try:
+            return f"{local}@{domain.encode('idna').decode('ascii')}"
+        except UnicodeError:
+            raise ValueError(f"not a valid domain name: {domain!r}") from None
 
 
 class Colours(Strict):

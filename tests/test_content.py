@@ -365,3 +365,24 @@ def test_statement_country_is_a_real_country_code_or_name() -> None:
     found = problems(GOOD.replace("country: cn", "country: XX"))
     assert len(found) == 1
     assert found[0].startswith("issue.yaml:16: blocks[2].statement.country: unknown country 'XX'")
+
+
+def test_sender_addresses_are_ascii_in_headers(tmp_path: Path) -> None:
+    path = tmp_path / "newsletter.yaml"
+    base = "id: x\nmasthead: {name: X}\nlist_id: news.example.org\n"
+    path.write_text(
+        base + "sender: {name: X, address: news@bücher.example, reply_to: Li@Bücher.example}\n",
+        encoding="utf-8",
+    )
+    sender = load_profile(path).sender
+    assert (sender.address, sender.reply_to) == (
+        "news@xn--bcher-kva.example",
+        "Li@xn--bcher-kva.example",
+    )
+    path.write_text(base + "sender: {name: X, address: 新闻@example.org}\n", encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_profile(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:4: sender.address: the part before @ must be ASCII (many mail servers refuse"
+        " others): '新闻@example.org'"
+    ]
