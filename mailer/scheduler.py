@@ -422,10 +422,6 @@ class WaveRunner:
         self._clock = clock
         self._lock = threading.RLock()
 
-    @property
-    def lock(self) -> threading.RLock:
-        return self._lock
-
     def grace_of(self, campaign: Campaign) -> int:
         return campaign.misfire_grace_seconds or self._grace
 
