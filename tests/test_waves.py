@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mailer.errors import UserInputError
 from mailer.waves import (
@@ -138,3 +140,48 @@ def test_local_plan_reports_every_problem_at_once() -> None:
 def test_describe_shows_the_local_clock() -> None:
     assert describe(utc(2026, 12, 1, 2, 30), "Asia/Yangon") == "2026-12-01 09:00 +0630"
     assert describe(utc(2026, 7, 1, 7, 0), "Europe/Berlin") == "2026-07-01 09:00 CEST"
+
+
+ZONES = [
+    "Asia/Shanghai",
+    "Asia/Yangon",
+    "Asia/Kathmandu",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",  # a half-hour daylight-saving shift
+    "America/Santiago",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    wall=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31)).map(
+        lambda d: d.replace(second=0, microsecond=0)
+    ),
+    zone_name=st.sampled_from(ZONES),
+)
+@example(wall=datetime(2026, 3, 29, 2, 30), zone_name="Europe/Berlin")
+@example(wall=datetime(2026, 10, 25, 2, 30), zone_name="Europe/Berlin")
+@example(wall=datetime(2026, 10, 4, 2, 15), zone_name="Australia/Lord_Howe")
+@example(wall=datetime(2026, 4, 5, 1, 45), zone_name="Australia/Lord_Howe")
+@example(wall=datetime(2026, 9, 6, 0, 30), zone_name="America/Santiago")
+def test_every_wall_time_maps_back_or_is_refused_by_name(wall: datetime, zone_name: str) -> None:
+    try:
+        instant = to_utc(wall, zone_name)
+    except ScheduleError as exc:
+        assert zone_name in str(exc)
+        assert "does not exist" in str(exc) or "happens twice" in str(exc)
+        earlier = to_utc(wall, zone_name, DstRule.EARLIER)
+        later = to_utc(wall, zone_name, DstRule.LATER)
+        assert earlier < later <= earlier + timedelta(hours=1)
+        if "happens twice" in str(exc):  # both instants show the wall time
+            for moment in (earlier, later):
+                assert moment.astimezone(zone(zone_name)).replace(tzinfo=None) == wall
+        return
+    assert instant.tzinfo is UTC
+    assert instant.astimezone(zone(zone_name)).replace(tzinfo=None) == wall
+    assert (
+        to_utc(wall, zone_name, DstRule.EARLIER)
+        == instant
+        == to_utc(wall, zone_name, DstRule.LATER)
+    )
