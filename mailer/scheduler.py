@@ -512,18 +512,25 @@ class WaveRunner:
     def _zones_for(
         self, session: Session, campaign: Campaign, wave: CampaignWave
     ) -> Collection[str] | None:
-        """The wave's zone; the last pending wave also takes recipients whose zone had no
-        wave (they joined after scheduling, or moved), so nobody is left out."""
+        """The wave's zone. The last pending wave also takes everyone not enqueued yet
+        whose zone's wave went out (people who joined after scheduling, or moved to a
+        zone whose wave had passed), so nobody is left out; zones whose wave was missed
+        or failed stay out: they are not sent late behind the editor's back."""
         if wave.timezone is None:
             return None
         others = [w for w in _waves_of(session, campaign.id) if w.id != wave.id]
         if any(w.status == WaveStatus.PENDING for w in others):
             return {wave.timezone}
-        planned = {w.timezone for w in others if w.timezone is not None} | {wave.timezone}
-        leftover = set(audience_zones(session, campaign)) - planned
-        if leftover:
-            log.info("%s: also takes zones without a wave: %s", wave.label, sorted(leftover))
-        return {wave.timezone} | leftover
+        left_out = {
+            w.timezone
+            for w in others
+            if w.timezone is not None and w.status in (WaveStatus.MISSED, WaveStatus.FAILED)
+        }
+        zones = (set(audience_zones(session, campaign)) - left_out) | {wave.timezone}
+        unplanned = zones - {w.timezone for w in others} - {wave.timezone}
+        if unplanned:
+            log.info("%s: also takes zones without a wave: %s", wave.label, sorted(unplanned))
+        return zones
 
     def _miss(
         self,

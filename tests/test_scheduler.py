@@ -227,9 +227,17 @@ def test_waves_start_their_own_zone_once(sessions: sessionmaker[Session], cid: i
         runner(sessions, wave.starts_at + timedelta(seconds=1)).fire(wave.id)
     assert enqueued(sessions, cid) == {"Asia/Shanghai": 2, "Asia/Ho_Chi_Minh": 1, "Asia/Yangon": 1}
     assert state(sessions, cid).pending_waves == ["Europe/Berlin"]
+    # A Berlin contact moves to Beijing after Beijing's wave went out: the last wave
+    # still reaches them.
+    with sessions.begin() as session:
+        repository.add_subscriber(
+            session, "karl@example.de", name="Karl", country="DE", lists=["newsletter"]
+        )
+        karl = repository.get_subscriber(session, "karl@example.de")
+        karl.timezone = "Asia/Shanghai"
     runner(sessions, berlin.starts_at).fire(berlin.id)
     assert enqueued(sessions, cid) == {
-        "Asia/Shanghai": 2,
+        "Asia/Shanghai": 3,
         "Asia/Ho_Chi_Minh": 1,
         "Asia/Yangon": 1,
         "Europe/Berlin": 1,
@@ -240,12 +248,12 @@ def test_waves_start_their_own_zone_once(sessions: sessionmaker[Session], cid: i
         ("started", 2),
         ("started", 1),
         ("started", 1),
-        ("started", 2),
+        ("started", 3),
     ]
     with sessions() as session:
         report = scheduler.waves_report(session, cid)
     assert [(r.timezone, r.zones, r.progress.total, r.progress.pending) for r in report] == [
-        ("Asia/Shanghai", ("Asia/Shanghai",), 2, 2),
+        ("Asia/Shanghai", ("Asia/Shanghai",), 3, 3),
         ("Asia/Ho_Chi_Minh", ("Asia/Ho_Chi_Minh",), 1, 1),
         ("Asia/Yangon", ("Asia/Yangon",), 1, 1),
         ("Europe/Berlin", ("Europe/Berlin", "Asia/Bangkok"), 2, 2),
@@ -298,6 +306,22 @@ def test_misfire_beyond_grace_is_marked_missed(sessions: sessionmaker[Session], 
         scheduler.reschedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
     assert state(sessions, cid).state == CampaignState.SCHEDULED
     assert [w.status for w in waves(sessions, cid)] == ["pending"]
+
+
+def test_a_missed_wave_of_a_running_campaign_is_not_sent_late_by_the_last_wave(
+    sessions: sessionmaker[Session], cid: int
+) -> None:
+    with sessions.begin() as session:
+        shanghai, hcm, yangon, berlin = scheduler.schedule(
+            session, cid, DEC1, local_time=True, now=NOW
+        )
+    assert runner(sessions, shanghai.starts_at).fire(shanghai.id) == "started"
+    assert runner(sessions, hcm.starts_at + timedelta(hours=2)).fire(hcm.id) == "missed"
+    assert state(sessions, cid).state == CampaignState.SENDING  # under way: it goes on
+    runner(sessions, yangon.starts_at).fire(yangon.id)
+    runner(sessions, berlin.starts_at).fire(berlin.id)
+    assert enqueued(sessions, cid) == {"Asia/Shanghai": 2, "Asia/Yangon": 1, "Europe/Berlin": 1}
+    assert state(sessions, cid).pending_waves == []  # so the campaign can finish
 
 
 def test_campaign_grace_overrides_the_default(sessions: sessionmaker[Session], cid: int) -> None:
