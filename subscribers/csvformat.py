@@ -68,6 +68,9 @@ def decode(data: bytes, name: str, encoding: str | None = None) -> str:
         raise ImportRejected(
             [Problem(name, 1, "", "the file is UTF-16; run again with --encoding utf-16")]
         )
+    kind = _binary_kind(data)
+    if kind:
+        raise ImportRejected([Problem(name, 1, "", f"not a CSV text file: {kind}")])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -81,6 +84,21 @@ def decode(data: bytes, name: str, encoding: str | None = None) -> str:
         raise ImportRejected(
             [Problem(name, line, "", f"not valid UTF-8 (byte 0x{byte}); {hint}")]
         ) from None
+
+
+_SIGNATURES = {
+    b"PK\x03\x04": "a zip file (an .xlsx or .ods spreadsheet?)",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "an old Excel (.xls) file",
+    b"%PDF": "a PDF document",
+}
+
+
+def _binary_kind(data: bytes) -> str | None:
+    """What a file that is not text at all looks like (a spreadsheet saved as is)."""
+    for signature, kind in _SIGNATURES.items():
+        if data.startswith(signature):
+            return f"it looks like {kind}; save it as CSV UTF-8 from the spreadsheet first"
+    return None  # NUL bytes are reported per field, with their line
 
 
 def unneutralise(value: str) -> str:

@@ -152,6 +152,17 @@ BAD_INPUTS = [
     ),
     ("utf-16", "email\na@example.org\n".encode("utf-16"), "--encoding utf-16"),
     (
+        "xlsx",  # a spreadsheet saved as is, not as CSV
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xc1\x9b",
+        "in.csv:1: not a CSV text file: it looks like a zip file (an .xlsx or .ods"
+        " spreadsheet?); save it as CSV UTF-8 from the spreadsheet first",
+    ),
+    (
+        "xls",
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00",
+        "in.csv:1: not a CSV text file: it looks like an old Excel (.xls) file",
+    ),
+    (
         "json-infinity",  # PostgreSQL's JSON has no Infinity or NaN
         b'email,attributes\na@example.org,"{""a"": 1e999}"\n',
         "in.csv:2: attributes: not valid JSON: 1e999 is not a finite number",
