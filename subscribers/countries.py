@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from functools import cache
 from importlib import resources
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from subscribers.errors import StoreInputError
 
@@ -160,15 +160,20 @@ def default_timezone(country: str | None) -> str:
     return DEFAULT_ZONES.get(country) or _first_zones().get(country) or FALLBACK_ZONE
 
 
+@cache
+def _zones() -> dict[str, str]:
+    """Every IANA zone name the system knows, by its lower-case form (not the server's
+    own `localtime` nor tzdata's placeholders)."""
+    system = {"localtime", "posixrules", "Factory"}
+    return {zone.lower(): zone for zone in available_timezones() - system}
+
+
 def validate_timezone(value: str) -> str:
-    """Check an IANA zone name with zoneinfo; the error names the field and an example."""
-    name = value.strip()
-    try:
-        if not name or name.startswith(("/", ".")):
-            raise ValueError(name)
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    """An IANA zone name, in its proper case ("asia/bangkok" -> "Asia/Bangkok"); the
+    error names an example."""
+    name = _zones().get(value.strip().lower())
+    if name is None:
         raise StoreInputError(
             f"unknown time zone {value!r}: use an IANA name such as Asia/Yangon or Europe/Berlin"
-        ) from None
+        )
     return name

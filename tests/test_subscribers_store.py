@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailer import db
 from subscribers import repository as repo
 from subscribers.audience import Audience, audience_query
-from subscribers.countries import default_timezone, normalise_country
+from subscribers.countries import default_timezone, normalise_country, validate_timezone
 from subscribers.errors import Conflict, NotFound, StoreInputError
 from subscribers.models import Subscriber, SubscriberStatus, SubscriptionStatus
 from subscribers.privacy import erase, export_person
@@ -247,3 +247,17 @@ def test_migration_downgrade_and_upgrade(engine: Engine) -> None:
     db.upgrade(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"partners", "subscribers", "lists", "subscriptions", "suppressions"} <= tables
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("utc", "UTC"), ("asia/bangkok", "Asia/Bangkok"), (" Europe/berlin ", "Europe/Berlin")],
+)
+def test_time_zones_typed_in_another_case_are_found(typed: str, stored: str) -> None:
+    assert validate_timezone(typed) == stored
+
+
+@pytest.mark.parametrize("bad", ["Mars/Base", "../../etc/passwd", "", "localtime", "Asia"])
+def test_unknown_time_zones_are_refused(bad: str) -> None:
+    with pytest.raises(StoreInputError, match="unknown time zone"):
+        validate_timezone(bad)
