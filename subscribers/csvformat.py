@@ -313,7 +313,7 @@ def _parse_row(
                 ) from None
         field_name = "lists"
         slugs = values.get("lists", "").replace(",", ";").split(";")
-        row.lists = {slug.strip() for slug in slugs} - {""}
+        row.lists = {slug.strip().lower() for slug in slugs} - {""}
         field_name = "attributes"
         if "attributes" in values:
             parsed = json.loads(

@@ -211,6 +211,7 @@ def import_csv(
     # Names given on the command line are checked before anything else.
     default_country = normalise_country(country) if country else None
     lists = {ml.slug: ml.id for ml in session.scalars(select(MailingList))}
+    list_slug = list_slug.strip().lower() if list_slug is not None else None  # slugs are lower
     partners = {p.name.lower(): p for p in session.scalars(select(Partner))}
     if list_slug is not None and list_slug not in lists:
         raise StoreInputError(
@@ -479,7 +480,7 @@ def export_csv(
     """Write subscribers as CSV (the columns import reads), streaming; returns rows written."""
     query = select(Subscriber).order_by(Subscriber.id)
     if list_slug:
-        list_ids = select(MailingList.id).where(MailingList.slug == list_slug)
+        list_ids = select(MailingList.id).where(MailingList.slug == list_slug.strip().lower())
         query = query.where(
             select(Subscription.subscriber_id)
             .where(

@@ -126,7 +126,8 @@ def add_list(
 
 
 def get_list(session: Session, slug: str) -> MailingList:
-    mailing_list = session.scalar(select(MailingList).where(MailingList.slug == slug.strip()))
+    wanted = slug.strip().lower()  # slugs are lower case; "Newsletter" means "newsletter"
+    mailing_list = session.scalar(select(MailingList).where(MailingList.slug == wanted))
     if mailing_list is None:
         known = ", ".join(session.scalars(select(MailingList.slug).order_by(MailingList.slug)))
         raise NotFound(f"no list {slug!r} (lists: {known or 'none yet'})")

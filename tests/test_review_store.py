@@ -107,3 +107,16 @@ def test_adding_a_suppressed_address_says_it_will_not_be_mailed(mailer) -> None:
         " (mailer suppression remove Gone@example.org, if they asked to come back)"
     )
     assert json.loads(mailer("audience", "--json").stdout)["total"] == 0
+
+
+def test_list_slugs_typed_in_another_case_work_everywhere(mailer) -> None:  # noqa: F811
+    _demo(mailer)
+    everyone = json.loads(mailer("audience", "--list", "partners-only", "--json").stdout)
+    upper = json.loads(
+        mailer(
+            "audience", "--list", "Partners-Only", "--exclude-list", "NEWSLETTER", "--json"
+        ).stdout
+    )
+    assert everyone["total"] == 37 and upper["total"] == 0
+    exported = mailer("subscribers", "export", "-", "--list", "Partners-Only").stdout
+    assert len(exported.strip().splitlines()) == 1 + 37

@@ -376,3 +376,17 @@ def test_dry_run_counts_rows_moving_to_a_new_partner(sessions: sessionmaker[Sess
     assert report.partners_created == ["Brand New Partner"]
     real = _import(sessions, moved, create_partners=True)
     assert (real.updated, real.unchanged) == (1, 5)
+
+
+def test_list_slugs_are_matched_in_any_case(sessions: sessionmaker[Session]) -> None:
+    _setup(sessions)
+    with sessions.begin() as session:
+        report = import_csv(
+            session,
+            b"email,lists\nslug@example.org,Partners-Only\n",
+            name="in.csv",
+            list_slug=" NewsLetter ",
+        )
+    assert report.subscribed == 2
+    with sessions() as session:
+        assert repo.get_list(session, "PARTNERS-ONLY").slug == "partners-only"

@@ -785,10 +785,10 @@ def audience(
     """
     with _transaction() as session:
         selection = Audience(
-            lists=_split(lists),
+            lists=tuple(slug.lower() for slug in _split(lists)),
             countries=tuple(normalise_country(c) for c in _split(countries)),
             partners=tuple(_partner_name(session, p) for p in partners or [] if p.strip()),
-            exclude_lists=_split(exclude),
+            exclude_lists=tuple(slug.lower() for slug in _split(exclude)),
         )
         check_audience(session, selection)
         counts = count_by_country_and_partner(session, selection)
