@@ -35,11 +35,21 @@ UNSET: Any = object()
 
 
 def clean_language(value: str) -> str:
-    """A BCP 47 tag such as `en`, `zh-Hans` or `vi`."""
-    text = value.strip()
+    """A BCP 47 tag such as `en`, `zh-Hans` or `vi`, in its usual case ("EN" -> "en",
+    "zh_cn" -> "zh-CN"), so one language is stored one way."""
+    text = value.strip().replace("_", "-")
     if len(text) > 16 or not LANGUAGE.match(text):
         raise StoreInputError(f"invalid language {value!r}: use a tag such as en, zh, vi, th")
-    return text
+    first, *rest = text.split("-")
+    parts = [first.lower()]
+    for part in rest:  # script subtags are Title case, regions upper case (RFC 5646)
+        if len(part) == 4 and part.isalpha():
+            parts.append(part.title())
+        elif len(part) == 2 and part.isalpha():
+            parts.append(part.upper())
+        else:
+            parts.append(part.lower())
+    return "-".join(parts)
 
 
 # --- partners -------------------------------------------------------------------------

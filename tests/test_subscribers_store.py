@@ -261,3 +261,11 @@ def test_time_zones_typed_in_another_case_are_found(typed: str, stored: str) -> 
 def test_unknown_time_zones_are_refused(bad: str) -> None:
     with pytest.raises(StoreInputError, match="unknown time zone"):
         validate_timezone(bad)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("EN", "en"), ("zh_CN", "zh-CN"), ("zh-hans", "zh-Hans"), ("Vi", "vi"), ("en-us", "en-US")],
+)
+def test_language_tags_get_their_usual_case(typed: str, stored: str) -> None:
+    assert repo.clean_language(typed) == stored
