@@ -178,11 +178,12 @@ def preview_command(
     settings = _settings(env_file)
     if not issue.is_file():
         raise fail(f"error: {issue}: no such file")
-    with socket.socket() as probe:  # a port in use is one line, not a server's log
-        try:
+    try:  # a port in use is one line, not a server's log
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family) as probe:
             probe.bind((host, port))
-        except OSError as exc:
-            raise fail(f"error: cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:
+        raise fail(f"error: cannot listen on {host}:{port}: {exc.strerror}") from None
     url = f"http://{host}:{port}/"
     typer.echo(f"Previewing {issue} at {url} (Ctrl+C to stop)")
     if open_browser:
