@@ -9,6 +9,7 @@ leaked by the MJML compiler. Errors block sending; warnings are advice.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from html.parser import HTMLParser
@@ -145,6 +146,18 @@ def check_fields(issue: Issue) -> list[Finding]:
                 issue.line_of(field),
             )
         )
+    for field, text in _texts(issue.model_dump(exclude_none=True)):
+        for slot in sorted(slot for slot in _SLOTS if slot in text):
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "slot",
+                    f"{slot} is replaced with each recipient's own value when sending;"
+                    " if it is meant as text, write it differently",
+                    field,
+                    issue.line_of(field),
+                )
+            )
     if issue.date.year not in (issue.year, issue.year + 1):
         findings.append(
             Finding(
@@ -156,6 +169,18 @@ def check_fields(issue: Issue) -> list[Finding]:
             )
         )
     return findings
+
+
+def _texts(node: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """(field path, text) for every string of a dumped issue: "blocks[1].statement.name"."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _texts(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _texts(value, f"{path}[{index}]")
 
 
 class _Scan(HTMLParser):

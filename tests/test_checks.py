@@ -160,3 +160,17 @@ def test_backslashes_typed_by_editors_are_not_taken_for_compiler_leaks(
     rendered = renderer.render(issue)
     assert check_rendered(rendered) == []
     assert "Write \\u{e31} or" in rendered.text and "\\u{e31}" not in rendered.html
+
+
+def test_per_recipient_placeholders_in_content_are_pointed_out(renderer: Renderer) -> None:
+    issue = load_issue_text(
+        "newsletter: lmec\nnumber: 1\nyear: 2023\ndate: 2023-01-05\ntitle: T\npreheader: P\n"
+        "blocks:\n  - paragraph: Hi\n  - statement: {name: A, roles: [x, 'Dear %%NAME%%'],"
+        " text: y}\n",
+        "s.yaml",
+    )
+    findings = check_issue(issue, renderer)
+    assert [(f.level.value, f.code, f.field, f.line) for f in findings] == [
+        ("warning", "slot", "blocks[1].statement.roles[1]", 9)
+    ]
+    assert "%%NAME%% is replaced with each recipient's own value" in findings[0].message
