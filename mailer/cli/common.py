@@ -8,18 +8,74 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.exc import ArgumentError, OperationalError
 
+from mailer import db
 from mailer.compose import Root, build
+from mailer.content import ContentError
 from mailer.errors import MailerError
-from mailer.settings import load_settings
+from mailer.settings import Settings, load_settings
+from subscribers.errors import StoreError
 
 err_console = Console(stderr=True)
 
 
 def root(env_file: Path | None = None) -> Root:
-    """Build the composition root from `.env` (or the given file) and the environment."""
-    return build(load_settings(env_file or ".env"))
+    """Build the composition root from `.env` (or the given file) and the environment.
+
+    A setting that cannot be used (a bad value, an unparseable database URL, a data
+    folder that cannot be made) is one line on stderr and exit status 1.
+    """
+    try:
+        settings = load_settings(env_file or ".env")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MAILER_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise fail(f"error: settings: {problems}") from None
+    return _build(settings)
+
+
+def _build(settings: Settings) -> Root:
+    try:
+        return build(settings)
+    except ArgumentError as exc:  # the URL is not echoed: it may hold a password
+        raise fail(f"error: database URL: {exc} (see MAILER_DATABASE_URL)") from None
+    except OSError as exc:  # e.g. a data directory that cannot be made
+        raise fail(f"error: {exc.filename}: {exc.strerror} (see MAILER_DATA_DIR)") from None
+
+
+@contextmanager
+def opened(env_file: Path | None = None, *, check_schema: bool = True) -> Iterator[Root]:
+    """The composition root for one command, closed afterwards.
+
+    Errors a person can act on become one line on stderr (a content file's problems,
+    one line each) and exit status 1, never a traceback.
+    """
+    with friendly_errors():
+        the_root = root(env_file)
+        try:
+            if check_schema and not db.is_up_to_date(the_root.engine):
+                raise fail(
+                    "error: the database schema is not up to date: run `mailer db upgrade` first"
+                )
+            yield the_root
+        except ContentError as exc:
+            for problem in exc.problems:
+                err_console.print(
+                    f"error: {problem}", markup=False, highlight=False, soft_wrap=True
+                )
+            raise typer.Exit(1) from None
+        except StoreError as exc:
+            raise fail(f"error: {exc}") from None
+        except OperationalError as exc:
+            reason = " ".join(str(exc.orig or exc).split())
+            raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
+        finally:
+            the_root.close()
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

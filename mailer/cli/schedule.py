@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
 from typing import Annotated
@@ -23,13 +21,12 @@ from rich.console import Console
 from rich.table import Column, Table
 from sqlalchemy.orm import Session
 
-from mailer import db, scheduler
+from mailer import scheduler
 from mailer.campaigns import RendererLike
-from mailer.cli.common import fail, friendly_errors, root
+from mailer.cli.common import opened
 from mailer.compose import Root
 from mailer.locks import SchedulerLock
 from mailer.waves import CampaignWave, DstRule, ScheduleError, describe, parse_wall_time, zone
-from subscribers.errors import StoreError
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -77,20 +74,6 @@ SCHEDULE_EPILOG = (
 )
 
 
-@contextmanager
-def _opened() -> Iterator[Root]:
-    with friendly_errors():
-        the_root = root()
-        try:
-            if not db.is_up_to_date(the_root.engine):
-                raise fail("error: the database schema is not up to date: run `mailer db upgrade`")
-            yield the_root
-        except StoreError as exc:  # the subscriber store's own errors (e.g. the audience)
-            raise fail(f"error: {exc}") from None
-        finally:
-            the_root.close()
-
-
 def _when(at: str | None, local_time: str | None) -> tuple[datetime, bool]:
     if (at is None) == (local_time is None):
         raise ScheduleError('give exactly one of --at "YYYY-MM-DD HH:MM" or --local-time "…"')
@@ -135,7 +118,7 @@ def _plan_command(
     dst: DstRule,
     grace: int | None,
 ) -> None:
-    with _opened() as the_root:
+    with opened() as the_root:
         wall, local = _when(at, local_time)
         if local and tz:
             raise ScheduleError("--tz goes with --at; --local-time uses each recipient's zone")
@@ -183,7 +166,7 @@ def reschedule_command(
 
 def unschedule_command(campaign_id: CampaignArg) -> None:
     """Take a scheduled (or missed) campaign off the schedule; it becomes a draft again."""
-    with _opened() as the_root, the_root.sessions.begin() as session:
+    with opened() as the_root, the_root.sessions.begin() as session:
         scheduler.unschedule(session, campaign_id)
         out.print(f"campaign {campaign_id} unscheduled: it is a draft again")
 
@@ -200,7 +183,7 @@ def list_command(
     ] = None,
 ) -> None:
     """What goes out when: each wave in UTC, in your zone and where its recipients are."""
-    with _opened() as the_root, the_root.sessions() as session:
+    with opened() as the_root, the_root.sessions() as session:
         editor = zone(tz or the_root.settings.timezone).key
         entries = scheduler.schedule_listing(
             session, include_done=all_waves, campaign_id=campaign_id
@@ -322,7 +305,7 @@ def scheduler_command() -> None:
 
     It enqueues each wave when it is due; `mailer worker` processes do the sending.
     """
-    with _opened() as the_root:
+    with opened() as the_root:
         _configure_logging()
         stop = threading.Event()
 
@@ -352,7 +335,7 @@ def serve_command(
     """Run the web app, the scheduler and one worker in one process (a small installation)."""
     from mailer.serve import Service
 
-    with _opened() as the_root:
+    with opened() as the_root:
         _configure_logging()
         service = Service(
             the_root,

@@ -18,17 +18,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailer import db
-from mailer.cli.common import fail, friendly_errors, root
+from mailer.cli.common import fail, opened
 from mailer.compose import Root
 from subscribers import repository as repo
 from subscribers.audience import Audience, check_audience, count_by_country_and_partner
 from subscribers.countries import country_name, normalise_country
 from subscribers.csvio import export_csv, import_csv
-from subscribers.errors import ImportRejected, StoreError
+from subscribers.errors import ImportRejected
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.privacy import erase, export_person
 from subscribers.suppression import is_suppressed, list_suppressions, suppress, unsuppress
@@ -57,19 +57,9 @@ def _not_utf8(text: str) -> str:
 
 @contextmanager
 def _opened(check_schema: bool = True) -> Iterator[Root]:
-    """The composition root, with store errors turned into one line on stderr."""
-    with friendly_errors():
+    """The composition root, with import rejections and races as one line on stderr."""
+    with opened(check_schema=check_schema) as the_root:
         try:
-            the_root = root()
-        except ArgumentError as exc:  # the URL is not echoed: it may hold a password
-            raise fail(f"error: database URL: {exc} (see MAILER_DATABASE_URL)") from None
-        except OSError as exc:  # e.g. a data directory that cannot be made
-            raise fail(f"error: {exc.filename}: {exc.strerror} (see MAILER_DATA_DIR)") from None
-        try:
-            if check_schema and not db.is_up_to_date(the_root.engine):
-                raise fail(
-                    "error: the database schema is not up to date: run `mailer db upgrade` first"
-                )
             yield the_root
         except ImportRejected as exc:
             for problem in exc.problems:
@@ -82,8 +72,6 @@ def _opened(check_schema: bool = True) -> Iterator[Root]:
                 f"error: {len(exc.problems)} problem(s) in the file; nothing was imported "
                 "(fix them, or pass --skip-invalid to import the good rows)"
             ) from None
-        except StoreError as exc:
-            raise fail(f"error: {exc}") from None
         except IntegrityError:
             raise fail(
                 "error: the store changed while this command ran (another import or edit?); "
@@ -93,8 +81,6 @@ def _opened(check_schema: bool = True) -> Iterator[Root]:
             raise fail(f"error: database: {str(exc.orig).strip().splitlines()[0]}") from None
         except UnicodeEncodeError as exc:  # raised while writing: the transaction rolls back
             raise fail(_not_utf8(exc.object if isinstance(exc.object, str) else "?")) from None
-        finally:
-            the_root.close()
 
 
 @contextmanager

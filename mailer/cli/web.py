@@ -7,18 +7,15 @@ and a worker; `mailer web` is for a web process behind a reverse proxy.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mailer import accounts, db
+from mailer import accounts
 from mailer.accounts import Accounts
-from mailer.cli.common import fail, friendly_errors, root
-from mailer.compose import Root
+from mailer.cli.common import opened
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -26,20 +23,6 @@ user_app = typer.Typer(
     help="Accounts of the web app (editors and admins).",
     no_args_is_help=True,
 )
-
-
-@contextmanager
-def _opened() -> Iterator[Root]:
-    with friendly_errors():
-        the_root = root()
-        try:
-            if not db.is_up_to_date(the_root.engine):
-                raise fail(
-                    "error: the database schema is not up to date: run `mailer db upgrade` first"
-                )
-            yield the_root
-        finally:
-            the_root.close()
 
 
 def _password(from_stdin: bool) -> str:
@@ -70,7 +53,7 @@ def create(
 ) -> None:
     """Create a user; asks for the password (at least 10 characters) twice."""
     password = _password(password_stdin)
-    with _opened() as the_root, the_root.sessions.begin() as session:
+    with opened() as the_root, the_root.sessions.begin() as session:
         user = Accounts().create_user(session, email, password, role=role, name=name)
         out.print(f"created {user.role} {user.email}")
 
@@ -78,7 +61,7 @@ def create(
 @user_app.command("list", epilog="Example: mailer user list")
 def list_() -> None:
     """List the users with their role and last sign-in."""
-    with _opened() as the_root, the_root.sessions() as session:
+    with opened() as the_root, the_root.sessions() as session:
         table = Table("email", "name", "role", "last sign-in (UTC)")
         for user in accounts.list_users(session):
             last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
@@ -96,7 +79,7 @@ def set_password(
 ) -> None:
     """Set a new password; the user's open sessions end and failed-login blocks are lifted."""
     password = _password(password_stdin)
-    with _opened() as the_root, the_root.sessions.begin() as session:
+    with opened() as the_root, the_root.sessions.begin() as session:
         user = Accounts().set_password(session, email, password)
         out.print(f"password changed for {user.email}")
 
@@ -107,7 +90,7 @@ def set_role(
     role: Annotated[str, typer.Argument(help="editor or admin.")],
 ) -> None:
     """Change a user's role (the last admin cannot be demoted)."""
-    with _opened() as the_root, the_root.sessions.begin() as session:
+    with opened() as the_root, the_root.sessions.begin() as session:
         user = accounts.set_role(session, email, role)
         out.print(f"{user.email} is now {user.role}")
 
@@ -115,7 +98,7 @@ def set_role(
 @user_app.command("remove", epilog="Example: mailer user remove ed@lmec.example.org")
 def remove(email: Annotated[str, typer.Argument(help="The user's address.")]) -> None:
     """Delete a user (the last admin cannot be removed)."""
-    with _opened() as the_root, the_root.sessions.begin() as session:
+    with opened() as the_root, the_root.sessions.begin() as session:
         accounts.remove_user(session, email)
         out.print(f"removed {email.strip().lower()}")
 
@@ -131,7 +114,7 @@ def web(
 
     from mailer.web.app import create_app
 
-    with _opened() as the_root:
+    with opened() as the_root:
         settings = the_root.settings
         if settings.insecure:
             out.print("warning: MAILER_SECRET_KEY is the development default; set your own")
