@@ -201,3 +201,19 @@ def test_audience_override_and_unknown_state(sessions: sessionmaker[Session]) ->
         assert campaigns.get_campaign(session, cid).state == CampaignState.PAUSED
         campaigns.resume(session, cid)
         assert campaigns.get_campaign(session, cid).state == CampaignState.SENDING
+
+
+def test_migration_0002_goes_down_and_up(database_url: str) -> None:
+    from sqlalchemy import inspect
+
+    from mailer import db
+
+    engine = db.make_engine(database_url)
+    try:
+        db.downgrade(engine, "0001")
+        assert {"campaigns", "ledger"}.isdisjoint(inspect(engine).get_table_names())
+        db.upgrade(engine)
+        assert {"campaigns", "ledger"} <= set(inspect(engine).get_table_names())
+        assert db.is_up_to_date(engine)
+    finally:
+        engine.dispose()
