@@ -10,10 +10,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mailer import campaigns
 from mailer.accounts import User
 from mailer.compose import Root
+from mailer.content import load_issue
+from mailer.ledger import LedgerRow
 from subscribers import repository, suppression
+from subscribers.audience import Audience
 from subscribers.models import Subscriber
+from tests.conftest import REPO
 from tests.web_harness import add_user, login, make_app
 
 GOOD = (
@@ -95,6 +100,25 @@ def test_export_edit_erase_and_suppress(root: Root) -> None:
         assert changed.country == "LA" and changed.timezone == "Asia/Vientiane"
         assert repository.subscriptions_of(session, an.id)[0].status.value == "unsubscribed"
 
+    with root.sessions.begin() as session:  # a delivery to erase along with the person
+        campaign = campaigns.create_campaign(
+            session,
+            name="Issue 15",
+            issue_path="examples/issues/2022-15.yaml",
+            issue=load_issue(REPO / "examples" / "issues" / "2022-15.yaml"),
+            sender="LMEC <news@lmec.example.org>",
+            audience=Audience(),
+        )
+        session.add(
+            LedgerRow(
+                campaign_id=campaign.id,
+                subscriber_id=an.id,
+                email="an.nguyen@example.vn",
+                name="Nguyễn Văn An",
+                status="sent",
+            )
+        )
+
     refused = http.post(f"/subscribers/{an.id}/erase", data={"csrf_token": token, "confirm": "x"})
     assert refused.status_code == 303
     erased = http.post(
@@ -105,6 +129,8 @@ def test_export_edit_erase_and_suppress(root: Root) -> None:
     with root.sessions() as session:
         assert repository.find_subscriber(session, "an.nguyen@example.vn") is None
         assert suppression.is_suppressed(session, "an.nguyen@example.vn")
+        delivery = session.scalars(select(LedgerRow)).one()
+        assert (delivery.email, delivery.name) == ("erased@invalid", None)
     table = http.get("/suppression").text.split("<table>")[1]
     assert "(erased)" in table and "an.nguyen" not in table
 

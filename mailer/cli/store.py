@@ -17,20 +17,20 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailer import db
 from mailer.cli.common import fail, opened
 from mailer.compose import Root
+from mailer.privacy import erase_person, export_everything
 from subscribers import repository as repo
 from subscribers.audience import Audience, check_audience, count_by_country_and_partner
 from subscribers.countries import country_name, normalise_country
 from subscribers.csvio import export_csv, import_csv
 from subscribers.errors import ImportRejected
 from subscribers.models import Subscriber, SubscriberStatus
-from subscribers.privacy import erase, export_person
 from subscribers.suppression import is_suppressed, list_suppressions, suppress, unsuppress
 
 out = Console(highlight=False, soft_wrap=True)
@@ -604,27 +604,6 @@ def subscribers_resubscribe(
         out.print(f"{target.email}: active again")
 
 
-def forget_deliveries(session: Session, subscriber_id: int | None, email: str) -> int:
-    """Blank the delivery ledger's snapshot of an erased person; unsent rows fail.
-
-    A `subscribers.privacy.Forgetter`: pass it to `erase(..., also_forget=[...])`.
-    """
-    from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus
-
-    match = func.lower(LedgerRow.email) == email.lower()
-    if subscriber_id is not None:
-        match = or_(match, LedgerRow.subscriber_id == subscriber_id)
-    session.execute(
-        update(LedgerRow)
-        .where(match, LedgerRow.status.in_([s.value for s in OPEN_STATUSES]))
-        .values(status=LedgerStatus.FAILED.value, last_reply="subscriber erased")
-    )
-    result = session.execute(
-        update(LedgerRow).where(match).values(email="erased@invalid", name=None)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 @subscribers_app.command(
     "privacy-export",
     epilog="Example: mailer subscribers privacy-export an@example.org -o an.json",
@@ -636,20 +615,8 @@ def subscribers_privacy_export(
     ] = None,
 ) -> None:
     """Everything held about one address, as JSON (a data-protection access request)."""
-    from mailer.ledger import deliveries_to
-
     with _transaction() as session:
-        data = export_person(session, email)
-        data["deliveries"] = [
-            {
-                "campaign_id": row.campaign_id,
-                "status": row.status,
-                "sent_at": row.sent_at.isoformat() if row.sent_at else None,
-                "message_id": row.message_id,
-                "name": row.name,
-            }
-            for row in deliveries_to(session, data["email"])
-        ]
+        data = export_everything(session, email)
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if output is None:
         typer.echo(text)
@@ -670,7 +637,7 @@ def subscribers_erase(
     if not yes:
         raise fail("error: erasing cannot be undone; pass --yes to confirm")
     with _transaction() as session:
-        result = erase(session, email, also_forget=[forget_deliveries])
+        result = erase_person(session, email)
     what = "subscriber deleted" if result.subscriber_deleted else "no subscriber held"
     out.print(
         f"{result.email}: {what}, {result.subscriptions_deleted} subscription(s) deleted, "

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 from mailer import accounts, ledger
 from mailer.accounts import User
 from mailer.campaigns import Campaign
+from mailer.privacy import erase_person
 from mailer.web import csrf
 from mailer.web.auth import require_admin
 from mailer.web.context import db, web
 from mailer.web.pages import flash
-from subscribers import privacy, repository, suppression
+from subscribers import repository, suppression
 from subscribers.countries import REGION, country_names
 from subscribers.csvio import export_csv, import_csv
 from subscribers.errors import ImportRejected, Problem, StoreError
@@ -304,7 +305,7 @@ def erase_subscriber(
     if confirm.strip().lower() != subscriber.email.lower():
         flash(request, "Not erased: type the address to confirm.", "error")
         return _back(f"/subscribers/{subscriber_id}")
-    privacy.erase(session, subscriber.email, reason="erased by an operator on request")
+    erase_person(session, subscriber.email, reason="erased by an operator on request")
     session.commit()
     flash(request, "Erased. Only a hash stays on the suppression list.")
     return _back("/subscribers")
