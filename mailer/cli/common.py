@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from mailer import db
 from mailer.compose import Root, build
@@ -71,8 +71,8 @@ def opened(env_file: Path | None = None, *, check_schema: bool = True) -> Iterat
             raise typer.Exit(1) from None
         except StoreError as exc:
             raise fail(f"error: {exc}") from None
-        except OperationalError as exc:
-            reason = " ".join(str(exc.orig or exc).split())
+        except SQLAlchemyError as exc:  # e.g. the server went away; the URL hides a password
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
             raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
         finally:
             the_root.close()

@@ -11,8 +11,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -32,17 +30,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
-from mailer import campaigns, db, ledger
+from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
-from mailer.cli.common import fail, friendly_errors, root
-from mailer.compose import Root
-from mailer.content import ContentError, load_issue
-from mailer.message import MessageTemplate, Recipient
+from mailer.cli.common import fail, friendly_errors, opened, root
+from mailer.content import load_issue
 from mailer.render import Renderer
+from mailer.testsend import send_test
 from subscribers.audience import Audience, check_audience, count_audience
-from subscribers.errors import StoreError
 from subscribers.models import Partner
 
 out = Console(highlight=False, soft_wrap=True)  # messages stay one line (scripts, tests)
@@ -55,28 +50,6 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     for value in values or []:
         items.extend(part.strip() for part in value.split(",") if part.strip())
     return tuple(items)
-
-
-@contextmanager
-def _opened() -> Iterator[Root]:
-    """The composition root, with content and store errors as one line on stderr."""
-    with friendly_errors():
-        the_root = root()
-        try:
-            if not db.is_up_to_date(the_root.engine):
-                raise fail("error: the database schema is not up to date: run `mailer db upgrade`")
-            yield the_root
-        except ContentError as exc:
-            for problem in exc.problems:
-                typer.echo(f"error: {problem}", err=True)
-            raise typer.Exit(1) from None
-        except StoreError as exc:
-            raise fail(f"error: {exc}") from None
-        except SQLAlchemyError as exc:
-            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
-            raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
-        finally:
-            the_root.close()
 
 
 def _local(value: Any, zone: str) -> str:
@@ -108,7 +81,7 @@ def create_command(
     reply_to: Annotated[str | None, typer.Option(help="Reply-To (default: the profile).")] = None,
 ) -> None:
     """Create a draft campaign: an issue, an audience and a sender."""
-    with _opened() as the_root:
+    with opened() as the_root:
         issue = load_issue(issue_path)
         profile = Renderer.from_settings(the_root.settings).profile
         audience = Audience(_split(lists), _split(countries), _split(partners), _split(exclude))
@@ -135,7 +108,7 @@ def list_command(
     state: Annotated[list[str] | None, typer.Option(help="Only campaigns in these states.")] = None,
 ) -> None:
     """List campaigns, newest first, with their progress."""
-    with _opened() as the_root, the_root.sessions() as session:
+    with opened() as the_root, the_root.sessions() as session:
         table = Table("id", "name", "issue", "state", "sent", "failed", "open", "scheduled")
         for campaign in campaigns.list_campaigns(session, states=_split(state) or None):
             tally = ledger.progress(session, campaign.id)
@@ -154,7 +127,7 @@ def list_command(
 
 def show_command(campaign_id: CampaignArg) -> None:
     """Show a campaign: what it sends, to whom, its state and progress."""
-    with _opened() as the_root, the_root.sessions() as session:
+    with opened() as the_root, the_root.sessions() as session:
         campaign = campaigns.get_campaign(session, campaign_id)
         zone = the_root.settings.timezone
         tally = ledger.progress(session, campaign_id)
@@ -184,7 +157,7 @@ def show_command(campaign_id: CampaignArg) -> None:
 
 
 def _control(action: str, campaign_id: int, reason: str | None) -> None:
-    with _opened() as the_root, the_root.sessions.begin() as session:
+    with opened() as the_root, the_root.sessions.begin() as session:
         if action == "pause":
             campaign = campaigns.pause(session, campaign_id, reason or "paused by operator")
         elif action == "resume":
@@ -235,7 +208,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Sent, retrying and failed, in total and per country, partner and time zone."""
-    with _opened() as the_root, the_root.sessions() as session:
+    with opened() as the_root, the_root.sessions() as session:
         campaign = campaigns.get_campaign(session, campaign_id)
         result = ledger.report(session, campaign_id)
         partners = {str(p.id): p.name for p in session.scalars(select(Partner))}
@@ -270,7 +243,7 @@ def history_command(
     email: Annotated[str, typer.Argument(help="The address, any case.")],
 ) -> None:
     """Every campaign an address was in, with what happened: "did they get issue 15?"."""
-    with _opened() as the_root, the_root.sessions() as session:
+    with opened() as the_root, the_root.sessions() as session:
         rows = ledger.deliveries_to(session, email)
         if not rows:
             out.print(f"{email}: in no campaign's ledger", markup=False)
@@ -306,7 +279,7 @@ def send_command(
     ] = None,
 ) -> None:
     """Start sending a campaign now and send it to the end, with a progress bar."""
-    with _opened() as the_root:
+    with opened() as the_root:
         if connections:
             the_root.settings.smtp_connections = connections
         probe = the_root.transport()
@@ -372,7 +345,7 @@ def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
 ) -> None:
     """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM)."""
-    with _opened() as the_root:
+    with opened() as the_root:
         worker = the_root.worker()
         stop = threading.Event()
 
@@ -394,33 +367,11 @@ def test_send_command(
     addresses = [a.strip() for a in to.split(",") if a.strip()]
     if not addresses:
         raise fail("error: --to: give at least one address")
-    with _opened() as the_root:
+    with opened() as the_root:
         renderer = Renderer.from_settings(the_root.settings)
-        rendered = renderer.render(load_issue(issue_path))
-        profile = renderer.profile
-        template = MessageTemplate(
-            identity=the_root.identity(),
-            campaign_id=0,
-            nonce="test",
-            subject=f"[TEST] {rendered.subject}",
-            sender=f"{profile.sender.name} <{profile.sender.address}>",
-            html=rendered.html,
-            text=rendered.text,
-            reply_to=profile.sender.reply_to,
-        )
-        transport = the_root.transport()
-        try:
-            for address in addresses:
-                message = template.personalise(Recipient(0, address, None))
-                reply = transport.send(
-                    message.envelope_from,
-                    [message.recipient],
-                    message.data,
-                    smtputf8=message.needs_smtputf8,
-                )
-                out.print(f"{address}: {reply}", markup=False)
-        finally:
-            transport.close()
+        issue = load_issue(issue_path)
+        for address, reply in send_test(the_root, renderer, issue, [(a, None) for a in addresses]):
+            out.print(f"{address}: {reply}", markup=False)
 
 
 # --- capture -------------------------------------------------------------------------------

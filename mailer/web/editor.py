@@ -26,6 +26,7 @@ from mailer.checks import check_issue
 from mailer.content import ContentError, Problem, load_issue_text
 from mailer.errors import MailerError
 from mailer.render import Slot, fill
+from mailer.testsend import send_test
 from mailer.waves import parse_wall_time
 from mailer.web import charts, csrf, library
 from mailer.web.auth import current_user
@@ -33,7 +34,6 @@ from mailer.web.context import WebContext, db, web
 from mailer.web.operator import country_choices
 from mailer.web.pages import flash
 from mailer.web.public import EMAIL_CSP
-from mailer.web.testsend import send_test
 from subscribers import repository
 from subscribers.audience import Audience, count_audience, count_by_country_and_partner
 from subscribers.countries import REGION, country_name
@@ -212,7 +212,9 @@ def test_send(request: Request, session: DB, user: Editor, key: str) -> Response
         flash(request, "Fix the content errors before sending a test.", "error")
         return _back(f"/issues/{key}")
     try:
-        reply = send_test(context.root, context.renderer(), found.issue, user.email, user.name)
+        [(_address, reply)] = send_test(
+            context.root, context.renderer(), found.issue, [(user.email, user.name)]
+        )
     except MailerError as exc:
         flash(request, f"The test was not sent: {exc}", "error")
     else:
