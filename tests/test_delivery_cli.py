@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mailer.capture import CaptureHandler, list_captured, start_capture
+from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
 from tests.smtpd import SMTPTestServer, free_port
 
@@ -31,7 +32,9 @@ def mailer(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s
     monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MAILER_SMTP_PORT", str(server.port))
     monkeypatch.setenv("MAILER_SECRET_KEY", "test-secret-key-0123456789abcdef")
-    monkeypatch.setenv("COLUMNS", "250")  # tables unwrapped
+    # Tables unwrapped. Rich fixes a console's width when it is made if COLUMNS is set
+    # then (as pytest-xdist workers have it), so set the width on the console itself.
+    monkeypatch.setattr(delivery_cli.out, "width", 250)
     runner = CliRunner()
 
     def run(*args: str, code: int = 0):
