@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from email.headerregistry import Address as HeaderAddress
 from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
@@ -159,11 +160,24 @@ def _check_header_value(field: str, value: str) -> str:
 
 
 def _check_address(field: str, value: str) -> str:
+    """The address fit for a header: ASCII before @, the domain as IDNA (xn--...); an
+    internationalised domain was RFC 2047-encoded inside the address, which no client reads."""
     _check_header_value(field, value)
-    _name, address = parseaddr(value)
-    if "@" not in address or " " in address:
+    name, address = parseaddr(value)
+    local, _, domain = address.rpartition("@")
+    if not local or not domain or " " in address:
         raise UserInputError(f"{field}: {value!r} is not an email address")
-    return value
+    if not local.isascii():
+        raise UserInputError(
+            f"{field}: the part before @ must be ASCII (many mail servers refuse others): {value!r}"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UserInputError(f"{field}: {value!r} is not an email address") from None
+    if ascii_domain == domain:
+        return value
+    return str(HeaderAddress(display_name=name, addr_spec=f"{local}@{ascii_domain}"))
 
 
 def _audience_json(audience: Any) -> dict[str, Any]:

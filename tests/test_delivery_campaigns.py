@@ -217,3 +217,19 @@ def test_migration_0002_goes_down_and_up(database_url: str) -> None:
         assert db.is_up_to_date(engine)
     finally:
         engine.dispose()
+
+
+def test_sender_and_reply_to_are_made_header_safe(sessions: sessionmaker[Session]) -> None:
+    """An internationalised domain becomes xn--... (it was RFC 2047-encoded inside the
+    address in From); a non-ASCII local part is refused (most relays refuse it)."""
+    with sessions.begin() as session:
+        campaign = new_campaign(
+            session, sender="Sénder LMEC <news@exämple.org>", reply_to="re@bücher.example"
+        )
+        assert campaign.sender == "Sénder LMEC <news@xn--exmple-cua.org>"
+        assert campaign.reply_to == "re@xn--bcher-kva.example"
+        assert new_campaign(session, sender="news@x.org").sender == "news@x.org"
+        with pytest.raises(UserInputError, match="sender: the part before @ must be ASCII"):
+            new_campaign(session, sender="LMEC <nëws@example.org>")
+        with pytest.raises(UserInputError, match=r"sender: 'a@bü\.\.org' is not an email address"):
+            new_campaign(session, sender="a@bü..org")
