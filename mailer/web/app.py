@@ -11,7 +11,8 @@ import hmac
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -32,6 +33,8 @@ from subscribers.errors import Conflict, NotFound, StoreError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "mailer_session"
+# Ids are the databases' 32-bit INTEGER columns; a larger one in a URL names nothing.
+MAX_ID = 2**31 - 1
 
 # Our own pages load nothing from elsewhere: no CDN, no remote images, no inline code.
 APP_CSP = (
@@ -46,9 +49,22 @@ def _derived_key(secret: str, purpose: str) -> str:
     return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
+def ids_in_range(request: Request) -> None:
+    """An id beyond the database's integers is "not found" (the driver would raise a 500)."""
+    for value in request.path_params.values():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise HTTPException(404, "Not found.")
+
+
 def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     settings = root.settings
-    app = FastAPI(title="Newsletter", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Newsletter",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(ids_in_range)],
+    )
     profile = load_profile(settings.profile_path)
     brand = profile.masthead.short_name or profile.masthead.name
     app.state.web = WebContext(
@@ -146,6 +162,15 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
         """The subscriber store's own errors (it is a leaf package, not a MailerError)."""
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
         return _error(request, status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        """A form or query field missing or of the wrong type: a page naming it, not JSON."""
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{error['loc'][-1]}: {str(error['msg']).lower()}" for error in exc.errors()
+        )
+        return _error(request, 400, f"Refused: {problems}.")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 
 from mailer import accounts, ledger
 from mailer.accounts import User
@@ -36,6 +37,7 @@ router = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
 Admin = Annotated[User, Depends(require_admin)]
 DB = Annotated[Session, Depends(db)]
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000  # keeps the OFFSET inside the databases' integers
 MAX_IMPORT_BYTES = 50_000_000
 
 
@@ -64,7 +66,7 @@ def subscribers_page(
     status: str = "",
     page: int = 1,
 ) -> Response:
-    page = max(page, 1)
+    page = min(max(page, 1), MAX_PAGE)
     error = None
     try:
         rows = repository.search_subscribers(
@@ -197,6 +199,9 @@ def export_subscribers(
     status: str = "",
 ) -> Response:
     """Everything the import reads, as UTF-8 CSV (cells that look like formulas neutralised)."""
+    known = [s.value for s in SubscriberStatus]
+    if status and status not in known:
+        raise HTTPException(400, f"status: {status!r} is not one of {', '.join(known)}")
     buffer = io.StringIO()
     export_csv(
         session,
@@ -423,7 +428,7 @@ def remove_list(request: Request, session: DB, slug: str) -> Response:
 
 @router.get("/suppression")
 def suppression_page(request: Request, session: DB, page: int = 1) -> Response:
-    page = max(page, 1)
+    page = min(max(page, 1), MAX_PAGE)
     rows = suppression.list_suppressions(
         session, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )

@@ -1,0 +1,97 @@
+"""Acceptance review of the web app: hostile or clumsy input gets a page, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mailer.compose import Root
+from tests.web_harness import add_user, client, csrf_of, login, make_app
+
+HUGE = "9" * 25  # beyond any database integer
+
+
+def _quiet(http: TestClient) -> TestClient:
+    """Server errors come back as 500 responses instead of raising in the test."""
+    http._transport.raise_server_exceptions = False
+    return http
+
+
+@pytest.fixture()
+def admin(root: Root) -> tuple[TestClient, str]:
+    app = make_app(root)
+    add_user(app, "admin@example.org", "admin")
+    http, token = login(app, "admin@example.org")
+    return _quiet(http), token
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/subscribers/{HUGE}",
+        f"/campaigns/{HUGE}",
+        f"/campaigns/{HUGE}/failures.csv",
+        f"/subscribers?page={HUGE}",
+        f"/suppression?page={HUGE}",
+    ],
+)
+def test_ids_and_pages_beyond_the_database_are_not_found(
+    admin: tuple[TestClient, str], path: str
+) -> None:
+    http, _ = admin
+    response = http.get(path)
+    assert response.status_code in (200, 404), response.text[:300]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/partners/{HUGE}",
+        f"/partners/{HUGE}/delete",
+        f"/subscribers/{HUGE}/unsubscribe",
+        f"/users/{HUGE}/delete",
+        f"/campaigns/{HUGE}/pause",
+        f"/campaigns/{HUGE}/send",
+    ],
+)
+def test_posts_to_ids_beyond_the_database_are_not_found(
+    admin: tuple[TestClient, str], path: str
+) -> None:
+    http, token = admin
+    response = http.post(path, data={"csrf_token": token, "name": "x", "email": "a@example.org"})
+    assert response.status_code == 404, response.text[:300]
+
+
+def test_a_huge_public_view_id_is_not_found(root: Root) -> None:
+    response = _quiet(client(make_app(root))).get(f"/view/{HUGE}")
+    assert response.status_code == 404
+
+
+def test_export_with_an_unknown_status_says_so(admin: tuple[TestClient, str]) -> None:
+    http, _ = admin
+    response = http.get("/subscribers/export.csv?status=bogus")
+    assert response.status_code == 400
+    assert "bogus" in response.text
+
+
+def test_a_huge_login_address_is_a_failed_login(root: Root) -> None:
+    http = _quiet(client(make_app(root)))
+    token = csrf_of(http.get("/login").text)
+    response = http.post(
+        "/login", data={"email": "a" * 5000 + "@example.org", "password": "x", "csrf_token": token}
+    )
+    assert response.status_code == 200
+    assert "csrf_token" in response.text  # the login form again, with its error
+
+
+def test_missing_or_mistyped_fields_get_a_page_naming_the_field(
+    admin: tuple[TestClient, str],
+) -> None:
+    http, token = admin
+    missing = http.post("/subscribers", data={"csrf_token": token})
+    assert missing.status_code == 400
+    assert "text/html" in missing.headers["content-type"]
+    assert "email" in missing.text
+    mistyped = http.get("/subscribers?page=abc")
+    assert mistyped.status_code == 400
+    assert "page" in mistyped.text
