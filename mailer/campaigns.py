@@ -332,6 +332,16 @@ def resume(session: Session, campaign_id: int) -> Campaign:
     """Back to sending; a scheduled campaign paused before anyone was enqueued goes back
     to scheduled, so its waves still start at their times (the scheduler's part)."""
     campaign = get_campaign(session, campaign_id)
+    if campaign.state != CampaignState.PAUSED and TRANSITIONS[CampaignState(campaign.state)]:
+        hint = (
+            ""
+            if campaign.state == CampaignState.SENDING
+            else f" (to send it now: mailer send {campaign_id})"
+        )
+        raise CampaignError(
+            f"campaign {campaign_id} is {campaign.state}, not paused: there is nothing to "
+            f"resume{hint}"
+        )
     waiting = campaign.scheduled_at is not None and ledger.progress(session, campaign_id).total == 0
     wanted = CampaignState.SCHEDULED if waiting else CampaignState.SENDING
     campaign = transition(campaign, wanted)

@@ -233,3 +233,22 @@ def test_sender_and_reply_to_are_made_header_safe(sessions: sessionmaker[Session
             new_campaign(session, sender="LMEC <nëws@example.org>")
         with pytest.raises(UserInputError, match=r"sender: 'a@bü\.\.org' is not an email address"):
             new_campaign(session, sender="a@bü..org")
+
+
+def test_only_a_paused_campaign_resumes(sessions: sessionmaker[Session]) -> None:
+    """`resume` on a draft made it 'sending' with nothing frozen and nobody enqueued;
+    on a missed one it scheduled it again for a time already past."""
+    with sessions.begin() as session:
+        draft = new_campaign(session).id
+        missed = new_campaign(session).id
+        campaigns.mark_scheduled(session, missed, datetime(2030, 1, 1, tzinfo=UTC))
+        campaigns.mark_missed(session, missed, "server down")
+    with sessions.begin() as session:
+        with pytest.raises(
+            campaigns.CampaignError, match=f"campaign {draft} is draft, not paused: .*mailer send"
+        ):
+            campaigns.resume(session, draft)
+        with pytest.raises(campaigns.CampaignError, match=f"campaign {missed} is missed, not"):
+            campaigns.resume(session, missed)
+        assert campaigns.get_campaign(session, draft).state == CampaignState.DRAFT
+        assert campaigns.get_campaign(session, missed).state == CampaignState.MISSED
