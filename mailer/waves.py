@@ -22,6 +22,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mailer.errors import UserInputError
 from subscribers.base import Base, UtcDateTime, utcnow
 
+# Files in the zone database that name no place: `localtime` is whatever the server is
+# set to (so a schedule would mean another instant on the next machine).
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 INPUT_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
 
@@ -58,7 +61,8 @@ def parse_wall_time(text: str) -> datetime:
 def zone(name: str) -> ZoneInfo:
     """The IANA zone called `name` (e.g. Asia/Yangon); an unknown name is a clear error."""
     cleaned = name.strip()
-    if not cleaned or cleaned.startswith(("/", ".")) or ".." in cleaned:
+    server_files = cleaned in NOT_ZONES  # the server's own setting, or tzdata's placeholders
+    if not cleaned or server_files or cleaned.startswith(("/", ".")) or ".." in cleaned:
         raise ScheduleError(f"unknown time zone {name!r}: use an IANA name such as Asia/Shanghai")
     try:
         return ZoneInfo(cleaned)

@@ -97,6 +97,14 @@ def test_unknown_zone_is_a_clear_error() -> None:
         zone("")
 
 
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory"])
+def test_the_servers_own_zone_files_are_no_zone(name: str) -> None:
+    """'localtime' is whatever zone the server is set to (UTC here, something else on
+    the next machine), and was stored and shown as if it were a place."""
+    with pytest.raises(ScheduleError, match=f"unknown time zone '{name}'"):
+        zone(name)
+
+
 def test_parse_wall_time() -> None:
     assert parse_wall_time("2026-12-01 09:00") == datetime(2026, 12, 1, 9, 0)
     assert parse_wall_time(" 2026-12-01T09:00:30 ") == datetime(2026, 12, 1, 9, 0, 30)
