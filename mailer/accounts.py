@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,6 +25,7 @@ from mailer.errors import PermanentError, TemporaryError, UserInputError
 from subscribers.base import Base
 
 MIN_PASSWORD_LENGTH = 10
+MAX_NAME_LENGTH = 200  # the column's size
 
 
 class Role(StrEnum):
@@ -133,7 +135,7 @@ class Accounts:
             raise AccountError(f"a user with the address {address} already exists")
         user = User(
             email=address,
-            name=name.strip(),
+            name=check_name(name),
             role=role,
             password_hash=self.hasher.hash(password),
             active=True,
@@ -235,6 +237,16 @@ def parse_role(role: str) -> str:
     except ValueError:
         choices = ", ".join(r.value for r in Role)
         raise AccountError(f"unknown role {role!r}; choose one of {choices}") from None
+
+
+def check_name(name: str) -> str:
+    """The display name, stripped: it goes into the To header of a test send."""
+    name = name.strip()
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise AccountError("name: a line break or other control character is not allowed")
+    if len(name) > MAX_NAME_LENGTH:
+        raise AccountError(f"name: at most {MAX_NAME_LENGTH} characters")
+    return name
 
 
 def check_password(password: str) -> None:

@@ -53,6 +53,12 @@ def test_bad_input_is_refused_clearly(sessions: sessionmaker[Session], acc: Acco
             acc.create_user(s, "a@example.org", "long enough pw", role="boss")
         with pytest.raises(AccountError, match="not a valid email"):
             acc.create_user(s, "not-an-address", "long enough pw", role="admin")
+        with pytest.raises(AccountError, match=r"name: .*line break"):
+            acc.create_user(
+                s, "a@example.org", "long enough pw", role="admin", name="Ed\r\nBcc: x@y.org"
+            )
+        with pytest.raises(AccountError, match=r"name: .*200"):
+            acc.create_user(s, "a@example.org", "long enough pw", role="admin", name="N" * 201)
         acc.create_user(s, "a@example.org", "long enough pw", role="admin")
         with pytest.raises(AccountError, match="already exists"):
             acc.create_user(s, "A@example.org", "long enough pw", role="admin")
