@@ -43,7 +43,7 @@ from mailer import campaigns as campaign_store
 from mailer.campaigns import Campaign, CampaignState
 from mailer.errors import MailerError, TemporaryError
 from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
-from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
+from mailer.message import BadAddress, HeaderInjection, Identity, MessageTemplate, Recipient
 from mailer.ratelimit import RateLimiter
 from mailer.settings import Settings
 from mailer.timestamps import utcnow
@@ -364,7 +364,7 @@ class Worker:
             message = self.template(job.campaign_id).personalise(
                 Recipient(job.subscriber_id, job.email, job.name), self.clock()
             )
-        except HeaderInjection as exc:
+        except (HeaderInjection, BadAddress) as exc:
             return self._recorder.submit(
                 Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}")
             )

@@ -146,12 +146,28 @@ def _encoded_words(text: str) -> str:
     return "\r\n ".join(words)
 
 
+class BadAddress(UserInputError):
+    """A recipient's address cannot be written on the wire (e.g. an invalid domain)."""
+
+
+def _wire_address(email: str) -> str:
+    """The address as sent: an internationalised domain as IDNA (xn--...), which needs
+    no SMTPUTF8; a non-ASCII local part stays as it is (only SMTPUTF8 can carry it)."""
+    local, at, domain = email.rpartition("@")
+    if not at or domain.isascii():
+        return email
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        raise BadAddress(f"email: {email!r} has no valid domain name") from None
+
+
 def _address_header(name: str | None, address: str) -> str:
     """`Name <addr>` with the name RFC 2047-encoded when it is not ASCII (any script)."""
     if not name:
         return address
-    if name.isascii():
-        return formataddr((name, address))
+    if name.isascii():  # quoted when needed; formataddr refuses a non-ASCII address
+        return formataddr((name, "x@x")).removesuffix(" <x@x>") + f" <{address}>"
     return f"{_encoded_words(name)} <{address}>"
 
 
@@ -252,6 +268,7 @@ class MessageTemplate:
 
     def personalise(self, recipient: Recipient, now: datetime | None = None) -> Outgoing:
         email = check_header_value("email", recipient.email.strip())
+        wire_email = _wire_address(email)
         name = check_header_value("name", recipient.name or "")
         token = tokens.make_token(self.identity.secret, recipient.subscriber_id)
         links = self.urls_for(recipient.subscriber_id, token)
@@ -261,7 +278,7 @@ class MessageTemplate:
             subject = quote(f"unsubscribe {token}")
             unsubscribe += f", <mailto:{self.identity.unsubscribe_mailto}?subject={subject}>"
         out: list[bytes] = [
-            _header("To", _address_header(name, email)),
+            _header("To", _address_header(name, wire_email)),
             _header("Message-ID", message_id),
             self._date_header(now or datetime.now(UTC)),
             _header("List-Unsubscribe", unsubscribe),
@@ -292,4 +309,4 @@ class MessageTemplate:
         envelope_from = self.sender_address
         if self.identity.bounce_verp:
             envelope_from = f"bounces+{token}@{self.identity.sender_domain}"
-        return Outgoing(envelope_from, email, data, message_id)
+        return Outgoing(envelope_from, wire_email, data, message_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
@@ -316,6 +317,33 @@ def test_header_injection_never_reaches_the_wire(
         assert row.status == LedgerStatus.FAILED
         assert "line breaks are not allowed" in (row.last_reply or "")
     root.close()
+
+
+def test_internationalised_domains_reach_a_relay_without_smtputf8(
+    tmp_path: Path, database_url: str
+) -> None:
+    """jo@bücher.de went out as is (553 from a relay without SMTPUTF8) or, with an ASCII
+    name, crashed the sending thread in formataddr; a broken domain fails its row only."""
+    with SMTPTestServer(smtputf8=False) as server:
+        root = delivery_root(tmp_path, database_url, server.port)
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 2)
+            repository.add_subscriber(session, "jo@bücher.de", name="Jo", lists=["newsletter"])
+            repository.add_subscriber(session, "broken@bü.de", name="Bo", lists=["newsletter"])
+            # The store would refuse this domain; write it behind its back, as an old import might.
+            session.execute(
+                update(Subscriber)
+                .where(Subscriber.email == "broken@bü.de")
+                .values(email="broken@bü..de")
+            )
+        campaign_id = seed_campaign(root)
+        send_all(root.worker(), root.sessions, campaign_id)
+        assert server.arrivals() == Counter({**dict.fromkeys(emails, 1), "jo@xn--bcher-kva.de": 1})
+        with root.sessions() as session:
+            row = session.scalars(select(LedgerRow).where(LedgerRow.email == "broken@bü..de")).one()
+            assert row.status == LedgerStatus.FAILED
+            assert "has no valid domain name" in (row.last_reply or "")
+        root.close()
 
 
 def test_paused_and_cancelled_campaigns_are_skipped(

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.dkim import make_signer
-from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
+from mailer.message import BadAddress, HeaderInjection, Identity, MessageTemplate, Recipient
 from mailer.render import Slot, fill
 from mailer.tokens import make_token
 
@@ -243,3 +243,18 @@ def test_a_base_url_with_a_query_string_is_escaped_in_html() -> None:
     assert text == fill(body, links, html=False)
     assert html == fill(body, links, html=True)
     assert "&amp;b=2" in html and "&b=2" in text
+
+
+def test_an_internationalised_domain_goes_out_as_idna() -> None:
+    """test@bücher.de needs no SMTPUTF8 when written test@xn--bcher-kva.de (a relay
+    without SMTPUTF8 refused it, 553); the body still shows the address as typed."""
+    out = template(text="for %%EMAIL%%").personalise(Recipient(5, "test@Bücher.de", "Jo"))
+    assert out.recipient == "test@xn--bcher-kva.de"
+    assert not out.needs_smtputf8
+    message = parse(out.data)
+    assert message["To"] == "Jo <test@xn--bcher-kva.de>"
+    assert bodies(message)[0] == "for test@Bücher.de"
+    local = template().personalise(Recipient(6, "tëst@bücher.de"))
+    assert local.recipient == "tëst@xn--bcher-kva.de" and local.needs_smtputf8  # SMTPUTF8
+    with pytest.raises(BadAddress, match="has no valid domain name"):
+        template().personalise(Recipient(7, "a@bü..de", "Jo"))
