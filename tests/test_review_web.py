@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from mailer.compose import Root
-from tests.web_harness import add_user, client, csrf_of, login, make_app
+from tests.web_harness import add_user, client, csrf_of, free_socket, login, make_app, serve
 
 HUGE = "9" * 25  # beyond any database integer
 
@@ -95,3 +98,21 @@ def test_missing_or_mistyped_fields_get_a_page_naming_the_field(
     mistyped = http.get("/subscribers?page=abc")
     assert mistyped.status_code == 400
     assert "page" in mistyped.text
+
+
+def test_parallel_wrong_logins_cannot_outrun_the_throttle(root: Root) -> None:
+    """Twelve guesses fired at once: only the free five are checked, the rest refused."""
+    app = make_app(root)
+    add_user(app, "admin@example.org", "admin")
+
+    def guess(_: int) -> int:
+        with httpx.Client(base_url=base) as http:
+            page = http.get("/login")  # the cookie is Secure (https public URL): pass it by hand
+            cookie = page.headers["set-cookie"].split(";", 1)[0]
+            form = {"email": "admin@example.org", "password": "wrong guess!"}
+            form["csrf_token"] = csrf_of(page.text)
+            return http.post("/login", data=form, headers={"cookie": cookie}).status_code
+
+    with serve(app, free_socket()) as base, ThreadPoolExecutor(12) as pool:
+        statuses = sorted(pool.map(guess, range(12)))
+    assert statuses == [200] * 5 + [429] * 7

@@ -89,23 +89,25 @@ def login(
 ) -> Response:
     context = web(request)
     ip = request.client.host if request.client else "unknown"
-    try:
-        user = context.accounts.authenticate(session, email, password, ip=ip)
-    except LoginThrottled as exc:
+    failure: LoginThrottled | InvalidCredentials | None = None
+    with context.login_lock:
+        try:
+            user = context.accounts.authenticate(session, email, password, ip=ip)
+        except (LoginThrottled, InvalidCredentials) as exc:
+            failure = exc
         session.commit()
+    if isinstance(failure, LoginThrottled):
         log.warning("login refused (throttled) for %r from %s", email.strip()[:200], ip)
         response = context.pages.render(
-            request, "login.html", 429, next=safe_next(next), error=str(exc), email=email
+            request, "login.html", 429, next=safe_next(next), error=str(failure), email=email
         )
-        response.headers["Retry-After"] = str(exc.retry_after)
+        response.headers["Retry-After"] = str(failure.retry_after)
         return response
-    except InvalidCredentials as exc:
-        session.commit()
+    if failure is not None:
         log.warning("login failed for %r from %s", email.strip()[:200], ip)
         return context.pages.render(
-            request, "login.html", next=safe_next(next), error=str(exc), email=email
+            request, "login.html", next=safe_next(next), error=str(failure), email=email
         )
-    session.commit()
     log.info("login: %s (%s) from %s", user.email, user.role, ip)
     request.session.clear()  # no fixation: a new session starts at login
     request.session[USER_ID] = user.id

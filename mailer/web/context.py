@@ -6,6 +6,7 @@ the pieces through the small FastAPI dependencies below.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +27,9 @@ class WebContext:
     pages: Pages
     profile: Profile
     _renderer: Renderer | None = field(default=None, repr=False)
+    # Login attempts one at a time (check, verify, record, commit), so guesses fired in
+    # parallel see each other's failures and cannot outrun the throttle.
+    login_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def renderer(self) -> Renderer:
         """Built on first use (it loads templates and the profile), then shared."""
