@@ -116,3 +116,32 @@ def test_parallel_wrong_logins_cannot_outrun_the_throttle(root: Root) -> None:
     with serve(app, free_socket()) as base, ThreadPoolExecutor(12) as pool:
         statuses = sorted(pool.map(guess, range(12)))
     assert statuses == [200] * 5 + [429] * 7
+
+
+def test_big_bodies_are_refused_before_they_are_read(root: Root) -> None:
+    """Nobody may make the server spool megabytes: not a visitor, not past a form's need."""
+    app = make_app(root)
+    add_user(app, "admin@example.org", "admin")
+    anonymous = _quiet(client(app))
+    blob = b"x" * 3_000_000
+    assert anonymous.post("/unsubscribe/1.abc", content=blob).status_code == 413
+    assert anonymous.post("/login", content=blob).status_code == 413
+    upload = anonymous.post("/issues/upload", files={"file": ("a.yaml", blob)})
+    assert upload.status_code == 413
+    http, token = login(app, "admin@example.org")
+    big_issue = http.post(
+        "/issues/upload", data={"csrf_token": token}, files={"file": ("a.yaml", blob)}
+    )
+    assert big_issue.status_code == 413
+    # An import may be large (up to 50 MB); a content file just over 1 MB is told so by name.
+    csv = b"email\n" + b"someone@example.org\n" * 100_000
+    imported = http.post(
+        "/subscribers/import",
+        data={"csrf_token": token, "dry_run": "true"},
+        files={"file": ("big.csv", csv)},
+    )
+    assert imported.status_code == 200
+    near = http.post(
+        "/issues/upload", data={"csrf_token": token}, files={"file": ("a.yaml", b"x" * 1_000_100)}
+    )
+    assert near.status_code == 200 and "larger than 1 MB" in near.text

@@ -35,6 +35,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "mailer_session"
 # Ids are the databases' 32-bit INTEGER columns; a larger one in a URL names nothing.
 MAX_ID = 2**31 - 1
+# Every form is small; the two upload routes set their own, larger limits. Bodies over
+# the limit are refused with 413 as they arrive, before login or CSRF are checked.
+MAX_BODY_BYTES = 256 * 1024
 
 # Our own pages load nothing from elsewhere: no CDN, no remote images, no inline code.
 APP_CSP = (
@@ -64,6 +67,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         dependencies=[Depends(ids_in_range)],
+        max_body_size=MAX_BODY_BYTES,
     )
     profile = load_profile(settings.profile_path)
     brand = profile.masthead.short_name or profile.masthead.name

@@ -92,7 +92,7 @@ def issues_page(request: Request, session: DB) -> Response:
     )
 
 
-@router.post("/issues/upload")
+@router.post("/issues/upload", max_body_size=MAX_UPLOAD_BYTES + 64 * 1024)
 def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
     """A sync handler (run in the thread pool): validation and the database would block
     the event loop otherwise; the upload is already spooled by the form parser."""

@@ -138,7 +138,7 @@ def import_page(request: Request, session: DB) -> Response:
     )
 
 
-@router.post("/subscribers/import")
+@router.post("/subscribers/import", max_body_size=MAX_IMPORT_BYTES + 64 * 1024)
 def import_subscribers(
     request: Request,
     session: DB,
