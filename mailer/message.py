@@ -153,8 +153,10 @@ class BadAddress(UserInputError):
 def _wire_address(email: str) -> str:
     """The address as sent: an internationalised domain as IDNA (xn--...), which needs
     no SMTPUTF8; a non-ASCII local part stays as it is (only SMTPUTF8 can carry it)."""
-    local, at, domain = email.rpartition("@")
-    if not at or domain.isascii():
+    local, _, domain = email.rpartition("@")
+    if not local or not domain or " " in email:
+        raise BadAddress(f"email: {email!r} is not an email address")
+    if domain.isascii():
         return email
     try:
         return f"{local}@{domain.encode('idna').decode('ascii')}"

@@ -258,3 +258,6 @@ def test_an_internationalised_domain_goes_out_as_idna() -> None:
     assert local.recipient == "tëst@xn--bcher-kva.de" and local.needs_smtputf8  # SMTPUTF8
     with pytest.raises(BadAddress, match="has no valid domain name"):
         template().personalise(Recipient(7, "a@bü..de", "Jo"))
+    for address in ("not-an-address", "@x.org", "a@", "a b@x.org"):
+        with pytest.raises(BadAddress, match="is not an email address"):  # e.g. test-send --to
+            template().personalise(Recipient(8, address))
