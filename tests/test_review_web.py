@@ -8,8 +8,18 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from mailer import accounts
 from mailer.compose import Root
-from tests.web_harness import add_user, client, csrf_of, free_socket, login, make_app, serve
+from tests.web_harness import (
+    PASSWORD,
+    add_user,
+    client,
+    csrf_of,
+    free_socket,
+    login,
+    make_app,
+    serve,
+)
 
 HUGE = "9" * 25  # beyond any database integer
 
@@ -145,3 +155,20 @@ def test_big_bodies_are_refused_before_they_are_read(root: Root) -> None:
         "/issues/upload", data={"csrf_token": token}, files={"file": ("a.yaml", b"x" * 1_000_100)}
     )
     assert near.status_code == 200 and "larger than 1 MB" in near.text
+
+
+def test_guessing_the_current_password_on_the_account_page_is_throttled(root: Root) -> None:
+    """A session left open must not become an unthrottled password oracle."""
+    app = make_app(root)
+    add_user(app, "editor@example.org", "editor")
+    http, token = login(app, "editor@example.org")
+    form = {"csrf_token": token, "new": "a new long password", "confirm": "a new long password"}
+    for guess in range(5):
+        wrong = http.post("/account/password", data={**form, "current": f"guess {guess}"})
+        assert "The current password is not right" in wrong.text
+    right = http.post("/account/password", data={**form, "current": PASSWORD})
+    assert "Too many failed logins" in right.text
+    assert right.status_code == 200
+    with root.sessions() as session:  # not changed while blocked
+        user = accounts.get_user(session, "editor@example.org")
+        assert app.state.web.accounts.verify(user, PASSWORD)

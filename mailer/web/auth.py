@@ -136,14 +136,23 @@ def change_own_password(
     new: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    """Needs the current password; ends the user's other sessions, keeps this one."""
+    """Needs the current password, checked like a login (wrong guesses count towards the
+    same block), so an unattended session is no password oracle; ends the user's other
+    sessions, keeps this one."""
     context = web(request)
+    ip = request.client.host if request.client else "unknown"
     error = None
-    if not context.accounts.verify(user, current):
-        error = "the current password is not right"
-    elif new != confirm:
+    with context.login_lock:
+        try:
+            context.accounts.authenticate(session, user.email, current, ip=ip)
+        except LoginThrottled as exc:
+            error = str(exc)
+        except InvalidCredentials:
+            error = "the current password is not right"
+        session.commit()  # the failure count, whatever happens next
+    if error is None and new != confirm:
         error = "the two new passwords differ"
-    else:
+    if error is None:
         try:
             context.accounts.set_password(session, user.email, new)
         except AccountError as exc:
