@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from dataclasses import dataclass, field
 from types import FrameType
@@ -50,8 +51,13 @@ class Service:
         import uvicorn
 
         app = self._app()
+        listening = self._listen()  # a port in use is an error before anything starts
         scheduler = self.root.scheduler()
-        scheduler.start()
+        try:
+            scheduler.start()
+        except BaseException:
+            listening.close()
+            raise
         stop = threading.Event()
         thread: threading.Thread | None = None
         worker: Any = None
@@ -66,7 +72,7 @@ class Service:
             )
             server = uvicorn.Server(config)
             log.info("serving http://%s:%s, with the scheduler and a worker", self.host, self.port)
-            server.run()  # until SIGINT/SIGTERM; uvicorn hands the signal back to us
+            server.run(sockets=[listening])  # until SIGINT/SIGTERM; uvicorn re-raises it
         finally:
             stop.set()
             if thread is not None:
@@ -74,7 +80,18 @@ class Service:
             if worker is not None and hasattr(worker, "close"):
                 worker.close()
             scheduler.stop()
+            listening.close()
             log.info("stopped")
+
+    def _listen(self) -> socket.socket:
+        """The web app's socket, bound now so that a port in use is one clear line."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        try:
+            return socket.create_server((self.host, self.port), family=family)
+        except OSError as exc:
+            raise ServeError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
 
     def _install_handlers(self) -> None:
         """After uvicorn's own shutdown it re-raises the signal it caught; with these

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -333,3 +334,15 @@ def test_serve_runs_web_scheduler_and_worker_and_stops_on_sigterm(
     # The lock went with it: a scheduler may start now.
     again = procs.start("scheduler")
     scheduler_up(again)
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_anything_starts(procs: Processes) -> None:
+    """The port was bound by uvicorn after the scheduler and the worker had started:
+    uvicorn's own log lines and exit status 3."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = procs.run("serve", "--port", str(port))
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "scheduler" not in result.stderr + result.stdout  # it never started
