@@ -238,6 +238,9 @@ def reschedule(
     return _schedule(session, campaign, wall, tz, local_time, rule, grace_seconds, renderer, now)
 
 
+MAX_GRACE_SECONDS = 7 * 24 * 3600  # a larger one overflowed the column and timedelta
+
+
 def _schedule(
     session: Session,
     campaign: Campaign,
@@ -251,6 +254,11 @@ def _schedule(
 ) -> list[CampaignWave]:
     if grace_seconds is not None and grace_seconds <= 0:
         raise ScheduleError("the grace period must be a positive number of seconds")
+    if grace_seconds is not None and grace_seconds > MAX_GRACE_SECONDS:
+        raise ScheduleError(
+            f"the grace period may be at most {MAX_GRACE_SECONDS} s (7 days): a send that "
+            "late should be rescheduled by an editor"
+        )
     planned, counts = _plan(
         session, campaign, wall, tz=tz, local_time=local_time, rule=rule, now=now or utcnow()
     )

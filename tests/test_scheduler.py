@@ -163,6 +163,9 @@ def test_schedule_errors_are_clear(sessions: sessionmaker[Session], cid: int) ->
     with sessions.begin() as session:
         with pytest.raises(ScheduleError, match="give the time zone"):
             scheduler.schedule(session, cid, DEC1, now=NOW)
+    with sessions.begin() as session:  # was an OverflowError traceback from the database
+        with pytest.raises(ScheduleError, match="the grace period may be at most 604800 s"):
+            scheduler.schedule(session, cid, DEC1, tz="UTC", grace_seconds=10**20, now=NOW)
     assert state(sessions, cid).state == CampaignState.DRAFT
     assert waves(sessions, cid) == []
     # A stated rule resolves the gap: 02:30 read with the winter offset (03:30 CEST).
