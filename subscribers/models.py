@@ -77,6 +77,7 @@ class Subscriber(Base):
             "status IN ('active', 'unsubscribed', 'bounced', 'complained')", name="status"
         ),
         Index("ix_subscribers_country_partner", "country", "partner_id"),
+        {"sqlite_autoincrement": True},  # ids are in unsubscribe links: never reused
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

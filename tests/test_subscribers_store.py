@@ -269,3 +269,19 @@ def test_unknown_time_zones_are_refused(bad: str) -> None:
 )
 def test_language_tags_get_their_usual_case(typed: str, stored: str) -> None:
     assert repo.clean_language(typed) == stored
+
+
+def test_ids_of_removed_subscribers_are_never_given_again(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Unsubscribe links carry the subscriber id: an erased person's old link must not
+    reach whoever is added next (SQLite reuses the highest rowid without AUTOINCREMENT)."""
+    with sessions.begin() as session:
+        repo.add_subscriber(session, "first@example.org")
+        last = repo.add_subscriber(session, "erase.me@example.org")
+        erased_id = last.id
+    with sessions.begin() as session:
+        erase(session, "erase.me@example.org")
+    with sessions.begin() as session:
+        newcomer = repo.add_subscriber(session, "newcomer@example.org")
+        assert newcomer.id > erased_id

@@ -52,6 +52,9 @@ def upgrade() -> None:
             "status IN ('active', 'unsubscribed', 'bounced', 'complained')",
             name="ck_subscribers_status",
         ),
+        # Unsubscribe links carry the id: SQLite must never hand an erased person's id
+        # to the next subscriber (without AUTOINCREMENT it reuses the highest rowid).
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_subscribers_email_hash", "subscribers", ["email_hash"])
     op.create_index("ix_subscribers_partner_id", "subscribers", ["partner_id"])
