@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _base_url_follows_the_web_app(self) -> Settings:
+        """Unset, the public URL is where `mailer serve` listens, so links in mail work."""
+        if "public_base_url" not in self.model_fields_set:
+            host = f"[{self.web_host}]" if ":" in self.web_host else self.web_host
+            self.public_base_url = f"http://{host}:{self.web_port}"
+        return self
 
     @property
     def resolved_database_url(self) -> str:
