@@ -591,8 +591,9 @@ class Worker:
         """Wait for the batch; meanwhile renew our leases and notice paused campaigns.
 
         A slow or rate-limited batch keeps its rows (no other worker takes them while
-        this one lives), and a campaign paused or cancelled by an operator stops
-        within about a second: its rows not yet sent are given back untried.
+        this one lives), and a campaign paused or cancelled by an operator, or the
+        worker being stopped, stops within about a second: its rows not yet sent are
+        given back untried.
         """
         ids = [job.row_id for job in jobs]
         campaign_ids = sorted({job.campaign_id for job in jobs})
@@ -603,8 +604,12 @@ class Worker:
             with self._batch_done:
                 if self._batch_done.wait_for(lambda: self._pending == 0, timeout=check):
                     return
-            if self._stop is not None and self._stop.is_set() and self.limiter is not None:
-                self.limiter.interrupt()  # rows waiting for the hourly quota go back untried
+            stopping = self._stop is not None and self._stop.is_set()
+            if stopping:  # Ctrl-C or SIGTERM: finish what is on the wire, give the rest back
+                self._stopped = set(campaign_ids)
+                if self.limiter is not None:
+                    self.limiter.interrupt()  # rows waiting for the hourly quota go back too
+                continue
             try:
                 if time.monotonic() - renewed >= lease / 3:
                     self._renew(ids)

@@ -87,6 +87,38 @@ def test_operator_pause_stops_a_running_batch(tmp_path: Path, database_url: str)
     root.close()
 
 
+def test_stopping_a_worker_gives_the_rest_of_its_batch_back(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Ctrl-C or SIGTERM sent the whole claimed batch first (200 rows to a slow relay is
+    minutes, past a service manager's stop timeout, and `mailer send` said 'interrupted'
+    while it went on); now the rows not yet sent go back untried for the next worker."""
+    with SMTPTestServer(delay=0.03) as server:
+        root = delivery_root(
+            tmp_path, database_url, server.port, smtp_connections=1, worker_batch_size=200
+        )
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 100)
+        campaign_id = seed_campaign(root)
+        worker = root.worker(idle_seconds=0.01)
+        stop = threading.Event()
+        running = threading.Thread(target=worker.run, args=(stop,))
+        running.start()
+        assert server.wait_for(5)
+        stop.set()
+        running.join()
+        stopped_at = server.count()
+        assert stopped_at < 100
+        with root.sessions() as session:
+            tally = ledger.progress(session, campaign_id)
+            assert tally.sent == stopped_at and tally.pending == 100 - stopped_at
+            assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENDING
+        root.worker(idle_seconds=0.01).run(threading.Event(), until_idle=True)  # no lease wait
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    root.close()
+
+
 def test_a_slow_batch_keeps_its_lease(tmp_path: Path, database_url: str) -> None:
     """A batch longer than the lease renews it: a second worker takes nothing from it."""
     with SMTPTestServer(delay=0.05) as server:
