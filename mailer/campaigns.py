@@ -412,4 +412,10 @@ def _start_sending(
     query = audience if audience is not None else audience_select(campaign)
     added = ledger.enqueue(session, campaign.id, query, utcnow(), timezones=timezones)
     session.flush()
+    if timezones is None and not added and ledger.progress(session, campaign.id).total == 0:
+        # Sent to nobody, the campaign would be final ('sent') and could never go out.
+        raise CampaignError(
+            f"campaign {campaign.id}: its audience has no recipients, so nothing was sent "
+            "(add subscribers, or check its lists, countries and partners)"
+        )
     return added

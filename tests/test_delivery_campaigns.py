@@ -252,3 +252,20 @@ def test_only_a_paused_campaign_resumes(sessions: sessionmaker[Session]) -> None
             campaigns.resume(session, missed)
         assert campaigns.get_campaign(session, draft).state == CampaignState.DRAFT
         assert campaigns.get_campaign(session, missed).state == CampaignState.MISSED
+
+
+def test_sending_to_an_empty_audience_is_refused(sessions: sessionmaker[Session]) -> None:
+    """`mailer send` before the import marked the campaign sent, to nobody, for good."""
+    with sessions.begin() as session:
+        populate(session)
+        repository.add_list(session, "empty")
+        cid = new_campaign(session, audience=Audience(lists=("empty",))).id
+        campaigns.freeze(session, cid, Rendered())
+        other = new_campaign(session).id
+        campaigns.freeze(session, other, Rendered())
+    with pytest.raises(campaigns.CampaignError, match=f"campaign {cid}: its audience has no rec"):
+        campaigns.start_sending(sessions, cid)
+    with sessions() as session:
+        assert campaigns.get_campaign(session, cid).state == CampaignState.DRAFT
+    # A wave of a zone nobody is in (any more) adds nothing, quietly.
+    assert campaigns.start_sending(sessions, other, timezones=["Europe/Oslo"]) == 0
