@@ -264,6 +264,9 @@ def test_schedule_command_errors_are_one_line(procs: Processes, cid: int) -> Non
         ("--at", "tomorrow"): "write it as YYYY-MM-DD HH:MM",
         ("--local-time", "2030-01-01 09:00", "--at", "2030-01-01 09:00"): "exactly one of",
         ("--local-time", "2030-01-01 09:00", "--tz", "UTC"): "--tz goes with --at",
+        # An unset shell variable (--tz "$ZONE") was read as the default zone.
+        ("--at", "2030-01-01 09:00", "--tz", ""): "unknown time zone ''",
+        ("--local-time", "2030-01-01 09:00", "--tz", ""): "--tz goes with --at",
     }
     for args, expected in cases.items():
         done = procs.run("campaign", "schedule", str(cid), *args)

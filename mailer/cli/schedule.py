@@ -120,9 +120,9 @@ def _plan_command(
 ) -> None:
     with opened() as the_root:
         wall, local = _when(at, local_time)
-        if local and tz:
+        if local and tz is not None:
             raise ScheduleError("--tz goes with --at; --local-time uses each recipient's zone")
-        zone_name = None if local else zone(tz or the_root.settings.timezone).key
+        zone_name = None if local else zone(the_root.settings.timezone if tz is None else tz).key
         do = scheduler.schedule if action == "schedule" else scheduler.reschedule
         with the_root.sessions.begin() as session:
             waves = do(
@@ -184,7 +184,7 @@ def list_command(
 ) -> None:
     """What goes out when: each wave in UTC, in your zone and where its recipients are."""
     with opened() as the_root, the_root.sessions() as session:
-        editor = zone(tz or the_root.settings.timezone).key
+        editor = zone(the_root.settings.timezone if tz is None else tz).key
         entries = scheduler.schedule_listing(
             session, include_done=all_waves, campaign_id=campaign_id
         )
