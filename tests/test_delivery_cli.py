@@ -169,3 +169,25 @@ def test_unreachable_database_is_one_line(mailer, monkeypatch) -> None:
     assert result.stderr.startswith("error: database ")
     assert "secret" not in result.stderr  # the password is masked
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_send_refuses_a_paused_campaign_and_report_names_an_unwritable_file(
+    mailer, server: SMTPTestServer, tmp_path: Path
+) -> None:
+    mailer("lists", "add", "newsletter")
+    mailer("subscribers", "add", "a@example.org", "--list", "newsletter")
+    mailer("campaign", "create", str(ISSUE), "--list", "newsletter")
+    mailer("campaign", "schedule", "1", "--at", "2099-01-01 09:00", "--tz", "UTC")
+    mailer("campaign", "pause", "1", "--reason", "checking the photos")
+    refused = mailer("send", "1", code=1)
+    assert refused.stderr == (
+        "error: campaign 1 is paused (checking the photos); resume it first: "
+        "mailer campaign resume 1\n"
+    )
+    assert server.count() == 0
+    assert "state: paused" in mailer("campaign", "show", "1").stdout
+
+    missing = tmp_path / "no-such-folder" / "failed.csv"
+    result = mailer("campaign", "report", "1", "--failures-csv", str(missing), code=1)
+    assert result.stderr.startswith(f"error: {missing}: cannot write:")
+    assert result.stderr.count("\n") == 1

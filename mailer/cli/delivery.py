@@ -227,7 +227,11 @@ def report_command(
         if waves is not None:
             out.print(waves)
         if failures_csv is not None:
-            with failures_csv.open("w", newline="", encoding="utf-8") as handle:
+            try:
+                handle = failures_csv.open("w", newline="", encoding="utf-8")
+            except OSError as exc:
+                raise fail(f"error: {failures_csv}: cannot write: {exc.strerror}") from None
+            with handle:
                 writer = csv.writer(handle)
                 writer.writerow(["email", "name", "country", "attempts", "last_reply"])
                 count = 0
@@ -285,6 +289,14 @@ def send_command(
         probe = the_root.transport()
         probe.probe()  # a wrong password or an unreachable server: say so, send nothing
         probe.close()
+        with the_root.sessions() as session:
+            current = campaigns.get_campaign(session, campaign_id)
+        if current.state == CampaignState.PAUSED:
+            why = f" ({current.state_reason})" if current.state_reason else ""
+            raise fail(
+                f"error: campaign {campaign_id} is paused{why}; resume it first: "
+                f"mailer campaign resume {campaign_id}"
+            )
         renderer = Renderer.from_settings(the_root.settings)
         added = campaigns.start_sending(the_root.sessions, campaign_id, renderer=renderer)
         with the_root.sessions() as session:
