@@ -35,6 +35,8 @@ from mailer.ledger import AnySelect
 from mailer.timestamps import UTCDateTime, utcnow
 from subscribers.base import Base
 
+NAME_MAX = 200  # the column's width
+
 
 class CampaignState(StrEnum):
     DRAFT = "draft"
@@ -86,7 +88,7 @@ class Campaign(Base):
     __table_args__ = (Index("ix_campaigns_state", "state"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     issue_path: Mapped[str] = mapped_column(Text, nullable=False)
     issue_slug: Mapped[str] = mapped_column(String(64), nullable=False)
     issue_number: Mapped[int | None] = mapped_column(Integer)
@@ -205,6 +207,8 @@ def create_campaign(
     """A new draft; the subject defaults to the issue's (resolved when content is frozen)."""
     if not name.strip():
         raise UserInputError("name: a campaign needs a name")
+    if len(name.strip()) > NAME_MAX:
+        raise UserInputError(f"name: at most {NAME_MAX} characters ({len(name.strip())} given)")
     campaign = Campaign(
         name=name.strip(),
         issue_path=str(Path(issue_path).resolve()),

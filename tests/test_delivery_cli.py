@@ -191,3 +191,11 @@ def test_send_refuses_a_paused_campaign_and_report_names_an_unwritable_file(
     result = mailer("campaign", "report", "1", "--failures-csv", str(missing), code=1)
     assert result.stderr.startswith(f"error: {missing}: cannot write:")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_campaign_name_too_long_for_the_column_is_one_line(mailer) -> None:
+    mailer("lists", "add", "newsletter")
+    result = mailer(
+        "campaign", "create", str(ISSUE), "--list", "newsletter", "--name", "x" * 201, code=1
+    )
+    assert result.stderr == "error: name: at most 200 characters (201 given)\n"
