@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from subscribers.models import Partner, Suppression
+from subscribers.models import Partner, Subscriber, Suppression
 from subscribers.repository import find_subscriber, subscriptions_of
 from subscribers.suppression import suppress
 from subscribers.validation import email_hash, normalise_email
@@ -29,6 +29,41 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def subscriber_record(session: Session, subscriber: Subscriber) -> dict[str, Any]:
+    """A subscriber's own fields, JSON-ready (the CLI's --json output uses it too)."""
+    partner = session.get(Partner, subscriber.partner_id) if subscriber.partner_id else None
+    return {
+        "id": subscriber.id,
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "country": subscriber.country,
+        "partner": partner.name if partner else None,
+        "language": subscriber.language,
+        "timezone": subscriber.timezone,
+        "status": subscriber.status.value,
+        "attributes": subscriber.attributes,
+        "created_at": _iso(subscriber.created_at),
+        "updated_at": _iso(subscriber.updated_at),
+    }
+
+
+def subscription_records(session: Session, subscriber_id: int) -> list[dict[str, Any]]:
+    """A subscriber's subscriptions with their consent records, JSON-ready."""
+    return [
+        {
+            "list": s.list.slug,
+            "list_name": s.list.name,
+            "status": s.status.value,
+            "consent_source": s.consent_source,
+            "consent_at": _iso(s.consent_at),
+            "consent_ip": s.consent_ip,
+            "unsubscribed_at": _iso(s.unsubscribed_at),
+            "unsubscribe_source": s.unsubscribe_source,
+        }
+        for s in subscriptions_of(session, subscriber_id)
+    ]
+
+
 def export_person(session: Session, email: str) -> dict[str, Any]:
     """Everything the store holds about `email`, as JSON-ready data (empty sections if none)."""
     address = normalise_email(email)
@@ -36,33 +71,8 @@ def export_person(session: Session, email: str) -> dict[str, Any]:
     entry = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(address)))
     data: dict[str, Any] = {"email": address, "subscriber": None, "subscriptions": []}
     if subscriber is not None:
-        partner = session.get(Partner, subscriber.partner_id) if subscriber.partner_id else None
-        data["subscriber"] = {
-            "id": subscriber.id,
-            "email": subscriber.email,
-            "name": subscriber.name,
-            "country": subscriber.country,
-            "partner": partner.name if partner else None,
-            "language": subscriber.language,
-            "timezone": subscriber.timezone,
-            "status": subscriber.status.value,
-            "attributes": subscriber.attributes,
-            "created_at": _iso(subscriber.created_at),
-            "updated_at": _iso(subscriber.updated_at),
-        }
-        data["subscriptions"] = [
-            {
-                "list": s.list.slug,
-                "list_name": s.list.name,
-                "status": s.status.value,
-                "consent_source": s.consent_source,
-                "consent_at": _iso(s.consent_at),
-                "consent_ip": s.consent_ip,
-                "unsubscribed_at": _iso(s.unsubscribed_at),
-                "unsubscribe_source": s.unsubscribe_source,
-            }
-            for s in subscriptions_of(session, subscriber.id)
-        ]
+        data["subscriber"] = subscriber_record(session, subscriber)
+        data["subscriptions"] = subscription_records(session, subscriber.id)
     data["suppression"] = (
         {
             "reason": entry.reason,

@@ -31,6 +31,7 @@ from subscribers.countries import country_name, normalise_country
 from subscribers.csvio import export_csv, import_csv
 from subscribers.errors import ImportRejected
 from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.privacy import subscriber_record, subscription_records
 from subscribers.suppression import is_suppressed, list_suppressions, suppress, unsuppress
 
 out = Console(highlight=False, soft_wrap=True)
@@ -266,30 +267,10 @@ def _attributes(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _subscriber_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
-    partner = repo.get_partner(session, subscriber.partner_id) if subscriber.partner_id else None
     return {
-        "id": subscriber.id,
-        "email": subscriber.email,
-        "name": subscriber.name,
-        "country": subscriber.country,
-        "partner": partner.name if partner else None,
-        "language": subscriber.language,
-        "timezone": subscriber.timezone,
-        "status": subscriber.status.value,
-        "attributes": subscriber.attributes,
+        **subscriber_record(session, subscriber),
         "suppressed": is_suppressed(session, subscriber.email),
-        "created_at": subscriber.created_at.isoformat(),
-        "updated_at": subscriber.updated_at.isoformat(),
-        "subscriptions": [
-            {
-                "list": s.list.slug,
-                "status": s.status.value,
-                "consent_source": s.consent_source,
-                "consent_at": s.consent_at.isoformat(),
-                "consent_ip": s.consent_ip,
-            }
-            for s in repo.subscriptions_of(session, subscriber.id)
-        ],
+        "subscriptions": subscription_records(session, subscriber.id),
     }
 
 
