@@ -18,7 +18,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import mjml
 from jinja2 import (
     Environment,
     FileSystemLoader,
@@ -31,6 +30,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from mailer.compiler import CompileError, compile_mjml
 from mailer.content import ContentError, Issue, Problem
 from mailer.errors import UserInputError
 from mailer.markdown import Links, Markdown, Memo, Style, attr
@@ -171,12 +171,11 @@ class Renderer:
 
     @staticmethod
     def html(mjml_source: str) -> str:
-        """Compile MJML; collapse the compiler's indentation (whitespace-only runs)."""
+        """Compile MJML (see `mailer.compiler`); indentation collapsed."""
         try:
-            out = mjml.mjml2html(mjml_source, disable_comments=True)
-        except Exception as exc:  # the Rust compiler's errors have no common base class
+            return compile_mjml(mjml_source)
+        except CompileError as exc:
             raise TemplateProblem(f"the MJML compiler refused the template output: {exc}") from None
-        return _squeeze(str(out))
 
     def text(self, issue: Issue, memo: Memo | None = None) -> str:
         context = self._context(issue, links=Links(), md_memo=memo)
@@ -370,13 +369,3 @@ def _text_md_inline(md: Markdown) -> Callable[..., str]:
         return md.inline_text(str(source), context["links"], context["md_memo"])
 
     return render
-
-
-_BETWEEN_TAGS = re.compile(r">[ \t\r]*\n[ \t\r\n]*<")
-_LINE_INDENT = re.compile(r"\n[ \t]+")
-
-
-def _squeeze(markup: str) -> str:
-    """Drop the indentation the compiler adds. Whitespace between tags is kept as one
-    newline (between inline elements it is a word space)."""
-    return _LINE_INDENT.sub("\n", _BETWEEN_TAGS.sub(">\n<", markup))
