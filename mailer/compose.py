@@ -46,7 +46,7 @@ class Root:
         )
 
     def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:
-        """A new SMTP transport (one per sending thread); `limiter` shares rate limits."""
+        """A new SMTP connection; `limiter` rate-limits its `send` (the worker has its own)."""
         from mailer.transport import SMTPTransport
 
         return SMTPTransport.from_settings(self.settings, limiter)
@@ -85,7 +85,7 @@ class Root:
         return Worker(
             self.sessions,
             settings,
-            lambda: self.transport(limiter),
+            self.transport,  # rate limits are the worker's, taken before each message
             self.identity(),
             sign=sign,
             limiter=limiter,

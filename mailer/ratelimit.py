@@ -63,6 +63,13 @@ class RateLimiter:
         self._hour_count += 1
         return 0.0
 
+    def try_acquire(self) -> float:
+        """Take a slot if one is free now (0.0); otherwise the seconds until one may be."""
+        if self.unlimited:
+            return 0.0
+        with self._lock:
+            return self._wait_needed()
+
     def acquire(self, stop: threading.Event | None = None) -> bool:
         """Wait for a slot; False if `stop` was set (or `interrupt()` called) while waiting."""
         if self.unlimited:

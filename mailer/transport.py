@@ -17,7 +17,8 @@ import smtplib
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -98,22 +99,42 @@ class AuthenticationError(PermanentError):
 
 
 class Transport(Protocol):
+    """One connection to a mail server, used one message at a time.
+
+    `send` is the whole exchange. A worker driving several connections from one
+    thread splits it in three, so that each step runs on every connection before it
+    waits on any: `begin` writes the envelope, `transfer` reads the envelope's replies
+    and writes the message with its final dot, `finish` reads the server's verdict.
+    A step that raises ends that message; the next one starts with `begin`.
+    """
+
     def send(
-        self,
-        sender: str,
-        recipients: Sequence[str],
-        data: bytes,
-        *,
-        smtputf8: bool = False,
-        before_accept: Callable[[], None] | None = None,
-    ) -> Reply:
-        """Send one message. `before_accept` runs after the data is sent and before the
-        final dot that makes the server accept it (if it raises, the message is dropped)."""
+        self, sender: str, recipients: Sequence[str], data: bytes, *, smtputf8: bool = False
+    ) -> Reply: ...
+
+    def begin(self, sender: str, recipients: Sequence[str], *, smtputf8: bool = False) -> None: ...
+
+    def transfer(self, data: bytes) -> None: ...
+
+    def finish(self) -> Reply: ...
 
     def probe(self) -> None:
         """Connect (and log in) now; raise the typed error if that fails."""
 
     def close(self) -> None: ...
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """RFC 5321 4.5.2 transparency, only where a line starts with a dot; CRLF-terminated.
+
+    `data` is CRLF-only (as `mailer.message` builds it); smtplib's regex pass over every
+    20 KB message cost more than the rest of the send.
+    """
+    if data.startswith(b".") or _LINE_STARTING_WITH_DOT.search(data):
+        data = (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
 
 
 def _text(message: bytes | str) -> str:
@@ -159,6 +180,7 @@ class SMTPTransport:
         self.ssl_context = ssl_context
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._replies_due = 0  # pipelined envelope replies `transfer` still has to read
 
     @classmethod
     def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> SMTPTransport:
@@ -255,32 +277,68 @@ class SMTPTransport:
 
     # --- sending --------------------------------------------------------------------------
     def send(
-        self,
-        sender: str,
-        recipients: Sequence[str],
-        data: bytes,
-        *,
-        smtputf8: bool = False,
-        before_accept: Callable[[], None] | None = None,
+        self, sender: str, recipients: Sequence[str], data: bytes, *, smtputf8: bool = False
     ) -> Reply:
+        """One message, start to end, after waiting for the rate limit."""
         if not self.limiter.acquire():
             raise Interrupted(0, "stopped while waiting for the rate limit")
+        self.begin(sender, recipients, smtputf8=smtputf8)
+        self.transfer(data)
+        return self.finish()
+
+    def begin(self, sender: str, recipients: Sequence[str], *, smtputf8: bool = False) -> None:
+        """Connect if needed and write the envelope. With PIPELINING (RFC 2920) MAIL, RCPT
+        and DATA go in one write and their replies are read by `transfer`; otherwise
+        each is answered here. Rate limits are the caller's (see `send`)."""
         if self._smtp is not None and 0 < self.messages_per_connection <= self._sent_on_connection:
             self.close()
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
-        try:
+        self._replies_due = 0
+        with self._failures(smtp):
             if not smtputf8 and smtp.has_extn("pipelining"):
-                self._envelope_pipelined(smtp, sender, recipients)
+                commands = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{r}>" for r in recipients)]
+                smtp.send("".join(f"{command}\r\n" for command in commands) + "DATA\r\n")
+                self._replies_due = len(commands) + 1
             else:
                 self._envelope(smtp, sender, recipients, smtputf8)
-            code, message = self._data(smtp, data, before_accept)
+
+    def transfer(self, data: bytes) -> None:
+        """The envelope's pipelined replies, then the message, dot-stuffed, and its final dot."""
+        smtp = self._in_transaction()
+        with self._failures(smtp):
+            if self._replies_due:
+                due, self._replies_due = self._replies_due, 0
+                self._envelope_replies(smtp, due)
+            smtp.send(_dot_stuffed(data) + b".\r\n")
+
+    def finish(self) -> Reply:
+        """The reply to the final dot: a 2xx is the server's acceptance, anything else raises."""
+        smtp = self._in_transaction()
+        with self._failures(smtp):
+            code, message = smtp.getreply()
+            if not 200 <= code < 300:
+                raise smtplib.SMTPResponseException(code, message)
+        self._sent_on_connection += 1
+        return Reply(code, _text(message))
+
+    def _in_transaction(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            raise ConnectionFailed(f"connection to {self.where} lost: no message in progress")
+        return self._smtp
+
+    @contextmanager
+    def _failures(self, smtp: smtplib.SMTP) -> Iterator[None]:
+        """smtplib's and the socket's exceptions as typed failures; the connection is left
+        ready for the next message (RSET) or dropped."""
+        try:
+            yield
         except smtplib.SMTPNotSupportedError as exc:
             self._reset()
             raise PermanentSMTPError(553, f"5.6.7 {exc}: the address needs SMTPUTF8") from None
         except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:
+            if exc.smtp_code == 421:  # the server is closing the connection
                 self._abandon(smtp)
                 self._smtp = None
             else:
@@ -290,8 +348,6 @@ class SMTPTransport:
             self._abandon(smtp)
             self._smtp = None
             raise ConnectionFailed(f"connection to {self.where} lost: {exc or 'closed'}") from None
-        self._sent_on_connection += 1
-        return Reply(code, _text(message))
 
     def _envelope(
         self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], smtputf8: bool
@@ -304,31 +360,22 @@ class SMTPTransport:
             smtp.putcmd("mail", f"FROM:<{sender}>")
             code, message = smtp.getreply()
         if code != 250:
-            self._reset()
-            raise _failure(code, message)
+            raise smtplib.SMTPResponseException(code, message)
         for recipient in recipients:
             smtp.putcmd("rcpt", f"TO:<{recipient}>")
             code, message = smtp.getreply()
             if code not in (250, 251):
-                self._reset()
-                raise _failure(code, message)
+                raise smtplib.SMTPResponseException(code, message)
         smtp.putcmd("data")
         code, message = smtp.getreply()
         if code != 354:
-            raise smtplib.SMTPDataError(code, message)
+            raise smtplib.SMTPResponseException(code, message)
 
-    def _envelope_pipelined(
-        self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str]
-    ) -> None:
-        """MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
-
-        Replies come back in order; the first refusal decides. If DATA was accepted
-        although a recipient was refused, the empty message is ended and reset.
-        """
-        commands = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{r}>" for r in recipients), "DATA"]
-        smtp.send("".join(f"{command}\r\n" for command in commands))
-        replies = [smtp.getreply() for _ in commands]
-        mail, *rcpts, (data_code, data_message) = replies
+    def _envelope_replies(self, smtp: smtplib.SMTP, due: int) -> None:
+        """Replies to pipelined MAIL, RCPT… and DATA, in order; the first refusal decides.
+        If DATA was accepted although a recipient was refused, the empty message is
+        ended (and the transaction reset by `_failures`)."""
+        mail, *rcpts, (data_code, data_message) = [smtp.getreply() for _ in range(due)]
         refused = mail if mail[0] != 250 else None
         for reply in rcpts:
             if refused is None and reply[0] not in (250, 251):
@@ -337,36 +384,9 @@ class SMTPTransport:
             if data_code == 354:
                 smtp.send(".\r\n")
                 smtp.getreply()
-            self._reset()
-            raise _failure(*refused)
+            raise smtplib.SMTPResponseException(*refused)
         if data_code != 354:
-            self._reset()
-            raise _failure(data_code, data_message)
-
-    def _data(
-        self, smtp: smtplib.SMTP, data: bytes, before_accept: Callable[[], None] | None
-    ) -> tuple[int, bytes]:
-        """The message after DATA's 354, dot-stuffed (RFC 5321 4.5.2) only where a line needs it.
-
-        `data` is CRLF-only (as `mailer.message` builds it); smtplib's regex pass over
-        every 20 KB message cost more than the rest of the send.
-        """
-        if data.startswith(b".") or _LINE_STARTING_WITH_DOT.search(data):
-            data = (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
-        if before_accept is None:
-            smtp.send(data + b".\r\n")
-            return smtp.getreply()
-        smtp.send(data)
-        try:
-            before_accept()
-        except BaseException:
-            self._abandon(smtp)  # no final dot: the server discards the message
-            self._smtp = None
-            raise
-        smtp.send(b".\r\n")
-        return smtp.getreply()
+            raise smtplib.SMTPResponseException(data_code, data_message)
 
     def _reset(self) -> None:
         """RSET after a refused transaction, so the connection can be reused."""
@@ -393,23 +413,35 @@ class MemoryTransport:
     answer: Callable[[str], None] | None = None
     sent: list[Sent] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _envelope: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False)
+    _data: bytes | None = field(default=None, repr=False)
 
     def send(
-        self,
-        sender: str,
-        recipients: Sequence[str],
-        data: bytes,
-        *,
-        smtputf8: bool = False,
-        before_accept: Callable[[], None] | None = None,
+        self, sender: str, recipients: Sequence[str], data: bytes, *, smtputf8: bool = False
     ) -> Reply:
+        self.begin(sender, recipients, smtputf8=smtputf8)
+        self.transfer(data)
+        return self.finish()
+
+    def begin(self, sender: str, recipients: Sequence[str], *, smtputf8: bool = False) -> None:
+        self._envelope, self._data = None, None
         if self.answer is not None:
             for recipient in recipients:
                 self.answer(recipient)
-        if before_accept is not None:
-            before_accept()
+        self._envelope = (sender, tuple(recipients))
+
+    def transfer(self, data: bytes) -> None:
+        if self._envelope is None:
+            raise ConnectionFailed("no message in progress")
+        self._data = data
+
+    def finish(self) -> Reply:
+        if self._envelope is None or self._data is None:
+            raise ConnectionFailed("no message in progress")
+        (sender, recipients), data = self._envelope, self._data
+        self._envelope, self._data = None, None
         with self._lock:
-            self.sent.append(Sent(sender, tuple(recipients), data))
+            self.sent.append(Sent(sender, recipients, data))
         return Reply(250, "2.0.0 OK kept in memory")
 
     def probe(self) -> None:

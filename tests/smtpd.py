@@ -64,6 +64,7 @@ class _Faults:
     deferrals: dict[str, list[str]] = field(default_factory=dict)
     rejections: dict[str, str] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)
+    verdicts: dict[str, list[str]] = field(default_factory=dict)  # replies to the final dot
 
 
 def free_port() -> int:
@@ -99,6 +100,9 @@ class _Handler:
             return "421 4.3.0 connection dropped by the test"
         if self.server.delay:
             await asyncio.sleep(self.server.delay)
+        verdict = self.server._verdict(envelope.rcpt_tos)
+        if verdict is not None:
+            return verdict
         self.server._accept(
             Received(
                 mail_from=envelope.mail_from,
@@ -159,6 +163,13 @@ class SMTPTestServer:
         self.stop()
 
     # --- faults ---------------------------------------------------------------------
+    def refuse_message(
+        self, address: str, reply: str = "554 5.7.1 Message rejected", times: int = 1
+    ) -> None:
+        """Take the whole message for `address`, then answer its final dot with `reply`."""
+        with self._lock:
+            self._faults.verdicts.setdefault(address.lower(), []).extend([reply] * times)
+
     def defer(self, address: str, times: int = 1, reply: str = "451 4.7.1 Try again later") -> None:
         with self._lock:
             self._faults.deferrals.setdefault(address.lower(), []).extend([reply] * times)
@@ -213,6 +224,14 @@ class SMTPTestServer:
                     self._faults.drops[rcpt.lower()] -= 1
                     return True
         return False
+
+    def _verdict(self, rcpt_tos: list[str]) -> str | None:
+        with self._lock:
+            for rcpt in rcpt_tos:
+                queue = self._faults.verdicts.get(rcpt.lower())
+                if queue:
+                    return queue.pop(0)
+        return None
 
     def _accept(self, received: Received) -> None:
         with self._arrived:

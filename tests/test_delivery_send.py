@@ -211,6 +211,45 @@ def test_deferrals_rejections_and_dropped_connections(
     root.close()
 
 
+def test_a_message_refused_at_its_final_dot_is_failed_or_retried_never_sent(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port, smtp_connections=3)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 12)
+    spam, full = emails[0], emails[1]
+    server.refuse_message(spam, "554 5.7.1 Message rejected as spam")
+    server.refuse_message(full, "452 4.3.1 Insufficient system storage")
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+
+    assert server.arrivals() == Counter({email: 1 for email in emails if email != spam})
+    with root.sessions() as session:
+        rows = {r.email: r for r in session.scalars(select(LedgerRow))}
+        assert rows[spam].status == LedgerStatus.FAILED
+        assert (rows[spam].last_reply or "").startswith("554 5.7.1")
+        assert not suppression.is_suppressed(session, spam)  # the address itself is fine
+        assert rows[full].status == LedgerStatus.SENT and rows[full].attempts == 2
+    root.close()
+
+
+def test_per_second_rate_limit_holds_across_connections(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(
+        tmp_path, database_url, server.port, smtp_connections=4, smtp_rate_per_second=10
+    )
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 25)
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+    assert server.arrivals() == Counter({email: 1 for email in emails})
+    times = sorted(message.at for message in server.messages)
+    # a burst of 10, then 10 a second: the last of 25 cannot arrive before 1.5 s
+    assert (times[-1] - times[0]).total_seconds() >= 1.3
+    root.close()
+
+
 def test_retries_give_up_after_the_limit(
     tmp_path: Path, database_url: str, server: SMTPTestServer
 ) -> None:

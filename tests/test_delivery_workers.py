@@ -238,7 +238,7 @@ def test_a_database_failure_while_recording_stops_the_worker_and_loses_nothing(
             emails = add_recipients(session, 30)
         campaign_id = seed_campaign(root)
         broken = root.worker(name="broken")
-        real_write = broken._recorder._write
+        real_write = broken._write
         writes = iter(range(3))
 
         def failing(outcomes):
@@ -248,7 +248,7 @@ def test_a_database_failure_while_recording_stops_the_worker_and_loses_nothing(
                 )
             real_write(outcomes)
 
-        broken._recorder._write = failing
+        broken._write = failing  # type: ignore[method-assign]
         outcome: list[BaseException] = []
 
         def run() -> None:

@@ -207,25 +207,61 @@ def test_memory_transport() -> None:
     assert [s.recipients for s in transport.sent] == [("b@example.org",)]
 
 
-def test_before_accept_runs_before_the_final_dot(server: SMTPTestServer) -> None:
+def test_the_three_steps_interleave_over_several_connections(server: SMTPTestServer) -> None:
+    """What a worker does in one round: every envelope, then every message, then every
+    verdict; nothing is accepted before its connection's `transfer`."""
+    transports = [transport_for(server) for _ in range(3)]
+    for index, transport in enumerate(transports):
+        transport.begin("a@example.org", [f"r{index}@example.org"])
+    assert server.count() == 0
+    for transport in transports:
+        transport.transfer(MESSAGE)
+    replies = [transport.finish() for transport in transports]
+    assert [reply.code for reply in replies] == [250, 250, 250]
+    assert server.arrivals() == {f"r{index}@example.org": 1 for index in range(3)}
+    assert len({m.connection for m in server.messages}) == 3
+    for transport in transports:
+        transport.close()
+
+
+def test_a_refusal_at_the_final_dot_is_a_failure_not_a_send(server: SMTPTestServer) -> None:
+    """A server may take the whole message and then refuse it (content filter, full disk):
+    that reply decides, and the connection carries on."""
+    server.refuse_message("spam@example.org", "554 5.7.1 Message rejected as spam")
+    server.refuse_message("full@example.org", "452 4.3.1 Insufficient system storage")
     transport = transport_for(server)
-    seen: list[int] = []
-    transport.send(
-        "a@example.org",
-        ["b@example.org"],
-        MESSAGE,
-        before_accept=lambda: seen.append(server.count()),
-    )
-    assert seen == [0] and server.count() == 1  # called while the server had not accepted
-
-    def refuse() -> None:
-        raise RuntimeError("could not record the previous outcome")
-
-    with pytest.raises(RuntimeError):
-        transport.send("a@example.org", ["c@example.org"], MESSAGE, before_accept=refuse)
-    transport.send("a@example.org", ["d@example.org"], MESSAGE)  # reconnects
+    with pytest.raises(PermanentSMTPError) as permanent:
+        transport.send("a@example.org", ["spam@example.org"], MESSAGE)
+    assert permanent.value.code == 554 and not permanent.value.no_such_user
+    with pytest.raises(TemporarySMTPError) as temporary:
+        transport.send("a@example.org", ["full@example.org"], MESSAGE)
+    assert temporary.value.code == 452
+    transport.send("a@example.org", ["full@example.org"], MESSAGE)  # the next try gets in
     transport.close()
-    assert server.arrivals() == {"b@example.org": 1, "d@example.org": 1}
+    assert server.arrivals() == {"full@example.org": 1}
+    assert len({m.connection for m in server.messages}) == 1
+
+
+def test_a_step_out_of_order_is_a_connection_failure() -> None:
+    transport = SMTPTransport("127.0.0.1", free_port(), timeout=2)
+    with pytest.raises(ConnectionFailed):
+        transport.transfer(MESSAGE)
+    with pytest.raises(ConnectionFailed):
+        transport.finish()
+    memory = MemoryTransport()
+    with pytest.raises(ConnectionFailed):
+        memory.finish()
+
+
+def test_try_acquire_takes_a_free_slot_or_says_how_long_to_wait() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(per_second=2, clock=fake.clock, sleep=fake.sleep)
+    assert [limiter.try_acquire() for _ in range(2)] == [0.0, 0.0]  # the burst
+    wait = limiter.try_acquire()
+    assert 0.4 <= wait <= 0.5
+    fake.now += wait
+    assert limiter.try_acquire() == 0.0
+    assert RateLimiter().try_acquire() == 0.0
 
 
 def test_international_address_needs_smtputf8() -> None:
