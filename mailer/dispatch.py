@@ -109,7 +109,10 @@ def _record_postgres(connection: Connection, rows: list[Row]) -> None:
     values = ", ".join([_POSTGRES_ROW] * len(rows))  # placeholders only; values are bound
     columns = "(id, status, reply, message_id, sent_at, retry_at)"
     statement = f"{_POSTGRES_UPDATE} FROM (VALUES {values}) AS v {columns} WHERE ledger.id = v.id"
-    connection.exec_driver_sql(statement, tuple(value for row in rows for value in row))
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:  # psycopg's own: no SQLAlchemy layer per round
+        cursor.execute(statement, [value for row in rows for value in row])
 
 
 def _record_sqlite(connection: Connection, rows: list[Row]) -> None:
@@ -276,7 +279,7 @@ class Worker:
         transferred = []
         for transport, job, message in started:
             try:
-                transport.transfer(message.data)
+                transport.transfer(message.data, transparent=message.transparent)
             except Exception as exc:  # sorted out by _failed
                 self._failed(job, exc, outcomes, back)
             else:

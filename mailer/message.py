@@ -59,6 +59,11 @@ def _qp(text: str) -> bytes:
     return quoprimime.body_encode(octets, maxlinelen=75).replace("\n", "\r\n").encode("ascii")
 
 
+def _dot_at_line_start(chunk: bytes) -> bool:
+    """`chunk` begins a line: would SMTP need to dot-stuff it (RFC 5321 4.5.2)?"""
+    return chunk.startswith(b".") or b"\n." in chunk
+
+
 @dataclass(frozen=True)
 class _Part:
     """A body split at its slots: pieces[0] slot[0] pieces[1] … pieces[n], pieces QP-encoded."""
@@ -66,6 +71,11 @@ class _Part:
     pieces: tuple[bytes, ...]
     slots: tuple[Slot, ...]
     html: bool
+
+    @property
+    def transparent(self) -> bool:
+        """No piece puts a dot at the start of a line (each piece starts one)."""
+        return not any(_dot_at_line_start(piece) for piece in self.pieces)
 
     @classmethod
     def split(cls, text: str, *, is_html: bool) -> _Part:
@@ -105,6 +115,7 @@ class Outgoing:
     recipient: str
     data: bytes
     message_id: str
+    transparent: bool = False  # no line starts with a dot: SMTP need not look for one
 
     @property
     def needs_smtputf8(self) -> bool:
@@ -226,9 +237,18 @@ class MessageTemplate:
         if not middle or not tail:
             raise RuntimeError("the MIME skeleton lost a body marker")
         self._head, self._middle, self._tail = head, middle, tail
+        # Header lines start with a name or, folded, with white space: never a dot.
+        fixed = (head.partition(b"\r\n\r\n")[2], middle, tail)
         # The skeleton ends each part with a line break of its own.
         self._text = _Part.split(text.removesuffix("\n"), is_html=False)
         self._html = _Part.split(html.removesuffix("\n"), is_html=True)
+        # Every piece and every slot value starts a line (values follow a soft break),
+        # so checking them once here and the values per recipient covers the message.
+        self._transparent = (
+            self._text.transparent
+            and self._html.transparent
+            and not any(_dot_at_line_start(chunk) for chunk in fixed)
+        )
         self._date_second = -1
         self._date = b""
         self._view_url = urls.view_in_browser(identity.public_base_url, campaign_id)
@@ -311,4 +331,9 @@ class MessageTemplate:
         envelope_from = self.sender_address
         if self.identity.bounce_verp:
             envelope_from = f"bounces+{token}@{self.identity.sender_domain}"
-        return Outgoing(envelope_from, wire_email, data, message_id)
+        transparent = self._transparent and not any(
+            _dot_at_line_start(value)
+            for values in (text_values, html_values)
+            for value in values.values()
+        )
+        return Outgoing(envelope_from, wire_email, data, message_id, transparent)

@@ -261,3 +261,30 @@ def test_an_internationalised_domain_goes_out_as_idna() -> None:
     for address in ("not-an-address", "@x.org", "a@", "a b@x.org"):
         with pytest.raises(BadAddress, match="is not an email address"):  # e.g. test-send --to
             template().personalise(Recipient(8, address))
+
+
+def _has_dot_line(data: bytes) -> bool:
+    return data.startswith(b".") or b"\n." in data
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet=". \nab%é", max_size=300),
+    name=st.text(alphabet=". ab", max_size=20),
+)
+def test_a_message_called_transparent_has_no_line_starting_with_a_dot(text: str, name: str) -> None:
+    """`transparent` lets SMTP skip its scan for dot-stuffing: it must never be wrong."""
+    out = template(html=f"<p>{text} %%NAME%%</p>", text=f"{text}\n%%NAME%%").personalise(
+        Recipient(5, "reader@example.org", name or None)
+    )
+    if out.transparent:
+        assert not _has_dot_line(out.data)
+
+
+def test_ordinary_messages_are_transparent_and_dotted_lines_are_not() -> None:
+    recipient = Recipient(5, "reader@example.org", "Lê Ngọc Tuấn")
+    assert template().personalise(recipient).transparent
+    dotted = template(text="Hi %%NAME%%\n.hidden line").personalise(recipient)
+    assert _has_dot_line(dotted.data) and not dotted.transparent
+    dotted_name = template().personalise(Recipient(5, "reader@example.org", ".dot"))
+    assert _has_dot_line(dotted_name.data) and not dotted_name.transparent
