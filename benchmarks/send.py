@@ -1,12 +1,12 @@
 """Send benchmark: personalised ~20 KB messages to Postfix's smtp-sink, ledger kept.
 
-    .venv/bin/python benchmarks/send.py                      # 100,000 on SQLite and PostgreSQL
-    .venv/bin/python benchmarks/send.py --count 10000 --db sqlite --processes 2
+    .venv/bin/python benchmarks/send.py --memory   # 100,000 (and 10,000) on SQLite and PostgreSQL
+    .venv/bin/python benchmarks/send.py --count 30000 --db sqlite --processes 2 --connections 8
 
 For each database: fresh schema, N subscribers in the six countries, one campaign
 with a ~20 KB rendered issue (slots in both parts), then
   * enqueue: `campaigns.start_sending` (one INSERT … SELECT of N ledger rows), timed;
-  * send: worker process(es) (`Root.worker()`, `smtp_connections` threads each)
+  * send: worker processes (`Root.worker()`, `smtp_connections` connections each)
     until the campaign is `sent`; messages per second from first claim to last
     outcome, every outcome recorded in the ledger; peak RSS of each worker process.
 The reference is `smtp-source` sending the same number of 20 KB messages to the
@@ -277,8 +277,8 @@ def main() -> None:
     )
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--db", default="sqlite,postgresql")
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=16, help="per worker process")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes")
     parser.add_argument("--memory", action="store_true", help="also run 10,000 to compare peak RSS")
     args = parser.parse_args()
     sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
