@@ -308,6 +308,50 @@ def test_logout_ends_the_session(root: Root) -> None:
     assert http.get("/subscribers").status_code == 303
 
 
+def test_a_copied_session_cookie_stops_working_after_logout(root: Root) -> None:
+    """A signed cookie cannot be forged, but a copy of one (a shared computer, a proxy
+    log) used to outlive "Sign out": the server now forgets the session itself."""
+    app = _app(root)
+    http, token = login(app, "admin@example.org")
+    thief = client(app)
+    thief.cookies.update(http.cookies)
+    assert thief.get("/subscribers").status_code == 200  # the copy works while signed in
+    assert http.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert thief.get("/subscribers").status_code == 303  # and not after
+    assert thief.get("/subscribers").headers["location"].startswith("/login")
+
+
+def test_sign_out_everywhere_else_keeps_only_this_session(root: Root) -> None:
+    app = _app(root)
+    laptop, _ = login(app, "editor@example.org")
+    phone, _ = login(app, "editor@example.org")
+    http, token = login(app, "editor@example.org")
+    page = http.get("/account")
+    assert "3 sessions, this one included" in page.text
+    ended = http.post("/account/sessions/end", data={"csrf_token": token}, follow_redirects=True)
+    assert "Signed out everywhere else (2 other sessions)" in ended.text
+    assert "1 session, this one included" in ended.text
+    assert laptop.get("/account").status_code == 303
+    assert phone.get("/account").status_code == 303
+    assert http.get("/account").status_code == 200
+    assert http.post("/account/sessions/end").status_code == 403  # CSRF-protected
+
+
+def test_removing_a_user_deletes_their_sessions(root: Root) -> None:
+    from mailer import accounts, websessions
+
+    app = _app(root)
+    http, _ = login(app, "editor@example.org")
+    with root.sessions.begin() as session:
+        user = accounts.get_user(session, "editor@example.org")
+        assert websessions.count(session, user.id) == 1
+        user_id = user.id
+        accounts.remove_user(session, "editor@example.org")
+    with root.sessions() as session:
+        assert websessions.count(session, user_id) == 0
+    assert http.get("/account").status_code == 303
+
+
 def test_a_user_changes_their_own_password_with_the_current_one(root: Root) -> None:
     app = _app(root)
     other_session, _ = login(app, "editor@example.org")

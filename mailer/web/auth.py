@@ -1,9 +1,11 @@
 """Login, logout and the dependencies that guard every editor and admin page.
 
 Sessions are Starlette's signed cookies (HttpOnly, SameSite=Lax, Secure when the
-public URL is https, limited to `session_max_age_seconds`). The session holds the
-user id and a fingerprint of the password hash, so changing a password or removing
-a user ends their sessions everywhere.
+public URL is https, limited to `session_max_age_seconds`) holding the user id, a
+fingerprint of the password hash and the token of a server-side session
+(`mailer.websessions`). Signing out deletes that session, so a copied cookie stops
+working; changing a password or removing a user ends their sessions everywhere, and
+"Sign out everywhere" ends all but the current one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from mailer import websessions
 from mailer.accounts import (
     AccountError,
     InvalidCredentials,
@@ -33,6 +36,7 @@ log = logging.getLogger("mailer.web.auth")
 
 USER_ID = "uid"
 FINGERPRINT = "pwf"
+SESSION_TOKEN = "sid"  # noqa: S105 - the cookie key, not a secret
 
 
 class LoginRequired(Exception):
@@ -49,7 +53,13 @@ def _fingerprint(user: User) -> str:
 
 def current_user(request: Request, session: Annotated[Session, Depends(db)]) -> User:
     user_id = request.session.get(USER_ID)
-    user = get_user_by_id(session, user_id) if isinstance(user_id, int) else None
+    max_age = web(request).root.settings.session_max_age_seconds
+    if (
+        not isinstance(user_id, int)
+        or websessions.user_of(session, request.session.get(SESSION_TOKEN), max_age) != user_id
+    ):
+        raise LoginRequired()  # never signed in, signed out, or the session was ended
+    user = get_user_by_id(session, user_id)
     if user is None or not user.active or request.session.get(FINGERPRINT) != _fingerprint(user):
         raise LoginRequired()
     request.state.user = user
@@ -109,22 +119,51 @@ def login(
             request, "login.html", next=safe_next(next), error=str(failure), email=email
         )
     log.info("login: %s (%s) from %s", user.email, user.role, ip)
+    token = websessions.start(session, user.id, context.root.settings.session_max_age_seconds)
+    session.commit()
     request.session.clear()  # no fixation: a new session starts at login
     request.session[USER_ID] = user.id
     request.session[FINGERPRINT] = _fingerprint(user)
+    request.session[SESSION_TOKEN] = token
     csrf.rotate(request)
     return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, session: Annotated[Session, Depends(db)]) -> Response:
+    websessions.end(session, request.session.get(SESSION_TOKEN))
+    session.commit()
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
 
+@router.post("/account/sessions/end")
+def end_other_sessions(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    user: Annotated[User, Depends(current_user)],
+) -> Response:
+    """Sign out everywhere else (a lost phone, a shared computer); this session stays."""
+    ended = websessions.end_others(session, user.id, request.session.get(SESSION_TOKEN))
+    session.commit()
+    flash(
+        request, f"Signed out everywhere else ({ended} other session{'s' if ended != 1 else ''})."
+    )
+    return RedirectResponse("/account", status_code=303)
+
+
+def _account_page(request: Request, session: Session, user: User, error: str | None) -> Response:
+    sessions = websessions.count(session, user.id)
+    return web(request).pages.render(request, "account.html", error=error, sessions=sessions)
+
+
 @router.get("/account")
-def account_page(request: Request, user: Annotated[User, Depends(current_user)]) -> Response:
-    return web(request).pages.render(request, "account.html", error=None)
+def account_page(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    user: Annotated[User, Depends(current_user)],
+) -> Response:
+    return _account_page(request, session, user, None)
 
 
 @router.post("/account/password")
@@ -159,7 +198,8 @@ def change_own_password(
             error = str(exc)
     if error is not None:
         session.rollback()
-        return context.pages.render(request, "account.html", error=error)
+        return _account_page(request, session, user, error)
+    websessions.end_others(session, user.id, request.session.get(SESSION_TOKEN))
     session.commit()
     request.session[FINGERPRINT] = _fingerprint(user)
     flash(request, "Password changed; your other sessions have ended.")
