@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mailer.cli import authoring, delivery, demo, schedule, store, web
+from mailer.cli import authoring, bounces, delivery, demo, schedule, store, web
 
 app = typer.Typer(
     help="Newsletter service: write issues, keep subscriber lists, deliver by SMTP.",
@@ -20,6 +20,7 @@ store.register(app)
 delivery.register(app, campaign_app)
 schedule.register(app, campaign_app)
 web.register(app)
+bounces.register(app)
 demo.register(app)
 
 

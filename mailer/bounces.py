@@ -1,0 +1,222 @@
+"""Bounces that come back after a relay accepted a message: read, matched, acted on.
+
+A relay's 250 only means it took the message; the recipient's server may refuse it
+later and send a delivery status notification (RFC 3464) to the envelope sender.
+With `MAILER_BOUNCE_VERP` that sender is `bounces+<token>@<sender domain>`, the
+token being the subscriber's signed id (`mailer.tokens`), so a bounce names its
+subscriber without trusting anything the report says: a forged or altered token
+matches nobody.
+
+A permanent failure (`Action: failed`, or a 5.x.x status) marks the subscriber
+`bounced`, suppresses the address, and turns the campaign's ledger row (found by
+the returned Message-ID) from `sent` into `failed` with the report's diagnostic. A
+delay (`Action: delayed`, 4.x.x) changes nothing. Anything that is not a delivery
+report (an out-of-office reply, say) is left alone: guessing from free text would
+suppress people who only went on holiday.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from mailer.ledger import LedgerRow, LedgerStatus
+from mailer.tokens import InvalidToken, read_token
+from subscribers import suppression
+from subscribers.models import Subscriber, SubscriberStatus
+
+_VERP = re.compile(r"^bounces\+([0-9]+\.[A-Za-z0-9_-]+)@", re.IGNORECASE)
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# Our Message-IDs: <campaign.subscriber.nonce@domain> (`MessageTemplate.message_id`).
+_MESSAGE_ID = re.compile(r"<(\d+)\.(\d+)\.[^@>]*@[^>]+>")
+# Where a saved message keeps its envelope recipient: our capture server, then MTAs.
+_ENVELOPE_HEADERS = ("X-Envelope-To", "Delivered-To", "X-Original-To", "Envelope-To", "To")
+
+
+class Kind(StrEnum):
+    PERMANENT = "permanent"  # the address does not work: suppressed
+    TEMPORARY = "temporary"  # delayed: nothing to do
+    NOT_OURS = "not ours"  # no valid VERP token: matches no subscriber
+    NOT_A_REPORT = "not a report"  # no delivery status in it (an auto-reply, say)
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """What a returned message says, before anything is changed."""
+
+    kind: Kind
+    subscriber_id: int | None = None
+    status: str | None = None  # e.g. "5.1.1"
+    diagnostic: str = ""
+    campaign_id: int | None = None
+
+    @property
+    def reply(self) -> str:
+        return " ".join(f"bounced after delivery: {self.status or ''} {self.diagnostic}".split())
+
+
+def read(data: bytes, envelope_to: Sequence[str], secret: str) -> Bounce:
+    """Classify a returned message; `envelope_to` are the addresses it was sent to."""
+    subscriber_id = _subscriber(envelope_to, secret)
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    fields = _delivery_status(message)
+    if fields is None:
+        return Bounce(Kind.NOT_A_REPORT, subscriber_id)
+    if subscriber_id is None:
+        return Bounce(Kind.NOT_OURS)
+    action = str(fields.get("Action", "")).strip().lower()
+    found = _STATUS.search(str(fields.get("Status", "")))
+    status = ".".join(found.groups()) if found else None
+    diagnostic = " ".join(str(fields.get("Diagnostic-Code", "")).split())[:300]
+    permanent = action == "failed" or (status or "").startswith("5.")
+    if action in ("delayed", "delivered", "relayed", "expanded") or not permanent:
+        return Bounce(Kind.TEMPORARY, subscriber_id, status, diagnostic)
+    return Bounce(
+        Kind.PERMANENT, subscriber_id, status, diagnostic, _campaign_of(message, subscriber_id)
+    )
+
+
+def apply(session: Session, bounce: Bounce) -> str:
+    """Act on a permanent bounce (idempotent); a line saying what was done."""
+    if bounce.kind != Kind.PERMANENT or bounce.subscriber_id is None:
+        return f"{bounce.kind}: nothing changed"
+    subscriber = session.get(Subscriber, bounce.subscriber_id)
+    if subscriber is None:
+        return "permanent: subscriber no longer exists (erased); nothing changed"
+    if subscriber.status != SubscriberStatus.BOUNCED:
+        subscriber.status = SubscriberStatus.BOUNCED
+    suppression.suppress(session, subscriber.email, bounce.reply)
+    done = f"permanent: {subscriber.email} marked bounced and suppressed"
+    if bounce.campaign_id is not None:
+        changed = session.execute(
+            update(LedgerRow)
+            .where(
+                LedgerRow.campaign_id == bounce.campaign_id,
+                LedgerRow.subscriber_id == subscriber.id,
+                LedgerRow.status == LedgerStatus.SENT.value,
+            )
+            .values(status=LedgerStatus.FAILED.value, last_reply=bounce.reply[:1000])
+        )
+        if getattr(changed, "rowcount", 0):
+            done += f"; campaign {bounce.campaign_id} counts it as failed"
+    session.flush()
+    return done
+
+
+def _subscriber(envelope_to: Sequence[str], secret: str) -> int | None:
+    for address in envelope_to:
+        match = _VERP.match(address.strip().strip("<>"))
+        if match:
+            try:
+                return read_token(secret, match.group(1))
+            except InvalidToken:
+                return None
+    return None
+
+
+def _delivery_status(message: Message) -> dict[str, Any] | None:
+    """The first failed per-recipient block of the message/delivery-status part (or the
+    first block of any kind), as a field -> value mapping; None if there is none."""
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        if not isinstance(blocks, list) or not blocks:
+            return {}
+        recipients = [b for b in blocks[1:] if isinstance(b, Message)] or [
+            b for b in blocks if isinstance(b, Message)
+        ]
+        for block in recipients:
+            if str(block.get("Action", "")).strip().lower() == "failed":
+                return dict(block.items())
+        return dict(recipients[0].items()) if recipients else {}
+    return None
+
+
+def _campaign_of(message: Message, subscriber_id: int) -> int | None:
+    """The campaign of the returned message, from its Message-ID (if it is one of ours,
+    for this subscriber)."""
+    for part in message.walk():
+        if part.get_content_type() not in ("text/rfc822-headers", "message/rfc822"):
+            continue
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            headers = inner[0] if isinstance(inner, list) and inner else None
+            text = str(headers.get("Message-ID", "")) if isinstance(headers, Message) else ""
+        else:
+            payload = part.get_payload(decode=True)
+            raw = payload if isinstance(payload, bytes) else b""
+            parsed = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+            text = str(parsed.get("Message-ID", ""))
+        match = _MESSAGE_ID.search(text)
+        if match and int(match.group(2)) == subscriber_id:
+            return int(match.group(1))
+    return None
+
+
+@dataclass(frozen=True)
+class Returned:
+    """One message read from a file, a Maildir or an mbox, with where it came from."""
+
+    source: str
+    data: bytes
+    envelope_to: tuple[str, ...]
+
+
+def messages_in(path: Path) -> Iterator[Returned]:
+    """`.eml` files (a file, or every `.eml` in a directory), a Maildir or an mbox."""
+    if path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir():
+        maildir = mailbox.Maildir(path, create=False)
+        for key in sorted(maildir.keys()):
+            yield _returned(f"{path}/{key}", maildir.get_bytes(key))
+    elif path.is_dir():
+        for file in sorted(path.glob("*.eml")):
+            yield _returned(str(file), file.read_bytes())
+    elif path.read_bytes()[:5] == b"From ":
+        box = mailbox.mbox(path, create=False)
+        for index, key in enumerate(box.keys()):
+            yield _returned(f"{path}#{index + 1}", box.get_bytes(key))
+    else:
+        yield _returned(str(path), path.read_bytes())
+
+
+def _returned(source: str, data: bytes) -> Returned:
+    headers = BytesParser(policy=policy.compat32).parsebytes(data, headersonly=True)
+    envelope: list[str] = []
+    for name in _ENVELOPE_HEADERS:
+        for value in headers.get_all(name, []):
+            envelope += [a.strip() for a in str(value).split(",") if a.strip()]
+    return Returned(source, data, tuple(envelope))
+
+
+class BounceHandler:
+    """aiosmtpd handler for the bounce address: takes mail for `bounces+…@domain` only."""
+
+    def __init__(self, secret: str, record: Any) -> None:
+        self.secret = secret
+        self.record = record  # Callable[[Bounce], str], run in the server's thread
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if not _VERP.match(address):
+            return "550 5.1.1 this server only takes bounces"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        data = envelope.original_content or envelope.content
+        bounce = read(bytes(data), envelope.rcpt_tos, self.secret)
+        self.record(bounce)
+        return f"250 2.0.0 bounce read: {bounce.kind}"
