@@ -43,15 +43,20 @@ class CaptureHandler:
         return path
 
 
-def start_capture(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> Controller:
-    """Start the server in a background thread; call `.stop()` on the result to end it."""
-    controller = Controller(
+def capture_server(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> Controller:
+    """The server, not yet started (`.start()` runs it in a background thread)."""
+    return Controller(
         CaptureHandler(directory),
         hostname=host,
         port=port,
         enable_SMTPUTF8=True,
         decode_data=False,
     )
+
+
+def start_capture(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> Controller:
+    """Start the server in a background thread; call `.stop()` on the result to end it."""
+    controller = capture_server(directory, host, port)
     controller.start()
     return controller
 

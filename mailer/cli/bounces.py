@@ -5,8 +5,6 @@ Thin wrappers over `mailer.bounces`; every error is one line on stderr and exit 
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +14,7 @@ from aiosmtpd.controller import Controller
 from rich.console import Console
 
 from mailer import bounces
-from mailer.cli.common import fail, opened
+from mailer.cli.common import fail, opened, run_until_stopped
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -41,8 +39,11 @@ def process_command(
         bool, typer.Option("--dry-run", help="Say what each message is; change nothing.")
     ] = False,
 ) -> None:
-    """Read returned messages; a permanent failure marks the subscriber bounced and
-    suppresses the address, and its campaign counts the message as failed."""
+    """Read returned messages and act on the permanent failures.
+
+    A permanent failure marks the subscriber bounced and suppresses the address, and
+    its campaign counts the message as failed. Delays and other mail change nothing.
+    """
     with opened() as the_root:
         secret = the_root.settings.secret_key.get_secret_value()
         tally: Counter[str] = Counter()
@@ -73,8 +74,11 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 2526,
 ) -> None:
-    """Run an SMTP server that takes mail for bounces+<token>@… only and acts on each
-    delivery report as it arrives (point your MTA's bounce route here)."""
+    """Take bounces over SMTP as they arrive.
+
+    The server accepts mail for bounces+<token>@… only and acts on each delivery
+    report like `mailer bounces process`; point your MTA's bounce route here.
+    """
     with opened() as the_root:
         secret = the_root.settings.secret_key.get_secret_value()
 
@@ -84,21 +88,10 @@ def serve_command(
             out.print(done, markup=False)
             return done
 
-        controller = Controller(bounces.BounceHandler(secret, record), hostname=host, port=port)
-        try:
-            controller.start()
-        except (OSError, RuntimeError) as exc:
-            raise fail(f"error: cannot listen on {host}:{port}: {exc}") from None
-        out.print(f"taking bounces on {host}:{port} (Ctrl-C to stop)", markup=False)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            controller.stop()
+        run_until_stopped(
+            Controller(bounces.BounceHandler(secret, record), hostname=host, port=port),
+            f"taking bounces on {host}:{port}",
+        )
 
 
 def register(app: typer.Typer) -> None:

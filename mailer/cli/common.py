@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -94,3 +97,23 @@ def friendly_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+
+
+def run_until_stopped(controller: Controller, listening: str) -> None:
+    """Start an SMTP server (aiosmtpd), say where it listens, and serve until Ctrl-C or
+    SIGTERM; a port that cannot be taken is one line and exit status 1."""
+    try:
+        controller.start()
+    except (OSError, RuntimeError) as exc:
+        where = f"{controller.hostname}:{controller.port}"
+        raise fail(f"error: cannot listen on {where}: {exc}") from None
+    Console(highlight=False, soft_wrap=True).print(f"{listening} (Ctrl-C to stop)", markup=False)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()

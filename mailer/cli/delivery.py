@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
-from mailer.cli.common import fail, friendly_errors, opened, root
+from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
 from mailer.content import load_issue
 from mailer.render import Renderer
 from mailer.testsend import send_test
@@ -399,7 +399,7 @@ def capture_command(
     ] = False,
 ) -> None:
     """Run a local SMTP server that stores every message as an .eml file (demos, tests)."""
-    from mailer.capture import list_captured, start_capture
+    from mailer.capture import capture_server, list_captured
 
     with friendly_errors():
         settings = root().settings
@@ -418,23 +418,10 @@ def capture_command(
             return
         listen_host = host or "127.0.0.1"
         listen_port = port or settings.smtp_port
-        try:
-            controller = start_capture(directory, listen_host, listen_port)
-        except (OSError, RuntimeError) as exc:
-            raise fail(f"error: cannot listen on {listen_host}:{listen_port}: {exc}") from None
-        out.print(
-            f"capturing mail on {listen_host}:{listen_port} into {directory} (Ctrl-C to stop)",
-            markup=False,
+        run_until_stopped(
+            capture_server(directory, listen_host, listen_port),
+            f"capturing mail on {listen_host}:{listen_port} into {directory}",
         )
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            controller.stop()
 
 
 def register(app: typer.Typer, campaign_app: typer.Typer) -> None:
