@@ -10,7 +10,7 @@ never loads the audience into memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,3 +185,22 @@ def count_by_country_and_partner(session: Session, audience: Audience) -> list[C
 def count_audience(session: Session, audience: Audience) -> int:
     recipients = audience_query(audience).order_by(None).subquery()
     return session.scalar(select(func.count()).select_from(recipients)) or 0
+
+
+def list_visibility(session: Session) -> dict[str, bool]:
+    """Every list's slug and whether it is public."""
+    rows = session.execute(select(MailingList.slug, MailingList.public)).all()
+    return {slug: bool(public) for slug, public in rows}
+
+
+def reaches_only_public_lists(audience: Audience, visibility: Mapping[str, bool]) -> bool:
+    """Whether `audience` is made only of public lists (`visibility`: `list_visibility`).
+
+    Every list it names must be public; a slug that names no list (a list removed
+    since) counts as private. An audience that names no lists reaches anyone with an
+    active subscription, so it counts as public only while every list is. Countries,
+    partners and exclusion lists only narrow an audience and do not matter here.
+    """
+    if audience.lists:
+        return all(visibility.get(slug, False) for slug in audience.lists)
+    return all(visibility.values())

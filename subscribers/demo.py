@@ -16,24 +16,30 @@ from subscribers.csvio import ImportReport, import_csv
 from subscribers.models import MailingList
 from subscribers.repository import add_list
 
+# slug, name, description, public: the newsletter is public (on everyone's preferences
+# page, its issues in the archive); partners-only is private (only its members see it).
 DEMO_LISTS = (
     (
         "newsletter",
         "LMEC Newsletter",
         "News from the Lancang-Mekong region",
+        True,
     ),
     (
         "partners-only",
         "Partners only",
         "Invitations and documents for partners",
+        False,
     ),
 )
 
 
 def seed_demo(session: Session, csv_path: Path) -> ImportReport:
-    """Create the demo lists if missing and import the demo contacts (idempotent)."""
+    """Create the demo lists if missing and import the demo contacts (idempotent).
+
+    Lists that exist already are left as they are, visibility included."""
     existing = set(session.scalars(select(MailingList.slug)))
-    for slug, name, description in DEMO_LISTS:
+    for slug, name, description, public in DEMO_LISTS:
         if slug not in existing:
-            add_list(session, slug, name, description)
+            add_list(session, slug, name, description, public=public)
     return import_csv(session, csv_path, create_partners=True, consent_source="demo")

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Enum,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -111,7 +113,13 @@ class Subscriber(Base):
 
 
 class MailingList(Base):
-    """A list people subscribe to, addressed by its slug (`newsletter`, `partners-only`)."""
+    """A list people subscribe to, addressed by its slug (`newsletter`, `partners-only`).
+
+    `public` (migration 0006): the preferences page offers a public list to anyone
+    holding a subscriber's link, and campaigns sent only to public lists appear in the
+    public archive. A private list is shown only to the people on it, so they can
+    leave it; nobody can join it from the public pages. New lists are private.
+    """
 
     __tablename__ = "lists"
 
@@ -119,10 +127,11 @@ class MailingList(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     def __repr__(self) -> str:
-        return f"MailingList({self.id}, {self.slug!r})"
+        return f"MailingList({self.id}, {self.slug!r}, {'public' if self.public else 'private'})"
 
 
 class Subscription(Base):

@@ -120,8 +120,15 @@ def remove_partner(session: Session, name_or_id: str | int) -> None:
 
 
 def add_list(
-    session: Session, slug: str, name: str | None = None, description: str = ""
+    session: Session,
+    slug: str,
+    name: str | None = None,
+    description: str = "",
+    *,
+    public: bool = False,
 ) -> MailingList:
+    """Create a list. Private unless `public`: a private list is never offered on the
+    public preferences page, and campaigns sent to it stay out of the public archive."""
     slug = slug.strip()
     if not SLUG.match(slug):
         raise StoreInputError(
@@ -129,7 +136,9 @@ def add_list(
         )
     if session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
         raise Conflict(f"list {slug!r} already exists")
-    mailing_list = MailingList(slug=slug, name=clean_name(name) or slug, description=description)
+    mailing_list = MailingList(
+        slug=slug, name=clean_name(name) or slug, description=description, public=public
+    )
     session.add(mailing_list)
     session.flush()
     return mailing_list
@@ -149,13 +158,21 @@ def list_lists(session: Session) -> Sequence[MailingList]:
 
 
 def update_list(
-    session: Session, slug: str, *, name: str | None = None, description: str | None = None
+    session: Session,
+    slug: str,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    public: bool | None = None,
 ) -> MailingList:
+    """Change a list's name, description or visibility; None leaves a field as it is."""
     mailing_list = get_list(session, slug)
     if name is not None:
         mailing_list.name = clean_name(name) or mailing_list.slug
     if description is not None:
         mailing_list.description = description
+    if public is not None:
+        mailing_list.public = public
     session.flush()
     return mailing_list
 
@@ -170,26 +187,53 @@ def remove_list(session: Session, slug: str) -> None:
 class ListCounts:
     slug: str
     name: str
+    public: bool
     active: int
     unsubscribed: int
 
 
 def list_counts(session: Session) -> list[ListCounts]:
-    """Each list with its active and unsubscribed subscription counts."""
+    """Each list with its visibility and its active and unsubscribed subscription counts."""
     rows = session.execute(
-        select(MailingList.slug, MailingList.name, Subscription.status, func.count())
+        select(
+            MailingList.slug,
+            MailingList.name,
+            MailingList.public,
+            Subscription.status,
+            func.count(),
+        )
         .outerjoin(Subscription, Subscription.list_id == MailingList.id)
-        .group_by(MailingList.slug, MailingList.name, Subscription.status)
+        .group_by(MailingList.slug, MailingList.name, MailingList.public, Subscription.status)
     ).all()
     counts: dict[str, dict[str, Any]] = {}
-    for slug, name, status, count in rows:
-        entry = counts.setdefault(slug, {"name": name, "active": 0, "unsubscribed": 0})
+    for slug, name, public, status, count in rows:
+        entry = counts.setdefault(
+            slug, {"name": name, "public": bool(public), "active": 0, "unsubscribed": 0}
+        )
         if status is not None:
             entry[SubscriptionStatus(status).value] = count
     return [
-        ListCounts(slug, v["name"], v["active"], v["unsubscribed"])
+        ListCounts(slug, v["name"], v["public"], v["active"], v["unsubscribed"])
         for slug, v in sorted(counts.items())
     ]
+
+
+def preference_lists(session: Session, subscriber_id: int) -> Sequence[MailingList]:
+    """The lists a person may choose on the public preferences page, by slug.
+
+    Every public list, and the private lists they are actively subscribed to (so they
+    can always leave one); never another private list. The page is reached with a
+    link that is in every email, so a forwarded email must not open a private list.
+    """
+    on_it = select(Subscription.list_id).where(
+        Subscription.subscriber_id == subscriber_id,
+        Subscription.status == SubscriptionStatus.ACTIVE,
+    )
+    return session.scalars(
+        select(MailingList)
+        .where(or_(MailingList.public.is_(True), MailingList.id.in_(on_it)))
+        .order_by(MailingList.slug)
+    ).all()
 
 
 # --- subscribers --------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def mailer(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _demo(mailer) -> None:
-    mailer("lists", "add", "newsletter", "--name", "LMEC Newsletter")
+    mailer("lists", "add", "newsletter", "--name", "LMEC Newsletter", "--public")
     mailer("lists", "add", "partners-only")
     mailer("subscribers", "import", str(DEMO), "--create-partners")
 
@@ -65,7 +65,10 @@ def test_demo_import_and_audience(mailer) -> None:
     table = mailer("audience", "--list", "partners-only").stdout
     assert "Red River Environment Centre" in table and "total: 37" in table
     lists = json.loads(mailer("lists", "list", "--json").stdout)
-    assert [(x["slug"], x["active"]) for x in lists] == [("newsletter", 62), ("partners-only", 37)]
+    assert [(x["slug"], x["public"], x["active"]) for x in lists] == [
+        ("newsletter", True, 62),
+        ("partners-only", False, 37),
+    ]
     partners = json.loads(mailer("partners", "list", "--json").stdout)
     assert len(partners) == 7 and {p["country"] for p in partners} >= {"CN", "KH", "LA", "MM"}
 
@@ -172,6 +175,35 @@ def test_export_round_trip_and_privacy(mailer, tmp_path: Path) -> None:
     assert exported["subscriber"] is None and exported["suppression"]["address_kept"] is False
     again = json.loads(mailer("subscribers", "import", str(out), "--json").stdout)
     assert again["suppressed_skipped"] == 1 and again["created"] == 0
+
+
+def test_lists_are_private_unless_made_public(mailer) -> None:
+    assert mailer("lists", "add", "partners-only").stdout.strip() == (
+        "added private list partners-only: partners-only"
+    )
+    added = mailer("lists", "add", "newsletter", "--name", "LMEC Newsletter", "--public")
+    assert added.stdout.strip() == "added public list newsletter: LMEC Newsletter"
+
+    def shown() -> dict[str, bool]:
+        return {
+            x["slug"]: x["public"] for x in json.loads(mailer("lists", "list", "--json").stdout)
+        }
+
+    assert shown() == {"newsletter": True, "partners-only": False}
+    table = mailer("lists", "list").stdout
+    assert "visibility" in table and "public" in table and "private" in table
+    assert "(public)" in mailer("lists", "edit", "partners-only", "--public").stdout
+    assert shown() == {"newsletter": True, "partners-only": True}
+    # Editing something else leaves the visibility alone.
+    renamed = mailer("lists", "edit", "partners-only", "--name", "Partners").stdout
+    assert renamed.strip() == "list partners-only: Partners (public)"
+    assert "(private)" in mailer("lists", "edit", "Partners-Only", "--private").stdout
+    assert shown() == {"newsletter": True, "partners-only": False}
+    unknown = mailer("lists", "edit", "nope", "--public", code=1)
+    assert "no list 'nope'" in unknown.stderr
+    helped = mailer("lists", "add", "--help").stdout
+    assert "--public" in helped and "--private" in helped and "Example: mailer lists add" in helped
+    assert "mailer lists edit partners-only --private" in mailer("lists", "edit", "--help").stdout
 
 
 def test_every_command_has_help_with_an_example(mailer) -> None:

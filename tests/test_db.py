@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, inspect, text
 
 from mailer import db
 
@@ -27,3 +29,73 @@ def test_public_base_url_follows_the_web_port_unless_set() -> None:
     assert load_settings(env_file=None, web_port=8123).public_base_url == "http://127.0.0.1:8123"
     chosen = load_settings(env_file=None, web_port=8123, public_base_url="https://news.x.org/")
     assert chosen.public_base_url == "https://news.x.org"
+
+
+def test_migration_0006_keeps_existing_lists_public_and_makes_new_ones_private(
+    engine: Engine,
+) -> None:
+    """An installation upgraded with lists in it keeps them public (every list was
+    public before 0006); a list created afterwards is private unless said otherwise.
+    Going back down and up again keeps every list and subscription."""
+    from subscribers import repository
+
+    db.downgrade(engine, "0005")
+    with engine.begin() as connection:
+        assert "public" not in {c["name"] for c in inspect(connection).get_columns("lists")}
+        now = datetime.now(UTC)
+        for slug in ("newsletter", "partners-only"):
+            connection.execute(
+                text(
+                    "INSERT INTO lists (slug, name, description, created_at)"
+                    " VALUES (:slug, :slug, '', :now)"
+                ),
+                {"slug": slug, "now": now},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO subscribers (email, email_key, email_hash, name, language,"
+                " timezone, status, attributes, created_at, updated_at) VALUES ('a@example.org',"
+                " 'a@example.org', 'h', 'A', 'en', 'UTC', 'active', '{}', :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source,"
+                " consent_at) SELECT s.id, l.id, 'active', 'test', :now FROM subscribers s, lists l"
+            ),
+            {"now": now},
+        )
+    db.upgrade(engine)
+    assert db.is_up_to_date(engine)
+
+    def flags() -> dict[str, bool]:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT slug, public FROM lists")).all()
+        return {slug: bool(public) for slug, public in rows}
+
+    assert flags() == {"newsletter": True, "partners-only": True}
+    with engine.begin() as connection:  # the column's default, for any other writer
+        connection.execute(
+            text(
+                "INSERT INTO lists (slug, name, description, created_at)"
+                " VALUES ('raw', 'Raw', '', :now)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+    with db.session_factory(engine).begin() as session:
+        assert repository.add_list(session, "staff").public is False
+        assert repository.add_list(session, "events", public=True).public is True
+    assert flags() == {
+        "newsletter": True,
+        "partners-only": True,
+        "raw": False,
+        "staff": False,
+        "events": True,
+    }
+    db.downgrade(engine, "0005")
+    db.upgrade(engine)
+    assert set(flags()) == {"newsletter", "partners-only", "raw", "staff", "events"}
+    with engine.connect() as connection:
+        subscriptions = connection.execute(text("SELECT count(*) FROM subscriptions")).scalar()
+    assert subscriptions == 2

@@ -13,6 +13,8 @@ from subscribers.audience import (
     count_audience,
     count_by_country_and_partner,
     iter_audience,
+    list_visibility,
+    reaches_only_public_lists,
 )
 from subscribers.errors import StoreInputError
 from subscribers.models import SubscriberStatus
@@ -178,3 +180,23 @@ def test_audience_query_feeds_a_set_based_insert(sessions: sessionmaker[Session]
         )
         assert session.scalar(select(func.count()).select_from(target)) == 4
         metadata.drop_all(session.connection())
+
+
+def test_an_audience_is_public_only_when_every_list_it_can_reach_is(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        _seed(session)  # newsletter, partners-only and staff: all private
+        repo.update_list(session, "newsletter", public=True)
+        visibility = list_visibility(session)
+    assert visibility == {"newsletter": True, "partners-only": False, "staff": False}
+
+    def public(audience: Audience) -> bool:
+        return reaches_only_public_lists(audience, visibility)
+
+    assert public(Audience(lists=("newsletter",), countries=("VN",)))
+    assert public(Audience(lists=("newsletter",), exclude_lists=("staff",)))  # only narrows
+    assert not public(Audience(lists=("newsletter", "staff")))
+    assert not public(Audience(lists=("removed-list",)))  # unknown: treated as private
+    assert not public(Audience())  # every list, some private
+    assert reaches_only_public_lists(Audience(), {"newsletter": True, "events": True})

@@ -285,3 +285,34 @@ def test_ids_of_removed_subscribers_are_never_given_again(
     with sessions.begin() as session:
         newcomer = repo.add_subscriber(session, "newcomer@example.org")
         assert newcomer.id > erased_id
+
+
+def test_preference_lists_are_the_public_ones_and_the_private_ones_a_person_is_on(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        assert repo.add_list(session, "newsletter", public=True).public is True
+        assert repo.add_list(session, "partners-only").public is False  # private by default
+        repo.add_list(session, "staff")
+        member = repo.add_subscriber(session, "m@example.org", lists=["partners-only"]).id
+        left = repo.add_subscriber(session, "l@example.org", lists=["staff"]).id
+        repo.unsubscribe(session, left, "staff")
+        outsider = repo.add_subscriber(session, "o@example.org").id
+    with sessions() as session:
+
+        def offered(subscriber_id: int) -> list[str]:
+            return [x.slug for x in repo.preference_lists(session, subscriber_id)]
+
+        assert offered(member) == ["newsletter", "partners-only"]
+        assert offered(left) == ["newsletter"]  # a private list one left is not offered again
+        assert offered(outsider) == ["newsletter"]
+        counts = {c.slug: c.public for c in repo.list_counts(session)}
+        assert counts == {"newsletter": True, "partners-only": False, "staff": False}
+    with sessions.begin() as session:
+        repo.update_list(session, "staff", public=True)
+        repo.update_list(session, "newsletter", name="News")  # visibility unchanged
+        assert repo.get_list(session, "newsletter").public is True
+        assert [x.slug for x in repo.preference_lists(session, outsider)] == [
+            "newsletter",
+            "staff",
+        ]

@@ -147,8 +147,10 @@ def test_upload_of_a_broken_file_shows_each_error_by_line_and_field(
 
 def _seed_people(root: Root) -> dict[str, int]:
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "Newsletter", "Every issue, about six a year")
-        repository.add_list(session, "events", "Events", "Invitations to workshops")
+        repository.add_list(
+            session, "newsletter", "Newsletter", "Every issue, about six a year", public=True
+        )
+        repository.add_list(session, "events", "Events", "Invitations to workshops")  # private
         repository.add_partner(session, "Mekong River Commission", "LA")
         ids = {
             "xss": repository.add_subscriber(

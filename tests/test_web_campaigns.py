@@ -39,7 +39,7 @@ def web_root(
         )
     )
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "Newsletter")
+        repository.add_list(session, "newsletter", "Newsletter", public=True)  # archived
         repository.add_partner(session, "Mekong River Commission", "LA")
         for email, name, country in (
             ("somchai@example.th", "สมชาย ใจดี", "TH"),

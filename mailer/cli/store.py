@@ -190,48 +190,95 @@ def partners_remove(partner: Annotated[str, typer.Argument(help="Name or id.")])
 
 # --- lists --------------------------------------------------------------------------------
 
-lists_app = typer.Typer(help="Mailing lists people subscribe to.", no_args_is_help=True)
+lists_app = typer.Typer(
+    help=(
+        "Mailing lists people subscribe to. A public list is offered on the preferences "
+        "page and its campaigns go into the public archive; a private list (the default "
+        "for a new list) is shown only to the people on it, and campaigns that reach it "
+        "stay out of the archive."
+    ),
+    no_args_is_help=True,
+)
+
+PUBLIC_HELP = (
+    "Public: offered to every subscriber on the preferences page, and its campaigns "
+    "published in the archive. Private: shown only to the people on it; campaigns "
+    "sent to it are never published."
+)
 
 
-@lists_app.command("add", epilog='Example: mailer lists add newsletter --name "LMEC Newsletter"')
+def _visibility(public: bool) -> str:
+    return "public" if public else "private"
+
+
+@lists_app.command(
+    "add",
+    epilog=(
+        'Example: mailer lists add newsletter --name "LMEC Newsletter" --public\n\n'
+        'Example: mailer lists add partners-only --name "Partners only" --private'
+    ),
+)
 def lists_add(
     slug: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, '-'.")],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     description: Annotated[str, typer.Option(help="Shown on the preferences page.")] = "",
+    public: Annotated[bool, typer.Option("--public/--private", help=PUBLIC_HELP)] = False,
 ) -> None:
-    """Add a list."""
+    """Add a list (private unless --public)."""
     with _transaction() as session:
-        created = repo.add_list(session, slug, name, description)
-        out.print(f"added list {created.slug}: {created.name}")
+        created = repo.add_list(session, slug, name, description, public=public)
+        out.print(f"added {_visibility(created.public)} list {created.slug}: {created.name}")
 
 
 @lists_app.command("list", epilog="Example: mailer lists list --json")
 def lists_list(as_json: JsonOpt = False) -> None:
-    """List lists with their active and unsubscribed counts."""
+    """List lists with their visibility and their active and unsubscribed counts."""
     with _transaction() as session:
         rows: list[dict[str, Any]] = [
-            {"slug": c.slug, "name": c.name, "active": c.active, "unsubscribed": c.unsubscribed}
+            {
+                "slug": c.slug,
+                "name": c.name,
+                "public": c.public,
+                "active": c.active,
+                "unsubscribed": c.unsubscribed,
+            }
             for c in repo.list_counts(session)
         ]
     if as_json:
         _print_json(rows)
         return
-    table = Table("slug", "name", "active", "unsubscribed")
+    table = Table("slug", "name", "visibility", "active", "unsubscribed")
     for row in rows:
-        table.add_row(row["slug"], row["name"], str(row["active"]), str(row["unsubscribed"]))
+        table.add_row(
+            row["slug"],
+            row["name"],
+            _visibility(row["public"]),
+            str(row["active"]),
+            str(row["unsubscribed"]),
+        )
     out.print(table)
 
 
-@lists_app.command("edit", epilog='Example: mailer lists edit newsletter --name "News"')
+@lists_app.command(
+    "edit",
+    epilog=(
+        'Example: mailer lists edit newsletter --name "News"\n\n'
+        "Example: mailer lists edit partners-only --private"
+    ),
+)
 def lists_edit(
     slug: str,
     name: Annotated[str | None, typer.Option(help="New display name.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    public: Annotated[
+        bool | None,
+        typer.Option("--public/--private", help=f"{PUBLIC_HELP} Default: unchanged."),
+    ] = None,
 ) -> None:
-    """Change a list's name or description."""
+    """Change a list's name, description or visibility."""
     with _transaction() as session:
-        updated = repo.update_list(session, slug, name=name, description=description)
-        out.print(f"list {updated.slug}: {updated.name}")
+        updated = repo.update_list(session, slug, name=name, description=description, public=public)
+        out.print(f"list {updated.slug}: {updated.name} ({_visibility(updated.public)})")
 
 
 @lists_app.command("remove", epilog="Example: mailer lists remove old-list --yes")
