@@ -14,6 +14,8 @@ from pathlib import Path
 from mailer.capture import start_capture
 from mailer.compose import Root
 from mailer.demo import prepare
+from mailer.web.archive import sent_issues
+from subscribers.audience import list_visibility
 from tests.smtpd import free_port
 
 
@@ -46,6 +48,9 @@ def test_demo_sends_each_issue_to_each_subscriber_once(root: Root) -> None:
         names = " ".join(to for to, _subject in arrivals)
         for script_sample in ("王", "ស", "ສ", "မ", "ส", "Nguyễn"):
             assert script_sample in names
+        with root.sessions() as session:
+            assert list_visibility(session) == {"newsletter": True, "partners-only": False}
+            assert len(sent_issues(session)) == 2  # sent to the public newsletter: archived
 
         again = prepare(root, send=_send)
         assert again.subscribers_added == 0

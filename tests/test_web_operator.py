@@ -173,3 +173,40 @@ def test_settings_page_shows_settings_but_never_secrets(root: Root) -> None:
     assert root.settings.secret_key.get_secret_value() not in page
     assert "MAILER_SECRET_KEY</code></td><td>(set)" in page
     assert "development default" not in page  # the tests use their own key
+
+
+def test_lists_page_sets_public_or_private_with_the_csrf_token(root: Root) -> None:
+    _, http, token = _admin(root)
+
+    def public() -> dict[str, bool]:
+        with root.sessions() as session:
+            return {x.slug: x.public for x in repository.list_lists(session)}
+
+    page = http.get("/lists").text
+    assert 'name="public" value="true"' in page and "private list is shown only" in page
+    assert public() == {"newsletter": False}
+    added = http.post(
+        "/lists", data={"csrf_token": token, "slug": "events", "name": "Events", "public": "true"}
+    )
+    assert added.status_code == 303
+    http.post("/lists", data={"csrf_token": token, "slug": "staff"})  # box unticked
+    assert public() == {"newsletter": False, "events": True, "staff": False}
+    assert "Added private list staff." in http.get("/lists").text
+    page = http.get("/lists").text
+    assert 'value="true" checked> Public' in page  # the events row shows its box ticked
+
+    saved = http.post(
+        "/lists/newsletter",
+        data={"csrf_token": token, "name": "Newsletter", "description": "", "public": "true"},
+    )
+    assert saved.status_code == 303 and public()["newsletter"] is True
+    # The row's form without the box (unticked) makes the list private again.
+    http.post("/lists/newsletter", data={"csrf_token": token, "name": "Newsletter"})
+    assert public()["newsletter"] is False
+    # No CSRF token: refused, nothing changes.
+    forged = http.post("/lists/newsletter", data={"name": "Newsletter", "public": "true"})
+    assert forged.status_code == 403 and public()["newsletter"] is False
+    # A hand-made value: a page naming the field, nothing changes.
+    odd = http.post("/lists/newsletter", data={"csrf_token": token, "public": "perhaps"})
+    assert odd.status_code == 400 and "public:" in odd.text
+    assert public()["newsletter"] is False

@@ -1,21 +1,33 @@
 """Public preference and unsubscribe pages over HTTP (no login): each subscriber sees and
-changes only their own subscription, and the pages say nothing about anyone else."""
+changes only their own subscription, and the pages say nothing about anyone else. Private
+lists stay off the preferences page (except for their own members, who can leave them),
+and campaigns that reach a private list stay out of the archive, the feed and the web copy.
+"""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import re
+from dataclasses import dataclass
+from xml.etree import ElementTree as ET
 
-from mailer import tokens
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from mailer import campaigns, tokens
 from mailer.compose import Root
 from subscribers import privacy, repository
+from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus
 from tests.web_harness import client, csrf_of, make_app
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+CHECKBOX = re.compile(r'<input type="checkbox" name="lists" value="([^"]+)"( checked)?')
 
 
 def _setup(root: Root) -> tuple[TestClient, dict[str, int]]:
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue")
-        repository.add_list(session, "partners-only", "Partners only", "Invitations")
+        repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
+        repository.add_list(session, "partners-only", "Partners only", "Invitations")  # private
         ids = {
             name: repository.add_subscriber(
                 session, f"{name}@example.org", name=name, country="KH", lists=["newsletter"]
@@ -46,11 +58,10 @@ def test_unsubscribed_person_can_come_back_through_preferences(root: Root) -> No
     assert "s***@example.org" in page.text
     assert "dara" not in page.text and "vanna" not in page.text
     saved = http.post(
-        f"/preferences/{token}",
-        data={"csrf_token": csrf_of(page.text), "lists": ["newsletter", "partners-only", "x"]},
+        f"/preferences/{token}", data={"csrf_token": csrf_of(page.text), "lists": ["newsletter"]}
     )
     assert saved.headers["location"].endswith("?saved=1")
-    assert _active_lists(root, ids["sokha"]) == {"newsletter", "partners-only"}
+    assert _active_lists(root, ids["sokha"]) == {"newsletter"}
     with root.sessions() as session:
         person = repository.get_subscriber(session, ids["sokha"])
         assert person.status == SubscriberStatus.ACTIVE
@@ -90,3 +101,176 @@ def test_a_foreign_page_cannot_change_preferences(root: Root) -> None:
     forged = http.post(f"/preferences/{token}", data={"lists": ["partners-only"]})
     assert forged.status_code == 403
     assert _active_lists(root, ids["sokha"]) == {"newsletter"}
+
+
+def _offered(html: str) -> dict[str, bool]:
+    """The preferences page's checkboxes: slug -> ticked."""
+    return {slug: bool(ticked) for slug, ticked in CHECKBOX.findall(html)}
+
+
+def _subscription_rows(root: Root, subscriber_id: int) -> dict[str, str]:
+    with root.sessions() as session:
+        return {
+            s.list.slug: s.status.value for s in repository.subscriptions_of(session, subscriber_id)
+        }
+
+
+def test_a_private_list_is_neither_shown_nor_granted_to_someone_not_on_it(root: Root) -> None:
+    http, ids = _setup(root)
+    token = _token(root, ids["sokha"])
+    page = http.get(f"/preferences/{token}")
+    assert _offered(page.text) == {"newsletter": True}
+    assert "partners-only" not in page.text and "Partners only" not in page.text
+    csrf = csrf_of(page.text)
+    # Posted by hand: with the public list, or alone (which must not read as "untick
+    # everything"), or for a list that does not exist. Each is refused the same way,
+    # so the answer does not tell a private list from no list at all.
+    answers = []
+    for wanted in (["newsletter", "partners-only"], ["partners-only"], ["no-such-list"]):
+        refused = http.post(f"/preferences/{token}", data={"csrf_token": csrf, "lists": wanted})
+        assert refused.status_code == 400
+        assert "cannot be chosen here. Nothing was changed." in refused.text
+        assert "Partners only" not in refused.text  # the private list's name stays hidden
+        assert _offered(refused.text) == {"newsletter": True}  # the form, as it stands
+        answers.append(refused.text.replace(wanted[-1], "SLUG"))
+        assert _subscription_rows(root, ids["sokha"]) == {"newsletter": "active"}
+    assert answers[1] == answers[2]
+    # Unsubscribed from everything, the person can come back to public lists only.
+    http.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    refused = http.post(
+        f"/preferences/{token}", data={"csrf_token": csrf, "lists": ["partners-only"]}
+    )
+    assert refused.status_code == 400
+    assert _subscription_rows(root, ids["sokha"]) == {"newsletter": "unsubscribed"}
+    with root.sessions() as session:
+        person = repository.get_subscriber(session, ids["sokha"])
+        assert person.status == SubscriberStatus.UNSUBSCRIBED
+
+
+def test_a_member_of_a_private_list_sees_it_and_can_leave_it(root: Root) -> None:
+    http, ids = _setup(root)
+    with root.sessions.begin() as session:
+        repository.subscribe(session, ids["dara"], "partners-only", source="manual")
+    token = _token(root, ids["dara"])
+    page = http.get(f"/preferences/{token}")
+    assert _offered(page.text) == {"newsletter": True, "partners-only": True}
+    assert "Partners only" in page.text and "Invitations" in page.text
+    assert "Members only: once you leave it" in page.text
+    csrf = csrf_of(page.text)
+    # Staying on both is fine; then leaving the private list keeps the public one.
+    kept = http.post(
+        f"/preferences/{token}", data={"csrf_token": csrf, "lists": ["newsletter", "partners-only"]}
+    )
+    assert kept.status_code == 303 and _active_lists(root, ids["dara"]) == {
+        "newsletter",
+        "partners-only",
+    }
+    left = http.post(f"/preferences/{token}", data={"csrf_token": csrf, "lists": ["newsletter"]})
+    assert left.status_code == 303 and left.headers["location"].endswith("?saved=1")
+    assert _subscription_rows(root, ids["dara"]) == {
+        "newsletter": "active",
+        "partners-only": "unsubscribed",
+    }
+    with root.sessions() as session:
+        record = {s.list.slug: s for s in repository.subscriptions_of(session, ids["dara"])}
+        assert record["partners-only"].unsubscribe_source == "preferences"
+    # Gone from the page, and no way back from it.
+    assert _offered(http.get(f"/preferences/{token}").text) == {"newsletter": True}
+    back = http.post(
+        f"/preferences/{token}", data={"csrf_token": csrf, "lists": ["newsletter", "partners-only"]}
+    )
+    assert back.status_code == 400
+    assert _active_lists(root, ids["dara"]) == {"newsletter"}
+    # A list the operator makes public is offered to everyone.
+    with root.sessions.begin() as session:
+        repository.update_list(session, "partners-only", public=True)
+    assert _offered(http.get(f"/preferences/{_token(root, ids['vanna'])}").text) == {
+        "newsletter": True,
+        "partners-only": False,
+    }
+
+
+# --- the archive, its feed and the web copy -------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Issue:
+    slug: str
+    number: int
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    subject: str
+    preheader: str = "The line inboxes show"
+    html: str = "<p>Hello %%NAME%%</p>"
+    text: str = "Hello"
+    language: str = "en"
+
+
+def _sent(session: Session, slug: str, subject: str, lists: tuple[str, ...]) -> int:
+    """A campaign of issue `slug` to `lists` that has started sending."""
+    campaign = campaigns.create_campaign(
+        session,
+        name=subject,
+        issue_path=f"examples/issues/{slug}.yaml",
+        issue=_Issue(slug, int(slug.rsplit("-", 1)[1])),
+        sender="LMEC <news@lmec.example.org>",
+        audience=Audience(lists=lists),
+    )
+    campaigns.freeze(session, campaign.id, _Rendered(subject))
+    assert campaigns.start_sending(session, campaign.id) > 0
+    return campaign.id
+
+
+def _published(http: TestClient, candidates: set[int]) -> tuple[set[int], set[int], set[int]]:
+    """The campaign ids in the archive page, in the Atom feed, and those of `candidates`
+    that `/view` serves."""
+    page = {int(i) for i in re.findall(r'href="/view/(\d+)"', http.get("/archive").text)}
+    feed = ET.fromstring(http.get("/archive/feed.atom").content)  # noqa: S314 - our own output
+    ids = {
+        int(str(entry.findtext(f"{ATOM}id")).rsplit("/", 1)[1])
+        for entry in feed.findall(f"{ATOM}entry")
+    }
+    viewable = {i for i in candidates if http.get(f"/view/{i}").status_code == 200}
+    return page, ids, viewable
+
+
+def test_the_archive_publishes_only_campaigns_sent_to_public_lists(root: Root) -> None:
+    http, ids = _setup(root)
+    with root.sessions.begin() as session:
+        repository.add_list(session, "events", "Events", public=True)
+        repository.subscribe(session, ids["sokha"], "partners-only")
+        repository.subscribe(session, ids["dara"], "events")
+        public = _sent(session, "2022-13", "Issue 13 for everyone", ("newsletter", "events"))
+        private = _sent(session, "2022-14", "Issue 14 for partners", ("partners-only",))
+        mixed = _sent(session, "2022-16", "Issue 16 mixed", ("newsletter", "partners-only"))
+        # Issue 15 went to partners first, then to the newsletter: the archive shows the
+        # newsletter's campaign, never the partners' copy.
+        early = _sent(session, "2022-15", "Issue 15 partners copy", ("partners-only",))
+        later = _sent(session, "2022-15", "Issue 15", ("newsletter",))
+        anyone = _sent(session, "2022-17", "Issue 17 to every list", ())
+    every = {public, private, mixed, early, later, anyone}
+    published = {public, later}
+    assert _published(http, every) == (published, published, published)
+    archive = http.get("/archive").text
+    assert "Issue 13 for everyone" in archive and "Issue 15" in archive
+    for hidden in ("Issue 14", "Issue 16", "partners copy", "Issue 17"):
+        assert hidden not in archive and hidden not in http.get("/archive/feed.atom").text
+    for unpublished in (private, mixed, early, anyone):
+        gone = http.get(f"/view/{unpublished}")
+        assert gone.status_code == 404 and "not available" in gone.text  # as for no campaign
+        assert "Hello" not in gone.text
+    assert http.get("/view/999").status_code == 404
+
+    # Visibility is read when asked: once every list is public, an audience naming no
+    # list is published too; a list made private takes its campaigns off at once.
+    with root.sessions.begin() as session:
+        repository.update_list(session, "partners-only", public=True)
+    everything = every - {later}
+    assert _published(http, every)[0] == everything  # issue 15's first campaign is now public
+    with root.sessions.begin() as session:
+        repository.update_list(session, "events", public=False)
+    archived = {private, mixed, early}
+    assert _published(http, every) == (archived, archived, archived | {later})

@@ -1,11 +1,18 @@
 """The public archive: which campaigns count as published issues, their web copy, and
 the Atom feed (built with ElementTree, never by string concatenation).
+
+A campaign is published when it started sending and its audience is made only of
+public lists (`subscribers.audience.reaches_only_public_lists`): every list it names
+is public, or, for an audience that names no lists ("anyone with an active
+subscription"), every list there is is public. Visibility is read when the page is
+asked for, so making a list private takes its campaigns off the archive, the feed
+and "view in browser" at once.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
@@ -18,6 +25,8 @@ from mailer.campaigns import Campaign, CampaignState
 from mailer.profile import Masthead
 from mailer.render import Slot, fill
 from mailer.settings import Settings
+from subscribers.audience import Audience, list_visibility, reaches_only_public_lists
+from subscribers.errors import StoreInputError
 
 PUBLISHED = (CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SENT)
 ATOM = "http://www.w3.org/2005/Atom"
@@ -45,16 +54,28 @@ def _published(campaign: Campaign) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def is_public(campaign: Campaign, visibility: Mapping[str, bool]) -> bool:
+    """Whether the campaign's audience is made only of public lists (see the module
+    docstring); an audience that cannot be read counts as private."""
+    try:
+        audience = Audience.from_json(dict(campaign.audience))
+    except (StoreInputError, TypeError, ValueError):
+        return False
+    return reaches_only_public_lists(audience, visibility)
+
+
 def sent_issues(session: Session) -> list[ArchiveEntry]:
-    """One entry per issue that went out (its first campaign), newest first."""
+    """One entry per published issue (its first published campaign), newest first."""
     campaigns = session.scalars(
         select(Campaign)
         .where(Campaign.state.in_([s.value for s in PUBLISHED]), Campaign.frozen_at.is_not(None))
         .order_by(Campaign.id)
     ).all()
+    visibility = list_visibility(session)
     first: dict[str, Campaign] = {}
     for campaign in campaigns:
-        first.setdefault(campaign.issue_slug, campaign)
+        if is_public(campaign, visibility):
+            first.setdefault(campaign.issue_slug, campaign)
     entries = [
         ArchiveEntry(
             campaign_id=c.id,
@@ -70,7 +91,8 @@ def sent_issues(session: Session) -> list[ArchiveEntry]:
 
 
 def public_html(session: Session, settings: Settings, campaign_id: int) -> str | None:
-    """The frozen HTML of a published campaign, its per-recipient slots filled generically.
+    """The frozen HTML of a published campaign, its per-recipient slots filled generically;
+    None (the page answers 404) for one that is unknown, unsent or not public.
 
     Nobody's name or address appears: the web copy is the same for everyone, and its
     unsubscribe links lead to a page explaining that each email carries its own link.
@@ -80,6 +102,8 @@ def public_html(session: Session, settings: Settings, campaign_id: int) -> str |
         return None
     # A campaign cancelled (or failed) part way still has recipients holding its link.
     if campaign.state not in PUBLISHED and campaign.started_at is None:
+        return None
+    if not is_public(campaign, list_visibility(session)):
         return None
     base = settings.public_base_url
     values = {

@@ -390,11 +390,12 @@ def add_list(
     slug: Annotated[str, Form()],
     name: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
+    public: Annotated[bool, Form()] = False,
 ) -> Response:
     try:
-        repository.add_list(session, slug, name or None, description)
+        repository.add_list(session, slug, name or None, description, public=public)
         session.commit()
-        flash(request, f"Added list {slug}.")
+        flash(request, f"Added {'public' if public else 'private'} list {slug}.")
     except StoreError as exc:
         session.rollback()
         flash(request, f"Not added: {exc}", "error")
@@ -408,10 +409,13 @@ def update_list(
     slug: str,
     name: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
+    public: Annotated[bool, Form()] = False,
 ) -> Response:
-    repository.update_list(session, slug, name=name, description=description)
+    """The row's form: an unticked "public" box is simply absent, so it makes the list
+    private (the form always shows the box)."""
+    repository.update_list(session, slug, name=name, description=description, public=public)
     session.commit()
-    flash(request, f"Saved list {slug}.")
+    flash(request, f"Saved {'public' if public else 'private'} list {slug}.")
     return _back("/lists")
 
 

@@ -105,12 +105,16 @@ async def unsubscribe(request: Request, token: str) -> Response:
     return RedirectResponse(f"/unsubscribe/{token}", status_code=303)
 
 
-@router.get("/preferences/{token}")
-def preferences_page(request: Request, session: DB, token: str, saved: int = 0) -> Response:
-    try:
-        subscriber_id = _subscriber_id(request, token)
-    except InvalidToken:
-        return _invalid(request)
+def _preferences(
+    request: Request,
+    session: Session,
+    token: str,
+    subscriber_id: int,
+    *,
+    saved: bool = False,
+    error: str | None = None,
+) -> Response:
+    """The preferences page: the public lists and the private lists the person is on."""
     subscriber = _find(session, subscriber_id)
     active: set[str] = set()
     if subscriber is not None and subscriber.status.value == "active":
@@ -123,18 +127,32 @@ def preferences_page(request: Request, session: DB, token: str, saved: int = 0) 
     return web(request).pages.render(
         request,
         "public/preferences.html",
+        400 if error else 200,
         title="Your subscription",
         token=token,
         address=mask(subscriber.email) if subscriber else None,
-        lists=repository.list_lists(session) if subscriber else [],
+        lists=repository.preference_lists(session, subscriber_id) if subscriber else [],
         active=active,
         blocked=blocked,
-        saved=bool(saved),
+        saved=saved,
+        error=error,
     )
+
+
+@router.get("/preferences/{token}")
+def preferences_page(request: Request, session: DB, token: str, saved: int = 0) -> Response:
+    try:
+        subscriber_id = _subscriber_id(request, token)
+    except InvalidToken:
+        return _invalid(request)
+    return _preferences(request, session, token, subscriber_id, saved=bool(saved))
 
 
 @router.post("/preferences/{token}", dependencies=[Depends(csrf.verify)])
 async def save_preferences(request: Request, token: str) -> Response:
+    """Exactly the ticked lists, chosen among those the page offers. A list it does not
+    offer (a private list the person is not on, or no list at all) refuses the whole
+    post with the page and a message: nothing is granted, and nothing else changes."""
     try:
         subscriber_id = _subscriber_id(request, token)
     except InvalidToken:
@@ -142,8 +160,26 @@ async def save_preferences(request: Request, token: str) -> Response:
     form = await request.form()
     wanted = [str(v) for v in form.getlist("lists")]
     ip = request.client.host if request.client else None
-    saved = await run_in_threadpool(_set_preferences, web(request), subscriber_id, wanted, ip)
-    return RedirectResponse(f"/preferences/{token}{'?saved=1' if saved else ''}", status_code=303)
+    context = web(request)
+    outcome = await run_in_threadpool(_set_preferences, context, subscriber_id, wanted, ip)
+    if isinstance(outcome, bool):
+        return RedirectResponse(
+            f"/preferences/{token}{'?saved=1' if outcome else ''}", status_code=303
+        )
+
+    def refused_page() -> Response:
+        with context.root.sessions() as session:
+            return _preferences(request, session, token, subscriber_id, error=outcome)
+
+    return await run_in_threadpool(refused_page)
+
+
+def _unoffered(slugs: list[str]) -> str:
+    """The message for lists the page does not offer; the same whether such a list
+    exists (private) or not, so the answer says nothing about private lists."""
+    shown = ", ".join(repr(slug[:64]) for slug in slugs[:3])
+    more = f" and {len(slugs) - 3} more" if len(slugs) > 3 else ""
+    return f"lists: {shown}{more} cannot be chosen here. Nothing was changed."
 
 
 def _unsubscribe(context: WebContext, subscriber_id: int, source: str) -> None:
@@ -154,15 +190,18 @@ def _unsubscribe(context: WebContext, subscriber_id: int, source: str) -> None:
 
 def _set_preferences(
     context: WebContext, subscriber_id: int, wanted: list[str], ip: str | None
-) -> bool:
+) -> bool | str:
+    """True when saved, False when the person cannot be changed here (erased, bounced,
+    complained), or the message refusing lists the page does not offer them."""
     with context.root.sessions.begin() as session:
         subscriber = _find(session, subscriber_id)
         if subscriber is None or subscriber.status.value in ("bounced", "complained"):
             return False
-        known = {lst.slug for lst in repository.list_lists(session)}
-        repository.set_preferences(
-            session, subscriber_id, [s for s in wanted if s in known], source="preferences", ip=ip
-        )
+        offered = {lst.slug for lst in repository.preference_lists(session, subscriber_id)}
+        unoffered = sorted({slug for slug in wanted if slug not in offered})
+        if unoffered:
+            return _unoffered(unoffered)
+        repository.set_preferences(session, subscriber_id, wanted, source="preferences", ip=ip)
     return True
 
 
