@@ -6,17 +6,17 @@ FOR UPDATE SKIP LOCKED) on PostgreSQL, so any number of workers on any number of
 machines never take the same row; on SQLite the same single statement runs inside
 SQLite's one write lock.
 
-It sends over `smtp_connections` connections from one thread, in rounds of one
-message per connection: every connection's envelope is written, then every
-message, then every verdict is read, and the round's outcomes are committed in one
-transaction before the next round starts. The connections wait on the network
-together, and there are no threads to hand work between (threads cost three times
-the CPU per message: the GIL changing hands on every reply).
+It sends over `smtp_connections` connections from one thread. Each connection moves
+its own message along (envelope written, replies read, message and final dot
+written, verdict read) whenever its server answers, found with poll(2): a slow
+reply holds up only its own connection, and there are no threads to hand work
+between (a thread per connection cost three times the CPU per message: the GIL
+changing hands on every reply).
 
-Exactly once as far as SMTP allows: a message's outcome is committed before the
-next message on its connection is sent, so a worker killed at any instant leaves
-at most one accepted-but-unrecorded message per open connection; its other rows
-are still `sending` and are taken back after the lease expires.
+Exactly once as far as SMTP allows: outcomes are committed in groups, at the latest
+when a connection is about to send its next message, so a worker killed at any
+instant leaves at most one accepted-but-unrecorded message per open connection;
+its other rows are still `sending` and are taken back after the lease expires.
 
 Outcomes: 2xx sent; 4xx and dropped connections retry with exponential backoff up
 to `retry_max_attempts`, then failed; 5xx failed, and 5.1.x also suppresses the
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import selectors
 import socket
 import threading
 import time
@@ -37,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Engine, Table, exists, select, update
@@ -111,7 +113,7 @@ def _record_postgres(connection: Connection, rows: list[Row]) -> None:
     statement = f"{_POSTGRES_UPDATE} FROM (VALUES {values}) AS v {columns} WHERE ledger.id = v.id"
     driver = connection.connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cursor:  # psycopg's own: no SQLAlchemy layer per round
+    with driver.cursor() as cursor:  # psycopg's own: no SQLAlchemy layer per commit
         cursor.execute(statement, [value for row in rows for value in row])
 
 
@@ -243,56 +245,53 @@ class Worker:
         return template
 
     # --- sending ----------------------------------------------------------------------
-    def _connections(self) -> list[Transport]:
-        while len(self._transports) < self.settings.smtp_connections:
-            self._transports.append(self.transport_factory())
-        return self._transports
+    def _start(self, lane: _Lane, job: Job, outcomes: list[Outcome], back: list[Job]) -> None:
+        """Personalise `job` and write its envelope on `lane` (the lane stays idle if
+        that fails: the job's outcome or its return is noted)."""
+        if self._should_skip(job):
+            back.append(job)
+            return
+        try:
+            message = self.template(job.campaign_id).personalise(
+                Recipient(job.subscriber_id, job.email, job.name), self.clock()
+            )
+        except (HeaderInjection, BadAddress) as exc:
+            outcomes.append(Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}"))
+            return
+        except Exception as exc:  # a campaign that cannot be built: retry, then fail
+            self._failed(job, exc, outcomes, back)
+            return
+        try:
+            lane.transport.begin(
+                message.envelope_from, [message.recipient], smtputf8=message.needs_smtputf8
+            )
+        except Exception as exc:  # sorted out by _failed
+            self._failed(job, exc, outcomes, back)
+            return
+        lane.hold(job, message, _Step.ENVELOPE, self.settings.smtp_timeout)
 
-    def _send_round(self, jobs: list[Job]) -> tuple[list[Outcome], list[Job]]:
-        """One message per connection, each step on every connection before the next
-        step waits on any: the outcomes, and the jobs given back untried."""
-        outcomes: list[Outcome] = []
-        back: list[Job] = []
-        started: list[tuple[Transport, Job, Outgoing]] = []
-        for transport, job in zip(self._connections(), jobs, strict=False):
-            if self._should_skip(job):
-                back.append(job)
-                continue
+    def _advance(self, lane: _Lane, outcomes: list[Outcome], back: list[Job]) -> None:
+        """The lane's reply has come: send its message, or read the verdict on it."""
+        job, message = lane.job, lane.message
+        assert job is not None and message is not None
+        if lane.step is _Step.ENVELOPE:
             try:
-                message = self.template(job.campaign_id).personalise(
-                    Recipient(job.subscriber_id, job.email, job.name), self.clock()
-                )
-            except (HeaderInjection, BadAddress) as exc:
-                outcomes.append(Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}"))
-                continue
-            except Exception as exc:  # a campaign that cannot be built: retry, then fail
-                self._failed(job, exc, outcomes, back)
-                continue
-            try:
-                transport.begin(
-                    message.envelope_from, [message.recipient], smtputf8=message.needs_smtputf8
-                )
+                lane.transport.transfer(message.data, transparent=message.transparent)
             except Exception as exc:  # sorted out by _failed
+                lane.release()
                 self._failed(job, exc, outcomes, back)
             else:
-                started.append((transport, job, message))
-        transferred = []
-        for transport, job, message in started:
-            try:
-                transport.transfer(message.data, transparent=message.transparent)
-            except Exception as exc:  # sorted out by _failed
-                self._failed(job, exc, outcomes, back)
-            else:
-                transferred.append((transport, job, message))
-        for transport, job, message in transferred:
-            try:
-                reply = transport.finish()
-            except Exception as exc:  # sorted out by _failed
-                self._failed(job, exc, outcomes, back)
-            else:
-                self._consecutive_failures = 0
-                outcomes.append(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
-        return outcomes, back
+                lane.hold(job, message, _Step.VERDICT, self.settings.smtp_timeout)
+            return
+        lane.release()
+        try:
+            reply = lane.transport.finish()
+        except Exception as exc:  # sorted out by _failed
+            self._failed(job, exc, outcomes, back)
+            return
+        self._consecutive_failures = 0
+        lane.unrecorded = True
+        outcomes.append(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
 
     def _should_skip(self, job: Job) -> bool:
         """Its campaign was paused or cancelled mid-batch, or the worker must stop."""
@@ -500,58 +499,86 @@ class Worker:
         return len(jobs)
 
     def _send_batch(self, jobs: list[Job]) -> None:
-        """Rounds of one message per connection, each round's outcomes committed before
-        the next round begins: so at most one accepted message per connection is ever
-        unrecorded. Between rounds the worker renews its leases, notices campaigns
-        paused or cancelled by someone else and stops when asked; their rows and the
-        rest of the batch go back untried."""
+        """Send the batch over every connection from this one thread, each connection
+        moving its own message along as its server answers (a slow reply holds up only
+        its own connection).
+
+        Outcomes are committed in groups, at the latest when a connection is about to
+        send its next message: so at most one accepted message per connection is ever
+        unrecorded. Meanwhile the worker renews its leases, notices campaigns paused or
+        cancelled by someone else and stops when asked; their rows and the rest of the
+        batch go back untried.
+        """
         waiting = deque(jobs)
+        lanes = self._lanes()
         keeper = _LeaseKeeper(
             self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs})
         )
-        while waiting:
-            keeper.tend()
-            if self._stop is not None and self._stop.is_set():
-                self._release(waiting)
-                return
-            size = self._take_slots(min(len(waiting), self.settings.smtp_connections), keeper)
-            if size == 0:
-                self._release(waiting)
-                return
-            outcomes, back = self._send_round([waiting.popleft() for _ in range(size)])
-            self._release(back)
-            if outcomes:
-                self._record(outcomes)
-            if self.fatal is not None:
-                self._release(waiting)
-                return
-
-    def _take_slots(self, wanted: int, keeper: _LeaseKeeper) -> int:
-        """Up to `wanted` messages the rate limits allow now, waiting (leases kept) for at
-        least one; 0 when the worker is stopping."""
+        outcomes: list[Outcome] = []
+        back: list[Job] = []
         while True:
-            taken, wait = 0, 0.0
-            while taken < wanted:
-                wait = self.limiter.try_acquire()
-                if wait > 0:
-                    break
-                taken += 1
-            if taken:
-                return taken
-            if self._stop is not None and self._stop.is_set():
-                return 0
-            if self._stop is not None:
-                self._stop.wait(min(wait, 1.0))
-            else:
-                time.sleep(min(wait, 1.0))
             keeper.tend()
+            stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
+            limit_wait = 0.0
+            if not stopping:
+                for lane in lanes:
+                    if not waiting:
+                        break
+                    if lane.step is not _Step.IDLE:
+                        continue
+                    limit_wait = self.limiter.try_acquire()
+                    if limit_wait > 0:
+                        break
+                    self._start(lane, waiting.popleft(), outcomes, back)
+            busy = [lane for lane in lanes if lane.step is not _Step.IDLE]
+            if not busy:
+                if stopping or not waiting:
+                    break
+                if limit_wait > 0:  # the rate limit: wait for the next slot
+                    self._record(outcomes, lanes)
+                    self._pause(min(limit_wait, 1.0))
+                continue
+            for lane in _answered(busy, limit_wait):
+                if lane.step is _Step.ENVELOPE and lane.unrecorded:
+                    self._record(outcomes, lanes)  # durable before this lane's next dot
+                self._advance(lane, outcomes, back)
+            for lane in busy:
+                if lane.step is not _Step.IDLE and lane.overdue():
+                    job = lane.job
+                    assert job is not None
+                    lane.transport.abandon()
+                    lane.release()
+                    reply = f"no reply from the SMTP server in {self.settings.smtp_timeout:g} s"
+                    outcomes.append(self._temporary(job, reply))
+            self._release(back)
+            back.clear()
+        self._record(outcomes, lanes)
+        self._release(back)
+        self._release(waiting)
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def _lanes(self) -> list[_Lane]:
+        while len(self._transports) < self.settings.smtp_connections:
+            self._transports.append(self.transport_factory())
+        return [_Lane(transport) for transport in self._transports]
+
+    def _pause(self, seconds: float) -> None:
+        if self._stop is not None:
+            self._stop.wait(seconds)
+        else:
+            time.sleep(seconds)
+
+    def _record(self, outcomes: list[Outcome], lanes: list[_Lane]) -> None:
+        """Commit the outcomes gathered so far (and empty the list)."""
+        if not outcomes:
+            return
         try:
             self._write(outcomes)
         except Exception as exc:  # the worker stops; its rows return when their lease expires
             self.fatal = RecordingFailed(f"cannot record outcomes in the database: {exc}")
             raise self.fatal from exc
+        outcomes.clear()
+        for lane in lanes:
+            lane.unrecorded = False
 
     def _check_campaigns(self, campaign_ids: list[int]) -> None:
         """Note campaigns that left `sending` (paused or cancelled by an operator)."""
@@ -618,7 +645,7 @@ class Worker:
 
 
 class _LeaseKeeper:
-    """Between rounds: renew the batch's leases every third of the lease, and look at
+    """As the batch goes: renew its leases every third of the lease, and look at
     its campaigns' states about once a second."""
 
     def __init__(self, worker: Worker, ids: list[int], campaign_ids: list[int]) -> None:
@@ -641,3 +668,54 @@ class _LeaseKeeper:
                 self.renewed = now
             except SQLAlchemyError as exc:
                 log.warning("could not renew leases: %s", exc)
+
+
+# poll(2) needs no set-up calls per wait, unlike epoll; every Unix has it.
+_Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
+
+
+class _Step(Enum):
+    IDLE = "idle"
+    ENVELOPE = "envelope"  # envelope written; its replies are due
+    VERDICT = "verdict"  # message and final dot written; the verdict is due
+
+
+class _Lane:
+    """One connection and the message it is carrying."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.step = _Step.IDLE
+        self.job: Job | None = None
+        self.message: Outgoing | None = None
+        self.deadline = 0.0
+        self.unrecorded = False  # its last accepted message's outcome is not committed
+
+    def hold(self, job: Job, message: Outgoing, step: _Step, timeout: float) -> None:
+        self.job, self.message, self.step = job, message, step
+        self.deadline = time.monotonic() + timeout
+
+    def release(self) -> None:
+        self.step = _Step.IDLE
+
+    def overdue(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+def _answered(busy: list[_Lane], wait_at_most: float) -> list[_Lane]:
+    """The busy lanes whose next step can run now, waiting (up to a second, or until
+    the earliest deadline) for at least one server to answer."""
+    ready = [lane for lane in busy if lane.transport.awaiting() is None]
+    if ready:
+        return ready
+    sockets: dict[int, list[_Lane]] = {}
+    for lane in busy:
+        fd = lane.transport.awaiting()
+        if fd is not None:
+            sockets.setdefault(fd, []).append(lane)
+    earliest = min(lane.deadline for lane in busy) - time.monotonic()
+    timeout = max(0.0, min(1.0, earliest, wait_at_most or 1.0))
+    with _Selector() as waiting:
+        for fd in sockets:
+            waiting.register(fd, selectors.EVENT_READ)
+        return [lane for key, _ in waiting.select(timeout) for lane in sockets[int(key.fd)]]

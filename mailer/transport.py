@@ -4,7 +4,8 @@
 `smtp_messages_per_connection` messages), does STARTTLS or implicit TLS and login
 as configured, and pipelines MAIL, RCPT and DATA when the server offers it. `send`
 honours a `RateLimiter`; a worker takes its limits itself and drives many
-transports from one thread with `begin`, `transfer` and `finish`.
+transports from one thread with `begin`, `transfer` and `finish`, waiting on the
+socket `awaiting()` names.
 Outcomes are typed: a 2xx is a `Reply`; 4xx, a dropped connection or a timeout
 raise `TemporarySMTPError`; 5xx raises `PermanentSMTPError`; a refused login
 raises `AuthenticationError`; an unreachable server raises `ConnectionFailed`.
@@ -103,10 +104,10 @@ class Transport(Protocol):
     """One connection to a mail server, used one message at a time.
 
     `send` is the whole exchange. A worker driving several connections from one
-    thread splits it in three, so that each step runs on every connection before it
-    waits on any: `begin` writes the envelope, `transfer` reads the envelope's replies
-    and writes the message with its final dot, `finish` reads the server's verdict.
-    A step that raises ends that message; the next one starts with `begin`.
+    thread splits it in three, and runs a step when the connection's reply is in:
+    `begin` writes the envelope, `transfer` reads the envelope's replies and writes
+    the message with its final dot, `finish` reads the server's verdict. A step that
+    raises ends that message; the next one starts with `begin`.
     """
 
     def send(
@@ -119,6 +120,14 @@ class Transport(Protocol):
         """`transparent`: the caller knows no line of `data` starts with a dot."""
 
     def finish(self) -> Reply: ...
+
+    def awaiting(self) -> int | None:
+        """The socket (file descriptor) whose reply the next step reads, while the server
+        owes one; None when the next step can run at once."""
+
+    def abandon(self) -> None:
+        """Drop the connection without a word (the server took too long); the message in
+        progress is lost to this connection and the next `begin` reconnects."""
 
     def probe(self) -> None:
         """Connect (and log in) now; raise the typed error if that fails."""
@@ -183,6 +192,7 @@ class SMTPTransport:
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
         self._replies_due = 0  # pipelined envelope replies `transfer` still has to read
+        self._verdict_due = False  # the reply to a final dot `finish` still has to read
 
     @classmethod
     def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> SMTPTransport:
@@ -297,7 +307,7 @@ class SMTPTransport:
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
-        self._replies_due = 0
+        self._replies_due, self._verdict_due = 0, False
         with self._failures(smtp):
             if not smtputf8 and smtp.has_extn("pipelining"):
                 commands = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{r}>" for r in recipients)]
@@ -318,16 +328,30 @@ class SMTPTransport:
             if not transparent or not data.endswith(b"\r\n"):
                 data = _dot_stuffed(data)
             smtp.send(data + b".\r\n")
+            self._verdict_due = True
 
     def finish(self) -> Reply:
         """The reply to the final dot: a 2xx is the server's acceptance, anything else raises."""
         smtp = self._in_transaction()
+        self._verdict_due = False
         with self._failures(smtp):
             code, message = smtp.getreply()
             if not 200 <= code < 300:
                 raise smtplib.SMTPResponseException(code, message)
         self._sent_on_connection += 1
         return Reply(code, _text(message))
+
+    def awaiting(self) -> int | None:
+        if self._smtp is None or self._smtp.sock is None:
+            return None
+        if self._replies_due or self._verdict_due:
+            return self._smtp.sock.fileno()
+        return None
+
+    def abandon(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        self._replies_due, self._verdict_due = 0, False
+        self._abandon(smtp)
 
     def _in_transaction(self) -> smtplib.SMTP:
         if self._smtp is None:
@@ -449,6 +473,12 @@ class MemoryTransport:
         with self._lock:
             self.sent.append(Sent(sender, recipients, data))
         return Reply(250, "2.0.0 OK kept in memory")
+
+    def awaiting(self) -> int | None:
+        return None
+
+    def abandon(self) -> None:
+        self._envelope, self._data = None, None
 
     def probe(self) -> None:
         return None

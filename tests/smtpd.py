@@ -65,6 +65,7 @@ class _Faults:
     rejections: dict[str, str] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)
     verdicts: dict[str, list[str]] = field(default_factory=dict)  # replies to the final dot
+    slow: dict[str, list[float]] = field(default_factory=dict)  # seconds before the verdict
 
 
 def free_port() -> int:
@@ -100,6 +101,9 @@ class _Handler:
             return "421 4.3.0 connection dropped by the test"
         if self.server.delay:
             await asyncio.sleep(self.server.delay)
+        pause = self.server._slowness(envelope.rcpt_tos)
+        if pause:
+            await asyncio.sleep(pause)
         verdict = self.server._verdict(envelope.rcpt_tos)
         if verdict is not None:
             return verdict
@@ -224,6 +228,19 @@ class SMTPTestServer:
                     self._faults.drops[rcpt.lower()] -= 1
                     return True
         return False
+
+    def slow_down(self, address: str, seconds: float, times: int = 1) -> None:
+        """Think `seconds` before answering the final dot of a message for `address`."""
+        with self._lock:
+            self._faults.slow.setdefault(address.lower(), []).extend([seconds] * times)
+
+    def _slowness(self, rcpt_tos: list[str]) -> float:
+        with self._lock:
+            for rcpt in rcpt_tos:
+                queue = self._faults.slow.get(rcpt.lower())
+                if queue:
+                    return queue.pop(0)
+        return 0.0
 
     def _verdict(self, rcpt_tos: list[str]) -> str | None:
         with self._lock:

@@ -233,6 +233,43 @@ def test_a_message_refused_at_its_final_dot_is_failed_or_retried_never_sent(
     root.close()
 
 
+def test_a_slow_reply_holds_up_only_its_own_connection(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    """Connections move independently: while one waits 2 s for a verdict, the other
+    sends everything else (with connections in lock step it would wait too)."""
+    root = delivery_root(tmp_path, database_url, server.port, smtp_connections=2)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 20)
+    slow = emails[1]
+    server.slow_down(slow, 2.0)
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+    order = [m.rcpt_tos[0] for m in sorted(server.messages, key=lambda m: m.at)]
+    assert sorted(order) == sorted(emails)
+    assert order[-1] == slow
+    root.close()
+
+
+def test_a_server_that_never_answers_the_final_dot_is_given_up_on_in_time(
+    tmp_path: Path, database_url: str, server: SMTPTestServer
+) -> None:
+    root = delivery_root(tmp_path, database_url, server.port, smtp_timeout=1.0)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 6)
+    stuck = emails[2]
+    server.slow_down(stuck, 4.0)  # the first try only
+    campaign_id = seed_campaign(root)
+    send_all(root.worker(), root.sessions, campaign_id)
+    arrivals = server.arrivals()
+    assert set(arrivals) == set(emails)
+    assert arrivals[stuck] in (1, 2)  # a message in flight when we gave up may arrive too
+    with root.sessions() as session:
+        row = session.scalars(select(LedgerRow).where(LedgerRow.email == stuck)).one()
+        assert row.status == LedgerStatus.SENT and row.attempts == 2
+    root.close()
+
+
 def test_per_second_rate_limit_holds_across_connections(
     tmp_path: Path, database_url: str, server: SMTPTestServer
 ) -> None:
