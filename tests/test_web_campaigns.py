@@ -97,6 +97,13 @@ def test_count_then_send_shows_failures_with_their_smtp_reply(
     draft = http.get(f"/campaigns/{campaign_id}").text
     assert "draft" in draft and "Send now" in draft
     assert http.get(f"/view/{campaign_id}").status_code == 404  # not published yet
+    assert "Public archive: published once it goes out" in draft
+    with web_root.sessions.begin() as session:
+        repository.update_list(session, "newsletter", public=False)
+    private = http.get(f"/campaigns/{campaign_id}").text
+    assert "Public archive: not published (its audience includes a private list" in private
+    with web_root.sessions.begin() as session:
+        repository.update_list(session, "newsletter", public=True)
 
     smtp_server.reject("nosuch@example.la", "550 5.1.1 <nosuch@example.la>: no such user")
     sent = http.post(f"/campaigns/{campaign_id}/send", data={"csrf_token": token})

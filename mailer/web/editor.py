@@ -28,14 +28,19 @@ from mailer.errors import MailerError
 from mailer.render import Slot, fill
 from mailer.testsend import send_test
 from mailer.waves import parse_wall_time
-from mailer.web import charts, csrf, library
+from mailer.web import archive, charts, csrf, library
 from mailer.web.auth import current_user
 from mailer.web.context import WebContext, db, web
 from mailer.web.operator import country_choices
 from mailer.web.pages import flash
 from mailer.web.public import EMAIL_CSP
 from subscribers import repository
-from subscribers.audience import Audience, count_audience, count_by_country_and_partner
+from subscribers.audience import (
+    Audience,
+    count_audience,
+    count_by_country_and_partner,
+    list_visibility,
+)
 from subscribers.countries import REGION, country_name
 from subscribers.csvio import neutralise
 from subscribers.errors import StoreError
@@ -438,6 +443,7 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
         "campaign.html",
         c=campaign,
         audience=audience,
+        public=archive.is_public(campaign, list_visibility(session)),
         report=report,
         country_chart=charts.responsive_bars(by_country),
         partner_chart=charts.responsive_bars(by_partner),
