@@ -1,4 +1,4 @@
-"""Bounces that come back after a relay accepted a message: read, matched, acted on.
+"""Bounces and complaints that come back after a relay accepted a message.
 
 A relay's 250 only means it took the message; the recipient's server may refuse it
 later and send a delivery status notification (RFC 3464) to the envelope sender.
@@ -13,6 +13,10 @@ the returned Message-ID) from `sent` into `failed` with the report's diagnostic.
 delay (`Action: delayed`, 4.x.x) changes nothing. Anything that is not a delivery
 report (an out-of-office reply, say) is left alone: guessing from free text would
 suppress people who only went on holiday.
+
+An abuse report from a feedback loop (ARF, RFC 5965: the person pressed "This is
+spam") marks the subscriber `complained` and suppresses the address; the subscriber
+comes from the signed token in the returned message's List-Unsubscribe link.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ _ENVELOPE_HEADERS = ("X-Envelope-To", "Delivered-To", "X-Original-To", "Envelope
 
 class Kind(StrEnum):
     PERMANENT = "permanent"  # the address does not work: suppressed
+    COMPLAINT = "complaint"  # the person reported the message as spam: suppressed
     TEMPORARY = "temporary"  # delayed: nothing to do
     NOT_OURS = "not ours"  # no valid VERP token: matches no subscriber
     NOT_A_REPORT = "not a report"  # no delivery status in it (an auto-reply, say)
@@ -70,6 +75,9 @@ def read(data: bytes, envelope_to: Sequence[str], secret: str) -> Bounce:
     """Classify a returned message; `envelope_to` are the addresses it was sent to."""
     subscriber_id = _subscriber(envelope_to, secret)
     message = BytesParser(policy=policy.default).parsebytes(data)
+    feedback = _part(message, "message/feedback-report")
+    if feedback is not None:
+        return _complaint(message, feedback, subscriber_id, secret)
     fields = _delivery_status(message)
     if fields is None:
         return Bounce(Kind.NOT_A_REPORT, subscriber_id)
@@ -88,12 +96,17 @@ def read(data: bytes, envelope_to: Sequence[str], secret: str) -> Bounce:
 
 
 def apply(session: Session, bounce: Bounce) -> str:
-    """Act on a permanent bounce (idempotent); a line saying what was done."""
-    if bounce.kind != Kind.PERMANENT or bounce.subscriber_id is None:
+    """Act on a permanent bounce or a complaint (idempotent); a line saying what was done."""
+    if bounce.kind not in (Kind.PERMANENT, Kind.COMPLAINT) or bounce.subscriber_id is None:
         return f"{bounce.kind}: nothing changed"
     subscriber = session.get(Subscriber, bounce.subscriber_id)
     if subscriber is None:
-        return "permanent: subscriber no longer exists (erased); nothing changed"
+        return f"{bounce.kind}: subscriber no longer exists (erased); nothing changed"
+    if bounce.kind == Kind.COMPLAINT:
+        subscriber.status = SubscriberStatus.COMPLAINED  # never mailed again, whatever lists
+        suppression.suppress(session, subscriber.email, f"complaint: {bounce.diagnostic}")
+        session.flush()
+        return f"complaint: {subscriber.email} marked complained and suppressed"
     if subscriber.status != SubscriberStatus.BOUNCED:
         subscriber.status = SubscriberStatus.BOUNCED
     suppression.suppress(session, subscriber.email, bounce.reply)
@@ -120,6 +133,57 @@ def _subscriber(envelope_to: Sequence[str], secret: str) -> int | None:
         if match:
             try:
                 return read_token(secret, match.group(1))
+            except InvalidToken:
+                return None
+    return None
+
+
+def _part(message: Message, content_type: str) -> Message | None:
+    return next((p for p in message.walk() if p.get_content_type() == content_type), None)
+
+
+def _complaint(message: Message, feedback: Message, envelope_id: int | None, secret: str) -> Bounce:
+    """An abuse report (ARF, RFC 5965) from a mailbox provider's feedback loop.
+
+    Such reports go to the provider's registered address, not to the VERP one, so the
+    subscriber is read from the returned message itself: the signed token in its
+    List-Unsubscribe link (a Message-ID alone could be forged to silence anyone).
+    """
+    blocks = feedback.get_payload()
+    if isinstance(blocks, list) and blocks and isinstance(blocks[0], Message):
+        fields: Message = blocks[0]
+    else:  # kept as text by the parser: its lines are header fields all the same
+        text = blocks if isinstance(blocks, str) else ""
+        fields = BytesParser(policy=policy.default).parsebytes(text.encode(), headersonly=True)
+    kind = str(fields.get("Feedback-Type", "")).strip().lower()
+    subscriber_id = _token_in_returned(message, secret) or envelope_id
+    if subscriber_id is None:
+        return Bounce(Kind.NOT_OURS)
+    if kind not in ("abuse", "fraud", "virus", ""):
+        return Bounce(Kind.TEMPORARY, subscriber_id, diagnostic=f"feedback type {kind}")
+    return Bounce(Kind.COMPLAINT, subscriber_id, diagnostic=f"feedback type {kind or 'abuse'}")
+
+
+_UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([0-9]+\.[A-Za-z0-9_-]+)")
+
+
+def _token_in_returned(message: Message, secret: str) -> int | None:
+    for part in message.walk():
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            headers = inner[0] if isinstance(inner, list) and inner else None
+        elif part.get_content_type() == "text/rfc822-headers":
+            payload = part.get_payload(decode=True)
+            raw = payload if isinstance(payload, bytes) else b""
+            headers = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+        else:
+            continue
+        if not isinstance(headers, Message):
+            continue
+        found = _UNSUBSCRIBE_TOKEN.search(str(headers.get("List-Unsubscribe", "")))
+        if found:
+            try:
+                return read_token(secret, found.group(1))
             except InvalidToken:
                 return None
     return None
@@ -201,17 +265,19 @@ def _returned(source: str, data: bytes) -> Returned:
 
 
 class BounceHandler:
-    """aiosmtpd handler for the bounce address: takes mail for `bounces+…@domain` only."""
+    """aiosmtpd handler: takes mail for `bounces+…@domain`, and for the addresses in
+    `also` (a feedback loop's report address, say), nothing else."""
 
-    def __init__(self, secret: str, record: Any) -> None:
+    def __init__(self, secret: str, record: Any, also: Sequence[str] = ()) -> None:
         self.secret = secret
         self.record = record  # Callable[[Bounce], str], run in the server's thread
+        self.also = {address.strip().lower() for address in also}
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        if not _VERP.match(address):
-            return "550 5.1.1 this server only takes bounces"
+        if not _VERP.match(address) and address.strip().lower() not in self.also:
+            return "550 5.1.1 this server only takes bounces and abuse reports"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

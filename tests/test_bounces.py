@@ -65,6 +65,22 @@ def dsn(original: bytes, to: str, *, action: str = "failed", status: str = "5.1.
     )
 
 
+def arf(original: bytes, feedback_type: str = "abuse") -> bytes:
+    """An abuse report as a mailbox provider's feedback loop sends one (RFC 5965): it
+    goes to the provider's registered address and returns the whole message."""
+    return (
+        b"From: fbl@provider.example\r\nTo: abuse@lmec.example.org\r\n"
+        b"Subject: Abuse report\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=feedback-report; boundary="ARF"\r\n'
+        b"\r\n--ARF\r\nContent-Type: text/plain\r\n\r\nA user marked this message as spam.\r\n"
+        b"\r\n--ARF\r\nContent-Type: message/feedback-report\r\n\r\n"
+        + f"Feedback-Type: {feedback_type}\r\nUser-Agent: FBL/1.0\r\nVersion: 1\r\n".encode()
+        + b"\r\n--ARF\r\nContent-Type: message/rfc822\r\n\r\n"
+        + original
+        + b"\r\n--ARF--\r\n"
+    )
+
+
 AUTO_REPLY = (
     b"From: le@example.vn\r\nTo: x\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n"
     b"\r\nI am away until 5.1.2023 and read mail then (status 5.1.1 means nothing here).\r\n"
@@ -158,17 +174,21 @@ def test_bounces_arrive_over_smtp_at_the_verp_address_only(sent) -> None:
         return done[-1]
 
     port = free_port()
-    controller = Controller(bounces.BounceHandler(SECRET, record), hostname="127.0.0.1", port=port)
+    handler = bounces.BounceHandler(SECRET, record, also=["FBL@lmec.example.org"])
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             client.sendmail("", [message.mail_from], dsn(message.data, message.mail_from))
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 client.sendmail("", ["postmaster@lmec.example.org"], AUTO_REPLY)
+            complainer = received["person0@cn.example.org"]
+            client.sendmail("fbl@provider.example", ["fbl@lmec.example.org"], arf(complainer.data))
     finally:
         controller.stop()
-    assert len(done) == 1 and "marked bounced" in done[0]
+    assert len(done) == 2 and "marked bounced" in done[0] and "marked complained" in done[1]
     assert state(root, email)[:2] == (SubscriberStatus.BOUNCED, True)
+    assert state(root, "person0@cn.example.org")[:2] == (SubscriberStatus.COMPLAINED, True)
 
 
 def test_the_cli_reads_eml_files_a_maildir_and_an_mbox(
@@ -217,3 +237,29 @@ def test_the_cli_reads_eml_files_a_maildir_and_an_mbox(
     assert state(root, "person1@kh.example.org")[:2] == (SubscriberStatus.ACTIVE, False)
     missing = runner.invoke(app, ["bounces", "process", str(tmp_path / "nothing-here")])
     assert missing.exit_code == 1 and "no such file or folder" in missing.stderr
+
+
+def test_an_abuse_report_marks_complained_and_suppresses_by_the_signed_link(sent) -> None:
+    root, _, received = sent
+    email = "person1@kh.example.org"
+    message = received[email]
+    report = arf(message.data)
+    complaint = bounces.read(report, ["abuse@lmec.example.org"], SECRET)  # not the VERP address
+    assert complaint.kind == Kind.COMPLAINT
+    with root.sessions.begin() as session:
+        assert "marked complained and suppressed" in bounces.apply(session, complaint)
+    status, suppressed, row_status, _ = state(root, email)
+    assert status == SubscriberStatus.COMPLAINED and suppressed
+    assert row_status == LedgerStatus.SENT  # it was delivered: the ledger is right as it is
+
+    # A report whose returned message carries someone else's token, altered: nobody.
+    other = received["person2@la.example.org"]
+    token = other.mail_from.removeprefix("bounces+").split("@")[0]
+    forged = other.data.replace(token.encode(), token[:-1].encode() + b"A")
+    assert forged != other.data
+    assert bounces.read(arf(forged), ["abuse@x"], SECRET).kind == Kind.NOT_OURS
+    not_abuse = bounces.read(arf(other.data, "not-spam"), ["abuse@x"], SECRET)
+    assert not_abuse.kind == Kind.TEMPORARY
+    with root.sessions.begin() as session:
+        bounces.apply(session, not_abuse)
+    assert state(root, "person2@la.example.org")[:2] == (SubscriberStatus.ACTIVE, False)

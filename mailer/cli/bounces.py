@@ -20,7 +20,8 @@ out = Console(highlight=False, soft_wrap=True)
 
 bounces_app = typer.Typer(
     help="Process bounces (delivery status reports) sent to the VERP address "
-    "bounces+<token>@MAILER_SENDER_DOMAIN (set MAILER_BOUNCE_VERP=true).",
+    "bounces+<token>@MAILER_SENDER_DOMAIN (set MAILER_BOUNCE_VERP=true), and abuse "
+    "reports from mailbox providers' feedback loops.",
     no_args_is_help=True,
 )
 
@@ -39,10 +40,12 @@ def process_command(
         bool, typer.Option("--dry-run", help="Say what each message is; change nothing.")
     ] = False,
 ) -> None:
-    """Read returned messages and act on the permanent failures.
+    """Read returned messages and act on permanent failures and complaints.
 
     A permanent failure marks the subscriber bounced and suppresses the address, and
-    its campaign counts the message as failed. Delays and other mail change nothing.
+    its campaign counts the message as failed. An abuse report (ARF) marks the
+    subscriber complained and suppresses the address. Delays and other mail change
+    nothing.
     """
     with opened() as the_root:
         secret = the_root.settings.secret_key.get_secret_value()
@@ -68,16 +71,27 @@ def process_command(
 
 
 @bounces_app.command(
-    "serve", epilog="Example: mailer bounces serve --port 2526   (then route bounces+* here)"
+    "serve",
+    epilog="Example: mailer bounces serve --port 2526 --also fbl@lmec.example.org   "
+    "(then route bounces+* and the feedback loop's address here)",
 )
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 2526,
+    also: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--also",
+            help="Take mail for this address too (where a feedback loop sends abuse "
+            "reports); repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Take bounces over SMTP as they arrive.
 
-    The server accepts mail for bounces+<token>@… only and acts on each delivery
-    report like `mailer bounces process`; point your MTA's bounce route here.
+    The server accepts mail for bounces+<token>@… (and the --also addresses) only,
+    and acts on each report like `mailer bounces process`; point your MTA's bounce
+    route and your feedback loops here.
     """
     with opened() as the_root:
         secret = the_root.settings.secret_key.get_secret_value()
@@ -89,7 +103,7 @@ def serve_command(
             return done
 
         run_until_stopped(
-            Controller(bounces.BounceHandler(secret, record), hostname=host, port=port),
+            Controller(bounces.BounceHandler(secret, record, also or ()), hostname=host, port=port),
             f"taking bounces on {host}:{port}",
         )
 
