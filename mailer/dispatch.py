@@ -92,7 +92,6 @@ class Outcome:
     status: LedgerStatus
     reply: str
     message_id: str | None = None
-    temporary: bool = False
     suppress: bool = False
 
 
@@ -324,7 +323,7 @@ class Worker:
             return Outcome(
                 job, LedgerStatus.FAILED, f"gave up after {job.attempts} attempts: {reply}"
             )
-        return Outcome(job, LedgerStatus.RETRY, reply, temporary=True)
+        return Outcome(job, LedgerStatus.RETRY, reply)
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential from retry_base_seconds, capped at retry_max_seconds."""
