@@ -167,26 +167,30 @@ def _complaint(message: Message, feedback: Message, envelope_id: int | None, sec
 _UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([0-9]+\.[A-Za-z0-9_-]+)")
 
 
-def _token_in_returned(message: Message, secret: str) -> int | None:
+def _returned_headers(message: Message) -> Message | None:
+    """The headers of the message a report returns (a whole message/rfc822 part, or
+    only its text/rfc822-headers)."""
     for part in message.walk():
         if part.get_content_type() == "message/rfc822":
             inner = part.get_payload()
-            headers = inner[0] if isinstance(inner, list) and inner else None
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                return inner[0]
         elif part.get_content_type() == "text/rfc822-headers":
             payload = part.get_payload(decode=True)
             raw = payload if isinstance(payload, bytes) else b""
-            headers = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
-        else:
-            continue
-        if not isinstance(headers, Message):
-            continue
-        found = _UNSUBSCRIBE_TOKEN.search(str(headers.get("List-Unsubscribe", "")))
-        if found:
-            try:
-                return read_token(secret, found.group(1))
-            except InvalidToken:
-                return None
+            return BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
     return None
+
+
+def _token_in_returned(message: Message, secret: str) -> int | None:
+    headers = _returned_headers(message)
+    found = _UNSUBSCRIBE_TOKEN.search(str(headers.get("List-Unsubscribe", ""))) if headers else None
+    if found is None:
+        return None
+    try:
+        return read_token(secret, found.group(1))
+    except InvalidToken:
+        return None
 
 
 def _delivery_status(message: Message) -> dict[str, Any] | None:
@@ -211,21 +215,10 @@ def _delivery_status(message: Message) -> dict[str, Any] | None:
 def _campaign_of(message: Message, subscriber_id: int) -> int | None:
     """The campaign of the returned message, from its Message-ID (if it is one of ours,
     for this subscriber)."""
-    for part in message.walk():
-        if part.get_content_type() not in ("text/rfc822-headers", "message/rfc822"):
-            continue
-        if part.get_content_type() == "message/rfc822":
-            inner = part.get_payload()
-            headers = inner[0] if isinstance(inner, list) and inner else None
-            text = str(headers.get("Message-ID", "")) if isinstance(headers, Message) else ""
-        else:
-            payload = part.get_payload(decode=True)
-            raw = payload if isinstance(payload, bytes) else b""
-            parsed = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
-            text = str(parsed.get("Message-ID", ""))
-        match = _MESSAGE_ID.search(text)
-        if match and int(match.group(2)) == subscriber_id:
-            return int(match.group(1))
+    headers = _returned_headers(message)
+    match = _MESSAGE_ID.search(str(headers.get("Message-ID", ""))) if headers else None
+    if match and int(match.group(2)) == subscriber_id:
+        return int(match.group(1))
     return None
 
 
