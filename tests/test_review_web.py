@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,8 @@ HUGE = "9" * 25  # beyond any database integer
 
 def _quiet(http: TestClient) -> TestClient:
     """Server errors come back as 500 responses instead of raising in the test."""
-    http._transport.raise_server_exceptions = False
+    transport: Any = http._transport  # Starlette's test transport (typed as httpx's base)
+    transport.raise_server_exceptions = False
     return http
 
 
