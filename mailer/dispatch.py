@@ -37,7 +37,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
@@ -127,8 +127,7 @@ def _record_sqlite(connection: Connection, rows: list[Row]) -> None:
 def _timestamp_binder(dialect: Dialect) -> Callable[[datetime], Any]:
     """An aware datetime as `UTCDateTime` binds it on this dialect (SQLite: its text form)."""
     bind = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    if bind is None:
-        return lambda value: value.astimezone(UTC).replace(tzinfo=None)
+    assert bind is not None  # a TypeDecorator with process_bind_param always has one
     return bind
 
 

@@ -72,11 +72,8 @@ class RateLimiter:
 
     def acquire(self, stop: threading.Event | None = None) -> bool:
         """Wait for a slot; False if `stop` was set (or `interrupt()` called) while waiting."""
-        if self.unlimited:
-            return True
         while True:
-            with self._lock:
-                wait = self._wait_needed()
+            wait = self.try_acquire()
             if wait <= 0:
                 return True
             if self._interrupted.is_set() or (stop is not None and stop.is_set()):
