@@ -14,7 +14,6 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from mailer.markdown import Links, Markdown, Memo, Style, attr
 from mailer.media import MediaStore
 from mailer.profile import Profile, load_profile
 from mailer.settings import Settings
+from mailer.slots import Slot as Slot  # re-exported: delivery and previews fill slots
 
 TEXT_WIDTH = 78
 
@@ -51,16 +51,6 @@ FONT_STACK = (
 # Display widths in px (photos are stored at twice these).
 PORTRAIT_WIDTH = 56
 IMAGE_WIDTH = 544
-
-
-class Slot(StrEnum):
-    """Per-recipient placeholders left in the rendered parts; see `fill`."""
-
-    UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
-    PREFERENCES_URL = "%%PREFERENCES_URL%%"
-    VIEW_URL = "%%VIEW_URL%%"
-    NAME = "%%NAME%%"
-    EMAIL = "%%EMAIL%%"
 
 
 def fill(rendered_text: str, values: Mapping[Slot, str], *, html: bool) -> str:

@@ -452,3 +452,17 @@ def test_profile_logo_is_published_and_shown(tmp_path: Path) -> None:
     assert len(srcs) == 1 and srcs[0].startswith("https://news.example.org/media/")
     with Image.open(settings.resolved_media_dir / srcs[0].rsplit("/", 1)[1]) as stored:
         assert stored.size == (120, 120)  # twice the displayed width
+
+
+@pytest.mark.parametrize("field", ["subject", "title"])
+def test_a_per_recipient_slot_in_the_subject_or_title_is_a_located_error(field: str) -> None:
+    """The title is the subject by default; either goes into the Subject header, where a
+    slot would stay literal while the HTML title filled it: refused, with file and line."""
+    text = issue_yaml("  - paragraph: Hi\n", **{field: "News for %%EMAIL%%"})
+    with pytest.raises(ContentError) as refused:
+        load_issue_text(text, "slot.yaml")
+    line = 1 + text.splitlines().index(f"{field}: News for %%EMAIL%%")
+    assert [str(p) for p in refused.value.problems] == [
+        f"slot.yaml:{line}: {field}: %%EMAIL%% cannot be used here: the subject is the same"
+        " for every recipient (per-recipient placeholders are filled in the body only)"
+    ]

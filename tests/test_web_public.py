@@ -7,17 +7,26 @@ and campaigns that reach a private list stay out of the archive, the feed and th
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from mailer import campaigns, tokens
-from mailer.compose import Root
+from mailer.compose import Root, build
+from mailer.content import load_issue
+from mailer.errors import UserInputError
+from mailer.render import Renderer
 from subscribers import privacy, repository
 from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus
+from tests.conftest import REPO, make_settings
+from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401
 from tests.web_harness import client, csrf_of, make_app
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -274,3 +283,98 @@ def test_the_archive_publishes_only_campaigns_sent_to_public_lists(root: Root) -
         repository.update_list(session, "events", public=False)
     archived = {private, mixed, early}
     assert _published(http, every) == (archived, archived, archived | {later})
+
+
+class _Labelled(HTMLParser):
+    """The `<title>` and the `aria-label` of the email's article (set from mj-title)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = ""
+        self.labels: list[str] = []
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self._in_title = tag == "title"
+        if found.get("role") == "article":
+            self.labels.append(found.get("aria-label") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+def _title_and_labels(markup: str) -> tuple[str, list[str]]:
+    parser = _Labelled()
+    parser.feed(markup)
+    return parser.title, parser.labels
+
+
+SEED = REPO / "examples" / "issues" / "2022-13.yaml"
+OVERRIDE = "Issue 13: the Working Group met in Beijing — 澜沧江-湄公河"
+
+
+def test_the_campaign_subject_is_the_one_subject_everywhere(
+    tmp_path: Path,
+    database_url: str,
+    smtp_server: SMTPTestServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The campaign's own subject is the Subject header (read back from a real SMTP
+    server), the HTML title, the article's aria-label and the web copy's title."""
+    root = build(
+        make_settings(
+            tmp_path, database_url=database_url, smtp_port=smtp_server.port, retry_base_seconds=0.0
+        )
+    )
+    try:
+        with root.sessions.begin() as session:
+            repository.add_list(session, "newsletter", "LMEC Newsletter", public=True)
+            for index, name in enumerate(("sokha", "ລອນຄຳ")):
+                repository.add_subscriber(
+                    session, f"p{index}@example.org", name=name, lists=["newsletter"]
+                )
+            campaign = campaigns.create_campaign(
+                session,
+                name="Issue 13",
+                issue_path=SEED,
+                issue=load_issue(SEED),
+                sender="LMEC Newsletter <newsletter@lmec.example.org>",
+                audience=Audience(lists=("newsletter",)),
+                subject=f"  {OVERRIDE}  ",
+            )
+            campaign_id = campaign.id
+        campaigns.start_sending(
+            root.sessions, campaign_id, renderer=Renderer.from_settings(root.settings)
+        )
+        root.worker().run(threading.Event(), until_idle=True)
+        messages = smtp_server.parsed()
+        assert len(messages) == 2
+        for message in messages:
+            assert message["Subject"] == OVERRIDE  # decoded from RFC 2047 by the parser
+            html_part = message.get_body(("html",))
+            assert html_part is not None
+            assert _title_and_labels(html_part.get_content()) == (OVERRIDE, [OVERRIDE])
+        view = client(make_app(root)).get(f"/view/{campaign_id}")
+        assert view.status_code == 200
+        assert _title_and_labels(view.text) == (OVERRIDE, [OVERRIDE])
+        assert f">{OVERRIDE}</a>" in client(make_app(root)).get("/archive").text
+    finally:
+        root.close()
+
+
+def test_a_per_recipient_slot_in_a_campaign_subject_is_refused(root: Root) -> None:
+    with root.sessions.begin() as session, pytest.raises(UserInputError) as refused:
+        campaigns.create_campaign(
+            session,
+            name="Issue 13",
+            issue_path=SEED,
+            issue=load_issue(SEED),
+            sender="LMEC <news@lmec.example.org>",
+            audience=Audience(lists=("newsletter",)),
+            subject="News for %%EMAIL%%",
+        )
+    assert str(refused.value).startswith("subject: %%EMAIL%% cannot be used here")
