@@ -65,6 +65,21 @@ def _escape(value: str) -> str:
     return html.escape(value, quote=True)
 
 
+# What only the email shows (its recipient's lines and links, "view in browser"), as
+# the templates mark it: <!--email-only:NAME-->...<!--/email-only:NAME-->. Comments
+# inside `mj-text` bodies reach the HTML byte for byte (mailer.compiler holds the
+# bodies out of the compiler), and mail clients show nothing of them.
+_EMAIL_ONLY = re.compile(r"<!--email-only:([a-z-]+)-->.*?<!--/email-only:\1-->", re.DOTALL)
+
+
+def web_copy(rendered_html: str, web_parts: Mapping[str, str]) -> str | None:
+    """The email's HTML as a web page: each email-only part replaced by `web_parts[NAME]`
+    (markup, inserted as it is; nothing for a name not given). None when the HTML marks
+    no part (rendered before the marks existed, or from a template without them)."""
+    page, found = _EMAIL_ONLY.subn(lambda part: web_parts.get(part.group(1), ""), rendered_html)
+    return page if found else None
+
+
 class TemplateProblem(UserInputError):
     """A template (edited by a person) is broken; the message names file and line."""
 
