@@ -32,6 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from mailer import ledger
 from mailer.errors import PermanentError, UserInputError
 from mailer.ledger import AnySelect
+from mailer.slots import SlotInSubject, refuse_slots
 from mailer.timestamps import UTCDateTime, utcnow
 from subscribers.base import Base
 
@@ -161,6 +162,17 @@ def _check_header_value(field: str, value: str) -> str:
     return value
 
 
+def _check_subject(value: str) -> str:
+    """One line, no per-recipient slot (see mailer.slots), white space as the renderer
+    writes it: the subject header, the HTML title and the web copy show the same text."""
+    _check_header_value("subject", value)
+    try:
+        refuse_slots(value)
+    except SlotInSubject as exc:
+        raise UserInputError(f"subject: {exc}") from None
+    return " ".join(value.split())
+
+
 def _check_address(field: str, value: str) -> str:
     """The address fit for a header: ASCII before @, the domain as IDNA (xn--...); an
     internationalised domain was RFC 2047-encoded inside the address, which no client reads."""
@@ -215,7 +227,7 @@ def create_campaign(
         issue_slug=issue.slug,
         issue_number=issue.number,
         language=issue.language,
-        subject=_check_header_value("subject", subject) if subject else None,
+        subject=_check_subject(subject) if subject else None,
         sender=_check_address("sender", sender),
         reply_to=_check_address("reply_to", reply_to) if reply_to else None,
         audience=_audience_json(audience),
@@ -281,11 +293,19 @@ def freeze(session: Session, campaign_id: int, rendered: RenderedLike) -> Campai
     return campaign
 
 
-def render_issue_file(renderer: RendererLike, issue_path: str | Path) -> RenderedLike:
-    """Load and render the campaign's issue file (content errors name file and line)."""
+def render_issue_file(
+    renderer: RendererLike, issue_path: str | Path, subject: str | None = None
+) -> RenderedLike:
+    """Load and render the campaign's issue file (content errors name file and line).
+
+    `subject`, the campaign's own, replaces the issue's before rendering, so the HTML
+    title and the preheader's label say what the Subject header says."""
     from mailer.content import load_issue  # authoring's module; imported when needed
 
-    return renderer.render(load_issue(Path(issue_path)))
+    issue = load_issue(Path(issue_path))
+    if subject:
+        issue = issue.model_copy(update={"subject": subject})
+    return renderer.render(issue)
 
 
 def mark_scheduled(
@@ -406,7 +426,11 @@ def _start_sending(
     if not campaign.frozen:
         if renderer is None:
             raise CampaignError(f"campaign {campaign_id} has no frozen content and no renderer")
-        freeze(session, campaign_id, render_issue_file(renderer, campaign.issue_path))
+        freeze(
+            session,
+            campaign_id,
+            render_issue_file(renderer, campaign.issue_path, campaign.subject),
+        )
     if state not in (CampaignState.SENDING, CampaignState.PAUSED):
         transition(campaign, CampaignState.SENDING)
     if timezones is None:

@@ -36,6 +36,7 @@ from ruamel.yaml.events import AliasEvent
 
 from mailer.errors import UserInputError
 from mailer.markdown import link_targets
+from mailer.slots import refuse_slots
 from subscribers.countries import normalise_country
 from subscribers.errors import StoreInputError
 
@@ -468,6 +469,12 @@ class Issue(Strict):
         if not _LANG.match(value):
             raise ValueError(f"expected a language tag such as 'en' or 'zh-Hans', got {value!r}")
         return value
+
+    @field_validator("title", "subject")
+    @classmethod
+    def _no_slots(cls, value: str | None) -> str | None:
+        """The title is the subject unless one is given: one text for every recipient."""
+        return None if value is None else refuse_slots(value)
 
     @property
     def slug(self) -> str:

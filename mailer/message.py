@@ -28,6 +28,7 @@ from urllib.parse import quote
 from mailer import tokens, urls
 from mailer.errors import UserInputError
 from mailer.render import Slot
+from mailer.slots import SlotInSubject, refuse_slots
 
 _SLOT_PATTERN = re.compile("|".join(re.escape(slot.value) for slot in Slot))
 _SOFT_BREAK = b"=\r\n"
@@ -210,6 +211,10 @@ class MessageTemplate:
         self.nonce = nonce
         self.sign = sign
         check_header_value("subject", subject)
+        try:  # a slot is filled in the body only: in the header it would go out literally
+            refuse_slots(subject)
+        except SlotInSubject as exc:
+            raise UserInputError(f"subject: {exc}") from None
         check_header_value("sender", sender)
         _sender_name, self.sender_address = parseaddr(sender)
         if "@" not in self.sender_address:

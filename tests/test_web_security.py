@@ -18,6 +18,7 @@ PUBLIC = {
     "/login",
     "/logout",
     "/unsubscribe",
+    "/subscribe",
     "/unsubscribe/{token}",
     "/preferences/{token}",
     "/view/{campaign_id:int}",
