@@ -210,6 +210,7 @@ def test_every_web_page_has_no_serious_violation(site: Site) -> None:
     public = {
         "login": "/login",
         "unsubscribe": f"/unsubscribe/{site.token}",
+        "unsubscribe help": "/unsubscribe",
         "preferences": f"/preferences/{site.token}",
         "view": f"/view/{site.campaign}",
         "archive": "/archive",
