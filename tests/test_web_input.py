@@ -1,0 +1,129 @@
+"""Input the web app refuses at its boundary: control characters in any form or query
+field, on both databases, before a handler (or PostgreSQL) sees them."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from mailer.compose import Root
+from mailer.web import auth, editor, operator, public
+from subscribers.models import MailingList, Partner, Subscriber
+from tests.web_harness import add_user, client, login, make_app
+
+ROUTERS = {"auth": auth.router, "public": public.router, "editor": editor.router}
+ROUTERS["operator"] = operator.router
+PATH_VALUES = {
+    "{subscriber_id:int}": "1",
+    "{partner_id:int}": "1",
+    "{user_id:int}": "1",
+    "{campaign_id:int}": "1",
+    "{slug}": "newsletter",
+    "{key}": "2022-13",
+    "{token}": "not-a-token",
+}
+
+
+def _app(root: Root) -> FastAPI:
+    app = make_app(root)
+    add_user(app, "admin@example.org", "admin")
+    return app
+
+
+def _concrete(path: str) -> str:
+    for pattern, value in PATH_VALUES.items():
+        path = path.replace(pattern, value)
+    return path
+
+
+def _cases(router_name: str) -> list[tuple[str, str, str, bool]]:
+    """(method, path, field, is_form) for every declared query and form field of every
+    route, and one undeclared field for each route (handlers may read the form)."""
+    cases = []
+    for route in ROUTERS[router_name].routes:
+        assert isinstance(route, APIRoute)
+        for method in sorted(route.methods or ()):
+            is_form = method != "GET"
+            declared = [p.alias for p in route.dependant.query_params]
+            declared += [
+                p.alias
+                for p in route.dependant.body_params
+                if p.alias not in ("file", "csrf_token")  # the file is not a field
+            ]
+            for field in [*declared, "extra"]:
+                cases.append((method, _concrete(route.path), field, is_form))
+    return cases
+
+
+def _send(
+    http: TestClient, token: str, method: str, path: str, fields: dict[str, str], is_form: bool
+) -> object:
+    if not is_form:
+        return http.request(method, path, params=fields)
+    data = {"csrf_token": token, **fields}
+    if path in ("/issues/upload", "/subscribers/import"):  # multipart, with a harmless file
+        return http.request(method, path, data=data, files={"file": ("a.csv", b"email\n")})
+    return http.request(method, path, data=data)
+
+
+@pytest.mark.parametrize("router_name", list(ROUTERS))
+def test_a_control_character_in_any_field_is_a_400_naming_the_field(
+    root: Root, router_name: str
+) -> None:
+    app = _app(root)
+    http, token = login(app, "admin@example.org")
+    cases = _cases(router_name)
+    assert len(cases) >= 3  # the test sees the real route table
+    wrong = []
+    for method, path, field, is_form in cases:
+        for value in ("a\x00b", "\x1b[31m", "x\x7f"):
+            response = _send(http, token, method, path, {field: value}, is_form)
+            assert hasattr(response, "status_code") and hasattr(response, "text")
+            named = f"the field &#39;{field}&#39;" in response.text  # as Jinja escapes it
+            if response.status_code != 400 or not named or "control character" not in response.text:
+                wrong.append((method, path, field, value, response.status_code))
+    assert wrong == []
+    assert http.get("/issues").status_code == 200  # still signed in: nothing ran
+    with root.sessions() as session:
+        assert session.scalars(select(Partner)).all() == []
+        assert session.scalars(select(Subscriber)).all() == []
+        assert session.scalars(select(MailingList)).all() == []
+
+
+def test_the_login_form_refuses_a_nul_without_a_session(root: Root) -> None:
+    anonymous = client(_app(root))
+    response = anonymous.post("/login", data={"email": "admin@example.org\x00", "password": "x"})
+    assert response.status_code == 400
+    assert "&#39;email&#39; contains a control character (U+0000)" in response.text
+    response = anonymous.get("/subscribers", params={"q": "a\x00b"})
+    assert response.status_code == 400  # before the login redirect: the input is refused
+
+
+def test_tabs_and_line_breaks_are_text_and_files_are_not_fields(root: Root) -> None:
+    app = _app(root)
+    http, token = login(app, "admin@example.org")
+    response = http.post(
+        "/lists",
+        data={
+            "csrf_token": token,
+            "slug": "news",
+            "name": "News",
+            "description": "Line one\r\n\tline two",
+        },
+    )
+    assert response.status_code == 303, response.text
+    with root.sessions() as session:
+        [listed] = session.scalars(select(MailingList)).all()
+        assert listed.description == "Line one\r\n\tline two"
+    # A file's contents are the business of what reads it: a located content error.
+    upload = http.post(
+        "/issues/upload",
+        data={"csrf_token": token},
+        files={"file": ("bad.yaml", b"newsletter: a\x00b\n")},
+    )
+    assert upload.status_code == 200
+    assert "bad.yaml was not saved" in upload.text
+    assert '<td class="num">1</td>' in upload.text and "control character (U+0000)" in upload.text
