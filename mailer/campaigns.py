@@ -161,6 +161,17 @@ def _check_header_value(field: str, value: str) -> str:
     return value
 
 
+def check_subject(value: str) -> str:
+    """A subject override fit for the Subject header and an inbox line: one line, no
+    longer than an issue's own subject may be (mailer.content.MAX_SUBJECT)."""
+    from mailer.content import MAX_SUBJECT  # authoring's module, as in render_issue_file
+
+    _check_header_value("subject", value)
+    if len(value) > MAX_SUBJECT:
+        raise UserInputError(f"subject: at most {MAX_SUBJECT} characters ({len(value)} given)")
+    return value
+
+
 def _check_address(field: str, value: str) -> str:
     """The address fit for a header: ASCII before @, the domain as IDNA (xn--...); an
     internationalised domain was RFC 2047-encoded inside the address, which no client reads."""
@@ -215,7 +226,7 @@ def create_campaign(
         issue_slug=issue.slug,
         issue_number=issue.number,
         language=issue.language,
-        subject=_check_header_value("subject", subject) if subject else None,
+        subject=check_subject(subject) if subject else None,
         sender=_check_address("sender", sender),
         reply_to=_check_address("reply_to", reply_to) if reply_to else None,
         audience=_audience_json(audience),

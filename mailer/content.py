@@ -254,6 +254,35 @@ class Strict(BaseModel):
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 
+# Limits on what goes into headers and inbox lines. Mail clients show 40 to 130
+# characters of a subject and about 100 of a preheader (`mailer check` warns above 150);
+# past these limits a value is a mistake, and a subject folded over many header lines
+# is refused or cut by relays (RFC 5322 lines stop at 998 characters).
+MAX_SUBJECT = 200
+MAX_PREHEADER = 300
+MAX_NAME = 200  # names of people, senders and newsletters (the database's name width)
+MAX_NUMBER = 99_999  # an issue number; the database column is a 32-bit integer
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line (it goes into mail headers and inbox lines)")
+    return value
+
+
+def _at_most(limit: int, what: str) -> AfterValidator:
+    """A length limit with the length in the message, so the editor knows how much to cut."""
+
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"{what} has {len(value)} characters; at most {limit} are allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+SubjectLine = Annotated[str, AfterValidator(_one_line), _at_most(MAX_SUBJECT, "the subject")]
+
 
 def _absolute_links(value: str) -> str:
     for href in link_targets(value):
@@ -273,7 +302,7 @@ NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(_absolute_link
 class Statement(Strict):
     """A person's statement: shown as a card with name, role lines and their words."""
 
-    name: NonEmptyText
+    name: Annotated[NonEmptyText, _at_most(MAX_NAME, "the name")]
     roles: list[NonEmptyText] = Field(default_factory=list)
     photo: str | None = None
     photo_alt: str | None = None
@@ -437,15 +466,17 @@ Block = Annotated[
 class Issue(Strict):
     """One newsletter issue, as written by its editors."""
 
-    newsletter: NonEmpty
-    number: int = Field(ge=1, strict=True)  # `true` or "13" is a typing mistake
+    newsletter: Annotated[NonEmpty, _at_most(MAX_NAME, "the name")]
+    number: int = Field(ge=1, le=MAX_NUMBER, strict=True)  # `true` or "13" is a typo
     year: int = Field(ge=1900, le=2999, strict=True)
     date: dt.date
     language: str = "en"
-    title: NonEmpty  # plain text: it is the subject too
+    title: Annotated[NonEmpty, AfterValidator(_one_line), _at_most(MAX_SUBJECT, "the title")]
     subtitle: Text | None = None
-    subject: str | None = None  # default: the title
-    preheader: str = ""
+    subject: SubjectLine | None = None  # default: the title (it is the subject too)
+    preheader: Annotated[
+        str, AfterValidator(_one_line), _at_most(MAX_PREHEADER, "the preheader")
+    ] = ""
     blocks: list[Block] = Field(min_length=1)
     contact: list[Text] | None = None
     about: Text | None = None

@@ -386,3 +386,77 @@ def test_sender_addresses_are_ascii_in_headers(tmp_path: Path) -> None:
         f"{path}:4: sender.address: the part before @ must be ASCII (many mail servers refuse"
         " others): '新闻@example.org'"
     ]
+
+
+def test_issue_numbers_fit_the_database_and_are_sensible() -> None:
+    assert problems(GOOD.replace("number: 13", "number: 2147483648")) == [
+        "issue.yaml:2: number: Input should be less than or equal to 99999"
+    ]
+    assert load_issue_text(GOOD.replace("number: 13", "number: 99999"), "i.yaml").number == 99999
+    assert problems(GOOD.replace("year: 2022", "year: 99999999999")) == [
+        "issue.yaml:3: year: Input should be less than or equal to 2999"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "title: A title",
+            "title: A title\nsubject: " + "S" * 201,
+            "issue.yaml:7: subject: the subject has 201 characters; at most 200 are allowed",
+        ),
+        (
+            "title: A title",
+            "title: " + "T" * 201,
+            "issue.yaml:6: title: the title has 201 characters; at most 200 are allowed",
+        ),
+        (
+            "preheader: A preheader",
+            "preheader: " + "P" * 301,
+            "issue.yaml:7: preheader: the preheader has 301 characters; at most 300 are allowed",
+        ),
+        (
+            "title: A title",
+            'title: A title\nsubject: "Two\\nlines"',
+            "issue.yaml:7: subject: must be one line (it goes into mail headers and inbox lines)",
+        ),
+        (
+            "name: Mr. ZHOU Jun",
+            "name: " + "N" * 201,
+            "issue.yaml:13: blocks[2].statement.name: the name has 201 characters;"
+            " at most 200 are allowed",
+        ),
+        (
+            "newsletter: lmec",
+            "newsletter: " + "L" * 201,
+            "issue.yaml:1: newsletter: the name has 201 characters; at most 200 are allowed",
+        ),
+    ],
+)
+def test_subject_preheader_and_names_are_bounded_with_a_located_error(
+    old: str, new: str, expected: str
+) -> None:
+    assert problems(GOOD.replace(old, new)) == [expected]
+
+
+def test_the_longest_allowed_subject_and_preheader_load() -> None:
+    text = GOOD.replace("title: A title", "title: A title\nsubject: " + "S" * 200).replace(
+        "preheader: A preheader", "preheader: " + "P" * 300
+    )
+    issue = load_issue_text(text, "i.yaml")
+    assert len(issue.subject or "") == 200 and len(issue.preheader) == 300
+
+
+def test_profile_sender_name_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "newsletter.yaml"
+    path.write_text(
+        "id: x\nmasthead: {name: X}\n"
+        f"sender: {{name: {'N' * 201}, address: n@example.org}}\n"
+        "list_id: news.example.org\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ContentError) as caught:
+        load_profile(path)
+    assert [(p.line, p.field) for p in caught.value.problems] == [(3, "sender.name")]
+    assert "at most 200 characters" in caught.value.problems[0].message
