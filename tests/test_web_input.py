@@ -12,6 +12,7 @@ from sqlalchemy import select
 from mailer.compose import Root
 from mailer.web import auth, editor, operator, public
 from subscribers.models import MailingList, Partner, Subscriber
+from tests.conftest import REPO
 from tests.web_harness import add_user, client, login, make_app
 
 ROUTERS = {"auth": auth.router, "public": public.router, "editor": editor.router}
@@ -127,3 +128,38 @@ def test_tabs_and_line_breaks_are_text_and_files_are_not_fields(root: Root) -> N
     assert upload.status_code == 200
     assert "bad.yaml was not saved" in upload.text
     assert '<td class="num">1</td>' in upload.text and "control character (U+0000)" in upload.text
+
+
+# --- content files: parsed once, uploads located ------------------------------------------
+
+ISSUE = REPO / "examples" / "issues" / "2022-13.yaml"
+
+
+def _upload(http: TestClient, token: str, name: str, data: bytes) -> str:
+    response = http.post("/issues/upload", data={"csrf_token": token}, files={"file": (name, data)})
+    assert response.status_code == 200
+    return response.text
+
+
+def test_an_upload_that_is_not_utf8_is_located_by_line(root: Root) -> None:
+    app = _app(root)
+    http, token = login(app, "admin@example.org")
+    text = ISSUE.read_text(encoding="utf-8").replace("title:", "title: Café", 1)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "Café" in row)
+    page = _upload(http, token, "latin.yaml", text.encode("utf-8").replace("é".encode(), b"\xe9"))
+    assert f'<td class="num">{line}</td>' in page
+    assert "the file is not saved as UTF-8 text" in page
+    assert "byte" not in page.split("upload-errors", 1)[1].split("</section>", 1)[0]
+
+
+def test_upload_errors_are_plain_words_and_oversized_files_are_refused(root: Root) -> None:
+    app = _app(root)
+    http, token = login(app, "admin@example.org")
+    page = _upload(http, token, "indent.yaml", b"title: a\n- b\n")
+    assert '<td class="num">2</td>' in page
+    assert "this line is indented differently from the lines above it" in page
+    assert "while parsing" not in page and "&lt;block end&gt;" not in page
+    page = _upload(http, token, "deep.yaml", b"a: " + b"[" * 60 + b"]" * 60 + b"\n")
+    assert "nested more than 50 levels deep" in page and "max_depth" not in page
+    page = _upload(http, token, "big.yaml", b"# x\n" * 250_001)
+    assert "the file is larger than 1 MB" in page

@@ -23,7 +23,7 @@ from mailer import ledger, scheduler, urls
 from mailer.accounts import User
 from mailer.campaigns import Campaign, CampaignState
 from mailer.checks import check_issue
-from mailer.content import ContentError, Problem, load_issue_text
+from mailer.content import ContentError, Problem, decode_text, load_issue_text
 from mailer.errors import MailerError
 from mailer.render import Slot, fill
 from mailer.testsend import send_test
@@ -105,20 +105,15 @@ def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
     name = (file.filename or "upload.yaml").replace("\\", "/").rsplit("/", 1)[-1]
     data = file.file.read(MAX_UPLOAD_BYTES + 1)
     problems: list[Problem] = []
-    if len(data) > MAX_UPLOAD_BYTES:
-        problems = [Problem(name, None, "", "the file is larger than 1 MB; is it a content file?")]
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            problems = [
-                Problem(name, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-            ]
-        else:
-            try:
-                issue = load_issue_text(text, name)
-            except ContentError as exc:
-                problems = exc.problems
+    try:
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ContentError(
+                [Problem(name, None, "", "the file is larger than 1 MB; is it a content file?")]
+            )
+        text = decode_text(data, name)
+        issue = load_issue_text(text, name)
+    except ContentError as exc:
+        problems = exc.problems
     if problems:
         return context.pages.render(  # 200: the page itself is fine (browsers log 4xx as errors)
             request,
