@@ -703,15 +703,24 @@ def _line_map(node: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, int]:
 
 
 def read_text(path: Path) -> str:
-    """A content or profile file as text; a missing, unreadable or non-UTF-8 file is a
-    ContentError naming the line of the first bad byte."""
+    """A content or profile file as text; a missing, unreadable, oversized or non-UTF-8
+    file is a ContentError (naming the line of the first bad byte)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:  # read no more than the limit, whatever the file
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ContentError([Problem(str(path), None, "", "no such file")]) from None
     except OSError as exc:
         raise ContentError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ContentError([Problem(str(path), None, "", TOO_LARGE)])
     return decode_text(data, str(path))
+
+
+# The largest content file, read by the CLI or uploaded: an issue is tens of KB; the
+# email must stay under about 100 KB anyway. Larger files are refused before parsing.
+MAX_FILE_BYTES = 1_000_000
+TOO_LARGE = "the file is larger than 1 MB; an issue is much smaller: is it the right file?"
 
 
 def decode_text(data: bytes, name: str) -> str:

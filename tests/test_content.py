@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from mailer.content import (
+    MAX_FILE_BYTES,
+    TOO_LARGE,
     ButtonBlock,
     ContentError,
     DividerBlock,
@@ -487,3 +489,12 @@ def test_profile_sender_name_is_bounded(tmp_path: Path) -> None:
         load_profile(path)
     assert [(p.line, p.field) for p in caught.value.problems] == [(3, "sender.name")]
     assert "at most 200 characters" in caught.value.problems[0].message
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD + "# padding\n" * 100_001, encoding="utf-8")
+    assert big.stat().st_size > MAX_FILE_BYTES
+    with pytest.raises(ContentError) as caught:
+        load_issue(big)
+    assert str(caught.value) == f"{big}: {TOO_LARGE}"

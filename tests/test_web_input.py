@@ -3,6 +3,12 @@ field, on both databases, before a handler (or PostgreSQL) sees them."""
 
 from __future__ import annotations
 
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -10,7 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mailer.compose import Root
-from mailer.web import auth, editor, operator, public
+from mailer.content import Issue, load_issue_text
+from mailer.web import auth, editor, library, operator, public
 from subscribers.models import MailingList, Partner, Subscriber
 from tests.conftest import REPO
 from tests.web_harness import add_user, client, login, make_app
@@ -133,6 +140,74 @@ def test_tabs_and_line_breaks_are_text_and_files_are_not_fields(root: Root) -> N
 # --- content files: parsed once, uploads located ------------------------------------------
 
 ISSUE = REPO / "examples" / "issues" / "2022-13.yaml"
+HOUR_NS = 3600 * 10**9
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files the web app parses, with a fresh memo for this test."""
+    seen: list[str] = []
+    real = load_issue_text
+
+    def counting(text: str, name: str, **kwargs: Any) -> Issue:
+        seen.append(Path(name).name)
+        return real(text, name, **kwargs)
+
+    monkeypatch.setattr(library, "load_issue_text", counting)
+    monkeypatch.setattr(library, "PARSED", library.ParsedIssues())
+    return seen
+
+
+def _issue_file(root: Root, mtime_ns: int) -> Path:
+    folder = root.settings.resolved_issues_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "2022-13.yaml"
+    path.write_bytes(ISSUE.read_bytes())
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def test_pages_and_the_preview_poll_parse_an_issue_once(root: Root, parses: list[str]) -> None:
+    app = _app(root)
+    http, _token = login(app, "admin@example.org")
+    path = _issue_file(root, time.time_ns() - HOUR_NS)  # settled long ago
+    stamps = {http.get("/issues/2022-13/stamp").json()["stamp"] for _ in range(3)}
+    assert len(stamps) == 1
+    assert parses == []  # the poll looks at the file's stamp only
+    for _ in range(2):
+        assert http.get("/issues").status_code == 200
+        assert http.get("/issues/2022-13").status_code == 200
+        assert http.get("/issues/2022-13/preview.html").status_code == 200
+        assert http.get("/issues/2022-13/stamp").status_code == 200
+    assert parses == ["2022-13.yaml"]
+
+    path.write_text(path.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    assert http.get("/issues/2022-13/stamp").json()["stamp"] not in stamps
+    assert parses == ["2022-13.yaml"]
+    http.get("/issues/2022-13")
+    http.get("/issues")
+    assert parses == ["2022-13.yaml"] * 2  # changed: parsed again, once
+
+
+def test_a_rewrite_within_the_same_clock_tick_is_not_missed(root: Root, parses: list[str]) -> None:
+    """File times are coarse: a same-size edit may keep the stamp. An entry parsed close
+    to its file's change time is checked against the bytes (here: a future mtime)."""
+    stamp = time.time_ns() + HOUR_NS
+    path = _issue_file(root, stamp)
+    app = _app(root)
+    http, _token = login(app, "admin@example.org")
+    assert "A Decade of Partnership" not in http.get("/issues").text
+    http.get("/issues")
+    assert parses == ["2022-13.yaml"]  # same bytes: no second parse
+    text = path.read_text(encoding="utf-8")
+    title = re.search(r"^title: (.*)$", text, re.MULTILINE)
+    assert title is not None
+    new_title = "A Decade of Partnership"[: len(title.group(1))].ljust(len(title.group(1)), ".")
+    path.write_text(text.replace(title.group(0), f"title: {new_title}"), encoding="utf-8")
+    os.utime(path, ns=(stamp, stamp))
+    assert len(path.read_bytes()) == len(ISSUE.read_bytes())
+    assert new_title in http.get("/issues").text
+    assert parses == ["2022-13.yaml"] * 2
 
 
 def _upload(http: TestClient, token: str, name: str, data: bytes) -> str:
