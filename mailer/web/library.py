@@ -83,7 +83,6 @@ class ParsedIssues:
     def __init__(self) -> None:
         self._entries: OrderedDict[Path, _Parsed] = OrderedDict()
         self._lock = threading.Lock()
-        self.parses = 0  # how many files were parsed: for tests and curiosity
 
     def load(self, path: Path) -> tuple[Issue | None, ContentError | None]:
         """(issue, None) or (None, its errors), parsing only when the file changed."""
@@ -111,7 +110,6 @@ class ParsedIssues:
         self, path: Path, stamp: tuple[int, int] | None
     ) -> tuple[Issue | None, ContentError | None]:
         parsed_at = time.time_ns()  # before reading: a later write is then "racy"
-        self.parses += 1
         issue: Issue | None = None
         error: ContentError | None = None
         digest = b""
