@@ -162,10 +162,16 @@ def _check_header_value(field: str, value: str) -> str:
     return value
 
 
-def _check_subject(value: str) -> str:
-    """One line, no per-recipient slot (see mailer.slots), white space as the renderer
-    writes it: the subject header, the HTML title and the web copy show the same text."""
+def check_subject(value: str) -> str:
+    """A subject override fit for the Subject header and an inbox line: one line, no
+    longer than an issue's own subject may be (mailer.content.MAX_SUBJECT), no
+    per-recipient slot (see mailer.slots), white space as the renderer writes it, so the
+    Subject header, the HTML title and the web copy show the same text."""
+    from mailer.content import MAX_SUBJECT  # authoring's module, as in render_issue_file
+
     _check_header_value("subject", value)
+    if len(value) > MAX_SUBJECT:
+        raise UserInputError(f"subject: at most {MAX_SUBJECT} characters ({len(value)} given)")
     try:
         refuse_slots(value)
     except SlotInSubject as exc:
@@ -227,7 +233,7 @@ def create_campaign(
         issue_slug=issue.slug,
         issue_number=issue.number,
         language=issue.language,
-        subject=_check_subject(subject) if subject else None,
+        subject=check_subject(subject) if subject else None,
         sender=_check_address("sender", sender),
         reply_to=_check_address("reply_to", reply_to) if reply_to else None,
         audience=_audience_json(audience),

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
 
 from mailer.content import (
+    MAX_NAME,
     NonEmpty,
     Strict,
     Text,
@@ -41,7 +42,7 @@ def _one_line(value: str) -> str:
 
 # Names that end up in From and List-Id headers: a line break there is refused by the
 # email library at sending time; say so when the profile is loaded instead.
-HeaderName = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
+HeaderName = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_one_line)]
 
 
 class Masthead(Strict):

@@ -78,7 +78,7 @@ def test_missing_and_broken_images_are_errors_with_lines(
 def test_field_advice_is_a_warning(renderer: Renderer) -> None:
     issue = load_issue_text(
         "newsletter: lmec\nnumber: 1\nyear: 2020\ndate: 2023-01-05\n"
-        f"title: {'Long title ' * 20}\nblocks:\n  - paragraph: Hi\n",
+        f"title: {'Long title ' * 15}\nblocks:\n  - paragraph: Hi\n",
         "w.yaml",
     )
     findings = check_issue(issue, renderer)

@@ -2,7 +2,8 @@
 
 Thin wrappers over mailer.content, mailer.render, mailer.checks and mailer.preview.
 A broken content file prints one line per problem (file:line: field: message) on
-stderr and exits with status 1, without a traceback.
+stderr and exits with status 1, without a traceback; so does a file over 1 MB, the
+web upload's limit (mailer.content.MAX_FILE_BYTES), which is refused before parsing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import typer
 
 from mailer.checks import Level, check_issue, has_errors
 from mailer.cli.common import fail, friendly_errors
-from mailer.content import ContentError, Issue, load_issue
+from mailer.content import MAX_FILE_BYTES, TOO_LARGE, ContentError, Issue, load_issue
 from mailer.preview import serve, with_sample_values
 from mailer.profile import Profile
 from mailer.render import RenderedIssue, Renderer
@@ -180,6 +181,8 @@ def preview_command(
     settings = _settings(env_file)
     if not issue.is_file():
         raise fail(f"error: {issue}: no such file")
+    if issue.stat().st_size > MAX_FILE_BYTES:  # as `check`, `render` and the web upload
+        raise fail(f"error: {issue}: {TOO_LARGE}")
     try:  # a port in use is one line, not a server's log
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family) as probe:

@@ -23,7 +23,14 @@ from mailer import ledger, scheduler, urls
 from mailer.accounts import User
 from mailer.campaigns import Campaign, CampaignState
 from mailer.checks import check_issue
-from mailer.content import ContentError, Problem, load_issue_text
+from mailer.content import (
+    MAX_FILE_BYTES,
+    TOO_LARGE,
+    ContentError,
+    Problem,
+    decode_text,
+    load_issue_text,
+)
 from mailer.errors import MailerError
 from mailer.render import Slot, fill
 from mailer.testsend import send_test
@@ -50,7 +57,7 @@ router = APIRouter(dependencies=[Depends(current_user), Depends(csrf.verify)])
 
 Editor = Annotated[User, Depends(current_user)]
 DB = Annotated[Session, Depends(db)]
-MAX_UPLOAD_BYTES = 1_000_000
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # the CLI reads no larger file either
 SOON = timedelta(minutes=2)
 # Time zones offered for "at an instant": the partners' and common ones; the default
 # (settings.timezone) is added if missing.
@@ -105,20 +112,13 @@ def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
     name = (file.filename or "upload.yaml").replace("\\", "/").rsplit("/", 1)[-1]
     data = file.file.read(MAX_UPLOAD_BYTES + 1)
     problems: list[Problem] = []
-    if len(data) > MAX_UPLOAD_BYTES:
-        problems = [Problem(name, None, "", "the file is larger than 1 MB; is it a content file?")]
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            problems = [
-                Problem(name, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-            ]
-        else:
-            try:
-                issue = load_issue_text(text, name)
-            except ContentError as exc:
-                problems = exc.problems
+    try:
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ContentError([Problem(name, None, "", TOO_LARGE)])
+        text = decode_text(data, name)
+        issue = load_issue_text(text, name)
+    except ContentError as exc:
+        problems = exc.problems
     if problems:
         return context.pages.render(  # 200: the page itself is fine (browsers log 4xx as errors)
             request,
@@ -187,10 +187,13 @@ def issue_page(request: Request, session: DB, user: Editor, key: str) -> Respons
 
 @router.get("/issues/{key}/stamp")
 def issue_stamp(request: Request, session: DB, key: str) -> Response:
-    """Changes whenever the content file or a template changes; the preview page polls it."""
+    """Changes whenever the content file or a template changes; the preview page polls it
+    every 2 s, so it looks at file stamps only and parses nothing."""
     context = web(request)
-    found = _issue_or_404(context, session, key)
-    stamp = library.stamp(found.path, context.root.settings.templates_dir)
+    path = library.find_path(context.root.settings.resolved_issues_dir, session, key)
+    if path is None:
+        raise HTTPException(404, f"No issue {key!r}.")
+    stamp = library.stamp(path, context.root.settings.templates_dir)
     return JSONResponse({"stamp": stamp}, headers={"Cache-Control": "no-store"})
 
 
