@@ -32,6 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from mailer import ledger
 from mailer.errors import PermanentError, UserInputError
 from mailer.ledger import AnySelect
+from mailer.message import check_mailbox
 from mailer.slots import SlotInSubject, refuse_slots
 from mailer.timestamps import UTCDateTime, utcnow
 from subscribers.base import Base
@@ -183,6 +184,7 @@ def _check_address(field: str, value: str) -> str:
     """The address fit for a header: ASCII before @, the domain as IDNA (xn--...); an
     internationalised domain was RFC 2047-encoded inside the address, which no client reads."""
     _check_header_value(field, value)
+    check_mailbox(field, value)  # e.g. a name that decodes to a line break
     name, address = parseaddr(value)
     local, _, domain = address.rpartition("@")
     if not local or not domain or " " in address:

@@ -6,7 +6,6 @@ Thin wrappers over `mailer.campaigns`, `mailer.ledger`, `mailer.dispatch` and
 
 from __future__ import annotations
 
-import csv
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
 from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
 from mailer.content import load_issue
+from mailer.failurescsv import write_failures
 from mailer.render import Renderer
 from mailer.testsend import send_test
 from subscribers.audience import Audience, check_audience, count_audience
@@ -232,14 +232,7 @@ def report_command(
             except OSError as exc:
                 raise fail(f"error: {failures_csv}: cannot write: {exc.strerror}") from None
             with handle:
-                writer = csv.writer(handle)
-                writer.writerow(["email", "name", "country", "attempts", "last_reply"])
-                count = 0
-                for row in ledger.failures(session, campaign_id):
-                    writer.writerow(
-                        [row.email, row.name or "", row.country or "", row.attempts, row.last_reply]
-                    )
-                    count += 1
+                count = write_failures(handle, ledger.failures(session, campaign_id))
             out.print(f"{count} failed recipient(s) written to {failures_csv}")
 
 

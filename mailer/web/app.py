@@ -26,7 +26,7 @@ from mailer.campaigns import CampaignNotFound
 from mailer.compose import Root
 from mailer.errors import MailerError
 from mailer.profile import load_profile
-from mailer.web import auth, editor, operator, public
+from mailer.web import auth, editor, operator, public, slashes
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
@@ -139,6 +139,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=media_dir, check_dir=False), name="media")
 
+    slashes.install(app.router)  # `/archive/` -> `/archive`, never to the Host header's site
     app.include_router(auth.router)
     app.include_router(public.router)
     app.include_router(editor.router)

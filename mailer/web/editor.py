@@ -6,7 +6,6 @@ Editors and admins may use every page here; posts need the session's CSRF token.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime, timedelta
 from email.utils import formataddr
@@ -32,6 +31,7 @@ from mailer.content import (
     load_issue_text,
 )
 from mailer.errors import MailerError
+from mailer.failurescsv import write_failures
 from mailer.render import Slot, fill
 from mailer.testsend import send_test
 from mailer.waves import parse_wall_time
@@ -49,7 +49,6 @@ from subscribers.audience import (
     list_visibility,
 )
 from subscribers.countries import REGION, country_name
-from subscribers.csvio import neutralise
 from subscribers.errors import StoreError
 from subscribers.models import Partner, Subscriber
 
@@ -570,18 +569,7 @@ def failures_csv(session: DB, campaign_id: int) -> Response:
     """Every failed recipient with the server's last reply, for follow-up by hand."""
     campaign_store.get_campaign(session, campaign_id)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["email", "name", "country", "attempts", "last_reply"])
-    for row in ledger.failures(session, campaign_id):
-        writer.writerow(
-            [
-                neutralise(row.email),
-                neutralise(row.name or ""),
-                row.country or "",
-                row.attempts,
-                neutralise(row.last_reply or ""),
-            ]
-        )
+    write_failures(buffer, ledger.failures(session, campaign_id))
     return Response(
         buffer.getvalue().encode("utf-8"),
         media_type="text/csv; charset=utf-8",
