@@ -420,7 +420,13 @@ def test_a_failed_save_comes_back_with_what_was_typed(root: Root) -> None:
     with root.sessions() as session:
         green = repository.get_partner(session, "Green Delta").id
     edit = http.post(f"/partners/{green}", data={"csrf_token": token, "name": "Mekong Watch"})
-    assert edit.status_code == 400 and 'value="Mekong Watch" required aria-invalid' in edit.text
+    assert (
+        edit.status_code == 400
+        and 'value="Mekong Watch" required aria-label="Name" aria-invalid' in edit.text
+    )
+    long_name = http.post("/lists/newsletter", data={"csrf_token": token, "name": "N" * 201})
+    assert long_name.status_code == 400 and 'value="' + "N" * 201 + '"' in long_name.text
+    assert "name is longer than 200 characters" in long_name.text
     bad_list = http.post(
         "/lists", data={"csrf_token": token, "slug": "Bad Slug", "name": "Typed name"}
     )

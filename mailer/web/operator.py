@@ -574,9 +574,12 @@ def _lists_view(
     *,
     form: dict[str, Any] | None = None,
     errors: Errors | None = None,
+    row: str | None = None,
 ) -> Response:
+    """`form` and `errors` are the add form's, or with `row` (a slug) that row's."""
     lists = repository.list_lists(session)
     counts = {c.slug: c for c in repository.list_counts(session)}
+    empty = {"slug": "", "name": "", "description": "", "public": False}
     return web(request).pages.render(
         request,
         "lists.html",
@@ -584,8 +587,11 @@ def _lists_view(
         lists=lists,
         counts=counts,
         archived=repository.list_lists(session, archived=True),
-        form=form or {"slug": "", "name": "", "description": "", "public": False},
-        errors=errors or {},
+        form=(form or empty) if row is None else empty,
+        errors=(errors or {}) if row is None else {},
+        row=row,
+        row_form=(form or {}) if row is not None else {},
+        row_errors=(errors or {}) if row is not None else {},
     )
 
 
@@ -625,8 +631,15 @@ def update_list(
 ) -> Response:
     """The row's form: an unticked "public" box is simply absent, so it makes the list
     private (the form always shows the box)."""
-    repository.update_list(session, slug, name=name, description=description, public=public)
-    session.commit()
+    repository.get_list(session, slug)  # 404 before anything else
+    try:
+        with about("name"):
+            repository.update_list(session, slug, name=name, description=description, public=public)
+        session.commit()
+    except StoreError as exc:
+        session.rollback()
+        typed = {"name": name, "description": description, "public": public}
+        return _lists_view(request, session, form=typed, errors=_errors(exc), row=slug)
     flash(request, f"Saved {'public' if public else 'private'} list {slug}.")
     return _back("/lists")
 
