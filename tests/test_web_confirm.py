@@ -5,9 +5,11 @@ test-artifacts/web-confirm-*.png (look at them)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -29,6 +31,27 @@ from tests.web_harness import (
 )
 
 pytestmark = pytest.mark.browser
+AXE = REPO / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Serious and critical WCAG 2.1 A/AA violations (axe-core, as in
+    tests/test_accessibility.py), for the states that test does not reach: a
+    confirmation, a form with an error, a row being edited."""
+    if not (REPO / "tests" / "axe" / "package.json").is_file():
+        return []  # a checkout from before axe-core was added to the setup
+    assert AXE.is_file(), f"{AXE} is missing: run ./run setup"
+    page.add_script_tag(path=str(AXE))
+    tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+    result: dict[str, Any] = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", tags
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {json.dumps(node['target'])}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+        for node in v["nodes"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +68,9 @@ class Site:
         self.console = ConsoleLog()
 
     def admin_page(self) -> Page:
-        page = self.browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+        # CSP bypassed only so axe-core can be injected; the pages have no script.
+        context = self.browser.new_context(viewport={"width": 1360, "height": 900}, bypass_csp=True)
+        page = context.new_page()
         self.console.attach(page)
         page.goto(f"{self.base}/login")
         page.fill("input[name=email]", "admin@example.org")
@@ -116,6 +141,7 @@ def test_removing_a_list_asks_with_counts_then_archives(site: Site, artifacts: P
     assert items[0].startswith("64 active subscriptions end")
     assert "2 campaigns used it (2 sent)" in items[1]
     _shot(page, artifacts, "list", site.db())
+    assert axe_violations(page) == []
 
     page.get_by_role("link", name="Cancel").click()
     page.wait_for_url(f"{site.base}/lists")
@@ -131,6 +157,7 @@ def test_removing_a_list_asks_with_counts_then_archives(site: Site, artifacts: P
     assert page.locator("td code", has_text="newsletter").count() == 0
     assert "newsletter" in page.inner_text("#archived")
     _shot(page, artifacts, "list-archived", site.db())
+    assert axe_violations(page) == []
     for campaign_id in sent:
         response = page.goto(f"{site.base}/view/{campaign_id}")
         assert response is not None and response.status == 200
@@ -166,6 +193,7 @@ def test_a_failed_save_keeps_the_edits_beside_the_error(site: Site, artifacts: P
     box, field = error.bounding_box(), zone.bounding_box()
     assert box is not None and field is not None and 0 <= box["y"] - field["y"] < 80
     _shot(page, artifacts, "subscriber-error", site.db())
+    assert axe_violations(page) == []
 
     zone.fill("Asia/Bangkok")
     form.get_by_role("button", name="Save").click()
@@ -200,5 +228,6 @@ def test_lists_slug_check_works_in_chromium(site: Site, artifacts: Path) -> None
     page.get_by_role("link", name="Edit").first.click()
     assert page.locator("#edit-partner").count() == 1
     _shot(page, artifacts, "partners", site.db())
+    assert axe_violations(page) == []
     page.context.close()
     assert site.console.errors == []
