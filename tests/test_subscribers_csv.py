@@ -436,3 +436,22 @@ def test_deep_attributes_are_a_row_error_in_the_cli_and_the_web_import(
     assert "nested more than 5 levels deep" in page.text
     with root.sessions() as session:
         assert session.scalars(select(Subscriber)).all() == []
+
+
+def test_the_report_counts_in_english() -> None:
+    """ "1 invalid rows skipped" read badly; one of anything is singular."""
+    from subscribers.csvio import ImportReport
+    from subscribers.errors import Problem
+
+    one = ImportReport(file="a.csv", rows=1, created=1, subscribed=1, suppressed_skipped=1)
+    one.problems.append(Problem("a.csv", 2, "email", "bad"))
+    one.duplicates.append((3, 2, "x@example.org"))
+    text = one.summary()
+    assert "1 row read; 1 subscriber created" in text
+    assert "1 subscription added" in text and "1 duplicate row merged" in text
+    assert "1 suppressed address skipped" in text and "1 invalid row skipped" in text
+    many = ImportReport(file="a.csv", rows=2, suppressed_skipped=2)
+    many.problems.extend([Problem("a.csv", 2, "", "x")] * 2)
+    assert "2 rows read; 0 subscribers created" in many.summary()
+    assert "2 suppressed addresses skipped" in many.summary()
+    assert "2 invalid rows skipped" in many.summary()

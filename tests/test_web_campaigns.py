@@ -172,14 +172,14 @@ def test_pause_resume_cancel_and_bad_schedules(web_root: Root) -> None:
     assert 'id="campaign-state">paused<' in http.get(f"/campaigns/{campaign_id}").text
     http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
     assert 'id="campaign-state">sending<' in http.get(f"/campaigns/{campaign_id}").text
-    http.post(f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token})
+    http.post(f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token, "confirm": "yes"})
     page = http.get(f"/campaigns/{campaign_id}").text
     assert 'id="campaign-state">cancelled<' in page
     # Whoever got it before the cancel can still open the web copy; the archive skips it.
     assert http.get(f"/view/{campaign_id}").status_code == 200
     assert f"/view/{campaign_id}" not in http.get("/archive").text
     never_sent = _create(http, token)
-    http.post(f"/campaigns/{never_sent}/cancel", data={"csrf_token": token})
+    http.post(f"/campaigns/{never_sent}/cancel", data={"csrf_token": token, "confirm": "yes"})
     assert http.get(f"/view/{never_sent}").status_code == 404
     http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
     assert "cannot become sending" in http.get(f"/campaigns/{campaign_id}").text

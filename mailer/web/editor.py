@@ -36,6 +36,7 @@ from mailer.render import Slot, fill
 from mailer.testsend import send_test
 from mailer.waves import parse_wall_time
 from mailer.web import archive, charts, csrf, library
+from mailer.web import confirm as confirm_page
 from mailer.web.auth import current_user
 from mailer.web.context import WebContext, db, web
 from mailer.web.operator import country_choices
@@ -486,7 +487,13 @@ def resume_campaign(request: Request, session: DB, campaign_id: int) -> Response
 
 
 @router.post("/campaigns/{campaign_id:int}/cancel")
-def cancel_campaign(request: Request, session: DB, campaign_id: int) -> Response:
+def cancel_campaign(
+    request: Request, session: DB, campaign_id: int, confirm: Annotated[str, Form()] = ""
+) -> Response:
+    if not confirm_page.confirmed(confirm):  # ask first, saying what will be lost
+        question = confirm_page.ask_to_cancel(request, session, campaign_id)
+        if question is not None:
+            return question
     return _control(request, session, campaign_id, "cancel")
 
 
