@@ -13,6 +13,10 @@ reply holds up only its own connection, and there are no threads to hand work
 between (a thread per connection cost three times the CPU per message: the GIL
 changing hands on every reply).
 
+Rate limits hold at the wire: an envelope is written only when the limiter has a
+slot for it (and for every message already begun), and the slot is taken just
+before the message itself is written, never while a connection is being opened.
+
 Exactly once as far as SMTP allows: outcomes are committed in groups, at the latest
 when a connection is about to send its next message, so a worker killed at any
 instant leaves at most one accepted-but-unrecorded message per open connection;
@@ -158,7 +162,7 @@ class Worker:
         self.identity = identity
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sign = sign
-        self.limiter = limiter or RateLimiter()  # taken per message, before `begin`
+        self.limiter = limiter or RateLimiter()  # a slot per message, as it is transferred
         self._stop: threading.Event | None = None
         self.probe_seconds = probe_seconds
         self.idle_seconds = idle_seconds
@@ -243,43 +247,44 @@ class Worker:
         return template
 
     # --- sending ----------------------------------------------------------------------
-    def _start(self, lane: _Lane, job: Job, outcomes: list[Outcome], back: list[Job]) -> None:
-        """Personalise `job` and write its envelope on `lane` (the lane stays idle if
-        that fails: the job's outcome or its return is noted)."""
+    def _start(self, lane: _Lane, job: Job, outcomes: list[Outcome], back: list[Job]) -> bool:
+        """Personalise `job` and write its envelope on `lane`; False if that failed (the
+        lane stays idle; the job's outcome or its return is noted)."""
         if self._should_skip(job):
             back.append(job)
-            return
+            return False
         try:
             message = self.template(job.campaign_id).personalise(
                 Recipient(job.subscriber_id, job.email, job.name), self.clock()
             )
         except (HeaderInjection, BadAddress) as exc:
             outcomes.append(Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}"))
-            return
+            return False
         except Exception as exc:  # a campaign that cannot be built: retry, then fail
             self._failed(job, exc, outcomes, back)
-            return
+            return False
         try:
             lane.transport.begin(
                 message.envelope_from, [message.recipient], smtputf8=message.needs_smtputf8
             )
         except Exception as exc:  # sorted out by _failed
             self._failed(job, exc, outcomes, back)
-            return
+            return False
         lane.hold(job, message, _Step.ENVELOPE, self.settings.smtp_timeout)
+        return True
 
     def _advance(self, lane: _Lane, outcomes: list[Outcome], back: list[Job]) -> None:
-        """The lane's reply has come: send its message, or read the verdict on it."""
+        """The lane's reply has come: read the envelope's replies, or the verdict."""
         job, message = lane.job, lane.message
         assert job is not None and message is not None
         if lane.step is _Step.ENVELOPE:
             try:
-                lane.transport.transfer(message.data, transparent=message.transparent)
+                lane.transport.accepted()
             except Exception as exc:  # sorted out by _failed
                 lane.release()
                 self._failed(job, exc, outcomes, back)
             else:
-                lane.hold(job, message, _Step.VERDICT, self.settings.smtp_timeout)
+                lane.hold(job, message, _Step.ACCEPTED, self.settings.smtp_timeout)
             return
         lane.release()
         try:
@@ -290,6 +295,37 @@ class Worker:
         self._consecutive_failures = 0
         lane.unrecorded = True
         outcomes.append(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
+
+    def _hand_over(self, lanes: list[_Lane], outcomes: list[Outcome], back: list[Job]) -> float:
+        """Write the message of every lane whose envelope was accepted, each as soon as
+        the rate limit gives it a slot: the slot is taken as the message goes to the
+        server, so the relay never sees more than the limit, however long connections
+        took to open. Returns the wait for the next slot (0.0: every lane was served)."""
+        accepted = [lane for lane in lanes if lane.step is _Step.ACCEPTED]
+        if not accepted:
+            return 0.0
+        if any(lane.unrecorded for lane in accepted):
+            self._record(outcomes, lanes)  # durable before these lanes' next dot
+        stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
+        for lane in accepted:
+            job, message = lane.job, lane.message
+            assert job is not None and message is not None
+            wait = self.limiter.try_acquire()
+            if wait > 0 and not stopping:
+                return wait
+            if wait > 0 or self._should_skip(job):  # not sent: the envelope is dropped
+                lane.transport.abandon()
+                lane.release()
+                back.append(job)
+                continue
+            try:
+                lane.transport.transfer(message.data, transparent=message.transparent)
+            except Exception as exc:  # sorted out by _failed
+                lane.release()
+                self._failed(job, exc, outcomes, back)
+            else:
+                lane.hold(job, message, _Step.VERDICT, self.settings.smtp_timeout)
+        return 0.0
 
     def _should_skip(self, job: Job) -> bool:
         """Its campaign was paused or cancelled mid-batch, or the worker must stop."""
@@ -517,19 +553,25 @@ class Worker:
         while True:
             keeper.tend()
             stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
-            limit_wait = 0.0
-            if not stopping:
+            limit_wait = self._hand_over(lanes, outcomes, back)
+            if not stopping and not limit_wait:
+                # An envelope is written only while a slot awaits it and every message
+                # already begun (the slot itself is taken by `_hand_over`).
+                begun = sum(lane.step in (_Step.ENVELOPE, _Step.ACCEPTED) for lane in lanes)
                 for lane in lanes:
                     if not waiting:
                         break
                     if lane.step is not _Step.IDLE:
                         continue
-                    limit_wait = self.limiter.try_acquire()
+                    limit_wait = self.limiter.wait_for(begun + 1)
                     if limit_wait > 0:
                         break
-                    self._start(lane, waiting.popleft(), outcomes, back)
-            busy = [lane for lane in lanes if lane.step is not _Step.IDLE]
+                    begun += self._start(lane, waiting.popleft(), outcomes, back)
+            busy = [lane for lane in lanes if lane.step in (_Step.ENVELOPE, _Step.VERDICT)]
             if not busy:
+                if any(lane.step is _Step.ACCEPTED for lane in lanes):
+                    self._pause(min(limit_wait, 1.0))  # their slot is near: `wait_for` saw it
+                    continue
                 if stopping or not waiting:
                     break
                 if limit_wait > 0:  # the rate limit: wait for the next slot
@@ -537,11 +579,10 @@ class Worker:
                     self._pause(min(limit_wait, 1.0))
                 continue
             for lane in _answered(busy, limit_wait):
-                if lane.step is _Step.ENVELOPE and lane.unrecorded:
-                    self._record(outcomes, lanes)  # durable before this lane's next dot
                 self._advance(lane, outcomes, back)
+            self._hand_over(lanes, outcomes, back)  # at once, where the limit allows
             for lane in busy:
-                if lane.step is not _Step.IDLE and lane.overdue():
+                if lane.step in (_Step.ENVELOPE, _Step.VERDICT) and lane.overdue():
                     job = lane.job
                     assert job is not None
                     lane.transport.abandon()
@@ -675,6 +716,7 @@ _Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
 class _Step(Enum):
     IDLE = "idle"
     ENVELOPE = "envelope"  # envelope written; its replies are due
+    ACCEPTED = "accepted"  # envelope accepted; the message waits for its rate-limit slot
     VERDICT = "verdict"  # message and final dot written; the verdict is due
 
 

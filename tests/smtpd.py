@@ -16,7 +16,10 @@ Faults, each for one recipient address (compared case-insensitively):
 `reject(addr, reply)` answers RCPT with a 5xx every time; `drop_during_data(addr,
 times)` closes the connection after the message data arrived but before replying
 (the client never learns whether it was accepted; it was not); `delay` slows every
-DATA reply (a slow server). `pipelining=True` advertises PIPELINING (RFC 2920).
+DATA reply (a slow server); `ehlo_delay` slows every EHLO reply (a relay whose
+connections take time to open, as TLS and login do). `pipelining=True` advertises
+PIPELINING (RFC 2920). Each accepted message records `at` (when it was accepted)
+and `arrived` (time.monotonic() when its final dot came in, before any delay).
 `login=(user, password)` requires AUTH; `starttls` or `implicit_tls` (server SSL
 contexts, e.g. from `tls_contexts(tmp_path)`) turn on TLS.
 """
@@ -28,6 +31,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +56,7 @@ class Received:
     data: bytes
     at: datetime
     connection: int
+    arrived: float = 0.0  # time.monotonic() as the whole message came in
 
     def parse(self) -> EmailMessage:
         message = BytesParser(policy=policy.default).parsebytes(self.data)
@@ -82,6 +87,8 @@ class _Handler:
         self, smtp: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if self.server.ehlo_delay:
+            await asyncio.sleep(self.server.ehlo_delay)
         if self.server.pipelining:  # aiosmtpd reads commands in order; it just never says so
             responses.insert(1, "250-PIPELINING")
         return responses
@@ -96,6 +103,7 @@ class _Handler:
         return reply
 
     async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+        arrived = time.monotonic()
         if self.server._should_drop(envelope.rcpt_tos):
             smtp.transport.abort()  # gone before the final reply: the client must retry
             return "421 4.3.0 connection dropped by the test"
@@ -114,6 +122,7 @@ class _Handler:
                 data=bytes(envelope.original_content or envelope.content),
                 at=datetime.now(UTC),
                 connection=id(session),
+                arrived=arrived,
             )
         )
         return "250 2.0.0 OK queued"
@@ -127,6 +136,7 @@ class SMTPTestServer:
         *,
         port: int | None = None,
         delay: float = 0.0,
+        ehlo_delay: float = 0.0,
         login: tuple[str, str] | None = None,
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
@@ -136,6 +146,7 @@ class SMTPTestServer:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.delay = delay
+        self.ehlo_delay = ehlo_delay
         self.login = login
         self.pipelining = pipelining
         self.messages: list[Received] = []

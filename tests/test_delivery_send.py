@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import threading
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -285,6 +286,36 @@ def test_per_second_rate_limit_holds_across_connections(
     # a burst of 10, then 10 a second: the last of 25 cannot arrive before 1.5 s
     assert (times[-1] - times[0]).total_seconds() >= 1.3
     root.close()
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most messages that arrived within any one second (a sliding window)."""
+    times = sorted(arrivals)
+    return max(bisect_left(times, start + 1.0) - index for index, start in enumerate(times))
+
+
+def test_rate_limit_holds_at_the_wire_while_connections_open_slowly(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A relay counts messages as they arrive. Connections that take 0.3 s each to
+    open (TLS and a login at a real relay) must not bank slots for the messages that
+    wait for them: in no second does the server see more than the rate plus the
+    burst (5 + 5), whatever the connections and the machine's speed did."""
+    with SMTPTestServer(ehlo_delay=0.3, pipelining=True) as slow_to_open:
+        root = delivery_root(
+            tmp_path,
+            database_url,
+            slow_to_open.port,
+            smtp_connections=4,
+            smtp_rate_per_second=5,
+        )
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 20)
+        campaign_id = seed_campaign(root)
+        send_all(root.worker(), root.sessions, campaign_id)
+        assert slow_to_open.arrivals() == Counter({email: 1 for email in emails})
+        assert busiest_second([m.arrived for m in slow_to_open.messages]) <= 5 + 5
+        root.close()
 
 
 def test_retries_give_up_after_the_limit(

@@ -356,7 +356,10 @@ def send_command(
 def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
 ) -> None:
-    """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM)."""
+    """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM).
+
+    Its rate limits are its own: with N workers, set MAILER_SMTP_RATE_* to the relay's limit / N.
+    """
     with opened() as the_root:
         worker = the_root.worker()
         stop = threading.Event()
