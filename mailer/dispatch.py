@@ -71,6 +71,7 @@ from mailer.transport import (
     TemporarySMTPError,
     Transport,
 )
+from mailer.withdrawn import audience_lists, withdrawn
 
 log = logging.getLogger(__name__)
 LEDGER = cast(Table, LedgerRow.__table__)
@@ -173,6 +174,7 @@ class Worker:
         self._stamp = _timestamp_binder(self.engine.dialect)
         self._recorder_connection: Connection | None = None
         self._templates: dict[int, MessageTemplate] = {}
+        self._lists: dict[int, tuple[str, ...]] = {}  # campaign id -> its audience's lists
         self._transports: list[Transport] = []
         self._consecutive_failures = 0
         self._last_failure = ""
@@ -221,7 +223,60 @@ class Worker:
                     LEDGER.c.attempts,
                 )
             ).all()
-        return sorted((Job(*row) for row in claimed), key=lambda job: job.row_id)
+            jobs = sorted((Job(*row) for row in claimed), key=lambda job: job.row_id)
+            return self._drop_withdrawn(session, jobs)
+
+    def _drop_withdrawn(self, session: Session, jobs: list[Job]) -> list[Job]:
+        """Record `skipped` the jobs whose person left since they were queued
+        (unsubscribed, suppressed, erased: one query); return the others."""
+        if not jobs:
+            return jobs
+        campaign_ids = {job.campaign_id for job in jobs}
+        missing = sorted(campaign_ids - self._lists.keys())
+        if missing:
+            for campaign_id, audience in session.execute(
+                select(Campaign.id, Campaign.audience).where(Campaign.id.in_(missing))
+            ):
+                self._lists[campaign_id] = audience_lists(audience or {})
+        lists = {cid: self._lists.get(cid, ()) for cid in campaign_ids}
+        reasons = withdrawn(session, (job.row_id for job in jobs), lists)
+        if not reasons:
+            return jobs
+        by_reason: dict[str, list[int]] = {}
+        for row_id, reason in reasons.items():
+            by_reason.setdefault(reason, []).append(row_id)
+        for reason, ids in sorted(by_reason.items()):
+            session.execute(
+                update(LEDGER)
+                .where(
+                    LEDGER.c.id.in_(sorted(ids)),
+                    LEDGER.c.status == LedgerStatus.SENDING.value,
+                    LEDGER.c.worker == self.name,
+                )
+                .values(
+                    status=LedgerStatus.SKIPPED.value,
+                    last_reply=reason,
+                    attempts=LEDGER.c.attempts - 1,  # never tried
+                    next_attempt_at=None,
+                    lease_until=None,
+                )
+            )
+        log.info("skipped %d row(s) whose recipients left after they were queued", len(reasons))
+        return [job for job in jobs if job.row_id not in reasons]
+
+    def _recheck(self, waiting: deque[Job]) -> None:
+        """Skip the waiting jobs whose person left while the batch was going out."""
+        if not waiting:
+            return
+        try:
+            with self.sessions.begin() as session:
+                kept = self._drop_withdrawn(session, list(waiting))
+        except SQLAlchemyError as exc:  # the batch goes on; checked again in a second
+            log.warning("database unavailable while sending: %s", exc)
+            return
+        if len(kept) != len(waiting):
+            waiting.clear()
+            waiting.extend(kept)
 
     # --- templates -------------------------------------------------------------------
     def template(self, campaign_id: int) -> MessageTemplate:
@@ -507,6 +562,8 @@ class Worker:
                 tally = progress(session, campaign.id)
                 if tally.failed and not tally.sent:
                     reason = f"every one of {tally.failed} recipient(s) failed: see the report"
+                    if tally.skipped:
+                        reason += f" ({tally.skipped} skipped: they left after it was queued)"
                     campaign_store.transition(campaign, CampaignState.FAILED, reason)
                 else:
                     campaign_store.transition(campaign, CampaignState.SENT)
@@ -546,7 +603,7 @@ class Worker:
         waiting = deque(jobs)
         lanes = self._lanes()
         keeper = _LeaseKeeper(
-            self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs})
+            self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs}), waiting
         )
         outcomes: list[Outcome] = []
         back: list[Job] = []
@@ -684,13 +741,16 @@ class Worker:
 
 
 class _LeaseKeeper:
-    """As the batch goes: renew its leases every third of the lease, and look at
-    its campaigns' states about once a second."""
+    """As the batch goes: renew its leases every third of the lease, and about once a
+    second look at its campaigns' states and at who of its waiting rows left."""
 
-    def __init__(self, worker: Worker, ids: list[int], campaign_ids: list[int]) -> None:
+    def __init__(
+        self, worker: Worker, ids: list[int], campaign_ids: list[int], waiting: deque[Job]
+    ) -> None:
         self.worker = worker
         self.ids = ids
         self.campaign_ids = campaign_ids
+        self.waiting = waiting
         self.lease = worker.settings.worker_lease_seconds
         self.check_every = min(1.0, self.lease / 3)
         self.renewed = self.checked = time.monotonic()
@@ -701,6 +761,7 @@ class _LeaseKeeper:
             return
         self.checked = now
         self.worker._check_campaigns(self.campaign_ids)
+        self.worker._recheck(self.waiting)
         if now - self.renewed >= self.lease / 3:
             try:
                 self.worker._renew(self.ids)
