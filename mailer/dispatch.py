@@ -22,6 +22,10 @@ when a connection is about to send its next message, so a worker killed at any
 instant leaves at most one accepted-but-unrecorded message per open connection;
 its other rows are still `sending` and are taken back after the lease expires.
 
+Rows whose person left after they were queued (unsubscribed, suppressed, erased)
+are recorded `skipped` with the reason, found with one query (`mailer.withdrawn`)
+when a batch is claimed and about once a second for its rows not yet begun.
+
 Outcomes: 2xx sent; 4xx and dropped connections retry with exponential backoff up
 to `retry_max_attempts`, then failed; 5xx failed, and 5.1.x also suppresses the
 address. After `pause_after_consecutive_failures` temporary failures in a row the
