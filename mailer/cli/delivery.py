@@ -135,6 +135,7 @@ def show_command(campaign_id: CampaignArg) -> None:
         state = campaign.state + (f": {campaign.state_reason}" if campaign.state_reason else "")
         content = f"frozen {_local(campaign.frozen_at, zone)}" if campaign.frozen else "not frozen"
         counts = f"{tally.sent} / {tally.retrying} / {tally.failed} / {tally.pending}"
+        counts += _skipped(tally)
         rows = [
             ("name", campaign.name),
             ("issue", f"{campaign.issue_slug} ({campaign.issue_path})"),
@@ -186,8 +187,14 @@ def cancel_command(
     _control("cancel", campaign_id, reason)
 
 
+def _skipped(tally: ledger.Tally) -> str:
+    """Rows skipped because the person left after they were queued, when there are any."""
+    return f"; {tally.skipped} skipped (left after it was queued)" if tally.skipped else ""
+
+
 def _tally_table(title: str, tallies: list[ledger.Tally], names: dict[str, str]) -> Table:
-    table = Table("", "recipients", "sent", "retrying", "open", "failed", title=title)
+    columns = ("", "recipients", "sent", "retrying", "open", "failed", "skipped")
+    table = Table(*columns, title=title)
     for tally in tallies:
         label = names.get(tally.key, tally.key) or "(none)"
         table.add_row(
@@ -197,6 +204,7 @@ def _tally_table(title: str, tallies: list[ledger.Tally], names: dict[str, str])
             str(tally.retrying),
             str(tally.pending),
             str(tally.failed),
+            str(tally.skipped),
         )
     return table
 
@@ -216,7 +224,7 @@ def report_command(
         out.print(
             f"campaign {campaign.id} ({campaign.name}) is {campaign.state}: "
             f"{total.sent} sent, {total.retrying} retrying, {total.pending} open, "
-            f"{total.failed} failed, of {total.total}"
+            f"{total.failed} failed, of {total.total}{_skipped(total)}"
         )
         out.print(_tally_table("per country", result.by_country, {}))
         out.print(_tally_table("per partner", result.by_partner, partners))
@@ -340,7 +348,7 @@ def send_command(
         reason = f" ({campaign.state_reason})" if campaign.state_reason else ""
         out.print(
             f"campaign {campaign_id} is {campaign.state}{reason}: {tally.sent} sent, "
-            f"{tally.failed} failed, {tally.retrying + tally.pending} still open"
+            f"{tally.failed} failed, {tally.retrying + tally.pending} still open{_skipped(tally)}"
         )
         if campaign.state == CampaignState.PAUSED:
             out.print("a running `mailer worker` resumes it when the server answers again")
@@ -349,7 +357,10 @@ def send_command(
 def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
 ) -> None:
-    """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM)."""
+    """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM).
+
+    Its rate limits are its own: with N workers, set MAILER_SMTP_RATE_* to the relay's limit / N.
+    """
     with opened() as the_root:
         worker = the_root.worker()
         stop = threading.Event()
