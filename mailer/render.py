@@ -66,10 +66,14 @@ def _escape(value: str) -> str:
 
 
 # What only the email shows (its recipient's lines and links, "view in browser"), as
-# the templates mark it: <!--email-only:NAME-->...<!--/email-only:NAME-->. Comments
-# inside `mj-text` bodies reach the HTML byte for byte (mailer.compiler holds the
-# bodies out of the compiler), and mail clients show nothing of them.
-_EMAIL_ONLY = re.compile(r"<!--email-only:([a-z-]+)-->.*?<!--/email-only:\1-->", re.DOTALL)
+# the templates mark it with two empty elements:
+# <span data-email-only="NAME"></span>...<span data-email-only-end="NAME"></span>.
+# Mail clients show nothing of them, and unlike comments (which mjml-python drops when
+# mailer.compiler falls back to compiling the whole source) they survive either path.
+_EMAIL_ONLY = re.compile(
+    r'<span data-email-only="([a-z-]+)"></span>.*?<span data-email-only-end="\1"></span>',
+    re.DOTALL,
+)
 
 
 def web_copy(rendered_html: str, web_parts: Mapping[str, str]) -> str | None:

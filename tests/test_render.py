@@ -489,7 +489,7 @@ def test_the_web_copy_replaces_what_only_the_email_shows(renderer: Renderer) -> 
     """The recipient's lines and links (and "view in browser") are marked in the HTML so
     the web copy can put its own there; mail clients show nothing of the marks."""
     rendered = renderer.render(load_issue(REPO / "examples" / "issues" / "2022-15.yaml"))
-    assert rendered.html.count("<!--email-only:") == 2
+    assert rendered.html.count("<span data-email-only=") == 2
     page = web_copy(rendered.html, {"footer": "<b>the web copy's footer</b>"})
     assert page is not None
     assert "<b>the web copy's footer</b>" in page and "email-only" not in page
