@@ -42,6 +42,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from tests.waiting import LIMIT
+
 
 @dataclass(frozen=True)
 class Received:
@@ -201,7 +203,7 @@ class SMTPTestServer:
             messages = list(self.messages)
         return [m.parse() for m in messages]
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+    def wait_for(self, count: int, timeout: float = LIMIT) -> bool:
         """Block until `count` messages arrived (a safety net for threads, not a timing test)."""
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self.messages) >= count, timeout)
