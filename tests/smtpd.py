@@ -68,6 +68,8 @@ class _Faults:
     drops: dict[str, int] = field(default_factory=dict)
     verdicts: dict[str, list[str]] = field(default_factory=dict)  # replies to the final dot
     slow: dict[str, list[float]] = field(default_factory=dict)  # seconds before the verdict
+    # (messages accepted meanwhile, safety limit) to wait for before the verdict
+    held: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -106,6 +108,12 @@ class _Handler:
         pause = self.server._slowness(envelope.rcpt_tos)
         if pause:
             await asyncio.sleep(pause)
+        held = self.server._held(envelope.rcpt_tos)
+        if held is not None:
+            others, limit = held
+            deadline = asyncio.get_running_loop().time() + limit
+            while self.server.count() < others and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
         verdict = self.server._verdict(envelope.rcpt_tos)
         if verdict is not None:
             return verdict
@@ -235,6 +243,21 @@ class SMTPTestServer:
         """Think `seconds` before answering the final dot of a message for `address`."""
         with self._lock:
             self._faults.slow.setdefault(address.lower(), []).extend([seconds] * times)
+
+    def hold(self, address: str, until: int, limit: float = 60.0) -> None:
+        """Answer the final dot of the next message for `address` only once `until`
+        messages were accepted (or after `limit` seconds): "slow" without assuming
+        how fast everything else goes."""
+        with self._lock:
+            self._faults.held.setdefault(address.lower(), []).append((until, limit))
+
+    def _held(self, rcpt_tos: list[str]) -> tuple[int, float] | None:
+        with self._lock:
+            for rcpt in rcpt_tos:
+                queue = self._faults.held.get(rcpt.lower())
+                if queue:
+                    return queue.pop(0)
+        return None
 
     def _slowness(self, rcpt_tos: list[str]) -> float:
         with self._lock:
