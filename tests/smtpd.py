@@ -47,6 +47,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from tests.waiting import LIMIT
+
 
 @dataclass(frozen=True)
 class Received:
@@ -73,6 +75,8 @@ class _Faults:
     verdicts: dict[str, list[str]] = field(default_factory=dict)  # replies to the final dot
     slow: dict[str, list[float]] = field(default_factory=dict)  # seconds before the verdict
     gates: dict[str, list[threading.Event]] = field(default_factory=dict)  # verdict waits for
+    # (messages accepted meanwhile, safety limit) to wait for before the verdict
+    held: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -117,6 +121,12 @@ class _Handler:
         gate = self.server._gate(envelope.rcpt_tos)
         while gate is not None and not gate.is_set():
             await asyncio.sleep(0.01)
+        held = self.server._held(envelope.rcpt_tos)
+        if held is not None:
+            others, limit = held
+            deadline = asyncio.get_running_loop().time() + limit
+            while self.server.count() < others and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
         verdict = self.server._verdict(envelope.rcpt_tos)
         if verdict is not None:
             return verdict
@@ -217,7 +227,7 @@ class SMTPTestServer:
             messages = list(self.messages)
         return [m.parse() for m in messages]
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+    def wait_for(self, count: int, timeout: float = LIMIT) -> bool:
         """Block until `count` messages arrived (a safety net for threads, not a timing test)."""
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self.messages) >= count, timeout)
@@ -249,6 +259,21 @@ class SMTPTestServer:
         """Think `seconds` before answering the final dot of a message for `address`."""
         with self._lock:
             self._faults.slow.setdefault(address.lower(), []).extend([seconds] * times)
+
+    def hold_until(self, address: str, until: int, limit: float = 60.0) -> None:
+        """Answer the final dot of the next message for `address` only once `until`
+        messages were accepted (or after `limit` seconds): "slow" without assuming
+        how fast everything else goes."""
+        with self._lock:
+            self._faults.held.setdefault(address.lower(), []).append((until, limit))
+
+    def _held(self, rcpt_tos: list[str]) -> tuple[int, float] | None:
+        with self._lock:
+            for rcpt in rcpt_tos:
+                queue = self._faults.held.get(rcpt.lower())
+                if queue:
+                    return queue.pop(0)
+        return None
 
     def hold(self, address: str) -> threading.Event:
         """Answer the final dot of the next message for `address` only once the event

@@ -24,6 +24,7 @@ from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
 from tests.smtpd import SMTPTestServer
 from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign
+from tests.waiting import LIMIT
 
 CONNECTIONS = 2
 KILLS = 4
@@ -52,7 +53,7 @@ def start_worker(tmp_path: Path, database_url: str, port: int) -> subprocess.Pop
     )
 
 
-def wait_until(condition, what: str, limit: float = 60.0) -> None:
+def wait_until(condition, what: str, limit: float = LIMIT) -> None:
     """Poll a condition (a safety net against hanging, not a timing assertion)."""
     deadline = time.monotonic() + limit
     while not condition():
@@ -88,7 +89,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, database_url: s
                     state = campaigns.get_campaign(session, campaign_id).state
                 return state == CampaignState.SENT
 
-            wait_until(finished, "the campaign to finish", limit=120)
+            wait_until(finished, "the campaign to finish")
         finally:
             worker.terminate()
             _, stderr = worker.communicate(timeout=30)

@@ -180,14 +180,17 @@ def test_unsubscribing_while_a_batch_goes_out_stops_the_messages_not_yet_sent(
 
 def test_a_slow_batch_keeps_its_lease(tmp_path: Path, database_url: str) -> None:
     """A batch longer than the lease renews it: a second worker takes nothing from it."""
-    with SMTPTestServer(delay=0.05) as server:
+    # The batch takes at least 40 x 0.1 s, twice the lease; renewed every lease / 3,
+    # the lease survives the batch thread being held up for over a second on a busy
+    # machine (it was 0.6 s, renewed every 0.2 s).
+    with SMTPTestServer(delay=0.1) as server:
         root = delivery_root(
             tmp_path,
             database_url,
             server.port,
             smtp_connections=1,
             worker_batch_size=40,
-            worker_lease_seconds=0.6,
+            worker_lease_seconds=2.0,
         )
         with root.sessions.begin() as session:
             add_recipients(session, 40)

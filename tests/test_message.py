@@ -11,6 +11,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
@@ -195,16 +196,66 @@ def test_decoded_bodies_hold_exactly_this_recipients_values(
     assert html == fill(normal, values, html=True)
 
 
-def test_the_template_is_built_once_and_personalised_without_email_message(monkeypatch) -> None:
+def count_email_messages(monkeypatch: pytest.MonkeyPatch) -> list[type]:
+    """Every EmailMessage constructed from now on, however it is made (by name, by a
+    parser's message factory, by a subclass)."""
+    made: list[type] = []
+    original = EmailMessage.__init__
+
+    def counting(self: EmailMessage, *args: Any, **kwargs: Any) -> None:
+        made.append(type(self))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMessage, "__init__", counting)
+    return made
+
+
+def test_personalising_builds_no_email_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = count_email_messages(monkeypatch)
     built = template()
-    import mailer.message as module
-
-    def no_more(*args, **kwargs):
-        raise AssertionError("an EmailMessage was built per recipient")
-
-    monkeypatch.setattr(module, "EmailMessage", no_more)
-    for index in range(3):
+    assert made, "building the template makes its skeleton once (the counter sees it)"
+    after_build = len(made)
+    for index in range(50):
         built.personalise(Recipient(index + 1, f"p{index}@example.org", "P"))
+    assert len(made) == after_build, "an EmailMessage was built per recipient"
+
+
+def test_the_template_is_built_once_and_personalised_without_email_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> None:
+    """A worker sending two campaigns in several batches builds each campaign's
+    template once, and no EmailMessage for any recipient."""
+    from mailer import dispatch
+    from tests.smtpd import SMTPTestServer
+    from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign, send_all
+
+    builds: list[int] = []
+
+    class CountedTemplate(MessageTemplate):
+        def __init__(self, **kwargs: Any) -> None:
+            builds.append(kwargs["campaign_id"])
+            super().__init__(**kwargs)
+
+    made = count_email_messages(monkeypatch)
+    template()
+    per_build = len(made)  # EmailMessages one template build makes (its skeleton)
+    made.clear()
+    monkeypatch.setattr(dispatch, "MessageTemplate", CountedTemplate)
+    with SMTPTestServer() as server:
+        root = delivery_root(tmp_path, database_url, server.port, worker_batch_size=4)
+        try:
+            with root.sessions.begin() as session:
+                add_recipients(session, 10)
+            first, second = seed_campaign(root, "A"), seed_campaign(root, "B")
+            made.clear()  # rendering and enqueueing are not sending
+            worker = root.worker()
+            send_all(worker, root.sessions, first)
+            send_all(worker, root.sessions, second)
+        finally:
+            root.close()
+        assert server.count() == 20  # five batches of at most four
+    assert sorted(builds) == sorted([first, second])
+    assert len(made) == per_build * len(builds), made
 
 
 def test_dkim_signature_covers_list_unsubscribe_and_verifies(tmp_path: Path) -> None:

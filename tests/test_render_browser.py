@@ -164,7 +164,7 @@ def test_preview_reloads_when_the_issue_changes(
             "      name: Mr. ZHOU Jun\n      photo: photos/zhou.jpg\n",
         ).replace("was Successfully Held", "was Successfully Held (updated)")
         issue_path.write_text(text, encoding="utf-8")
-        page.wait_for_function(f"document.body.dataset.version !== {first!r}", timeout=15000)
+        page.wait_for_function(f"document.body.dataset.version !== {first!r}", timeout=120_000)
         desktop.get_by_text("(updated)").first.wait_for()
         phone.get_by_text("(updated)").first.wait_for()
         portrait = desktop.locator("img[alt='Mr. ZHOU Jun']")
@@ -175,7 +175,7 @@ def test_preview_reloads_when_the_issue_changes(
         # A broken file shows its problems instead of failing silently.
         issue_path.write_text(text.replace("number: 13", "number: thirteen"), encoding="utf-8")
         problems = page.locator("#problems")
-        problems.wait_for(state="visible", timeout=15000)
+        problems.wait_for(state="visible", timeout=120_000)
         assert "2022-13.yaml:5: number:" in problems.inner_text()
     finally:
         page.close()

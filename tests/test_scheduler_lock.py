@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -72,16 +73,31 @@ def test_lock_held_by_another_process_refuses_and_dies_with_it(engine: Engine) -
             holder.wait(timeout=30)
 
 
-def test_postgres_schemas_do_not_share_the_lock(database_url: str) -> None:
-    # Each test runs in its own schema of the same PostgreSQL database; holding the
-    # lock in one must not block another (this test's twin runs on SQLite).
+def test_schemas_and_sibling_databases_do_not_share_the_lock(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each test runs in its own schema of the same PostgreSQL database, and several
+    SQLite databases may sit in one directory: holding the lock of one database must
+    not block another, while the same database stays locked."""
     engine = db.make_engine(database_url)
-    with SchedulerLock(engine):
-        if engine.dialect.name == "postgresql":
-            from tests.conftest import POSTGRES_URL
+    if engine.dialect.name == "postgresql":
+        from tests.conftest import POSTGRES_URL
 
-            other = db.make_engine(POSTGRES_URL)  # the public schema
-            with SchedulerLock(other) as lock:
+        other_url = POSTGRES_URL  # the public schema of the same database
+    else:
+        sibling = tmp_path / "other.db"  # next to the test's database, same directory
+        assert Path(str(engine.url.database)).parent == sibling.parent
+        other_url = f"sqlite:///{sibling}"
+    other = db.make_engine(other_url)
+    same = db.make_engine(database_url)
+    try:
+        with SchedulerLock(engine) as held:
+            assert held.held
+            with SchedulerLock(other) as lock:  # another database: free
                 assert lock.held
-            other.dispose()
-    engine.dispose()
+            with pytest.raises(SchedulerAlreadyRunning):  # this one: still taken
+                SchedulerLock(same).acquire()
+    finally:
+        other.dispose()
+        same.dispose()
+        engine.dispose()

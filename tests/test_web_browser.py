@@ -292,7 +292,7 @@ def test_preview_reloads_when_the_content_file_changes(site: Site, artifacts: Pa
     path.write_text(
         text.replace("title: 2022 Second", "title: Edited live, 2022 Second", 1), encoding="utf-8"
     )
-    page.wait_for_selector("h2:has-text('Edited live, 2022 Second')", timeout=20_000)
+    page.wait_for_selector("h2:has-text('Edited live, 2022 Second')", timeout=120_000)
     frame = page.frame_locator("iframe").first
     assert "Edited live" in frame.locator("body").inner_text()
     assert site.console.errors == []
