@@ -465,6 +465,24 @@ def _start_sending(
         transition(campaign, CampaignState.SENDING)
     if timezones is None:
         campaign.pending_waves = []
+        # Everyone goes now: waves not started (pending, or missed and now sent by hand)
+        # have nobody left to start, and progress must not count their people twice.
+        session.execute(
+            update(CampaignWave)
+            .where(
+                CampaignWave.campaign_id == campaign.id,
+                CampaignWave.status.in_(
+                    [WaveStatus.PENDING.value, WaveStatus.MISSED.value, WaveStatus.FAILED.value]
+                ),
+            )
+            .values(
+                status=WaveStatus.STARTED.value,
+                status_reason="sent with everyone at once",
+                recipients=0,
+                started_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
     else:
         campaign.pending_waves = sorted(set(campaign.pending_waves) - set(timezones))
     query = audience if audience is not None else audience_select(campaign)

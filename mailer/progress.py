@@ -115,7 +115,7 @@ def of_campaigns(session: Session, campaigns: Sequence[Campaign]) -> dict[int, P
             continue
         tally = tallies.get(campaign.id, ledger.Tally("all"))
         result[campaign.id] = planned(
-            campaign.state, tally, ((w.status, w.recipients) for w in waves[campaign.id])
+            campaign.state, tally, ((w.status, w.recipients) for w in waves.get(campaign.id, []))
         )
     return result
 

@@ -341,6 +341,8 @@ def test_archive_line_and_status_follow_the_state(web_root: Root) -> None:
     assert "published once it goes out" not in page
     assert f'Public archive: published: <a href="/view/{campaign_id}">web copy</a>' in page
     assert 'data-final="true"' in page
+    listing = http.get("/campaigns")  # a campaign sent at once has no waves
+    assert listing.status_code == 200 and "3 / 3" in listing.text
 
     cancelled = _create(http, token)
     http.post(f"/campaigns/{cancelled}/cancel", data={"csrf_token": token})
