@@ -276,14 +276,18 @@ def _campaign_form(
     error: str | None = None,
     editing: Campaign | None = None,
 ) -> Response:
-    issues = [
-        i
-        for i in library.list_issues(context.root.settings.resolved_issues_dir, session)
-        if i.issue
-    ]
+    issues = (
+        []  # a draft keeps its issue: no need to read every content file
+        if editing is not None
+        else [
+            i
+            for i in library.list_issues(context.root.settings.resolved_issues_dir, session)
+            if i.issue
+        ]
+    )
     try:
         counts = count_by_country_and_partner(session, audience)
-        total = count_audience(session, audience)
+        total = sum(row.count for row in counts)  # each person is in one group: no 2nd count
     except StoreError as exc:
         counts, total, error = [], 0, error or str(exc)
     per_country: dict[str, int] = {}
