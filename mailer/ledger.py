@@ -186,6 +186,21 @@ def status_counts(session: Session, campaign_id: int) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
+def open_counts(session: Session, campaign_id: int) -> Tally:
+    """Rows still to send (queued, sending, retrying), read from `ix_ledger_due` ranges of
+    those statuses only: what a poll needs to notice progress, at a cost that shrinks
+    as the campaign completes (sent and failed rows are not read)."""
+    rows = session.execute(
+        select(LedgerRow.status, func.count())
+        .where(
+            LedgerRow.campaign_id == campaign_id,
+            LedgerRow.status.in_([s.value for s in OPEN_STATUSES]),
+        )
+        .group_by(LedgerRow.status)
+    )
+    return _tally("open", {str(status): int(count) for status, count in rows})
+
+
 def progress(session: Session, campaign_id: int) -> Tally:
     """Where a campaign stands, in one grouped count read from an index."""
     return _tally("all", status_counts(session, campaign_id))

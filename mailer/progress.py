@@ -120,15 +120,17 @@ def of_campaigns(session: Session, campaigns: Sequence[Campaign]) -> dict[int, P
     return result
 
 
-def stamp(campaign: Campaign, tally: ledger.Tally, waves: Sequence[CampaignWave]) -> str:
-    """Changes whenever anything the campaign page shows about the campaign changes."""
+def stamp(campaign: Campaign, open_rows: ledger.Tally, waves: Sequence[CampaignWave]) -> str:
+    """Changes whenever what the campaign page shows changes: the campaign, its waves, and
+    its rows still to send (`ledger.open_counts`; every row that is sent or fails leaves
+    them, so the sent and failed counts need not be read)."""
     parts = [
         campaign.state,
         campaign.state_reason or "",
         str(campaign.updated_at),
         str(campaign.scheduled_at),
         ",".join(campaign.pending_waves or []),
-        f"{tally.total}/{tally.sent}/{tally.pending}/{tally.retrying}/{tally.failed}",
+        f"{open_rows.pending}/{open_rows.retrying}",
         *(f"{w.id}:{w.status}:{w.recipients}" for w in waves),
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
