@@ -290,6 +290,7 @@ def test_draft_page_shows_subject_and_recipients_and_can_be_edited_or_deleted(
 
     form = http.get(f"/campaigns/{campaign_id}/edit").text
     assert 'value="Test"' in form and 'name="lists" value="newsletter" checked' in form
+    assert 'placeholder="2022 Second Working-Group Meeting' in form  # what "empty" means
     bad = http.post(
         f"/campaigns/{campaign_id}/edit",
         data={"csrf_token": token, "name": "Renamed", "subject": "Hi", "countries": ["KH"]},

@@ -276,6 +276,7 @@ def _campaign_form(
     error: str | None = None,
     editing: Campaign | None = None,
 ) -> Response:
+    """The new-campaign form, or a draft's edit form (`editing`), with the audience's count."""
     issues = (
         []  # a draft keeps its issue: no need to read every content file
         if editing is not None
@@ -311,6 +312,7 @@ def _campaign_form(
         countries=_audience_countries(session),
         error=error,
         editing=editing,
+        default_subject=_issue_subject(context, editing) if editing is not None else None,
     )
 
 
@@ -482,6 +484,11 @@ def _subject(context: WebContext, campaign: Campaign) -> str:
     """The subject that goes (or went) out: frozen, chosen, or the issue's own."""
     if campaign.frozen_subject or campaign.subject:
         return campaign.frozen_subject or campaign.subject or ""
+    return _issue_subject(context, campaign)
+
+
+def _issue_subject(context: WebContext, campaign: Campaign) -> str:
+    """The subject the campaign's issue gives itself (read from its file)."""
     try:
         return context.renderer().subject(load_issue(Path(campaign.issue_path)))
     except ContentError as exc:
