@@ -26,7 +26,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, delete, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mailer import ledger
@@ -465,21 +477,28 @@ def _start_sending(
         transition(campaign, CampaignState.SENDING)
     if timezones is None:
         campaign.pending_waves = []
-        # Everyone goes now: waves not started (pending, or missed and now sent by hand)
-        # have nobody left to start, and progress must not count their people twice.
+        # Everyone goes now: waves not started (still to come, or missed and now sent by
+        # hand) have nobody left to start, and progress must not count their people twice.
+        # A pending wave already due is left to the scheduler firing it (this very call,
+        # for a one-instant wave), which records its own start.
+        now = utcnow()
         session.execute(
             update(CampaignWave)
             .where(
                 CampaignWave.campaign_id == campaign.id,
-                CampaignWave.status.in_(
-                    [WaveStatus.PENDING.value, WaveStatus.MISSED.value, WaveStatus.FAILED.value]
+                or_(
+                    CampaignWave.status.in_([WaveStatus.MISSED.value, WaveStatus.FAILED.value]),
+                    and_(
+                        CampaignWave.status == WaveStatus.PENDING.value,
+                        CampaignWave.starts_at > now,
+                    ),
                 ),
             )
             .values(
                 status=WaveStatus.STARTED.value,
                 status_reason="sent with everyone at once",
                 recipients=0,
-                started_at=utcnow(),
+                started_at=now,
             )
             .execution_options(synchronize_session=False)
         )

@@ -72,7 +72,7 @@ def test_sending_everyone_by_hand_settles_the_waves(root: Root, tmp_path: Path) 
         )
         campaigns.freeze(session, campaign.id, _Rendered())
         scheduler.schedule(
-            session, campaign.id, parse_wall_time("2026-12-01 09:00"), local_time=True, now=NOW
+            session, campaign.id, parse_wall_time("2030-12-01 09:00"), local_time=True, now=NOW
         )
         cid = campaign.id
     assert campaigns.start_sending(root.sessions, cid) == 3  # everyone now, not at 09:00
