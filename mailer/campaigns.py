@@ -44,6 +44,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from mailer import ledger
 from mailer.errors import PermanentError, UserInputError
 from mailer.ledger import AnySelect
+from mailer.message import check_mailbox
+from mailer.slots import SlotInSubject, refuse_slots
 from mailer.timestamps import UTCDateTime, utcnow
 from mailer.waves import CampaignWave, WaveStatus
 from subscribers.base import Base
@@ -174,10 +176,28 @@ def _check_header_value(field: str, value: str) -> str:
     return value
 
 
+def check_subject(value: str) -> str:
+    """A subject override fit for the Subject header and an inbox line: one line, no
+    longer than an issue's own subject may be (mailer.content.MAX_SUBJECT), no
+    per-recipient slot (see mailer.slots), white space as the renderer writes it, so the
+    Subject header, the HTML title and the web copy show the same text."""
+    from mailer.content import MAX_SUBJECT  # authoring's module, as in render_issue_file
+
+    _check_header_value("subject", value)
+    if len(value) > MAX_SUBJECT:
+        raise UserInputError(f"subject: at most {MAX_SUBJECT} characters ({len(value)} given)")
+    try:
+        refuse_slots(value)
+    except SlotInSubject as exc:
+        raise UserInputError(f"subject: {exc}") from None
+    return " ".join(value.split())
+
+
 def _check_address(field: str, value: str) -> str:
     """The address fit for a header: ASCII before @, the domain as IDNA (xn--...); an
     internationalised domain was RFC 2047-encoded inside the address, which no client reads."""
     _check_header_value(field, value)
+    check_mailbox(field, value)  # e.g. a name that decodes to a line break
     name, address = parseaddr(value)
     local, _, domain = address.rpartition("@")
     if not local or not domain or " " in address:
@@ -232,7 +252,7 @@ def create_campaign(
         issue_slug=issue.slug,
         issue_number=issue.number,
         language=issue.language,
-        subject=_check_header_value("subject", subject) if subject else None,
+        subject=check_subject(subject) if subject else None,
         sender=_check_address("sender", sender),
         reply_to=_check_address("reply_to", reply_to) if reply_to else None,
         audience=_audience_json(audience),
@@ -298,11 +318,19 @@ def freeze(session: Session, campaign_id: int, rendered: RenderedLike) -> Campai
     return campaign
 
 
-def render_issue_file(renderer: RendererLike, issue_path: str | Path) -> RenderedLike:
-    """Load and render the campaign's issue file (content errors name file and line)."""
+def render_issue_file(
+    renderer: RendererLike, issue_path: str | Path, subject: str | None = None
+) -> RenderedLike:
+    """Load and render the campaign's issue file (content errors name file and line).
+
+    `subject`, the campaign's own, replaces the issue's before rendering, so the HTML
+    title and the preheader's label say what the Subject header says."""
     from mailer.content import load_issue  # authoring's module; imported when needed
 
-    return renderer.render(load_issue(Path(issue_path)))
+    issue = load_issue(Path(issue_path))
+    if subject:
+        issue = issue.model_copy(update={"subject": subject})
+    return renderer.render(issue)
 
 
 def mark_scheduled(
@@ -472,7 +500,11 @@ def _start_sending(
     if not campaign.frozen:
         if renderer is None:
             raise CampaignError(f"campaign {campaign_id} has no frozen content and no renderer")
-        freeze(session, campaign_id, render_issue_file(renderer, campaign.issue_path))
+        freeze(
+            session,
+            campaign_id,
+            render_issue_file(renderer, campaign.issue_path, campaign.subject),
+        )
     if state not in (CampaignState.SENDING, CampaignState.PAUSED):
         transition(campaign, CampaignState.SENDING)
     if timezones is None:

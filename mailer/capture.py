@@ -8,8 +8,10 @@ recipients are kept as `X-Envelope-From` / `X-Envelope-To` header lines on top.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 class CaptureHandler:
@@ -43,9 +46,52 @@ class CaptureHandler:
         return path
 
 
-def capture_server(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> Controller:
+class CaptureController(Controller):
+    """aiosmtpd's threaded server, which on `stop()` also ends every client connection.
+
+    aiosmtpd only cancels the connections' tasks and stops its loop; whether a client's
+    socket is then closed depends on the order the loop runs its last callbacks in
+    (and, on Python 3.12+, `Server.wait_closed` waits for the clients to leave), so a
+    client could keep the connection, and the port, after `mailer capture` was told
+    to stop. Here each client is told `421` and its connection closed first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def factory(self) -> SMTP:
+        smtp = SMTP(self.handler, **self.SMTP_kwargs)  # what Controller.factory makes
+        self._clients.add(smtp)  # one per connection
+        return smtp
+
+    def stop(self, no_assert: bool = False) -> None:
+        if self._thread is not None and self.loop.is_running():
+            done = asyncio.run_coroutine_threadsafe(self._close_clients(), self.loop)
+            done.result()
+        super().stop(no_assert)
+
+    async def _close_clients(self) -> None:
+        if self.server is not None:
+            self.server.close()  # no new connections from here on
+        for transport in self._transports():
+            if not transport.is_closing():
+                transport.write(b"421 4.3.2 capture server shutting down\r\n")
+                transport.close()
+        await asyncio.sleep(0)  # the transports finish closing on the loop's next turn
+        for transport in self._transports():  # output still queued for a client not reading
+            transport.abort()
+        await asyncio.sleep(0)
+
+    def _transports(self) -> list[asyncio.Transport]:
+        """The connections still open (aiosmtpd drops `transport` once one is lost)."""
+        found = (smtp.transport for smtp in list(self._clients))
+        return [transport for transport in found if isinstance(transport, asyncio.Transport)]
+
+
+def capture_server(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> CaptureController:
     """The server, not yet started (`.start()` runs it in a background thread)."""
-    return Controller(
+    return CaptureController(
         CaptureHandler(directory),
         hostname=host,
         port=port,
@@ -54,7 +100,7 @@ def capture_server(directory: Path, host: str = "127.0.0.1", port: int = 2525) -
     )
 
 
-def start_capture(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> Controller:
+def start_capture(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> CaptureController:
     """Start the server in a background thread; call `.stop()` on the result to end it."""
     controller = capture_server(directory, host, port)
     controller.start()

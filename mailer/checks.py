@@ -3,7 +3,8 @@
 Validation (mailer.content) says whether a file is an issue at all; these checks say
 whether the email made from it is fit to send: size under Gmail's clipping limit,
 alt text on every image, absolute links, images that exist, no escape sequences
-leaked by the MJML compiler. Errors block sending; warnings are advice.
+leaked by the MJML compiler, text colours of the profile readable on their
+backgrounds. Errors block sending; warnings are advice.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from mailer.content import ContentError, ImageBlock, Issue, StatementBlock
 from mailer.errors import UserInputError
 from mailer.media import too_large
+from mailer.profile import Colours
 from mailer.render import RenderedIssue, Renderer, Slot
 
 MAX_HTML_BYTES = 90 * 1024  # Gmail clips messages over about 102 KB
@@ -28,6 +30,24 @@ MAX_PREHEADER = 150
 MAX_SUBJECT = 150
 _LINK = re.compile(r"^(https?://[^\s/?#]+[^\s]*|mailto:[^\s@]+@[^\s@]+)$", re.IGNORECASE)
 _SLOTS = {slot.value for slot in Slot}
+MIN_CONTRAST = 4.5  # WCAG 2.1 AA (1.4.3) for text under 24 px, or 18.7 px bold
+WHITE = "#ffffff"
+# Where the templates set a colour of the profile as text, and on what: (text colour,
+# background, where). "white" is the fixed #ffffff of the body and of text on the band.
+TEXT_ON_BACKGROUND = (
+    ("text", "white", "title and paragraphs"),
+    ("text", "card", "statement cards and the contact block"),
+    ("muted", "white", "date line and image captions"),
+    ("muted", "card", "role lines and the About text"),
+    ("muted", "background", "the footer and the browser link above the masthead"),
+    ("accent", "white", "the subtitle"),
+    ("accent", "card", "the country line on statement cards"),
+    ("link", "white", "links in paragraphs"),
+    ("link", "card", "links on statement cards and in the contact block"),
+    ("primary", "white", "headings and the issue label"),
+    ("primary", "card", "the contact block's label"),
+    ("white", "primary", "masthead names, buttons and monograms"),
+)
 
 
 class Level(StrEnum):
@@ -62,7 +82,7 @@ def has_errors(findings: list[Finding]) -> bool:
 
 def check_issue(issue: Issue, renderer: Renderer) -> list[Finding]:
     """Every finding for a loaded issue: its images and fields, then the rendered email."""
-    findings = check_images(issue) + check_fields(issue)
+    findings = check_images(issue) + check_fields(issue) + check_colours(renderer.profile.colours)
     if has_errors(findings):
         return findings  # rendering would fail on the same missing image
     try:
@@ -181,6 +201,48 @@ def _texts(node: object, path: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(node, list):
         for index, value in enumerate(node):
             yield from _texts(value, f"{path}[{index}]")
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2.1's relative luminance of a "#rrggbb" colour (0 black to 1 white)."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2.1's contrast ratio of two colours, from 1 (same) to 21 (black on white)."""
+    light, dark = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def check_colours(colours: Colours) -> list[Finding]:
+    """A warning for each text colour of the profile that is hard to read where it is used.
+
+    One finding per text colour, naming its worst background. The smallest text set in a
+    profile colour is 11 px, so 4.5:1 applies everywhere (axe-core checks the same).
+    """
+    palette = {**colours.model_dump(), "white": WHITE}
+    worst: dict[str, tuple[float, str, str]] = {}
+    for fg, bg, where in TEXT_ON_BACKGROUND:
+        ratio = contrast_ratio(palette[fg], palette[bg])
+        if ratio < MIN_CONTRAST and (fg not in worst or ratio < worst[fg][0]):
+            worst[fg] = (ratio, bg, where)
+    findings = []
+    for fg, (ratio, bg, where) in worst.items():
+        name = {"white": f"white ({WHITE})"}
+        shown, on = (name.get(c, f"colours.{c} {palette[c]}") for c in (fg, bg))
+        change = "colours.primary" if fg == "white" else f"colours.{fg}"
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "contrast",
+                f"newsletter profile: text in {shown} on {on} ({where}) has a contrast of"
+                f" {ratio:.2f}:1, below the {MIN_CONTRAST}:1 that WCAG 2.1 AA asks for;"
+                f" change {change} in the profile",
+            )
+        )
+    return findings
 
 
 class _Scan(HTMLParser):

@@ -8,6 +8,7 @@ Text fields hold inline Markdown; they are parsed at render time (mailer.markdow
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from collections.abc import Collection, Sequence
@@ -29,13 +30,14 @@ from pydantic import (
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.composer import Composer, ComposerError
-from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 
 from mailer.errors import UserInputError
 from mailer.markdown import link_targets
+from mailer.slots import refuse_slots
 from subscribers.countries import normalise_country
 from subscribers.errors import StoreInputError
 
@@ -96,11 +98,14 @@ class _Composer(Composer):
         return super().compose_node(parent, index)
 
 
+MAX_DEPTH = 50  # deeper nesting is a mistake or an attack (the parser recurses)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
     yaml.Composer = _Composer
-    yaml.max_depth = 50  # deeper nesting is a mistake or an attack (the parser recurses)
+    yaml.max_depth = MAX_DEPTH
     return yaml
 
 
@@ -153,21 +158,109 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_yaml(text: str, name: str) -> Any:
-    """Parse YAML, turning syntax errors into a located ContentError."""
+    """Parse YAML, turning syntax errors into a located ContentError in plain words."""
     try:
         return _yaml().load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        if exc.context and exc.problem:
-            message = f"{' '.join(exc.context.split())}: {message}"
-        raise ContentError([Problem(name, line, "", f"invalid YAML: {message}")]) from None
+        line, message = _plain_yaml_error(exc)
+        raise ContentError([Problem(name, line, "", message)]) from None
     except YAMLError as exc:  # e.g. control characters the reader refuses
-        message = " ".join(str(exc).split())
         position = getattr(exc, "position", None)  # a ReaderError: a character offset
+        character = getattr(exc, "character", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
-        raise ContentError([Problem(name, line, "", f"invalid YAML: {message}")]) from None
+        if isinstance(character, int):
+            message = (
+                f"contains a control character (U+{character:04X}) that a content file"
+                " may not hold; delete it (it is often invisible: retype the line)"
+            )
+        else:
+            message = _BROKEN
+        raise ContentError([Problem(name, line, "", message)]) from None
+
+
+_BROKEN = (
+    "the YAML structure is broken here: check the indentation (spaces at the start of the"
+    " line), the colons after field names and the quotes on this line and the one above"
+)
+_FOUND = re.compile(r"'(.*)'")
+_DUPLICATE = re.compile(r'duplicate key "(.*)" with value')
+
+
+def _plain_yaml_error(exc: MarkedYAMLError) -> tuple[int | None, str]:
+    """(line, message) for a YAML syntax error, in the words an editor uses: the parser's
+    own ("while parsing a block mapping", "increase YAML().max_depth") mean nothing to
+    them. Unknown errors get a general hint rather than the parser's text."""
+    context = str(exc.context or "")
+    problem = str(exc.problem or "")
+    problem_line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+    context_line = exc.context_mark.line + 1 if exc.context_mark is not None else None
+    line = problem_line or context_line
+    found = _FOUND.search(problem)
+    quoted = found.group(1) if found else ""
+    if isinstance(exc, MaxDepthExceededError) or "maximum depth" in problem:
+        return line, (
+            f"nested more than {MAX_DEPTH} levels deep; an issue needs only a few levels"
+            " (check the indentation)"
+        )
+    if isinstance(exc, DuplicateKeyError):
+        key = _DUPLICATE.search(problem)
+        what = f"the field {key.group(1)!r}" if key else "a field"
+        return line, f"{what} appears twice in the same place; keep one of them"
+    if "not supported in content files" in problem:  # our own message about aliases
+        return line, problem
+    if "undefined alias" in problem:
+        return line, "a value cannot start with '*'; put the value in quotes"
+    if "mapping values are not allowed" in problem:
+        return line, (
+            "unexpected ': ' (a colon and a space) in a value, or a line indented more"
+            " than the field above it: put the value in quotes, or fix the indentation"
+        )
+    if "quoted scalar" in context and "end of stream" in problem:
+        return context_line or line, (
+            "a quoted value is never closed: the closing quote mark is missing"
+        )
+    if "unknown escape character" in problem:
+        return line, (
+            f"\\{quoted} is not a valid escape in a value in double quotes: write \\\\ for"
+            " a backslash, or use single quotes"
+        )
+    if "cannot start any token" in problem:
+        if quoted in ("\\t", "\t"):
+            return line, "a tab character: indent with spaces, not tabs"
+        return line, f"a value cannot start with {quoted!r}; put the value in quotes"
+    if "simple key" in context:
+        return context_line or line, (
+            "expected 'field: value' on this line; a line of text must be indented under"
+            " its field, or the value put in quotes"
+        )
+    if quoted == "<stream end>":
+        return line, (
+            "the file ends in the middle of a value: a '[', '{' or quote mark opened above"
+            " is not closed"
+        )
+    if "flow sequence" in context or "flow mapping" in context:
+        opening = "[" if "sequence" in context else "{"
+        return line, (
+            f"a {opening!r} opened on line {context_line} is not closed, or a comma is"
+            f" missing between its items (put text that contains {opening!r} in quotes)"
+        )
+    if "block scalar" in context:
+        return line, "'|' or '>' must end the line; the text goes indented on the next lines"
+    if "single document" in context:
+        return line, "a line '---' starts a second document; remove it (one issue per file)"
+    if "YAML document" in problem or "directive" in context + problem:
+        return line, "a line starting with '%' is not allowed; remove it"
+    if "block end" in problem and quoted == "<scalar>":
+        return line, (
+            "unexpected text after a value: if a value contains quote marks, put the whole"
+            " value in quotes of the other kind, or fix the indentation of this line"
+        )
+    if "block end" in problem:
+        return line, (
+            "this line is indented differently from the lines above it: fields of the same"
+            " block, and the items of a list, must start in the same column"
+        )
+    return line, _BROKEN
 
 
 def validate_yaml(
@@ -254,6 +347,35 @@ class Strict(BaseModel):
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 
+# Limits on what goes into headers and inbox lines. Mail clients show 40 to 130
+# characters of a subject and about 100 of a preheader (`mailer check` warns above 150);
+# past these limits a value is a mistake, and a subject folded over many header lines
+# is refused or cut by relays (RFC 5322 lines stop at 998 characters).
+MAX_SUBJECT = 200
+MAX_PREHEADER = 300
+MAX_NAME = 200  # names of people, senders and newsletters (the database's name width)
+MAX_NUMBER = 99_999  # an issue number; the database column is a 32-bit integer
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line (it goes into mail headers and inbox lines)")
+    return value
+
+
+def _at_most(limit: int, what: str) -> AfterValidator:
+    """A length limit with the length in the message, so the editor knows how much to cut."""
+
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"{what} has {len(value)} characters; at most {limit} are allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+SubjectLine = Annotated[str, AfterValidator(_one_line), _at_most(MAX_SUBJECT, "the subject")]
+
 
 def _absolute_links(value: str) -> str:
     for href in link_targets(value):
@@ -273,7 +395,7 @@ NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(_absolute_link
 class Statement(Strict):
     """A person's statement: shown as a card with name, role lines and their words."""
 
-    name: NonEmptyText
+    name: Annotated[NonEmptyText, _at_most(MAX_NAME, "the name")]
     roles: list[NonEmptyText] = Field(default_factory=list)
     photo: str | None = None
     photo_alt: str | None = None
@@ -437,15 +559,17 @@ Block = Annotated[
 class Issue(Strict):
     """One newsletter issue, as written by its editors."""
 
-    newsletter: NonEmpty
-    number: int = Field(ge=1, strict=True)  # `true` or "13" is a typing mistake
+    newsletter: Annotated[NonEmpty, _at_most(MAX_NAME, "the name")]
+    number: int = Field(ge=1, le=MAX_NUMBER, strict=True)  # `true` or "13" is a typo
     year: int = Field(ge=1900, le=2999, strict=True)
     date: dt.date
     language: str = "en"
-    title: NonEmpty  # plain text: it is the subject too
+    title: Annotated[NonEmpty, AfterValidator(_one_line), _at_most(MAX_SUBJECT, "the title")]
     subtitle: Text | None = None
-    subject: str | None = None  # default: the title
-    preheader: str = ""
+    subject: SubjectLine | None = None  # default: the title (it is the subject too)
+    preheader: Annotated[
+        str, AfterValidator(_one_line), _at_most(MAX_PREHEADER, "the preheader")
+    ] = ""
     blocks: list[Block] = Field(min_length=1)
     contact: list[Text] | None = None
     about: Text | None = None
@@ -468,6 +592,12 @@ class Issue(Strict):
         if not _LANG.match(value):
             raise ValueError(f"expected a language tag such as 'en' or 'zh-Hans', got {value!r}")
         return value
+
+    @field_validator("title", "subject")
+    @classmethod
+    def _no_slots(cls, value: str | None) -> str | None:
+        """The title is the subject unless one is given: one text for every recipient."""
+        return None if value is None else refuse_slots(value)
 
     @property
     def slug(self) -> str:
@@ -580,22 +710,42 @@ def _line_map(node: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, int]:
 
 
 def read_text(path: Path) -> str:
-    """A content or profile file as text; a missing, unreadable or non-UTF-8 file is a
-    ContentError naming the line of the first bad byte."""
+    """A content or profile file as text; a missing, unreadable, oversized or non-UTF-8
+    file is a ContentError (naming the line of the first bad byte)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:  # read no more than the limit, whatever the file
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ContentError([Problem(str(path), None, "", "no such file")]) from None
     except OSError as exc:
         raise ContentError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ContentError([Problem(str(path), None, "", TOO_LARGE)])
+    return decode_text(data, str(path))
+
+
+# The largest content file, read by the CLI or uploaded: an issue is tens of KB; the
+# email must stay under about 100 KB anyway. Larger files are refused before parsing.
+MAX_FILE_BYTES = 1_000_000
+TOO_LARGE = "the file is larger than 1 MB; an issue is much smaller: is it the right file?"
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 bytes (with or without a byte order mark) as text; other bytes are a
+    ContentError on the line of the first byte that is not UTF-8."""
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        byte = data[exc.start]
-        message = f"not UTF-8 text (byte 0x{byte:02x} at column {column})"
-        raise ContentError([Problem(str(path), line, "", message)]) from None
+        before = data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start]
+        column = len(before.decode("utf-8", errors="replace")) + 1
+        message = (
+            f"the file is not saved as UTF-8 text (character {column} of this line is not"
+            " UTF-8; accented or non-Latin letters were saved in another encoding):"
+            " save it as UTF-8 in your editor"
+        )
+        raise ContentError([Problem(name, line, "", message)]) from None
 
 
 def load_issue(path: Path) -> Issue:

@@ -21,6 +21,7 @@ from mailer.campaigns import Campaign, CampaignState
 from mailer.capture import list_captured
 from mailer.compose import Root
 from mailer.content import load_issue
+from mailer.preview import with_sample_values
 from mailer.render import Renderer
 from mailer.settings import REPO_DIR
 from subscribers.audience import Audience
@@ -72,7 +73,10 @@ def prepare(
     out_dir.mkdir(parents=True, exist_ok=True)
     issue_paths = sorted((examples / "issues").glob("*.yaml"))
     for path in issue_paths:
-        rendered = renderer.render(load_issue(path))
+        html_uri = (out_dir / f"{path.stem}.html").resolve().as_uri()
+        rendered = with_sample_values(
+            renderer.render(load_issue(path)), root.settings.public_base_url, html_uri
+        )
         for suffix, body in ((".html", rendered.html), (".txt", rendered.text)):
             target = out_dir / f"{path.stem}{suffix}"
             target.write_text(body, encoding="utf-8")

@@ -13,10 +13,18 @@ reply holds up only its own connection, and there are no threads to hand work
 between (a thread per connection cost three times the CPU per message: the GIL
 changing hands on every reply).
 
+Rate limits hold at the wire: an envelope is written only when the limiter has a
+slot for it (and for every message already begun), and the slot is taken just
+before the message itself is written, never while a connection is being opened.
+
 Exactly once as far as SMTP allows: outcomes are committed in groups, at the latest
 when a connection is about to send its next message, so a worker killed at any
 instant leaves at most one accepted-but-unrecorded message per open connection;
 its other rows are still `sending` and are taken back after the lease expires.
+
+Rows whose person left after they were queued (unsubscribed, suppressed, erased)
+are recorded `skipped` with the reason, found with one query (`mailer.withdrawn`)
+when a batch is claimed and about once a second for its rows not yet begun.
 
 Outcomes: 2xx sent; 4xx and dropped connections retry with exponential backoff up
 to `retry_max_attempts`, then failed; 5xx failed, and 5.1.x also suppresses the
@@ -67,6 +75,7 @@ from mailer.transport import (
     TemporarySMTPError,
     Transport,
 )
+from mailer.withdrawn import audience_lists, withdrawn
 
 log = logging.getLogger(__name__)
 LEDGER = cast(Table, LedgerRow.__table__)
@@ -158,7 +167,7 @@ class Worker:
         self.identity = identity
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sign = sign
-        self.limiter = limiter or RateLimiter()  # taken per message, before `begin`
+        self.limiter = limiter or RateLimiter()  # a slot per message, as it is transferred
         self._stop: threading.Event | None = None
         self.probe_seconds = probe_seconds
         self.idle_seconds = idle_seconds
@@ -169,6 +178,7 @@ class Worker:
         self._stamp = _timestamp_binder(self.engine.dialect)
         self._recorder_connection: Connection | None = None
         self._templates: dict[int, MessageTemplate] = {}
+        self._lists: dict[int, tuple[str, ...]] = {}  # campaign id -> its audience's lists
         self._transports: list[Transport] = []
         self._consecutive_failures = 0
         self._last_failure = ""
@@ -217,7 +227,60 @@ class Worker:
                     LEDGER.c.attempts,
                 )
             ).all()
-        return sorted((Job(*row) for row in claimed), key=lambda job: job.row_id)
+            jobs = sorted((Job(*row) for row in claimed), key=lambda job: job.row_id)
+            return self._drop_withdrawn(session, jobs)
+
+    def _drop_withdrawn(self, session: Session, jobs: list[Job]) -> list[Job]:
+        """Record `skipped` the jobs whose person left since they were queued
+        (unsubscribed, suppressed, erased: one query); return the others."""
+        if not jobs:
+            return jobs
+        campaign_ids = {job.campaign_id for job in jobs}
+        missing = sorted(campaign_ids - self._lists.keys())
+        if missing:
+            for campaign_id, audience in session.execute(
+                select(Campaign.id, Campaign.audience).where(Campaign.id.in_(missing))
+            ):
+                self._lists[campaign_id] = audience_lists(audience or {})
+        lists = {cid: self._lists.get(cid, ()) for cid in campaign_ids}
+        reasons = withdrawn(session, (job.row_id for job in jobs), lists)
+        if not reasons:
+            return jobs
+        by_reason: dict[str, list[int]] = {}
+        for row_id, reason in reasons.items():
+            by_reason.setdefault(reason, []).append(row_id)
+        for reason, ids in sorted(by_reason.items()):
+            session.execute(
+                update(LEDGER)
+                .where(
+                    LEDGER.c.id.in_(sorted(ids)),
+                    LEDGER.c.status == LedgerStatus.SENDING.value,
+                    LEDGER.c.worker == self.name,
+                )
+                .values(
+                    status=LedgerStatus.SKIPPED.value,
+                    last_reply=reason,
+                    attempts=LEDGER.c.attempts - 1,  # never tried
+                    next_attempt_at=None,
+                    lease_until=None,
+                )
+            )
+        log.info("skipped %d row(s) whose recipients left after they were queued", len(reasons))
+        return [job for job in jobs if job.row_id not in reasons]
+
+    def _recheck(self, waiting: deque[Job]) -> None:
+        """Skip the waiting jobs whose person left while the batch was going out."""
+        if not waiting:
+            return
+        try:
+            with self.sessions.begin() as session:
+                kept = self._drop_withdrawn(session, list(waiting))
+        except SQLAlchemyError as exc:  # the batch goes on; checked again in a second
+            log.warning("database unavailable while sending: %s", exc)
+            return
+        if len(kept) != len(waiting):
+            waiting.clear()
+            waiting.extend(kept)
 
     # --- templates -------------------------------------------------------------------
     def template(self, campaign_id: int) -> MessageTemplate:
@@ -243,43 +306,44 @@ class Worker:
         return template
 
     # --- sending ----------------------------------------------------------------------
-    def _start(self, lane: _Lane, job: Job, outcomes: list[Outcome], back: list[Job]) -> None:
-        """Personalise `job` and write its envelope on `lane` (the lane stays idle if
-        that fails: the job's outcome or its return is noted)."""
+    def _start(self, lane: _Lane, job: Job, outcomes: list[Outcome], back: list[Job]) -> bool:
+        """Personalise `job` and write its envelope on `lane`; False if that failed (the
+        lane stays idle; the job's outcome or its return is noted)."""
         if self._should_skip(job):
             back.append(job)
-            return
+            return False
         try:
             message = self.template(job.campaign_id).personalise(
                 Recipient(job.subscriber_id, job.email, job.name), self.clock()
             )
         except (HeaderInjection, BadAddress) as exc:
             outcomes.append(Outcome(job, LedgerStatus.FAILED, f"refused, not sent: {exc}"))
-            return
+            return False
         except Exception as exc:  # a campaign that cannot be built: retry, then fail
             self._failed(job, exc, outcomes, back)
-            return
+            return False
         try:
             lane.transport.begin(
                 message.envelope_from, [message.recipient], smtputf8=message.needs_smtputf8
             )
         except Exception as exc:  # sorted out by _failed
             self._failed(job, exc, outcomes, back)
-            return
+            return False
         lane.hold(job, message, _Step.ENVELOPE, self.settings.smtp_timeout)
+        return True
 
     def _advance(self, lane: _Lane, outcomes: list[Outcome], back: list[Job]) -> None:
-        """The lane's reply has come: send its message, or read the verdict on it."""
+        """The lane's reply has come: read the envelope's replies, or the verdict."""
         job, message = lane.job, lane.message
         assert job is not None and message is not None
         if lane.step is _Step.ENVELOPE:
             try:
-                lane.transport.transfer(message.data, transparent=message.transparent)
+                lane.transport.accepted()
             except Exception as exc:  # sorted out by _failed
                 lane.release()
                 self._failed(job, exc, outcomes, back)
             else:
-                lane.hold(job, message, _Step.VERDICT, self.settings.smtp_timeout)
+                lane.hold(job, message, _Step.ACCEPTED, self.settings.smtp_timeout)
             return
         lane.release()
         try:
@@ -290,6 +354,37 @@ class Worker:
         self._consecutive_failures = 0
         lane.unrecorded = True
         outcomes.append(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
+
+    def _hand_over(self, lanes: list[_Lane], outcomes: list[Outcome], back: list[Job]) -> float:
+        """Write the message of every lane whose envelope was accepted, each as soon as
+        the rate limit gives it a slot: the slot is taken as the message goes to the
+        server, so the relay never sees more than the limit, however long connections
+        took to open. Returns the wait for the next slot (0.0: every lane was served)."""
+        accepted = [lane for lane in lanes if lane.step is _Step.ACCEPTED]
+        if not accepted:
+            return 0.0
+        if any(lane.unrecorded for lane in accepted):
+            self._record(outcomes, lanes)  # durable before these lanes' next dot
+        stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
+        for lane in accepted:
+            job, message = lane.job, lane.message
+            assert job is not None and message is not None
+            wait = self.limiter.try_acquire()
+            if wait > 0 and not stopping:
+                return wait
+            if wait > 0 or self._should_skip(job):  # not sent: the envelope is dropped
+                lane.transport.abandon()
+                lane.release()
+                back.append(job)
+                continue
+            try:
+                lane.transport.transfer(message.data, transparent=message.transparent)
+            except Exception as exc:  # sorted out by _failed
+                lane.release()
+                self._failed(job, exc, outcomes, back)
+            else:
+                lane.hold(job, message, _Step.VERDICT, self.settings.smtp_timeout)
+        return 0.0
 
     def _should_skip(self, job: Job) -> bool:
         """Its campaign was paused or cancelled mid-batch, or the worker must stop."""
@@ -471,6 +566,8 @@ class Worker:
                 tally = progress(session, campaign.id)
                 if tally.failed and not tally.sent:
                     reason = f"every one of {tally.failed} recipient(s) failed: see the report"
+                    if tally.skipped:
+                        reason += f" ({tally.skipped} skipped: they left after it was queued)"
                     campaign_store.transition(campaign, CampaignState.FAILED, reason)
                 else:
                     campaign_store.transition(campaign, CampaignState.SENT)
@@ -510,26 +607,32 @@ class Worker:
         waiting = deque(jobs)
         lanes = self._lanes()
         keeper = _LeaseKeeper(
-            self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs})
+            self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs}), waiting
         )
         outcomes: list[Outcome] = []
         back: list[Job] = []
         while True:
             keeper.tend()
             stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
-            limit_wait = 0.0
-            if not stopping:
+            limit_wait = self._hand_over(lanes, outcomes, back)
+            if not stopping and not limit_wait:
+                # An envelope is written only while a slot awaits it and every message
+                # already begun (the slot itself is taken by `_hand_over`).
+                begun = sum(lane.step in (_Step.ENVELOPE, _Step.ACCEPTED) for lane in lanes)
                 for lane in lanes:
                     if not waiting:
                         break
                     if lane.step is not _Step.IDLE:
                         continue
-                    limit_wait = self.limiter.try_acquire()
+                    limit_wait = self.limiter.wait_for(begun + 1)
                     if limit_wait > 0:
                         break
-                    self._start(lane, waiting.popleft(), outcomes, back)
-            busy = [lane for lane in lanes if lane.step is not _Step.IDLE]
+                    begun += self._start(lane, waiting.popleft(), outcomes, back)
+            busy = [lane for lane in lanes if lane.step in (_Step.ENVELOPE, _Step.VERDICT)]
             if not busy:
+                if any(lane.step is _Step.ACCEPTED for lane in lanes):
+                    self._pause(min(limit_wait, 1.0))  # their slot is near: `wait_for` saw it
+                    continue
                 if stopping or not waiting:
                     break
                 if limit_wait > 0:  # the rate limit: wait for the next slot
@@ -537,11 +640,10 @@ class Worker:
                     self._pause(min(limit_wait, 1.0))
                 continue
             for lane in _answered(busy, limit_wait):
-                if lane.step is _Step.ENVELOPE and lane.unrecorded:
-                    self._record(outcomes, lanes)  # durable before this lane's next dot
                 self._advance(lane, outcomes, back)
+            self._hand_over(lanes, outcomes, back)  # at once, where the limit allows
             for lane in busy:
-                if lane.step is not _Step.IDLE and lane.overdue():
+                if lane.step in (_Step.ENVELOPE, _Step.VERDICT) and lane.overdue():
                     job = lane.job
                     assert job is not None
                     lane.transport.abandon()
@@ -643,13 +745,16 @@ class Worker:
 
 
 class _LeaseKeeper:
-    """As the batch goes: renew its leases every third of the lease, and look at
-    its campaigns' states about once a second."""
+    """As the batch goes: renew its leases every third of the lease, and about once a
+    second look at its campaigns' states and at who of its waiting rows left."""
 
-    def __init__(self, worker: Worker, ids: list[int], campaign_ids: list[int]) -> None:
+    def __init__(
+        self, worker: Worker, ids: list[int], campaign_ids: list[int], waiting: deque[Job]
+    ) -> None:
         self.worker = worker
         self.ids = ids
         self.campaign_ids = campaign_ids
+        self.waiting = waiting
         self.lease = worker.settings.worker_lease_seconds
         self.check_every = min(1.0, self.lease / 3)
         self.renewed = self.checked = time.monotonic()
@@ -660,6 +765,7 @@ class _LeaseKeeper:
             return
         self.checked = now
         self.worker._check_campaigns(self.campaign_ids)
+        self.worker._recheck(self.waiting)
         if now - self.renewed >= self.lease / 3:
             try:
                 self.worker._renew(self.ids)
@@ -675,6 +781,7 @@ _Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
 class _Step(Enum):
     IDLE = "idle"
     ENVELOPE = "envelope"  # envelope written; its replies are due
+    ACCEPTED = "accepted"  # envelope accepted; the message waits for its rate-limit slot
     VERDICT = "verdict"  # message and final dot written; the verdict is due
 
 

@@ -3,7 +3,8 @@
 Rows are inserted set-based when sending starts (`enqueue`, an INSERT … SELECT over
 the audience query, never a Python loop) and carry a snapshot of the recipient, so
 the ledger answers "who got issue 15" even after the subscriber changed. Workers
-move a row queued -> sending -> sent | retry | failed (see `mailer.dispatch`);
+move a row queued -> sending -> sent | retry | failed | skipped (see `mailer.dispatch`;
+skipped: the person unsubscribed, was suppressed or erased after it was queued);
 progress and the per-country / partner / time-zone report are read from here.
 
 `next_attempt_at` is the moment anyone may next try the row: the enqueue time for
@@ -50,6 +51,7 @@ class LedgerStatus(StrEnum):
     SENT = "sent"
     RETRY = "retry"
     FAILED = "failed"
+    SKIPPED = "skipped"  # not sent: the person left after the row was queued (reason kept)
 
 
 #: Rows a worker may still have to send.
@@ -148,8 +150,15 @@ class Tally:
     failed: int = 0
 
     @property
+    def skipped(self) -> int:
+        """Rows never sent because the person left after they were queued: every row
+        in none of the other counts."""
+        return self.total - self.sent - self.pending - self.retrying - self.failed
+
+    @property
     def done(self) -> int:
-        return self.sent + self.failed
+        """Rows settled: sent, failed or skipped."""
+        return self.total - self.pending - self.retrying
 
     @property
     def finished(self) -> bool:

@@ -20,14 +20,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import base64mime, policy, quoprimime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from html import escape as html_escape
 from urllib.parse import quote
 
 from mailer import tokens, urls
 from mailer.errors import UserInputError
 from mailer.render import Slot
+from mailer.slots import SlotInSubject, refuse_slots
 
 _SLOT_PATTERN = re.compile("|".join(re.escape(slot.value) for slot in Slot))
 _SOFT_BREAK = b"=\r\n"
@@ -43,6 +46,7 @@ def check_header_value(field: str, value: str) -> str:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _QP_SAFE = re.compile(r"[!-<>-~]{1,75}")  # printable ASCII but '=', no spaces: QP leaves as is
 
 
@@ -175,13 +179,58 @@ def _wire_address(email: str) -> str:
         raise BadAddress(f"email: {email!r} has no valid domain name") from None
 
 
+def _literal(text: str) -> bool:
+    """Whether `text` can go into a header as it is: ASCII, and nothing a reader would
+    take for an RFC 2047 encoded word (`=?utf-8?q?X=0D=0ABcc:...?=` decodes to a line
+    break in many clients, even inside a quoted string, where RFC 2047 forbids it)."""
+    return text.isascii() and "=?" not in text
+
+
+def _display_name(name: str) -> str:
+    """A display name that every reader decodes to exactly `name`: quoted when needed,
+    or RFC 2047-encoded when it is not ASCII (any script) or looks encoded itself."""
+    if _literal(name):  # formataddr quotes; it would refuse a non-ASCII address
+        return formataddr((name, "x@x")).removesuffix(" <x@x>")
+    return _encoded_words(name)
+
+
 def _address_header(name: str | None, address: str) -> str:
-    """`Name <addr>` with the name RFC 2047-encoded when it is not ASCII (any script)."""
+    """`Name <addr>`, the name written so that it reads back as it is (`_display_name`)."""
     if not name:
         return address
-    if name.isascii():  # quoted when needed; formataddr refuses a non-ASCII address
-        return formataddr((name, "x@x")).removesuffix(" <x@x>") + f" <{address}>"
-    return f"{_encoded_words(name)} <{address}>"
+    return f"{_display_name(name)} <{address}>"
+
+
+def _header_name(field: str, raw: str) -> str:
+    """The display name of a mailbox given in header syntax (a sender typed as
+    `Name <addr>`, or made by `formataddr`), decoded as a reader would decode it.
+
+    A name that decodes to a line break or another control character is refused.
+    """
+    try:
+        name = str(make_header(decode_header(raw))) if "=?" in raw else raw
+    except (HeaderParseError, LookupError, UnicodeDecodeError):
+        return raw  # not valid encoded words: readers show it as it is, and so will we
+    if _CONTROL.search(name):
+        raise HeaderInjection(f"{field}: the name decodes to a line break or control character")
+    return name
+
+
+def _mailbox_header(field: str, value: str) -> str:
+    """`Name <addr>` for a From or Reply-To given in header syntax, written by us (not
+    by `EmailMessage`, which decodes encoded words in what it is given and writes
+    the decoded text back raw, line breaks included)."""
+    mailboxes = [(name, address) for name, address in getaddresses([value]) if address]
+    if len(mailboxes) != 1 or "@" not in mailboxes[0][1]:
+        raise UserInputError(f"{field}: {value!r} is not an email address")
+    name, address = mailboxes[0]
+    return _address_header(_header_name(field, name), address)
+
+
+def check_mailbox(field: str, value: str) -> str:
+    """`value` (a sender or Reply-To, `Name <addr>`) as it will be written, or the error
+    it would raise at send time, so that a campaign can refuse it when it is made."""
+    return _mailbox_header(field, check_header_value(field, value))
 
 
 def _header(name: str, value: str) -> bytes:
@@ -210,16 +259,27 @@ class MessageTemplate:
         self.nonce = nonce
         self.sign = sign
         check_header_value("subject", subject)
+        try:  # a slot is filled in the body only: in the header it would go out literally
+            refuse_slots(subject)
+        except SlotInSubject as exc:
+            raise UserInputError(f"subject: {exc}") from None
         check_header_value("sender", sender)
         _sender_name, self.sender_address = parseaddr(sender)
         if "@" not in self.sender_address:
             raise UserInputError(f"sender: {sender!r} is not an email address")
-        skeleton = EmailMessage(policy=policy.SMTP)
-        skeleton["From"] = sender
-        skeleton["Subject"] = subject
+        # From, Reply-To and List-Id are written here, not by EmailMessage (see
+        # `_mailbox_header`), and so is a subject that looks encoded; each reads back
+        # exactly as given.
+        own = [_header("From", _mailbox_header("sender", sender))]
+        own.append(_header("List-Id", self._list_id()))
         if reply_to:
-            skeleton["Reply-To"] = check_header_value("reply_to", reply_to)
-        skeleton["List-Id"] = self._list_id()
+            check_header_value("reply_to", reply_to)
+            own.append(_header("Reply-To", _mailbox_header("reply_to", reply_to)))
+        skeleton = EmailMessage(policy=policy.SMTP)
+        if "=?" in subject:
+            own.append(_header("Subject", _encoded_words(subject)))
+        else:
+            skeleton["Subject"] = subject
         skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         for name, value in extra_headers:
             skeleton[check_header_value(name, name)] = check_header_value(name, value)
@@ -236,7 +296,7 @@ class MessageTemplate:
         middle, _, tail = after_text.partition(html_marker.encode())
         if not middle or not tail:
             raise RuntimeError("the MIME skeleton lost a body marker")
-        self._head, self._middle, self._tail = head, middle, tail
+        self._head, self._middle, self._tail = b"".join(own) + head, middle, tail
         # Header lines start with a name or, folded, with white space: never a dot.
         fixed = (head.partition(b"\r\n\r\n")[2], middle, tail)
         # The skeleton ends each part with a line break of its own.
@@ -262,8 +322,7 @@ class MessageTemplate:
         name = self.identity.list_name
         if not name:
             return f"<{self.identity.list_id}>"
-        shown = formataddr((name, "x@x"), charset="utf-8").removesuffix(" <x@x>")
-        return f"{shown} <{self.identity.list_id}>"
+        return f"{_display_name(name)} <{self.identity.list_id}>"
 
     def _date_header(self, now: datetime) -> bytes:
         second = int(now.timestamp())

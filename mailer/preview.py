@@ -48,6 +48,17 @@ def sample_values(base_url: str, view_url: str) -> Mapping[Slot, str]:
     }
 
 
+def with_sample_values(rendered: RenderedIssue, base_url: str, view_url: str) -> RenderedIssue:
+    """The parts as files for a person to open show them (`mailer render`, the demo):
+    sample values where each recipient's own will go, never a bare `%%NAME%%`."""
+    values = sample_values(base_url, view_url)
+    return replace(
+        rendered,
+        html=fill(rendered.html, values, html=True),
+        text=fill(rendered.text, values, html=False),
+    )
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One rendering of the issue, or the problems that prevented it."""

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
 
 from mailer.content import (
+    MAX_NAME,
     NonEmpty,
     Strict,
     Text,
@@ -41,7 +42,7 @@ def _one_line(value: str) -> str:
 
 # Names that end up in From and List-Id headers: a line break there is refused by the
 # email library at sending time; say so when the profile is loaded instead.
-HeaderName = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
+HeaderName = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_one_line)]
 
 
 class Masthead(Strict):
@@ -92,7 +93,11 @@ class Colours(Strict):
     """The palette of the email; defaults are a calm green that prints well."""
 
     primary: Colour = "#0b5d4b"  # masthead band, card rules, buttons
-    accent: Colour = "#c98a1b"  # small highlights: issue label, monograms
+    # Small text (country line, subtitle) and rules; dark enough for 4.5:1 on the card.
+    accent: Colour = "#946614"
+    # The accent where it frames things on the primary band (the masthead label): the
+    # brighter brand gold, as it is no text and sits on a dark colour.
+    accent_on_primary: Colour = "#c98a1b"
     text: Colour = "#1f2a27"
     muted: Colour = "#5b6b66"  # role lines, footer
     background: Colour = "#eef2f0"  # around the 600 px body

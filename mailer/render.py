@@ -14,7 +14,6 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from mailer.markdown import Links, Markdown, Memo, Style, attr
 from mailer.media import MediaStore
 from mailer.profile import Profile, load_profile
 from mailer.settings import Settings
+from mailer.slots import Slot as Slot  # re-exported: delivery and previews fill slots
 
 TEXT_WIDTH = 78
 
@@ -53,16 +53,6 @@ PORTRAIT_WIDTH = 56
 IMAGE_WIDTH = 544
 
 
-class Slot(StrEnum):
-    """Per-recipient placeholders left in the rendered parts; see `fill`."""
-
-    UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
-    PREFERENCES_URL = "%%PREFERENCES_URL%%"
-    VIEW_URL = "%%VIEW_URL%%"
-    NAME = "%%NAME%%"
-    EMAIL = "%%EMAIL%%"
-
-
 def fill(rendered_text: str, values: Mapping[Slot, str], *, html: bool) -> str:
     """Replace slots with values (HTML-escaped when `html`); slots not given stay as they are."""
     out = rendered_text
@@ -73,6 +63,21 @@ def fill(rendered_text: str, values: Mapping[Slot, str], *, html: bool) -> str:
 
 def _escape(value: str) -> str:
     return html.escape(value, quote=True)
+
+
+# What only the email shows (its recipient's lines and links, "view in browser"), as
+# the templates mark it: <!--email-only:NAME-->...<!--/email-only:NAME-->. Comments
+# inside `mj-text` bodies reach the HTML byte for byte (mailer.compiler holds the
+# bodies out of the compiler), and mail clients show nothing of them.
+_EMAIL_ONLY = re.compile(r"<!--email-only:([a-z-]+)-->.*?<!--/email-only:\1-->", re.DOTALL)
+
+
+def web_copy(rendered_html: str, web_parts: Mapping[str, str]) -> str | None:
+    """The email's HTML as a web page: each email-only part replaced by `web_parts[NAME]`
+    (markup, inserted as it is; nothing for a name not given). None when the HTML marks
+    no part (rendered before the marks existed, or from a template without them)."""
+    page, found = _EMAIL_ONLY.subn(lambda part: web_parts.get(part.group(1), ""), rendered_html)
+    return page if found else None
 
 
 class TemplateProblem(UserInputError):

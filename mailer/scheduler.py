@@ -266,7 +266,9 @@ def _schedule(
         raise ScheduleError(f"campaign {campaign.id}: its audience has no recipients")
     if renderer is not None and not campaign.frozen:
         campaigns.freeze(
-            session, campaign.id, campaigns.render_issue_file(renderer, campaign.issue_path)
+            session,
+            campaign.id,
+            campaigns.render_issue_file(renderer, campaign.issue_path, campaign.subject),
         )
     return _store_plan(session, campaign, planned, counts, grace_seconds)
 

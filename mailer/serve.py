@@ -20,12 +20,26 @@ from typing import Any
 
 from mailer.compose import Root
 from mailer.errors import PermanentError
+from mailer.settings import Settings
 
 log = logging.getLogger("mailer.serve")
 
 
 class ServeError(PermanentError):
     """A part of the one-process service is missing or cannot start."""
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for X-Forwarded-For and -Proto: believed only from the proxies
+    in `MAILER_TRUSTED_PROXIES`, never by default.
+
+    uvicorn's own default trusts 127.0.0.1, so any local client (or a proxy on this
+    machine passing the header through) could name any address and start afresh with
+    the per-address login throttle after every few guesses.
+    """
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.trusted_proxies}
 
 
 @dataclass
@@ -68,7 +82,12 @@ class Service:
                 thread.start()
             self._install_handlers()
             config = uvicorn.Config(
-                app, host=self.host, port=self.port, log_level="info", lifespan="on"
+                app,
+                host=self.host,
+                port=self.port,
+                log_level="info",
+                lifespan="on",
+                **proxy_options(self.root.settings),
             )
             server = uvicorn.Server(config)
             log.info("serving http://%s:%s, with the scheduler and a worker", self.host, self.port)

@@ -7,6 +7,7 @@ documented in `config/example.env`; keep the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +87,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     session_max_age_seconds: int = 8 * 3600
+    # Reverse proxies whose X-Forwarded-For / -Proto are believed: addresses or networks,
+    # comma-separated. Empty (the default): no one's, so a client cannot pick its address.
+    trusted_proxies: str = ""
 
     # --- local capture server ---------------------------------------------------
     capture_dir: Path | None = None  # empty: data_dir/captured
@@ -94,6 +98,30 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        """Each entry an IP address or network, written canonically.
+
+        uvicorn would take a mistyped entry as a literal that never matches, and then
+        count every client as the proxy's address without a word. `*` is refused: with
+        it uvicorn takes the header's first address, which the client writes itself.
+        """
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        canonical = []
+        for entry in entries:
+            try:
+                if "/" in entry:
+                    canonical.append(str(ipaddress.ip_network(entry, strict=False)))
+                else:
+                    canonical.append(str(ipaddress.ip_address(entry)))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network; name the proxies, "
+                    "e.g. 127.0.0.1 or 10.0.0.0/8"
+                ) from None
+        return ",".join(canonical)
 
     @model_validator(mode="after")
     def _base_url_follows_the_web_app(self) -> Settings:

@@ -3,9 +3,10 @@
 `SMTPTransport` keeps one connection open (reconnecting after an error or after
 `smtp_messages_per_connection` messages), does STARTTLS or implicit TLS and login
 as configured, and pipelines MAIL, RCPT and DATA when the server offers it. `send`
-honours a `RateLimiter`; a worker takes its limits itself and drives many
-transports from one thread with `begin`, `transfer` and `finish`, waiting on the
-socket `awaiting()` names.
+honours a `RateLimiter`, taking the slot once the connection is open (opening one
+can take longer than a slot lasts); a worker takes its limits itself and drives many
+transports from one thread with `begin`, `accepted`, `transfer` and `finish`,
+waiting on the socket `awaiting()` names.
 Outcomes are typed: a 2xx is a `Reply`; 4xx, a dropped connection or a timeout
 raise `TemporarySMTPError`; 5xx raises `PermanentSMTPError`; a refused login
 raises `AuthenticationError`; an unreachable server raises `ConnectionFailed`.
@@ -104,10 +105,12 @@ class Transport(Protocol):
     """One connection to a mail server, used one message at a time.
 
     `send` is the whole exchange. A worker driving several connections from one
-    thread splits it in three, and runs a step when the connection's reply is in:
-    `begin` writes the envelope, `transfer` reads the envelope's replies and writes
-    the message with its final dot, `finish` reads the server's verdict. A step that
-    raises ends that message; the next one starts with `begin`.
+    thread splits it up, and runs a step when the connection's reply is in: `begin`
+    writes the envelope, `accepted` reads the envelope's replies, `transfer` writes
+    the message with its final dot (at once: the worker takes its rate-limit slot
+    between the two), `finish` reads the server's verdict. A step that raises ends
+    that message; the next one starts with `begin`. A message begun and not
+    transferred is given up with `abandon`.
     """
 
     def send(
@@ -115,6 +118,9 @@ class Transport(Protocol):
     ) -> Reply: ...
 
     def begin(self, sender: str, recipients: Sequence[str], *, smtputf8: bool = False) -> None: ...
+
+    def accepted(self) -> None:
+        """Read the envelope's replies; raise the typed error if the server refused it."""
 
     def transfer(self, data: bytes, *, transparent: bool = False) -> None:
         """`transparent`: the caller knows no line of `data` starts with a dot."""
@@ -291,7 +297,8 @@ class SMTPTransport:
     def send(
         self, sender: str, recipients: Sequence[str], data: bytes, *, smtputf8: bool = False
     ) -> Reply:
-        """One message, start to end, after waiting for the rate limit."""
+        """One message, start to end: connect, wait for the rate limit, send."""
+        self.connect()
         if not self.limiter.acquire():
             raise Interrupted(0, "stopped while waiting for the rate limit")
         self.begin(sender, recipients, smtputf8=smtputf8)
@@ -302,11 +309,7 @@ class SMTPTransport:
         """Connect if needed and write the envelope. With PIPELINING (RFC 2920) MAIL, RCPT
         and DATA go in one write and their replies are read by `transfer`; otherwise
         each is answered here. Rate limits are the caller's (see `send`)."""
-        if self._smtp is not None and 0 < self.messages_per_connection <= self._sent_on_connection:
-            self.close()
-        if self._smtp is None:
-            self._smtp = self._connect()
-        smtp = self._smtp
+        smtp = self.connect()
         self._replies_due, self._verdict_due = 0, False
         with self._failures(smtp):
             if not smtputf8 and smtp.has_extn("pipelining"):
@@ -316,15 +319,31 @@ class SMTPTransport:
             else:
                 self._envelope(smtp, sender, recipients, smtputf8)
 
+    def connect(self) -> smtplib.SMTP:
+        """Open the connection now if there is none (or the open one has carried its
+        `messages_per_connection`): a caller can then take its rate-limit slot when the
+        message, not the connection, is on its way."""
+        if self._smtp is not None and 0 < self.messages_per_connection <= self._sent_on_connection:
+            self.close()
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def accepted(self) -> None:
+        """The envelope's pipelined replies (a no-op without PIPELINING: `begin` read them)."""
+        smtp = self._in_transaction()
+        if self._replies_due:
+            due, self._replies_due = self._replies_due, 0
+            with self._failures(smtp):
+                self._envelope_replies(smtp, due)
+
     def transfer(self, data: bytes, *, transparent: bool = False) -> None:
-        """The envelope's pipelined replies, then the message, dot-stuffed unless the
-        caller says no line starts with a dot (a scan of 20 KB costs 8 us), and the
-        final dot."""
+        """The message, dot-stuffed unless the caller says no line starts with a dot (a
+        scan of 20 KB costs 8 us), and the final dot (after the envelope's replies, if
+        `accepted` has not read them)."""
+        self.accepted()
         smtp = self._in_transaction()
         with self._failures(smtp):
-            if self._replies_due:
-                due, self._replies_due = self._replies_due, 0
-                self._envelope_replies(smtp, due)
             if not transparent or not data.endswith(b"\r\n"):
                 data = _dot_stuffed(data)
             smtp.send(data + b".\r\n")
@@ -459,6 +478,10 @@ class MemoryTransport:
             for recipient in recipients:
                 self.answer(recipient)
         self._envelope = (sender, tuple(recipients))
+
+    def accepted(self) -> None:
+        if self._envelope is None:
+            raise ConnectionFailed("no message in progress")
 
     def transfer(self, data: bytes, *, transparent: bool = False) -> None:
         if self._envelope is None:

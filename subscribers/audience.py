@@ -148,12 +148,22 @@ def iter_audience(
 
 
 def check_audience(session: Session, audience: Audience) -> None:
-    """Raise `NotFound` naming any list slug or partner that does not exist."""
+    """Raise `NotFound` naming any list slug or partner that does not exist, or a list
+    to send to that was removed (archived: kept only for the campaigns that used it)."""
     slugs = set(audience.lists) | set(audience.exclude_lists)
     known = set(session.scalars(select(MailingList.slug).where(MailingList.slug.in_(slugs))))
     missing = sorted(slugs - known)
     if missing:
         raise NotFound(f"unknown list(s): {', '.join(missing)}")
+    removed = sorted(
+        session.scalars(
+            select(MailingList.slug).where(
+                MailingList.slug.in_(audience.lists), MailingList.archived_at.is_not(None)
+            )
+        )
+    )
+    if removed:
+        raise NotFound(f"removed list(s): {', '.join(removed)}")
     names = set(audience.partners)
     known = set(session.scalars(select(Partner.name).where(Partner.name.in_(names))))
     missing = sorted(names - known)

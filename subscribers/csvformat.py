@@ -25,6 +25,7 @@ from subscribers.validation import clean_name, email_key, normalise_email
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_FIELD = 2000  # any single cell; attributes JSON may be longer
 MAX_ATTRIBUTES = 20000
+MAX_ATTRIBUTE_DEPTH = 5  # {"a": {"b": [1]}} is 3 levels: enough for any real attribute
 
 # canonical column -> accepted header spellings (compared case-insensitively)
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
@@ -316,6 +317,7 @@ def _parse_row(
         row.lists = {slug.strip().lower() for slug in slugs} - {""}
         field_name = "attributes"
         if "attributes" in values:
+            _shallow(values["attributes"])
             parsed = json.loads(
                 values["attributes"], parse_float=_finite, parse_constant=_not_finite
             )
@@ -331,6 +333,40 @@ def _parse_row(
     return row
 
 
+def _shallow(text: str) -> None:
+    """Refuse JSON nested deeper than MAX_ATTRIBUTE_DEPTH before parsing it: the parser
+    recurses, and about a thousand brackets (2 KB) would be a RecursionError."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped = char == "\\"
+            in_string = char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_ATTRIBUTE_DEPTH:
+                raise StoreInputError(
+                    f"nested more than {MAX_ATTRIBUTE_DEPTH} levels deep; attributes are a"
+                    ' flat object such as {"team": "water", "since": 2019}'
+                )
+        elif char in "]}":
+            depth -= 1
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL is in any key or string (PostgreSQL's JSON cannot hold one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _finite(text: str) -> float:
     """JSON numbers PostgreSQL can store: no Infinity or NaN (Python's json allows them)."""
     value = float(text)
@@ -340,7 +376,10 @@ def _finite(text: str) -> float:
 
 
 def _storable(parsed: dict[str, Any]) -> None:
-    """JSON's \\uD800-style escapes can make text no database can store: refuse it."""
+    """JSON's \\uD800-style escapes can make text no database can store: refuse it, and
+    \\u0000, which PostgreSQL's JSON cannot hold."""
+    if _has_nul(parsed):
+        raise StoreInputError("not valid JSON for the store: \\u0000 (a NUL character)")
     try:
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -14,6 +14,7 @@ starting with = + - @ TAB or CR gets a leading apostrophe, which import removes.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,7 @@ from subscribers.models import (
     SubscriptionStatus,
     Suppression,
 )
+from subscribers.repository import subscriber_conditions
 from subscribers.validation import clean_name, email_hash
 
 # neutralise/unneutralise live in csvformat; they are re-exported for callers of this module.
@@ -66,6 +68,13 @@ EXPORT_COLUMNS = (
 )
 
 
+def _count(number: int, noun: str) -> str:
+    """`1 invalid row`, `2 invalid rows`, `1 suppressed address`: the report reads as English."""
+    if number == 1:
+        return f"1 {noun}"
+    return f"{number} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+
+
 @dataclass
 class ImportReport:
     """What an import did (or, with dry_run, would do)."""
@@ -86,22 +95,22 @@ class ImportReport:
 
     def summary(self) -> str:
         parts = [
-            f"{self.rows} rows read",
-            f"{self.created} subscribers created",
+            _count(self.rows, "row") + " read",
+            _count(self.created, "subscriber") + " created",
             f"{self.updated} updated",
             f"{self.unchanged} unchanged",
-            f"{self.subscribed} subscriptions added",
+            _count(self.subscribed, "subscription") + " added",
         ]
         if self.duplicates:
-            parts.append(f"{len(self.duplicates)} duplicate rows merged")
+            parts.append(_count(len(self.duplicates), "duplicate row") + " merged")
         if self.kept_unsubscribed:
             parts.append(f"{self.kept_unsubscribed} unsubscribed left as they were")
         if self.suppressed_skipped:
-            parts.append(f"{self.suppressed_skipped} suppressed addresses skipped")
+            parts.append(_count(self.suppressed_skipped, "suppressed address") + " skipped")
         if self.partners_created:
             parts.append(f"partners created: {', '.join(self.partners_created)}")
         if self.problems:
-            parts.append(f"{len(self.problems)} invalid rows skipped")
+            parts.append(_count(len(self.problems), "invalid row") + " skipped")
         head = "dry run, nothing written: " if self.dry_run else ""
         return f"{head}{self.file}: " + "; ".join(parts)
 
@@ -210,7 +219,11 @@ def import_csv(
 
     # Names given on the command line are checked before anything else.
     default_country = normalise_country(country) if country else None
-    lists = {ml.slug: ml.id for ml in session.scalars(select(MailingList))}
+    # Archived (removed) lists are offered nowhere: naming one is an unknown list.
+    lists = {
+        ml.slug: ml.id
+        for ml in session.scalars(select(MailingList).where(MailingList.archived_at.is_(None)))
+    }
     list_slug = list_slug.strip().lower() if list_slug is not None else None  # slugs are lower
     partners = {p.name.lower(): p for p in session.scalars(select(Partner))}
     if list_slug is not None and list_slug not in lists:
@@ -472,39 +485,73 @@ def export_csv(
     session: Session,
     out: TextIO,
     *,
+    text: str = "",
     list_slug: str | None = None,
     country: str | None = None,
     partner: str | None = None,
     statuses: Iterable[SubscriberStatus] | None = None,
+    active_on_list: bool = False,
 ) -> int:
-    """Write subscribers as CSV (the columns import reads), streaming; returns rows written."""
-    query = select(Subscriber).order_by(Subscriber.id)
-    if list_slug:
-        list_ids = select(MailingList.id).where(MailingList.slug == list_slug.strip().lower())
-        query = query.where(
-            select(Subscription.subscriber_id)
-            .where(
-                Subscription.subscriber_id == Subscriber.id,
-                Subscription.list_id.in_(list_ids),
-            )
-            .exists()
-        )
-    if country:
-        query = query.where(Subscriber.country == normalise_country(country))
-    if partner:
-        query = query.where(
-            Subscriber.partner_id.in_(select(Partner.id).where(Partner.name == partner))
-        )
-    if statuses is not None:
-        query = query.where(Subscriber.status.in_(list(statuses)))
+    """Write subscribers as CSV (the columns import reads), streaming; returns rows written.
+
+    The filters are the subscribers page's (`repository.subscriber_conditions`); `list_slug`
+    selects anyone with a subscription to the list, or with `active_on_list` only its
+    active members (what the page shows).
+    """
+    written = 0
+    for chunk, rows in iter_csv(
+        session,
+        text=text,
+        list_slug=list_slug,
+        country=country,
+        partner=partner,
+        statuses=statuses,
+        active_on_list=active_on_list,
+    ):
+        out.write(chunk)
+        written += rows
+    return written
+
+
+def iter_csv(
+    session: Session,
+    *,
+    text: str = "",
+    list_slug: str | None = None,
+    country: str | None = None,
+    partner: str | None = None,
+    statuses: Iterable[SubscriberStatus] | None = None,
+    active_on_list: bool = False,
+) -> Iterator[tuple[str, int]]:
+    """`export_csv` as text chunks (the header, then one chunk per batch of rows) and
+    the rows in each, so a web response can stream an export of any size.
+
+    The filters are checked before the first chunk (a `StoreError` for an unknown
+    partner, list or country), so a caller sees a bad filter before it answers."""
+    conditions = subscriber_conditions(
+        session,
+        text,
+        country=country,
+        partner=partner,
+        list_slug=list_slug,
+        statuses=statuses,
+        any_subscription=not active_on_list,
+    )
+    return _csv_chunks(session, select(Subscriber).where(*conditions).order_by(Subscriber.id))
+
+
+def _csv_chunks(session: Session, query: Select[Subscriber]) -> Iterator[tuple[str, int]]:
     partner_names = {pid: pname for pid, pname in session.execute(select(Partner.id, Partner.name))}
     list_slugs = {
         lid: slug for lid, slug in session.execute(select(MailingList.id, MailingList.slug))
     }
-    writer = csv.writer(out, lineterminator="\r\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
-    written = 0
+    yield buffer.getvalue(), 0
     for batch in session.execute(query.execution_options(yield_per=BATCH)).scalars().partitions():
+        buffer.seek(0)
+        buffer.truncate()
         active: dict[int, list[str]] = {}
         for subscriber_id, list_id in session.execute(
             select(Subscription.subscriber_id, Subscription.list_id).where(
@@ -529,5 +576,4 @@ def export_csv(
                 s.created_at.isoformat(),
             ]
             writer.writerow([neutralise(cell) for cell in cells])
-            written += 1
-    return written
+        yield buffer.getvalue(), len(batch)

@@ -6,11 +6,31 @@ Callers in `mailer` map them: `StoreInputError` and `NotFound` are the user's to
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
 class StoreError(Exception):
-    """Base of every error the subscriber store raises on purpose."""
+    """Base of every error the subscriber store raises on purpose.
+
+    `field` names the input it is about (`email`, `timezone`, ...) when there is one, so a
+    form can show the message beside that field; None for errors about the whole request.
+    """
+
+    field: str | None = None
+
+
+@contextmanager
+def about(field: str) -> Iterator[None]:
+    """Mark a store error raised inside the block as being about `field` (unless the
+    error already names one)."""
+    try:
+        yield
+    except StoreError as exc:
+        if exc.field is None:
+            exc.field = field
+        raise
 
 
 class StoreInputError(StoreError, ValueError):

@@ -119,6 +119,10 @@ class MailingList(Base):
     holding a subscriber's link, and campaigns sent only to public lists appear in the
     public archive. A private list is shown only to the people on it, so they can
     leave it; nobody can join it from the public pages. New lists are private.
+
+    `archived_at` (migration 0007): set when a list that campaigns used is removed. The
+    row stays so those campaigns keep their audience (ledger, archive, web copies), but
+    an archived list is offered nowhere and nobody can be put on it again.
     """
 
     __tablename__ = "lists"
@@ -129,6 +133,11 @@ class MailingList(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
     def __repr__(self) -> str:
         return f"MailingList({self.id}, {self.slug!r}, {'public' if self.public else 'private'})"

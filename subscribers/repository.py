@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from subscribers.base import utcnow
 from subscribers.countries import default_timezone, normalise_country, validate_timezone
-from subscribers.errors import Conflict, NotFound, StoreInputError
+from subscribers.errors import Conflict, NotFound, StoreInputError, about
 from subscribers.models import (
     MailingList,
     Partner,
@@ -56,12 +56,15 @@ def clean_language(value: str) -> str:
 
 
 def add_partner(session: Session, name: str, country: str | None = None) -> Partner:
-    name = clean_name(name)
-    if not name:
-        raise StoreInputError("partner name is empty")
-    if find_partner(session, name) is not None:
-        raise Conflict(f"partner {name!r} already exists")
-    partner = Partner(name=name, country=normalise_country(country) if country else None)
+    with about("name"):
+        name = clean_name(name)
+        if not name:
+            raise StoreInputError("partner name is empty")
+        if find_partner(session, name) is not None:
+            raise Conflict(f"partner {name!r} already exists")
+    with about("country"):
+        code = normalise_country(country) if country else None
+    partner = Partner(name=name, country=code)
     session.add(partner)
     session.flush()
     return partner
@@ -92,20 +95,32 @@ def list_partners(session: Session) -> Sequence[Partner]:
     return session.scalars(select(Partner).order_by(Partner.name)).all()
 
 
+def partner_contact_counts(session: Session) -> dict[int, int]:
+    """How many subscribers each partner has, by partner id (partners with none absent)."""
+    rows = session.execute(
+        select(Subscriber.partner_id, func.count())
+        .where(Subscriber.partner_id.is_not(None))
+        .group_by(Subscriber.partner_id)
+    ).all()
+    return {int(partner_id or 0): int(count) for partner_id, count in rows}
+
+
 def update_partner(
     session: Session, name_or_id: str | int, *, name: str | None = None, country: Any = UNSET
 ) -> Partner:
     partner = get_partner(session, name_or_id)
     if name is not None:
-        new = clean_name(name)
-        if not new:
-            raise StoreInputError("partner name is empty")
-        other = find_partner(session, new)
-        if other is not None and other.id != partner.id:
-            raise Conflict(f"partner {new!r} already exists")
+        with about("name"):
+            new = clean_name(name)
+            if not new:
+                raise StoreInputError("partner name is empty")
+            other = find_partner(session, new)
+            if other is not None and other.id != partner.id:
+                raise Conflict(f"partner {new!r} already exists")
         partner.name = new
     if country is not UNSET:
-        partner.country = normalise_country(country) if country else None
+        with about("country"):
+            partner.country = normalise_country(country) if country else None
     session.flush()
     return partner
 
@@ -130,31 +145,52 @@ def add_list(
     """Create a list. Private unless `public`: a private list is never offered on the
     public preferences page, and campaigns sent to it stay out of the public archive."""
     slug = slug.strip()
-    if not SLUG.match(slug):
-        raise StoreInputError(
-            f"invalid list slug {slug!r}: use lower-case letters, digits and '-', e.g. newsletter"
-        )
-    if session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
-        raise Conflict(f"list {slug!r} already exists")
-    mailing_list = MailingList(
-        slug=slug, name=clean_name(name) or slug, description=description, public=public
-    )
+    with about("slug"):
+        if not SLUG.match(slug):
+            raise StoreInputError(
+                f"invalid list slug {slug!r}: use lower-case letters, digits and '-',"
+                " e.g. newsletter"
+            )
+        existing = session.scalar(select(MailingList).where(MailingList.slug == slug))
+        if existing is not None:
+            removed = " (a removed list, kept for its campaigns)" if existing.archived else ""
+            raise Conflict(f"list {slug!r} already exists{removed}")
+    with about("name"):
+        shown = clean_name(name) or slug
+    mailing_list = MailingList(slug=slug, name=shown, description=description, public=public)
     session.add(mailing_list)
     session.flush()
     return mailing_list
 
 
-def get_list(session: Session, slug: str) -> MailingList:
+def get_list(session: Session, slug: str, *, archived: bool = False) -> MailingList:
+    """A list by slug; `NotFound` if there is none, or if it is archived (removed) and
+    `archived` is false: nobody can be put on a removed list, nor can an audience use it."""
     wanted = slug.strip().lower()  # slugs are lower case; "Newsletter" means "newsletter"
     mailing_list = session.scalar(select(MailingList).where(MailingList.slug == wanted))
+    if mailing_list is not None and mailing_list.archived_at is not None and not archived:
+        raise NotFound(
+            f"list {wanted!r} was removed on {mailing_list.archived_at:%Y-%m-%d}; it is kept"
+            " only for the campaigns that used it"
+        )
     if mailing_list is None:
-        known = ", ".join(session.scalars(select(MailingList.slug).order_by(MailingList.slug)))
+        known = ", ".join(
+            session.scalars(
+                select(MailingList.slug)
+                .where(MailingList.archived_at.is_(None))
+                .order_by(MailingList.slug)
+            )
+        )
         raise NotFound(f"no list {slug!r} (lists: {known or 'none yet'})")
     return mailing_list
 
 
-def list_lists(session: Session) -> Sequence[MailingList]:
-    return session.scalars(select(MailingList).order_by(MailingList.slug)).all()
+def list_lists(session: Session, *, archived: bool = False) -> Sequence[MailingList]:
+    """The lists in use by slug; with `archived`, only the removed ones kept for campaigns."""
+    condition = (
+        MailingList.archived_at.is_not(None) if archived else MailingList.archived_at.is_(None)
+    )
+    return session.scalars(select(MailingList).where(condition).order_by(MailingList.slug)).all()
 
 
 def update_list(
@@ -177,10 +213,77 @@ def update_list(
     return mailing_list
 
 
-def remove_list(session: Session, slug: str) -> None:
-    """Delete a list and its subscriptions (the subscribers stay)."""
-    session.delete(get_list(session, slug))
+LIST_REMOVED = "list-removed"
+
+
+@dataclass(frozen=True)
+class ListRemoval:
+    """What removing a list takes away: shown before (to confirm) and after (to report).
+
+    `campaigns` is how many campaigns used the list and `sent` how many of them went
+    out (counted by the caller, which knows campaigns); with any campaign, the list is
+    archived rather than deleted.
+    """
+
+    slug: str
+    name: str
+    active: int
+    unsubscribed: int
+    campaigns: int
+    sent: int = 0
+
+    @property
+    def archives(self) -> bool:
+        return self.campaigns > 0
+
+
+def list_removal(session: Session, slug: str, *, campaigns: int, sent: int = 0) -> ListRemoval:
+    """What `remove_list` would do to the list `slug` (a list in use, not an archived one)."""
+    mailing_list = get_list(session, slug)
+    counts = dict(
+        session.execute(
+            select(Subscription.status, func.count())
+            .where(Subscription.list_id == mailing_list.id)
+            .group_by(Subscription.status)
+        ).all()
+    )
+    return ListRemoval(
+        slug=mailing_list.slug,
+        name=mailing_list.name,
+        active=int(counts.get(SubscriptionStatus.ACTIVE, 0)),
+        unsubscribed=int(counts.get(SubscriptionStatus.UNSUBSCRIBED, 0)),
+        campaigns=campaigns,
+        sent=sent,
+    )
+
+
+def remove_list(session: Session, slug: str, *, campaigns: int = 0, sent: int = 0) -> ListRemoval:
+    """Remove a list from use; returns what was removed (see `list_removal`).
+
+    A list no campaign used (`campaigns` == 0) is deleted with its subscriptions. A list
+    campaigns used is archived: the row stays, so their audiences, the ledger, the public
+    archive and the web copies keep their meaning; its active subscriptions end (source
+    `list-removed`, the consent records stay) and it is offered nowhere again.
+    """
+    removal = list_removal(session, slug, campaigns=campaigns, sent=sent)
+    mailing_list = get_list(session, slug)
+    if not removal.archives:
+        session.delete(mailing_list)
+        session.flush()
+        return removal
+    now = utcnow()
+    mailing_list.archived_at = now
+    for subscription in session.scalars(
+        select(Subscription).where(
+            Subscription.list_id == mailing_list.id,
+            Subscription.status == SubscriptionStatus.ACTIVE,
+        )
+    ):
+        subscription.status = SubscriptionStatus.UNSUBSCRIBED
+        subscription.unsubscribed_at = now
+        subscription.unsubscribe_source = LIST_REMOVED
     session.flush()
+    return removal
 
 
 @dataclass(frozen=True)
@@ -193,7 +296,7 @@ class ListCounts:
 
 
 def list_counts(session: Session) -> list[ListCounts]:
-    """Each list with its visibility and its active and unsubscribed subscription counts."""
+    """Each list in use with its visibility and its active and unsubscribed subscription counts."""
     rows = session.execute(
         select(
             MailingList.slug,
@@ -203,6 +306,7 @@ def list_counts(session: Session) -> list[ListCounts]:
             func.count(),
         )
         .outerjoin(Subscription, Subscription.list_id == MailingList.id)
+        .where(MailingList.archived_at.is_(None))
         .group_by(MailingList.slug, MailingList.name, MailingList.public, Subscription.status)
     ).all()
     counts: dict[str, dict[str, Any]] = {}
@@ -231,7 +335,10 @@ def preference_lists(session: Session, subscriber_id: int) -> Sequence[MailingLi
     )
     return session.scalars(
         select(MailingList)
-        .where(or_(MailingList.public.is_(True), MailingList.id.in_(on_it)))
+        .where(
+            or_(MailingList.public.is_(True), MailingList.id.in_(on_it)),
+            MailingList.archived_at.is_(None),
+        )
         .order_by(MailingList.slug)
     ).all()
 
@@ -254,29 +361,39 @@ def add_subscriber(
     consent_ip: str | None = None,
 ) -> Subscriber:
     """Create a subscriber (optionally on `lists`); `Conflict` if the address exists."""
-    normalised = normalise_email(email)
-    if find_subscriber(session, normalised) is not None:
-        raise Conflict(f"subscriber {normalised} already exists")
-    code = normalise_country(country) if country else None
-    partner_row = get_partner(session, partner) if partner not in (None, "") else None
+    with about("email"):
+        normalised = normalise_email(email)
+        if find_subscriber(session, normalised) is not None:
+            raise Conflict(f"subscriber {normalised} already exists")
+    with about("name"):
+        cleaned = clean_name(name)
+    with about("country"):
+        code = normalise_country(country) if country else None
+    with about("partner"):
+        partner_row = get_partner(session, partner) if partner not in (None, "") else None
     if code is None and partner_row is not None:
         code = partner_row.country
+    with about("language"):
+        tag = clean_language(language) if language else "en"
+    with about("timezone"):
+        zone = validate_timezone(timezone) if timezone else default_timezone(code)
     subscriber = Subscriber(
         email=normalised,
         email_key=email_key(normalised),
         email_hash=email_hash(normalised),
-        name=clean_name(name),
+        name=cleaned,
         country=code,
         partner_id=partner_row.id if partner_row else None,
-        language=clean_language(language) if language else "en",
-        timezone=validate_timezone(timezone) if timezone else default_timezone(code),
+        language=tag,
+        timezone=zone,
         status=SubscriberStatus.ACTIVE,
         attributes=dict(attributes or {}),
     )
     session.add(subscriber)
     session.flush()
-    for slug in lists:
-        subscribe(session, subscriber.id, slug, source=consent_source, ip=consent_ip)
+    with about("lists"):
+        for slug in lists:
+            subscribe(session, subscriber.id, slug, source=consent_source, ip=consent_ip)
     return subscriber
 
 
@@ -300,6 +417,47 @@ def get_subscriber(session: Session, id_or_email: int | str) -> Subscriber:
     return subscriber
 
 
+def subscriber_conditions(
+    session: Session,
+    text: str = "",
+    *,
+    country: str | None = None,
+    partner: str | None = None,
+    list_slug: str | None = None,
+    statuses: Iterable[SubscriberStatus] | None = None,
+    any_subscription: bool = False,
+) -> list[ColumnElement[bool]]:
+    """The WHERE of a subscriber search: address or name containing `text`
+    (case-insensitive), country, partner (`NotFound` if unknown), list (an active
+    subscription to it; any subscription with `any_subscription`) and statuses. The
+    subscribers page, its count and its CSV export use the same conditions."""
+    conditions: list[ColumnElement[bool]] = []
+    if text.strip():
+        pattern = f"%{_escape_like(text.strip().lower())}%"
+        conditions.append(
+            or_(
+                Subscriber.email_key.like(pattern, escape="\\"),
+                func.lower(Subscriber.name).like(pattern, escape="\\"),
+            )
+        )
+    if country:
+        with about("country"):
+            conditions.append(Subscriber.country == normalise_country(country))
+    if partner:
+        with about("partner"):
+            conditions.append(Subscriber.partner_id == get_partner(session, partner).id)
+    if list_slug:
+        with about("list"):
+            list_id = get_list(session, list_slug, archived=True).id
+        on_list = [Subscription.subscriber_id == Subscriber.id, Subscription.list_id == list_id]
+        if not any_subscription:
+            on_list.append(Subscription.status == SubscriptionStatus.ACTIVE)
+        conditions.append(select(Subscription.subscriber_id).where(*on_list).exists())
+    if statuses is not None:
+        conditions.append(Subscriber.status.in_(list(statuses)))
+    return conditions
+
+
 def search_subscribers(
     session: Session,
     text: str = "",
@@ -312,33 +470,37 @@ def search_subscribers(
     offset: int = 0,
 ) -> Sequence[Subscriber]:
     """Subscribers whose address or name contains `text` (case-insensitive), filtered."""
-    query = select(Subscriber).options(selectinload(Subscriber.partner))
-    if text.strip():
-        pattern = f"%{_escape_like(text.strip().lower())}%"
-        query = query.where(
-            or_(
-                Subscriber.email_key.like(pattern, escape="\\"),
-                func.lower(Subscriber.name).like(pattern, escape="\\"),
-            )
-        )
-    if country:
-        query = query.where(Subscriber.country == normalise_country(country))
-    if partner:
-        query = query.where(Subscriber.partner_id == get_partner(session, partner).id)
-    if list_slug:
-        list_id = get_list(session, list_slug).id
-        query = query.where(
-            select(Subscription.subscriber_id)
-            .where(
-                Subscription.subscriber_id == Subscriber.id,
-                Subscription.list_id == list_id,
-                Subscription.status == SubscriptionStatus.ACTIVE,
-            )
-            .exists()
-        )
-    if status is not None:
-        query = query.where(Subscriber.status == status)
+    conditions = subscriber_conditions(
+        session,
+        text,
+        country=country,
+        partner=partner,
+        list_slug=list_slug,
+        statuses=[status] if status is not None else None,
+    )
+    query = select(Subscriber).options(selectinload(Subscriber.partner)).where(*conditions)
     return session.scalars(query.order_by(Subscriber.id).limit(limit).offset(offset)).all()
+
+
+def count_subscribers(
+    session: Session,
+    text: str = "",
+    *,
+    country: str | None = None,
+    partner: str | None = None,
+    list_slug: str | None = None,
+    status: SubscriberStatus | None = None,
+) -> int:
+    """How many subscribers `search_subscribers` finds without its limit."""
+    conditions = subscriber_conditions(
+        session,
+        text,
+        country=country,
+        partner=partner,
+        list_slug=list_slug,
+        statuses=[status] if status is not None else None,
+    )
+    return int(session.scalar(select(func.count()).select_from(Subscriber).where(*conditions)) or 0)
 
 
 def _escape_like(text: str) -> str:
@@ -358,35 +520,50 @@ def update_subscriber(
     status: SubscriberStatus | str | None = None,
     attributes: dict[str, Any] | None = None,
 ) -> Subscriber:
-    """Change the given fields. A new country moves a default time zone along with it."""
+    """Change the given fields. A new country moves a default time zone along with it.
+
+    The time zone moves when it was the old country's default and no other zone is
+    asked for: `timezone` None, or the zone the subscriber already has (a form sends the
+    field back unchanged). The CLI and the web app both rely on this rule.
+    """
     subscriber = get_subscriber(session, id_or_email)
     if email is not None:
-        normalised = normalise_email(email)
-        other = find_subscriber(session, normalised)
-        if other is not None and other.id != subscriber.id:
-            raise Conflict(f"subscriber {normalised} already exists")
+        with about("email"):
+            normalised = normalise_email(email)
+            other = find_subscriber(session, normalised)
+            if other is not None and other.id != subscriber.id:
+                raise Conflict(f"subscriber {normalised} already exists")
         subscriber.email = normalised
         subscriber.email_key = email_key(normalised)
         subscriber.email_hash = email_hash(normalised)
     if name is not None:
-        subscriber.name = clean_name(name)
+        with about("name"):
+            subscriber.name = clean_name(name)
+    if timezone is not None and timezone.strip() == subscriber.timezone:
+        timezone = None  # unchanged: not a choice that should pin the zone
     if country is not UNSET:
-        code = normalise_country(country) if country else None
+        with about("country"):
+            code = normalise_country(country) if country else None
         if timezone is None and subscriber.timezone == default_timezone(subscriber.country):
             subscriber.timezone = default_timezone(code)
         subscriber.country = code
     if partner is not UNSET:
-        subscriber.partner_id = get_partner(session, partner).id if partner else None
+        with about("partner"):
+            subscriber.partner_id = get_partner(session, partner).id if partner else None
     if language is not None:
-        subscriber.language = clean_language(language)
+        with about("language"):
+            subscriber.language = clean_language(language)
     if timezone is not None:
-        subscriber.timezone = validate_timezone(timezone)
+        with about("timezone"):
+            subscriber.timezone = validate_timezone(timezone)
     if status is not None:
         try:
             subscriber.status = SubscriberStatus(status)
         except ValueError:
             allowed = ", ".join(s.value for s in SubscriberStatus)
-            raise StoreInputError(f"invalid status {status!r}: use one of {allowed}") from None
+            error = StoreInputError(f"invalid status {status!r}: use one of {allowed}")
+            error.field = "status"
+            raise error from None
     if attributes is not None:
         subscriber.attributes = {**subscriber.attributes, **attributes}
     subscriber.updated_at = utcnow()
@@ -455,7 +632,7 @@ def unsubscribe(
         Subscription.status == SubscriptionStatus.ACTIVE,
     )
     if list_slug is not None:
-        query = query.where(Subscription.list_id == get_list(session, list_slug).id)
+        query = query.where(Subscription.list_id == get_list(session, list_slug, archived=True).id)
     changed = 0
     now = utcnow()
     for subscription in session.scalars(query):
@@ -486,7 +663,9 @@ def resubscribe(
             f"{subscriber.email} is {subscriber.status.value}; change the status explicitly first"
         )
     if list_slugs is None:
-        list_slugs = [s.list.slug for s in subscriptions_of(session, subscriber.id)]
+        list_slugs = [
+            s.list.slug for s in subscriptions_of(session, subscriber.id) if not s.list.archived
+        ]
     for slug in list_slugs:
         subscribe(session, subscriber.id, slug, source=source, ip=ip)
     subscriber.status = SubscriberStatus.ACTIVE

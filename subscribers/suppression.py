@@ -49,6 +49,12 @@ def suppress(
     return entry
 
 
+def find_suppression(session: Session, email: str) -> Suppression | None:
+    """The entry matching `email` (plain or hash-only), or None; for saying why an address
+    will not be mailed when someone adds it again."""
+    return session.scalar(select(Suppression).where(Suppression.email_hash == _hash_of(email)))
+
+
 def is_suppressed(session: Session, email: str) -> bool:
     """True when a plain or a hash-only entry matches `email` (compared case-insensitively)."""
     digest = _hash_of(email)

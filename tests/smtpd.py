@@ -15,8 +15,12 @@ Faults, each for one recipient address (compared case-insensitively):
 `defer(addr, times, reply)` answers RCPT with a 4xx `times` times, then accepts;
 `reject(addr, reply)` answers RCPT with a 5xx every time; `drop_during_data(addr,
 times)` closes the connection after the message data arrived but before replying
-(the client never learns whether it was accepted; it was not); `delay` slows every
-DATA reply (a slow server). `pipelining=True` advertises PIPELINING (RFC 2920).
+(the client never learns whether it was accepted; it was not); `hold(addr)` keeps
+the reply to that message's final dot until the event it returns is set; `delay`
+slows every DATA reply (a slow server); `ehlo_delay` slows every EHLO reply (a relay
+whose connections take time to open, as TLS and login do). `pipelining=True`
+advertises PIPELINING (RFC 2920). Each accepted message records `at` (when it was accepted)
+and `arrived` (time.monotonic() when its final dot came in, before any delay).
 `login=(user, password)` requires AUTH; `starttls` or `implicit_tls` (server SSL
 contexts, e.g. from `tls_contexts(tmp_path)`) turn on TLS.
 """
@@ -28,6 +32,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +57,7 @@ class Received:
     data: bytes
     at: datetime
     connection: int
+    arrived: float = 0.0  # time.monotonic() as the whole message came in
 
     def parse(self) -> EmailMessage:
         message = BytesParser(policy=policy.default).parsebytes(self.data)
@@ -66,6 +72,7 @@ class _Faults:
     drops: dict[str, int] = field(default_factory=dict)
     verdicts: dict[str, list[str]] = field(default_factory=dict)  # replies to the final dot
     slow: dict[str, list[float]] = field(default_factory=dict)  # seconds before the verdict
+    gates: dict[str, list[threading.Event]] = field(default_factory=dict)  # verdict waits for
 
 
 def free_port() -> int:
@@ -82,6 +89,8 @@ class _Handler:
         self, smtp: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if self.server.ehlo_delay:
+            await asyncio.sleep(self.server.ehlo_delay)
         if self.server.pipelining:  # aiosmtpd reads commands in order; it just never says so
             responses.insert(1, "250-PIPELINING")
         return responses
@@ -96,6 +105,7 @@ class _Handler:
         return reply
 
     async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+        arrived = time.monotonic()
         if self.server._should_drop(envelope.rcpt_tos):
             smtp.transport.abort()  # gone before the final reply: the client must retry
             return "421 4.3.0 connection dropped by the test"
@@ -104,6 +114,9 @@ class _Handler:
         pause = self.server._slowness(envelope.rcpt_tos)
         if pause:
             await asyncio.sleep(pause)
+        gate = self.server._gate(envelope.rcpt_tos)
+        while gate is not None and not gate.is_set():
+            await asyncio.sleep(0.01)
         verdict = self.server._verdict(envelope.rcpt_tos)
         if verdict is not None:
             return verdict
@@ -114,6 +127,7 @@ class _Handler:
                 data=bytes(envelope.original_content or envelope.content),
                 at=datetime.now(UTC),
                 connection=id(session),
+                arrived=arrived,
             )
         )
         return "250 2.0.0 OK queued"
@@ -127,6 +141,7 @@ class SMTPTestServer:
         *,
         port: int | None = None,
         delay: float = 0.0,
+        ehlo_delay: float = 0.0,
         login: tuple[str, str] | None = None,
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
@@ -136,6 +151,7 @@ class SMTPTestServer:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.delay = delay
+        self.ehlo_delay = ehlo_delay
         self.login = login
         self.pipelining = pipelining
         self.messages: list[Received] = []
@@ -233,6 +249,22 @@ class SMTPTestServer:
         """Think `seconds` before answering the final dot of a message for `address`."""
         with self._lock:
             self._faults.slow.setdefault(address.lower(), []).extend([seconds] * times)
+
+    def hold(self, address: str) -> threading.Event:
+        """Answer the final dot of the next message for `address` only once the event
+        returned is set: the sender is then known to be waiting on that message."""
+        gate = threading.Event()
+        with self._lock:
+            self._faults.gates.setdefault(address.lower(), []).append(gate)
+        return gate
+
+    def _gate(self, rcpt_tos: list[str]) -> threading.Event | None:
+        with self._lock:
+            for rcpt in rcpt_tos:
+                queue = self._faults.gates.get(rcpt.lower())
+                if queue:
+                    return queue.pop(0)
+        return None
 
     def _slowness(self, rcpt_tos: list[str]) -> float:
         with self._lock:

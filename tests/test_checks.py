@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from mailer.checks import Finding, Level, check_issue, check_rendered, has_errors
+from mailer.checks import (
+    MIN_CONTRAST,
+    TEXT_ON_BACKGROUND,
+    WHITE,
+    Finding,
+    Level,
+    check_colours,
+    check_issue,
+    check_rendered,
+    contrast_ratio,
+    has_errors,
+)
 from mailer.content import load_issue, load_issue_text
 from mailer.media import MediaError
+from mailer.profile import Colours, load_profile
 from mailer.render import Renderer
 from tests.conftest import make_settings
 
@@ -65,7 +78,7 @@ def test_missing_and_broken_images_are_errors_with_lines(
 def test_field_advice_is_a_warning(renderer: Renderer) -> None:
     issue = load_issue_text(
         "newsletter: lmec\nnumber: 1\nyear: 2020\ndate: 2023-01-05\n"
-        f"title: {'Long title ' * 20}\nblocks:\n  - paragraph: Hi\n",
+        f"title: {'Long title ' * 15}\nblocks:\n  - paragraph: Hi\n",
         "w.yaml",
     )
     findings = check_issue(issue, renderer)
@@ -174,3 +187,44 @@ def test_per_recipient_placeholders_in_content_are_pointed_out(renderer: Rendere
         ("warning", "slot", "blocks[1].statement.roles[1]", 9)
     ]
     assert "%%NAME%% is replaced with each recipient's own value" in findings[0].message
+
+
+def test_contrast_ratio_follows_wcag() -> None:
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast_ratio("#ffffff", "#000000") == pytest.approx(21.0)
+    assert contrast_ratio("#777777", "#777777") == pytest.approx(1.0)
+    # The gold accent the seeds used on the statement cards, as axe-core measured it.
+    assert contrast_ratio("#c98a1b", "#f6f9f8") == pytest.approx(2.77, abs=0.01)
+    assert contrast_ratio("#c98a1b", "#ffffff") == pytest.approx(2.94, abs=0.01)
+
+
+def test_the_profile_colours_are_readable_where_the_templates_use_them() -> None:
+    profile = load_profile(REPO / "config" / "newsletter.yaml")
+    assert check_colours(profile.colours) == []
+    assert check_colours(Colours()) == []  # the defaults too
+    palette = profile.colours.model_dump()
+    for fg, bg, where in TEXT_ON_BACKGROUND:
+        ratio = contrast_ratio(palette.get(fg, WHITE), palette.get(bg, WHITE))
+        assert ratio >= MIN_CONTRAST, (fg, bg, where, ratio)
+
+
+def test_mailer_check_warns_about_a_low_contrast_text_colour(tmp_path: Path) -> None:
+    profile = (REPO / "config" / "newsletter.yaml").read_text(encoding="utf-8")
+    accent = re.search(r'accent: "(#[0-9a-f]{6})"', profile)
+    assert accent
+    low = tmp_path / "newsletter.yaml"
+    low.write_text(
+        profile.replace(accent.group(1), "#c98a1b").replace(
+            'primary: "#0b5d4b"', 'primary: "#6fc3a5"'
+        ),
+        encoding="utf-8",
+    )
+    renderer = Renderer.from_settings(make_settings(tmp_path, newsletter_profile=low))
+    findings = check_issue(load_issue(REPO / "examples" / "issues" / "2022-13.yaml"), renderer)
+    assert codes(findings) == [("warning", "contrast")] * 3
+    assert not has_errors(findings)  # advice: the email can still be sent
+    accent_warning, primary_warning, band_warning = (str(f) for f in findings)
+    assert "colours.accent #c98a1b on colours.card #f6f9f8" in accent_warning
+    assert "2.78:1" in accent_warning and "4.5:1" in accent_warning
+    assert "colours.primary #6fc3a5 on colours.card #f6f9f8" in primary_warning
+    assert "white (#ffffff) on colours.primary #6fc3a5 (masthead names" in band_warning

@@ -250,3 +250,19 @@ def test_two_files_of_the_same_issue_are_not_rendered_over_each_other(tmp_path: 
         " render them into different --out folders"
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["check", "render", "preview"])
+def test_a_file_over_the_upload_limit_is_refused_with_a_message(
+    tmp_path: Path, command: str
+) -> None:
+    big = tmp_path / "big.yaml"
+    text = (EXAMPLES / "2022-13.yaml").read_text(encoding="utf-8")
+    big.write_text(text + "# a very long comment\n" * 100_000, encoding="utf-8")  # 2.2 MB
+    result = run([command, "big.yaml"], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: big.yaml: the file is larger than 1 MB; an issue is much smaller:"
+        " is it the right file?"
+    )

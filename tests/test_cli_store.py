@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from mailer.cli.main import app
@@ -326,3 +327,37 @@ def test_commands_ask_for_an_upgrade_on_an_old_schema(
     assert "upgrade due" in runner.invoke(app, ["db", "status"]).stdout
     assert "upgraded from empty to" in runner.invoke(app, ["db", "upgrade"]).stdout
     assert runner.invoke(app, ["lists", "list", "--json"]).stdout.strip() == "[]"
+
+
+def test_lists_remove_archives_a_list_a_campaign_used(mailer, database_url: str) -> None:
+    """`mailer lists remove` and the web app share `mailer.removals.remove_list`."""
+    from mailer import db as mailer_db
+    from mailer.campaigns import Campaign
+
+    _demo(mailer)
+    refused = mailer("lists", "remove", "newsletter", code=1)
+    assert "active subscriptions and 0 unsubscribed records" in refused.stderr
+    assert "Pass --yes to confirm." in refused.stderr
+    engine = mailer_db.make_engine(database_url)
+    with Session(engine) as session, session.begin():
+        session.add(
+            Campaign(
+                name="Issue 15",
+                issue_path="x.yaml",
+                issue_slug="2022-15",
+                sender="LMEC <news@example.org>",
+                audience={"lists": ["newsletter"]},
+            )
+        )
+    engine.dispose()
+    assert (
+        "It is archived, not deleted: 1 campaign used it"
+        in mailer("lists", "remove", "newsletter", code=1).stderr
+    )
+    done = mailer("lists", "remove", "newsletter", "--yes").stdout
+    assert "archived list newsletter:" in done and "kept for the 1 campaign that" in done
+    assert "newsletter" not in mailer("lists", "list").stdout
+    assert (
+        "removed list partners-only and its"
+        in mailer("lists", "remove", "partners-only", "--yes").stdout
+    )

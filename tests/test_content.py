@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from mailer.content import (
+    MAX_FILE_BYTES,
+    TOO_LARGE,
     ButtonBlock,
     ContentError,
     DividerBlock,
@@ -136,15 +138,12 @@ def test_missing_top_level_fields_are_named() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a: [1,\n", "issue.yaml:2: invalid YAML"),
-        (
-            "a: 1\na: 2\n",
-            "issue.yaml:2: invalid YAML: while constructing a mapping: found duplicate",
-        ),
+        ("a: [1,\n", "issue.yaml:2: the file ends in the middle of a value"),
+        ("a: 1\na: 2\n", "issue.yaml:2: the field 'a' appears twice in the same place"),
         ("- just\n- a list\n", "issue.yaml:1: expected a mapping of fields at the top level"),
         ("", "issue.yaml:1: expected a mapping of fields at the top level"),
-        ("title: a\x00b\n", "issue.yaml:1: invalid YAML: unacceptable character"),
-        ("--- {a: 1}\n--- {b: 2}\n", "issue.yaml:2: invalid YAML: expected a single document"),
+        ("title: a\x00b\n", "issue.yaml:1: contains a control character (U+0000)"),
+        ("--- {a: 1}\n--- {b: 2}\n", "issue.yaml:2: a line '---' starts a second document"),
     ],
 )
 def test_broken_yaml_is_located(text: str, expected: str) -> None:
@@ -263,12 +262,16 @@ def test_unreadable_files_are_located_content_errors(tmp_path: Path) -> None:
     latin1.write_bytes(GOOD.replace("A title", "Caf\xe9").encode("latin-1"))
     with pytest.raises(ContentError) as caught:
         load_issue(latin1)
-    assert str(caught.value) == f"{latin1}:6: not UTF-8 text (byte 0xe9 at column 11)"
+    assert str(caught.value) == (
+        f"{latin1}:6: the file is not saved as UTF-8 text (character 11 of this line is not"
+        " UTF-8; accented or non-Latin letters were saved in another encoding): save it as"
+        " UTF-8 in your editor"
+    )
     with pytest.raises(ContentError, match="cannot read"):
         load_issue(tmp_path)
     with pytest.raises(ContentError) as caught:
         load_issue_text(GOOD.replace("A title", "A\x00title"), "nul.yaml")
-    assert str(caught.value).startswith("nul.yaml:6: invalid YAML: unacceptable character #x0000")
+    assert str(caught.value).startswith("nul.yaml:6: contains a control character (U+0000)")
     for bad in (latin1, tmp_path):
         with pytest.raises(ContentError):
             load_profile(bad)
@@ -280,8 +283,7 @@ def test_yaml_aliases_are_refused_so_they_cannot_multiply_a_file() -> None:
         laughs += f"x{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 10)}]\n"
     found = problems(laughs + GOOD.replace("blocks:", "contact: *a8\nblocks:"))
     assert found == [
-        "issue.yaml:2: invalid YAML: aliases (*a0) are not supported in content files;"
-        " write the value out"
+        "issue.yaml:2: aliases (*a0) are not supported in content files; write the value out"
     ]
     # an anchor alone is harmless, and "&" in text is text
     text = GOOD.replace("title: A title", "title: &t R&D & more")
@@ -299,7 +301,7 @@ def test_yaml_aliases_are_refused_so_they_cannot_multiply_a_file() -> None:
         (
             "title: A title",
             "title: " + "[" * 5000 + "]" * 5000,
-            "issue.yaml:6: invalid YAML: maximum depth of data structure exceeded",
+            "issue.yaml:6: nested more than 50 levels deep; an issue needs only a few levels",
         ),
     ],
 )
@@ -386,3 +388,113 @@ def test_sender_addresses_are_ascii_in_headers(tmp_path: Path) -> None:
         f"{path}:4: sender.address: the part before @ must be ASCII (many mail servers refuse"
         " others): '新闻@example.org'"
     ]
+
+
+LIBRARY_WORDS = ("while parsing", "while scanning", "<block", "YAML()", "max_depth", "token")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("title: a\n- b\n", "issue.yaml:2: this line is indented differently"),
+        ("title: a\n  number: 1\n", "issue.yaml:2: unexpected ': ' (a colon and a space)"),
+        ("blocks:\n  - paragraph: a\n   - paragraph: b\n", "issue.yaml:3: this line is indented"),
+        ('title: "a" b\n', "issue.yaml:1: unexpected text after a value"),
+        ('title: "abc\nyear: 1\n', "issue.yaml:1: a quoted value is never closed"),
+        ("title: a\n\tyear: 1\n", "issue.yaml:2: a tab character: indent with spaces"),
+        ("title: @me\n", "issue.yaml:1: a value cannot start with '@'; put the value in quotes"),
+        ("title: [a, b\nyear: 1\n", "issue.yaml:2: a '[' opened on line 1 is not closed"),
+        ("title: a\nfoo\nyear: 1\n", "issue.yaml:2: expected 'field: value' on this line"),
+        ("title: |x\n  a\n", "issue.yaml:1: '|' or '>' must end the line"),
+        ('title: "\\q"\n', "issue.yaml:1: \\q is not a valid escape"),
+        ("a: " + "[" * 60 + "]" * 60 + "\n", "issue.yaml:1: nested more than 50 levels deep"),
+        ("title: *x\n", "issue.yaml:1: aliases (*x) are not supported"),
+    ],
+)
+def test_yaml_errors_say_in_plain_words_what_is_wrong_and_where(text: str, expected: str) -> None:
+    found = problems(text)
+    assert len(found) == 1 and found[0].startswith(expected), found
+    assert not any(word in found[0] for word in LIBRARY_WORDS), found
+
+
+def test_issue_numbers_fit_the_database_and_are_sensible() -> None:
+    assert problems(GOOD.replace("number: 13", "number: 2147483648")) == [
+        "issue.yaml:2: number: Input should be less than or equal to 99999"
+    ]
+    assert load_issue_text(GOOD.replace("number: 13", "number: 99999"), "i.yaml").number == 99999
+    assert problems(GOOD.replace("year: 2022", "year: 99999999999")) == [
+        "issue.yaml:3: year: Input should be less than or equal to 2999"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "title: A title",
+            "title: A title\nsubject: " + "S" * 201,
+            "issue.yaml:7: subject: the subject has 201 characters; at most 200 are allowed",
+        ),
+        (
+            "title: A title",
+            "title: " + "T" * 201,
+            "issue.yaml:6: title: the title has 201 characters; at most 200 are allowed",
+        ),
+        (
+            "preheader: A preheader",
+            "preheader: " + "P" * 301,
+            "issue.yaml:7: preheader: the preheader has 301 characters; at most 300 are allowed",
+        ),
+        (
+            "title: A title",
+            'title: A title\nsubject: "Two\\nlines"',
+            "issue.yaml:7: subject: must be one line (it goes into mail headers and inbox lines)",
+        ),
+        (
+            "name: Mr. ZHOU Jun",
+            "name: " + "N" * 201,
+            "issue.yaml:13: blocks[2].statement.name: the name has 201 characters;"
+            " at most 200 are allowed",
+        ),
+        (
+            "newsletter: lmec",
+            "newsletter: " + "L" * 201,
+            "issue.yaml:1: newsletter: the name has 201 characters; at most 200 are allowed",
+        ),
+    ],
+)
+def test_subject_preheader_and_names_are_bounded_with_a_located_error(
+    old: str, new: str, expected: str
+) -> None:
+    assert problems(GOOD.replace(old, new)) == [expected]
+
+
+def test_the_longest_allowed_subject_and_preheader_load() -> None:
+    text = GOOD.replace("title: A title", "title: A title\nsubject: " + "S" * 200).replace(
+        "preheader: A preheader", "preheader: " + "P" * 300
+    )
+    issue = load_issue_text(text, "i.yaml")
+    assert len(issue.subject or "") == 200 and len(issue.preheader) == 300
+
+
+def test_profile_sender_name_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "newsletter.yaml"
+    path.write_text(
+        "id: x\nmasthead: {name: X}\n"
+        f"sender: {{name: {'N' * 201}, address: n@example.org}}\n"
+        "list_id: news.example.org\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ContentError) as caught:
+        load_profile(path)
+    assert [(p.line, p.field) for p in caught.value.problems] == [(3, "sender.name")]
+    assert "at most 200 characters" in caught.value.problems[0].message
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD + "# padding\n" * 100_001, encoding="utf-8")
+    assert big.stat().st_size > MAX_FILE_BYTES
+    with pytest.raises(ContentError) as caught:
+        load_issue(big)
+    assert str(caught.value) == f"{big}: {TOO_LARGE}"

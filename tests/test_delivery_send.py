@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import threading
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -21,9 +22,12 @@ import dkim
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
+from mailer.cli import delivery as delivery_cli
+from mailer.cli.main import app
 from mailer.compose import Root, build
 from mailer.content import load_issue
 from mailer.dispatch import Worker
@@ -33,7 +37,7 @@ from mailer.tokens import read_token
 from mailer.transport import AuthenticationError
 from subscribers import repository, suppression
 from subscribers.audience import Audience
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, free_port, smtp_server  # noqa: F401
 
@@ -284,6 +288,91 @@ def test_per_second_rate_limit_holds_across_connections(
     times = sorted(message.at for message in server.messages)
     # a burst of 10, then 10 a second: the last of 25 cannot arrive before 1.5 s
     assert (times[-1] - times[0]).total_seconds() >= 1.3
+    root.close()
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most messages that arrived within any one second (a sliding window)."""
+    times = sorted(arrivals)
+    return max(bisect_left(times, start + 1.0) - index for index, start in enumerate(times))
+
+
+def test_rate_limit_holds_at_the_wire_while_connections_open_slowly(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A relay counts messages as they arrive. Connections that take 0.3 s each to
+    open (TLS and a login at a real relay) must not bank slots for the messages that
+    wait for them: in no second does the server see more than the rate plus the
+    burst (5 + 5), whatever the connections and the machine's speed did."""
+    with SMTPTestServer(ehlo_delay=0.3, pipelining=True) as slow_to_open:
+        root = delivery_root(
+            tmp_path,
+            database_url,
+            slow_to_open.port,
+            smtp_connections=4,
+            smtp_rate_per_second=5,
+        )
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 20)
+        campaign_id = seed_campaign(root)
+        send_all(root.worker(), root.sessions, campaign_id)
+        assert slow_to_open.arrivals() == Counter({email: 1 for email in emails})
+        assert busiest_second([m.arrived for m in slow_to_open.messages]) <= 5 + 5
+        root.close()
+
+
+def test_recipients_who_left_after_the_campaign_was_queued_are_skipped(
+    tmp_path: Path,
+    database_url: str,
+    server: SMTPTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows are queued when sending starts. Whoever then unsubscribes (from everything,
+    or from the campaign's list while staying on another), bounces, is suppressed or is
+    removed gets nothing: the worker looks when it claims the rows, records them
+    `skipped` with the reason, and the report counts them."""
+    root = delivery_root(tmp_path, database_url, server.port)
+    with root.sessions.begin() as session:
+        emails = add_recipients(session, 12)
+        repository.add_list(session, "events")
+        repository.subscribe(session, repository.get_subscriber(session, emails[4]).id, "events")
+    campaign_id = seed_campaign(root)  # every row queued
+    left = {
+        emails[1]: "the subscriber became unsubscribed",
+        emails[4]: "unsubscribed from the campaign's list(s)",
+        emails[7]: "the address was suppressed",
+        emails[8]: "the subscriber became bounced",
+        emails[10]: "the subscriber was erased",
+    }
+    with root.sessions.begin() as session:
+        person = {email: repository.get_subscriber(session, email).id for email in left}
+        repository.unsubscribe(session, person[emails[1]], source="one-click")
+        repository.unsubscribe(session, person[emails[4]], "newsletter")  # still on "events"
+        suppression.suppress(session, emails[7].upper(), "complaint")
+        repository.set_status(session, person[emails[8]], SubscriberStatus.BOUNCED)
+        repository.remove_subscriber(session, person[emails[10]])
+    send_all(root.worker(), root.sessions, campaign_id)
+    assert server.arrivals() == Counter({e: 1 for e in emails if e not in left})
+    with root.sessions() as session:
+        rows = {r.email: r for r in session.scalars(select(LedgerRow))}
+        for email, reason in left.items():
+            assert rows[email].status == LedgerStatus.SKIPPED, email
+            assert rows[email].last_reply == f"skipped, not sent: {reason} after it was queued"
+            assert rows[email].attempts == 0 and rows[email].sent_at is None
+        total = ledger.report(session, campaign_id).total
+        assert (total.total, total.sent, total.skipped, total.failed) == (12, 7, 5, 0)
+        assert total.done == 12 and total.finished
+        assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENT
+
+    monkeypatch.chdir(tmp_path)  # the CLI's report says so too
+    monkeypatch.setenv("MAILER_DATABASE_URL", database_url)
+    monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(delivery_cli.out, "width", 250)
+    report = CliRunner().invoke(app, ["campaign", "report", str(campaign_id)])
+    assert report.exit_code == 0, report.stdout
+    assert "7 sent, 0 retrying, 0 open, 0 failed, of 12; 5 skipped" in report.stdout
+    headers = [line for line in report.stdout.splitlines() if "recipients" in line]
+    assert headers and all("skipped" in line for line in headers)  # a column in every table
     root.close()
 
 

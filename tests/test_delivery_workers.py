@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -16,7 +17,8 @@ from sqlalchemy.exc import OperationalError
 from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
 from mailer.dispatch import RecordingFailed
-from mailer.ledger import LedgerRow
+from mailer.ledger import LedgerRow, LedgerStatus
+from subscribers import repository, suppression
 from tests.smtpd import SMTPTestServer
 from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign
 
@@ -116,6 +118,63 @@ def test_stopping_a_worker_gives_the_rest_of_its_batch_back(
         root.worker(idle_seconds=0.01).run(threading.Event(), until_idle=True)  # no lease wait
         arrivals = server.arrivals()
     assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    root.close()
+
+
+def test_unsubscribing_while_a_batch_goes_out_stops_the_messages_not_yet_sent(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The batch is claimed and going out (one connection, held by the server on the
+    second message) when five people further down unsubscribe or are suppressed: their
+    messages are never sent, and their rows say skipped and why. The worker looks again
+    about once a second at the rows of its batch not yet begun."""
+    with SMTPTestServer() as server:
+        root = delivery_root(
+            tmp_path, database_url, server.port, smtp_connections=1, worker_batch_size=50
+        )
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 20)
+        campaign_id = seed_campaign(root)
+        gate = server.hold(emails[1])
+        worker = root.worker(idle_seconds=0.01)
+        running = threading.Thread(
+            target=worker.run, args=(threading.Event(),), kwargs={"until_idle": True}
+        )
+        running.start()
+        try:
+            assert server.wait_for(1)  # the batch is claimed; the worker waits on emails[1]
+            leaving = emails[10:15]
+            with root.sessions.begin() as session:
+                for email in leaving[:4]:
+                    person = repository.get_subscriber(session, email)
+                    repository.unsubscribe(session, person.id, source="one-click")
+                suppression.suppress(session, leaving[4], "complaint")
+            skipped = select(func.count()).where(LedgerRow.status == LedgerStatus.SKIPPED)
+            deadline = time.monotonic() + 60  # a safety net: the worker looks every second
+            while time.monotonic() < deadline:
+                with root.sessions() as session:
+                    if session.scalar(skipped) == 5:
+                        break
+                time.sleep(0.05)
+        finally:
+            gate.set()
+            running.join()
+        arrivals = server.arrivals()
+    assert arrivals == Counter({email: 1 for email in emails if email not in leaving})
+    with root.sessions() as session:
+        rows = {r.email: r for r in session.scalars(select(LedgerRow))}
+        assert {email for email, r in rows.items() if r.status == LedgerStatus.SKIPPED} == set(
+            leaving
+        )
+        assert rows[leaving[0]].last_reply == (
+            "skipped, not sent: the subscriber became unsubscribed after it was queued"
+        )
+        assert rows[leaving[4]].last_reply == (
+            "skipped, not sent: the address was suppressed after it was queued"
+        )
+        tally = ledger.progress(session, campaign_id)
+        assert (tally.sent, tally.skipped, tally.done) == (15, 5, 20)
+        assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENT
     root.close()
 
 

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.dkim import make_signer
+from mailer.errors import UserInputError
 from mailer.message import BadAddress, HeaderInjection, Identity, MessageTemplate, Recipient
 from mailer.render import Slot, fill
 from mailer.tokens import make_token
@@ -288,3 +289,10 @@ def test_ordinary_messages_are_transparent_and_dotted_lines_are_not() -> None:
     assert _has_dot_line(dotted.data) and not dotted.transparent
     dotted_name = template().personalise(Recipient(5, "reader@example.org", ".dot"))
     assert _has_dot_line(dotted_name.data) and not dotted_name.transparent
+
+
+@pytest.mark.parametrize("slot", list(Slot))
+def test_a_per_recipient_slot_in_the_subject_is_refused(slot: Slot) -> None:
+    """Slots are filled in the body only: in the Subject header one would go out literally."""
+    with pytest.raises(UserInputError, match=rf"^subject: {slot.value} cannot be used here"):
+        template(subject=f"News for {slot.value}")

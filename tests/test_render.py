@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import html
+import os
 import re
 import shutil
+import subprocess
+import sys
 import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,10 +20,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mailer.content import ContentError, load_issue_text
+from mailer.compose import Root
+from mailer.content import ContentError, load_issue, load_issue_text
+from mailer.demo import prepare
 from mailer.markdown import Links, Markdown
 from mailer.media import MediaError, MediaStore
-from mailer.render import FONT_STACK, Renderer, Slot, TemplateProblem, fill, initials, wrap
+from mailer.render import (
+    FONT_STACK,
+    Renderer,
+    Slot,
+    TemplateProblem,
+    fill,
+    initials,
+    web_copy,
+    wrap,
+)
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -452,3 +469,89 @@ def test_profile_logo_is_published_and_shown(tmp_path: Path) -> None:
     assert len(srcs) == 1 and srcs[0].startswith("https://news.example.org/media/")
     with Image.open(settings.resolved_media_dir / srcs[0].rsplit("/", 1)[1]) as stored:
         assert stored.size == (120, 120)  # twice the displayed width
+
+
+@pytest.mark.parametrize("field", ["subject", "title"])
+def test_a_per_recipient_slot_in_the_subject_or_title_is_a_located_error(field: str) -> None:
+    """The title is the subject by default; either goes into the Subject header, where a
+    slot would stay literal while the HTML title filled it: refused, with file and line."""
+    text = issue_yaml("  - paragraph: Hi\n", **{field: "News for %%EMAIL%%"})
+    with pytest.raises(ContentError) as refused:
+        load_issue_text(text, "slot.yaml")
+    line = 1 + text.splitlines().index(f"{field}: News for %%EMAIL%%")
+    assert [str(p) for p in refused.value.problems] == [
+        f"slot.yaml:{line}: {field}: %%EMAIL%% cannot be used here: the subject is the same"
+        " for every recipient (per-recipient placeholders are filled in the body only)"
+    ]
+
+
+def test_the_web_copy_replaces_what_only_the_email_shows(renderer: Renderer) -> None:
+    """The recipient's lines and links (and "view in browser") are marked in the HTML so
+    the web copy can put its own there; mail clients show nothing of the marks."""
+    rendered = renderer.render(load_issue(REPO / "examples" / "issues" / "2022-15.yaml"))
+    assert rendered.html.count("<!--email-only:") == 2
+    page = web_copy(rendered.html, {"footer": "<b>the web copy's footer</b>"})
+    assert page is not None
+    assert "<b>the web copy's footer</b>" in page and "email-only" not in page
+    assert "This email was sent to" not in page and "View in your browser" not in page
+    assert [slot for slot in Slot if slot.value in page] == []
+    assert page.count("Contact Us") == rendered.html.count("Contact Us") == 1  # the rest stays
+    assert web_copy("<p>frozen before the marks existed</p>", {"footer": "x"}) is None
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MAILER_DATA_DIR": str(cwd / "data")}
+    env.pop("MAILER_PUBLIC_BASE_URL", None)
+    code = "from mailer.cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_mailer_render_files_show_sample_values_unless_slots_are_kept(tmp_path: Path) -> None:
+    """Opened in a browser or a mail client, the files show a sample reader, a link to
+    the file itself for "view in browser", never a bare %%NAME%%; --keep-slots keeps them."""
+    seed = REPO / "examples" / "issues" / "2022-13.yaml"
+    result = _cli(["render", str(seed), "--out", "filled"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    html_path = tmp_path / "filled" / "2022-13.html"
+    html_text = html_path.read_text(encoding="utf-8")
+    text = (tmp_path / "filled" / "2022-13.txt").read_text(encoding="utf-8")
+    eml = email.message_from_bytes(
+        (tmp_path / "filled" / "2022-13.eml").read_bytes(), policy=email.policy.default
+    )
+    eml_html = eml.get_body(("html",))
+    assert isinstance(eml_html, email.message.EmailMessage)
+    for shown in (html_text, eml_html.get_content()):
+        assert "%%" not in shown
+        assert "This email was sent to Preview Reader (reader@example.org)." in shown
+        assert f'href="{html_path.resolve().as_uri()}"' in shown  # view in browser
+        assert "/unsubscribe/preview" in shown and "/preferences/preview" in shown
+    assert "%%" not in text and "Preview Reader" in text
+
+    kept = _cli(["render", str(seed), "--out", "kept", "--keep-slots"], tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    for suffix in ("html", "txt"):
+        raw = (tmp_path / "kept" / f"2022-13.{suffix}").read_text(encoding="utf-8")
+        assert Slot.NAME.value in raw and Slot.VIEW_URL.value in raw
+
+
+def test_the_demo_writes_its_rendered_issues_with_sample_values(root: Root) -> None:
+    """`./run demo` renders both seeds into data/rendered/ for people to open (its step 4)."""
+    report = prepare(root, send=lambda _root: None)
+    assert sorted(path.name for path in report.rendered) == [
+        "2022-13.html",
+        "2022-13.txt",
+        "2022-15.html",
+        "2022-15.txt",
+    ]
+    for path in report.rendered:
+        shown = path.read_text(encoding="utf-8")
+        assert "%%" not in shown, path
+        assert "Preview Reader" in shown, path

@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from mailer.cli.main import app as cli
+from mailer.compose import Root
 from subscribers import repository as repo
 from subscribers.csvformat import neutralise, unneutralise
 from subscribers.csvio import export_csv, import_csv
 from subscribers.errors import ImportRejected, StoreInputError
 from subscribers.models import Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from subscribers.suppression import suppress
+from tests.web_harness import add_user, login, make_app
 
 NAMES = {
     "CN": "张伟",
@@ -176,6 +180,16 @@ BAD_INPUTS = [
         "json-lone-surrogate",  # no text encoding can store it
         b'email,attributes\na@example.org,"{""a"": ""\\ud800""}"\n',
         "in.csv:2: attributes: not valid JSON: '\\ud800' is half of a UTF-16 pair",
+    ),
+    (
+        "json-nul",  # PostgreSQL's JSON cannot hold \u0000
+        b'email,attributes\na@example.org,"{""a"": ""x\\u0000y""}"\n',
+        "in.csv:2: attributes: not valid JSON for the store: \\u0000 (a NUL character)",
+    ),
+    (
+        "json-deep",  # the parser recurses: 995 levels in 2 KB was a RecursionError
+        b'email,attributes\na@example.org,"{""a"": ' + b"[" * 995 + b"]" * 995 + b'}"\n',
+        "in.csv:2: attributes: nested more than 5 levels deep",
     ),
 ]
 
@@ -390,3 +404,54 @@ def test_list_slugs_are_matched_in_any_case(sessions: sessionmaker[Session]) -> 
     assert report.subscribed == 2
     with sessions() as session:
         assert repo.get_list(session, "PARTNERS-ONLY").slug == "partners-only"
+
+
+DEEP = b'email,attributes\ndeep@example.org,"' + b"[" * 995 + b"]" * 995 + b'"\n'
+
+
+def test_deep_attributes_are_a_row_error_in_the_cli_and_the_web_import(
+    root: Root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with root.sessions.begin() as session:
+        repo.add_list(session, "newsletter", "Newsletter")
+    deep = tmp_path / "deep.csv"
+    deep.write_bytes(DEEP)
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("MAILER_DATABASE_URL", root.settings.resolved_database_url)
+    monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli, ["subscribers", "import", str(deep), "--list", "newsletter"])
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    assert result.stderr.startswith(f"{deep}:2: attributes: nested more than 5 levels deep")
+    assert "Traceback" not in result.stderr
+
+    app = make_app(root)
+    add_user(app, "admin@example.org", "admin")
+    http, token = login(app, "admin@example.org")
+    page = http.post(
+        "/subscribers/import",
+        data={"csrf_token": token},
+        files={"file": ("deep.csv", DEEP, "text/csv")},
+    )
+    assert page.status_code == 400  # a failed form answers 400, beside the field
+    assert "nested more than 5 levels deep" in page.text
+    with root.sessions() as session:
+        assert session.scalars(select(Subscriber)).all() == []
+
+
+def test_the_report_counts_in_english() -> None:
+    """ "1 invalid rows skipped" read badly; one of anything is singular."""
+    from subscribers.csvio import ImportReport
+    from subscribers.errors import Problem
+
+    one = ImportReport(file="a.csv", rows=1, created=1, subscribed=1, suppressed_skipped=1)
+    one.problems.append(Problem("a.csv", 2, "email", "bad"))
+    one.duplicates.append((3, 2, "x@example.org"))
+    text = one.summary()
+    assert "1 row read; 1 subscriber created" in text
+    assert "1 subscription added" in text and "1 duplicate row merged" in text
+    assert "1 suppressed address skipped" in text and "1 invalid row skipped" in text
+    many = ImportReport(file="a.csv", rows=2, suppressed_skipped=2)
+    many.problems.extend([Problem("a.csv", 2, "", "x")] * 2)
+    assert "2 rows read; 0 subscribers created" in many.summary()
+    assert "2 suppressed addresses skipped" in many.summary()
+    assert "2 invalid rows skipped" in many.summary()

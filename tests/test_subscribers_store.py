@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -316,3 +317,76 @@ def test_preference_lists_are_the_public_ones_and_the_private_ones_a_person_is_o
             "newsletter",
             "staff",
         ]
+
+
+def test_a_zone_sent_back_unchanged_does_not_pin_it(sessions: sessionmaker[Session]) -> None:
+    """A form sends every field back; a time zone equal to the stored one is not a
+    choice, so a new country still moves a default zone (the CLI passes None)."""
+    with sessions.begin() as session:
+        s = repo.add_subscriber(session, "aung@example.org", country="MM")
+        s = repo.update_subscriber(session, s.id, country="TH", timezone="Asia/Yangon")
+        assert (s.country, s.timezone) == ("TH", "Asia/Bangkok")
+        s = repo.update_subscriber(session, s.id, country="LA", timezone=" Asia/Bangkok ")
+        assert s.timezone == "Asia/Vientiane"
+        s = repo.update_subscriber(session, s.id, country="VN", timezone="Asia/Tokyo")
+        assert s.timezone == "Asia/Tokyo"  # typed on purpose: stays
+        s = repo.update_subscriber(session, s.id, country="KH", timezone="Asia/Tokyo")
+        assert s.timezone == "Asia/Tokyo"  # not the old country's default: stays
+
+
+def test_store_errors_name_their_field(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        repo.add_partner(session, "Green Delta", "VN")
+        s = repo.add_subscriber(session, "a@example.org")
+        cases: list[tuple[Callable[[], object], str]] = [
+            (lambda: repo.update_subscriber(session, s.id, timezone="Mars/Olympus"), "timezone"),
+            (lambda: repo.update_subscriber(session, s.id, email="nope"), "email"),
+            (lambda: repo.update_subscriber(session, s.id, country="Atlantis"), "country"),
+            (lambda: repo.update_subscriber(session, s.id, partner="Nobody"), "partner"),
+            (lambda: repo.update_subscriber(session, s.id, language="!!"), "language"),
+            (lambda: repo.update_subscriber(session, s.id, status="gone"), "status"),
+            (lambda: repo.add_subscriber(session, "A@example.org"), "email"),
+            (lambda: repo.add_subscriber(session, "b@example.org", lists=["x"]), "lists"),
+            (lambda: repo.add_partner(session, "green delta"), "name"),
+            (lambda: repo.add_list(session, "Bad Slug"), "slug"),
+        ]
+        for call, field in cases:
+            with pytest.raises((StoreInputError, NotFound, Conflict)) as caught:
+                call()
+            assert caught.value.field == field, (field, caught.value)
+
+
+def test_a_list_campaigns_used_is_archived_not_deleted(sessions: sessionmaker[Session]) -> None:
+    from subscribers.audience import check_audience, count_audience
+
+    with sessions.begin() as session:
+        repo.add_list(session, "newsletter", public=True)
+        repo.add_list(session, "events")
+        for n in range(3):
+            repo.add_subscriber(session, f"p{n}@example.org", lists=["newsletter", "events"])
+        before = repo.list_removal(session, "newsletter", campaigns=2, sent=1)
+        assert (before.active, before.unsubscribed, before.archives) == (3, 0, True)
+        done = repo.remove_list(session, "newsletter", campaigns=2, sent=1)
+        assert done == before
+    with sessions() as session:
+        assert [x.slug for x in repo.list_lists(session)] == ["events"]
+        assert [x.slug for x in repo.list_lists(session, archived=True)] == ["newsletter"]
+        assert [c.slug for c in repo.list_counts(session)] == ["events"]
+        with pytest.raises(NotFound, match="was removed on"):
+            repo.get_list(session, "newsletter")
+        with pytest.raises(NotFound, match="removed list"):
+            check_audience(session, Audience(lists=("newsletter",)))
+        assert count_audience(session, Audience()) == 3  # through "events" only
+        assert count_audience(session, Audience(lists=("newsletter",), countries=())) == 0
+        person = repo.get_subscriber(session, "p0@example.org")
+        with pytest.raises(NotFound):
+            repo.subscribe(session, person.id, "newsletter")
+        assert [x.slug for x in repo.preference_lists(session, person.id)] == ["events"]
+        with pytest.raises(Conflict, match="a removed list"):
+            repo.add_list(session, "newsletter")
+    with sessions.begin() as session:  # a list no campaign used is deleted
+        gone = repo.remove_list(session, "events")
+        assert (gone.active, gone.archives) == (3, False)
+    with sessions() as session:
+        assert repo.list_lists(session) == []
+        assert len(repo.list_lists(session, archived=True)) == 1

@@ -264,6 +264,42 @@ def test_try_acquire_takes_a_free_slot_or_says_how_long_to_wait() -> None:
     assert RateLimiter().try_acquire() == 0.0
 
 
+def test_wait_for_says_when_slots_are_free_and_takes_none() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(per_second=2, per_hour=3, clock=fake.clock, sleep=fake.sleep)
+    assert limiter.wait_for(2) == 0.0 and limiter.wait_for(2) == 0.0  # nothing taken
+    assert limiter.wait_for(3) > 0  # more than the burst is never free at once
+    assert limiter.try_acquire() == 0.0
+    assert 0.4 <= limiter.wait_for(2) <= 0.5  # one left; the second comes in half a second
+    fake.now += 0.5
+    assert limiter.wait_for(2) == 0.0
+    assert limiter.try_acquire() == 0.0 and limiter.try_acquire() == 0.0
+    fake.now += 10
+    assert limiter.wait_for(1) == 3600 - 10.5  # the hourly quota of 3 is spent
+    assert RateLimiter().wait_for(100) == 0.0
+
+
+class OpenFirst(RateLimiter):
+    """Fails the test if a slot is taken while the transport has no open connection."""
+
+    transport: SMTPTransport | None = None
+
+    def try_acquire(self) -> float:
+        assert self.transport is not None and self.transport._smtp is not None
+        return super().try_acquire()
+
+
+def test_send_takes_its_slot_once_the_connection_is_open(server: SMTPTestServer) -> None:
+    """Opening a connection can take longer than a slot lasts: the slot is taken after."""
+    limiter = OpenFirst(per_second=100)
+    transport = transport_for(server, limiter=limiter, messages_per_connection=1)
+    limiter.transport = transport
+    for index in range(3):  # each on a new connection
+        transport.send("a@example.org", [f"b{index}@example.org"], MESSAGE)
+    transport.close()
+    assert server.count() == 3 and len({m.connection for m in server.messages}) == 3
+
+
 def test_international_address_needs_smtputf8() -> None:
     message = "From: a@example.org\r\nTo: 测试@example.cn\r\n\r\nHello\r\n".encode()
     with SMTPTestServer() as server:

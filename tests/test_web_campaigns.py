@@ -174,14 +174,14 @@ def test_pause_resume_cancel_and_bad_schedules(web_root: Root) -> None:
     assert 'id="campaign-state">paused<' in http.get(f"/campaigns/{campaign_id}").text
     http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
     assert 'id="campaign-state">sending<' in http.get(f"/campaigns/{campaign_id}").text
-    http.post(f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token})
+    http.post(f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token, "confirm": "yes"})
     page = http.get(f"/campaigns/{campaign_id}").text
     assert 'id="campaign-state">cancelled<' in page
     # Whoever got it before the cancel can still open the web copy; the archive skips it.
     assert http.get(f"/view/{campaign_id}").status_code == 200
     assert f"/view/{campaign_id}" not in http.get("/archive").text
     never_sent = _create(http, token)
-    http.post(f"/campaigns/{never_sent}/cancel", data={"csrf_token": token})
+    http.post(f"/campaigns/{never_sent}/cancel", data={"csrf_token": token, "confirm": "yes"})
     assert http.get(f"/view/{never_sent}").status_code == 404
     http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
     assert "cannot become sending" in http.get(f"/campaigns/{campaign_id}").text
@@ -225,7 +225,9 @@ def test_local_time_progress_counts_later_waves_and_cancel_settles_them(web_root
     listing = http.get("/campaigns").text
     assert "1 / 3" in listing
 
-    answer = http.post(f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token})
+    answer = http.post(
+        f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert answer.status_code == 303
     page = http.get(f"/campaigns/{campaign_id}").text
     assert 'id="campaign-state">cancelled<' in page
@@ -313,7 +315,11 @@ def test_draft_page_shows_subject_and_recipients_and_can_be_edited_or_deleted(
     assert 'id="campaign-recipients">1<' in page
     assert "Saved the draft" in page
 
-    deleted = http.post(f"/campaigns/{campaign_id}/delete", data={"csrf_token": token})
+    asked = http.post(f"/campaigns/{campaign_id}/delete", data={"csrf_token": token})
+    assert asked.status_code == 200 and "Delete the draft Renamed?" in asked.text
+    deleted = http.post(
+        f"/campaigns/{campaign_id}/delete", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert deleted.headers["location"] == "/campaigns"
     assert "Deleted the draft campaign “Renamed”" in http.get("/campaigns").text
     assert http.get(f"/campaigns/{campaign_id}").status_code == 404
@@ -321,7 +327,7 @@ def test_draft_page_shows_subject_and_recipients_and_can_be_edited_or_deleted(
     sent = _create(http, token)
     http.post(f"/campaigns/{sent}/send", data={"csrf_token": token})
     assert http.get(f"/campaigns/{sent}/edit").status_code == 303
-    http.post(f"/campaigns/{sent}/delete", data={"csrf_token": token})
+    http.post(f"/campaigns/{sent}/delete", data={"csrf_token": token, "confirm": "yes"})
     assert "only a draft can be deleted" in http.get(f"/campaigns/{sent}").text
 
 
@@ -348,7 +354,7 @@ def test_archive_line_and_status_follow_the_state(web_root: Root) -> None:
     assert listing.status_code == 200 and "3 / 3" in listing.text
 
     cancelled = _create(http, token)
-    http.post(f"/campaigns/{cancelled}/cancel", data={"csrf_token": token})
+    http.post(f"/campaigns/{cancelled}/cancel", data={"csrf_token": token, "confirm": "yes"})
     page = http.get(f"/campaigns/{cancelled}").text
     assert "published once it goes out" not in page
     assert "Public archive: not published (cancelled)" in page

@@ -7,18 +7,37 @@ and campaigns that reach a private list stay out of the archive, the feed and th
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
 from sqlalchemy.orm import Session
 
 from mailer import campaigns, tokens
-from mailer.compose import Root
+from mailer.compose import Root, build
+from mailer.content import load_issue
+from mailer.errors import UserInputError
+from mailer.render import Renderer
 from subscribers import privacy, repository
 from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus
-from tests.web_harness import client, csrf_of, make_app
+from tests.conftest import REPO, make_settings
+from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401
+from tests.web_harness import (
+    CHROMIUM_ARGS,
+    ConsoleLog,
+    client,
+    csrf_of,
+    free_socket,
+    make_app,
+    no_horizontal_overflow,
+    serve,
+)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CHECKBOX = re.compile(r'<input type="checkbox" name="lists" value="([^"]+)"( checked)?')
@@ -274,3 +293,226 @@ def test_the_archive_publishes_only_campaigns_sent_to_public_lists(root: Root) -
         repository.update_list(session, "events", public=False)
     archived = {private, mixed, early}
     assert _published(http, every) == (archived, archived, archived | {later})
+
+
+class _Labelled(HTMLParser):
+    """The `<title>` and the `aria-label` of the email's article (set from mj-title)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = ""
+        self.labels: list[str] = []
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self._in_title = tag == "title"
+        if found.get("role") == "article":
+            self.labels.append(found.get("aria-label") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+def _title_and_labels(markup: str) -> tuple[str, list[str]]:
+    parser = _Labelled()
+    parser.feed(markup)
+    return parser.title, parser.labels
+
+
+SEED = REPO / "examples" / "issues" / "2022-13.yaml"
+OVERRIDE = "Issue 13: the Working Group met in Beijing — 澜沧江-湄公河"
+
+
+def _mail_root(tmp_path: Path, database_url: str, smtp_port: int, **overrides: object) -> Root:
+    return build(
+        make_settings(
+            tmp_path,
+            database_url=database_url,
+            smtp_port=smtp_port,
+            retry_base_seconds=0.0,
+            **overrides,
+        )
+    )
+
+
+def _send_seed(root: Root, subject: str | None = None) -> int:
+    """Issue 13 (the real seed, rendered by the real renderer) sent to two people of the
+    public list through the SMTP server the root names; the campaign's id."""
+    with root.sessions.begin() as session:
+        repository.add_list(session, "newsletter", "LMEC Newsletter", public=True)
+        for index, name in enumerate(("sokha", "ລອນຄຳ")):
+            repository.add_subscriber(
+                session, f"p{index}@example.org", name=name, lists=["newsletter"]
+            )
+        campaign = campaigns.create_campaign(
+            session,
+            name="Issue 13",
+            issue_path=SEED,
+            issue=load_issue(SEED),
+            sender="LMEC Newsletter <newsletter@lmec.example.org>",
+            audience=Audience(lists=("newsletter",)),
+            subject=subject,
+        )
+        campaign_id = campaign.id
+    campaigns.start_sending(
+        root.sessions, campaign_id, renderer=Renderer.from_settings(root.settings)
+    )
+    root.worker().run(threading.Event(), until_idle=True)
+    with root.sessions() as session:
+        assert campaigns.get_campaign(session, campaign_id).state == "sent"
+    return campaign_id
+
+
+def test_the_campaign_subject_is_the_one_subject_everywhere(
+    tmp_path: Path,
+    database_url: str,
+    smtp_server: SMTPTestServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The campaign's own subject is the Subject header (read back from a real SMTP
+    server), the HTML title, the article's aria-label and the web copy's title."""
+    root = _mail_root(tmp_path, database_url, smtp_server.port)
+    try:
+        campaign_id = _send_seed(root, subject=f"  {OVERRIDE}  ")
+        messages = smtp_server.parsed()
+        assert len(messages) == 2
+        for message in messages:
+            assert message["Subject"] == OVERRIDE  # decoded from RFC 2047 by the parser
+            html_part = message.get_body(("html",))
+            assert html_part is not None
+            assert _title_and_labels(html_part.get_content()) == (OVERRIDE, [OVERRIDE])
+        view = client(make_app(root)).get(f"/view/{campaign_id}")
+        assert view.status_code == 200
+        assert _title_and_labels(view.text) == (OVERRIDE, [OVERRIDE])
+        assert f">{OVERRIDE}</a>" in client(make_app(root)).get("/archive").text
+    finally:
+        root.close()
+
+
+def test_a_per_recipient_slot_in_a_campaign_subject_is_refused(root: Root) -> None:
+    with root.sessions.begin() as session, pytest.raises(UserInputError) as refused:
+        campaigns.create_campaign(
+            session,
+            name="Issue 13",
+            issue_path=SEED,
+            issue=load_issue(SEED),
+            sender="LMEC <news@lmec.example.org>",
+            audience=Audience(lists=("newsletter",)),
+            subject="News for %%EMAIL%%",
+        )
+    assert str(refused.value).startswith("subject: %%EMAIL%% cannot be used here")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.append(dict(attrs).get("href") or "")
+
+
+def _hrefs(markup: str) -> list[str]:
+    parser = _Links()
+    parser.feed(markup)
+    return parser.hrefs
+
+
+PER_RECIPIENT = ("/unsubscribe", "/preferences", "/view/")
+
+
+def test_the_web_copy_has_a_footer_for_a_web_page(
+    tmp_path: Path,
+    database_url: str,
+    smtp_server: SMTPTestServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Nobody's name or address, no unsubscribe or preferences link leading to a page
+    that says "use the link in your email", no "view in browser" linking to itself;
+    while every email keeps its recipient's footer."""
+    root = _mail_root(tmp_path, database_url, smtp_server.port)
+    try:
+        campaign_id = _send_seed(root)
+        http = client(make_app(root))
+        page = http.get(f"/view/{campaign_id}")
+        assert page.status_code == 200
+        assert "This is the web copy of Issue 13, 2022." in page.text
+        for email_only in ("This email was sent to", "View in your browser", "Unsubscribe"):
+            assert email_only not in page.text
+        assert "subscriber" not in page.text and "your address" not in page.text
+        assert "%%" not in page.text and "email-only" not in page.text
+        links = _hrefs(page.text)
+        assert links.count("/archive") == 2 and links.count("/subscribe") == 1
+        assert [h for h in links if any(part in h for part in PER_RECIPIENT)] == []
+        info = http.get("/subscribe")
+        assert info.status_code == 200
+        assert "mailto:li.xia@fecomee.org.cn" in info.text  # the profile's reply-to
+        assert "links to manage your subscription and to unsubscribe" in info.text
+
+        for message in smtp_server.parsed():  # the emails keep what only they show
+            html_part = message.get_body(("html",))
+            assert html_part is not None
+            body = html_part.get_content()
+            assert "This email was sent to" in body and "web copy" not in body
+            links = _hrefs(body)
+            assert all(any(part in h for h in links) for part in PER_RECIPIENT)
+    finally:
+        root.close()
+
+
+@pytest.mark.browser
+def test_the_web_copy_in_chromium(
+    tmp_path: Path,
+    database_url: str,
+    artifacts: Path,
+    smtp_server: SMTPTestServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    """/view/<id> of a sent campaign as a reader's browser shows it, at 600 and 375 px:
+    the web copy's footer, and links that lead somewhere useful. Screenshots in
+    test-artifacts/web-copy-*.png."""
+    sock = free_socket()
+    host, port = sock.getsockname()
+    root = _mail_root(
+        tmp_path, database_url, smtp_server.port, public_base_url=f"http://{host}:{port}"
+    )
+    db = root.engine.dialect.name
+    console = ConsoleLog()
+    try:
+        campaign_id = _send_seed(root)
+        with serve(make_app(root), sock) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            for width in (600, 375):
+                page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+                console.attach(page)
+                page.goto(f"{base}/view/{campaign_id}")
+                body = page.locator("body").inner_text()
+                assert "This is the web copy of Issue 13, 2022." in body
+                for email_only in ("This email was sent to", "View in your browser"):
+                    assert email_only not in body
+                assert "Unsubscribe" not in body and "Manage your subscription" not in body
+                hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
+                assert f"{base}/archive" in hrefs and f"{base}/subscribe" in hrefs
+                assert [h for h in hrefs if any(part in h for part in PER_RECIPIENT)] == []
+                assert no_horizontal_overflow(page)
+                page.screenshot(path=str(artifacts / f"web-copy-{width}-{db}.png"), full_page=True)
+                footer = page.locator("a", has_text="Subscribe or manage your subscription")
+                footer.scroll_into_view_if_needed()
+                page.screenshot(path=str(artifacts / f"web-copy-footer-{width}-{db}.png"))
+                footer.click()
+                page.wait_for_url(f"{base}/subscribe")
+                assert "li.xia@fecomee.org.cn" in page.locator("main").inner_text()
+                assert no_horizontal_overflow(page)
+                page.screenshot(path=str(artifacts / f"web-subscribe-{width}-{db}.png"))
+                page.go_back()
+                page.locator("a", has_text="Past issues").last.click()
+                page.wait_for_url(f"{base}/archive")
+                assert page.locator(f'a[href="/view/{campaign_id}"]').count() == 1
+                page.context.close()
+            browser.close()
+    finally:
+        root.close()
+    assert console.errors == []

@@ -18,6 +18,7 @@ PUBLIC = {
     "/login",
     "/logout",
     "/unsubscribe",
+    "/subscribe",
     "/unsubscribe/{token}",
     "/preferences/{token}",
     "/view/{campaign_id:int}",
@@ -389,3 +390,29 @@ def test_missing_things_are_404_pages_not_server_errors(root: Root) -> None:
         assert response.status_code == 404, path
         assert "Not found" in response.text, path
     assert http.post("/lists/nope/delete", data={"csrf_token": token}).status_code == 404
+
+
+def test_trailing_slash_redirects_stay_on_this_site_whatever_the_host_header(
+    root: Root,
+) -> None:
+    """`/archive/` redirected to `http://<Host header>/archive`; now every route's other
+    spelling redirects to a path on this site (a relative Location) or is not found."""
+    app = _app(root)
+    http, _ = login(app, "admin@example.org")
+    routes = [*app.routes, *auth.router.routes, *public.router.routes]
+    routes += [*editor.router.routes, *operator.router.routes]
+    paths = {
+        _concrete(route.path).replace("{token}", "a-token")
+        for route in routes
+        if isinstance(route, APIRoute) and "GET" in (route.methods or ())
+    }
+    assert {"/archive", "/issues", "/login"} <= paths
+    for path in sorted(paths - {"/"}):
+        response = http.get(path + "/", headers={"host": "evil.example"})
+        assert response.status_code == 307, path
+        assert response.headers["location"] == path, path
+    query = http.get("/archive/?page=2", headers={"host": "evil.example"})
+    assert query.headers["location"] == "/archive?page=2"
+    mount = http.get("/static", headers={"host": "evil.example"})
+    assert mount.status_code == 307 and mount.headers["location"] == "/static/"
+    assert http.get("/no-such-page/", headers={"host": "evil.example"}).status_code == 404

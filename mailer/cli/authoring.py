@@ -2,7 +2,8 @@
 
 Thin wrappers over mailer.content, mailer.render, mailer.checks and mailer.preview.
 A broken content file prints one line per problem (file:line: field: message) on
-stderr and exits with status 1, without a traceback.
+stderr and exits with status 1, without a traceback; so does a file over 1 MB, the
+web upload's limit (mailer.content.MAX_FILE_BYTES), which is refused before parsing.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import typer
 
 from mailer.checks import Level, check_issue, has_errors
 from mailer.cli.common import fail, friendly_errors
-from mailer.content import ContentError, Issue, load_issue
-from mailer.preview import sample_values, serve
+from mailer.content import MAX_FILE_BYTES, TOO_LARGE, ContentError, Issue, load_issue
+from mailer.preview import serve, with_sample_values
 from mailer.profile import Profile
-from mailer.render import RenderedIssue, Renderer, fill
+from mailer.render import RenderedIssue, Renderer
 from mailer.settings import Settings, load_settings
 
 IssueArg = Annotated[
@@ -118,12 +119,14 @@ def _write_parts(
     out.mkdir(parents=True, exist_ok=True)
     for path, issue, rendered in loaded:
         html_path = out / f"{issue.slug}.html"
-        values = sample_values(settings.public_base_url, html_path.resolve().as_uri())
-        html = rendered.html if keep_slots else fill(rendered.html, values, html=True)
-        text = rendered.text if keep_slots else fill(rendered.text, values, html=False)
-        html_path.write_text(html, encoding="utf-8")
-        (out / f"{issue.slug}.txt").write_text(text, encoding="utf-8")
-        eml = build_eml(rendered, renderer.profile, settings, html, text)
+        shown = rendered
+        if not keep_slots:
+            shown = with_sample_values(
+                rendered, settings.public_base_url, html_path.resolve().as_uri()
+            )
+        html_path.write_text(shown.html, encoding="utf-8")
+        (out / f"{issue.slug}.txt").write_text(shown.text, encoding="utf-8")
+        eml = build_eml(rendered, renderer.profile, settings, shown.html, shown.text)
         (out / f"{issue.slug}.eml").write_bytes(eml)
         if mjml_source:
             (out / f"{issue.slug}.mjml").write_text(renderer.mjml(issue), encoding="utf-8")
@@ -178,6 +181,8 @@ def preview_command(
     settings = _settings(env_file)
     if not issue.is_file():
         raise fail(f"error: {issue}: no such file")
+    if issue.stat().st_size > MAX_FILE_BYTES:  # as `check`, `render` and the web upload
+        raise fail(f"error: {issue}: {TOO_LARGE}")
     try:  # a port in use is one line, not a server's log
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family) as probe:

@@ -6,7 +6,6 @@ Thin wrappers over `mailer.campaigns`, `mailer.ledger`, `mailer.dispatch` and
 
 from __future__ import annotations
 
-import csv
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from mailer import campaigns, ledger
 from mailer.campaigns import CampaignState
 from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
 from mailer.content import load_issue
+from mailer.failurescsv import write_failures
 from mailer.render import Renderer
 from mailer.testsend import send_test
 from subscribers.audience import Audience, check_audience, count_audience
@@ -135,6 +135,7 @@ def show_command(campaign_id: CampaignArg) -> None:
         state = campaign.state + (f": {campaign.state_reason}" if campaign.state_reason else "")
         content = f"frozen {_local(campaign.frozen_at, zone)}" if campaign.frozen else "not frozen"
         counts = f"{tally.sent} / {tally.retrying} / {tally.failed} / {tally.pending}"
+        counts += _skipped(tally)
         rows = [
             ("name", campaign.name),
             ("issue", f"{campaign.issue_slug} ({campaign.issue_path})"),
@@ -186,8 +187,14 @@ def cancel_command(
     _control("cancel", campaign_id, reason)
 
 
+def _skipped(tally: ledger.Tally) -> str:
+    """Rows skipped because the person left after they were queued, when there are any."""
+    return f"; {tally.skipped} skipped (left after it was queued)" if tally.skipped else ""
+
+
 def _tally_table(title: str, tallies: list[ledger.Tally], names: dict[str, str]) -> Table:
-    table = Table("", "recipients", "sent", "retrying", "open", "failed", title=title)
+    columns = ("", "recipients", "sent", "retrying", "open", "failed", "skipped")
+    table = Table(*columns, title=title)
     for tally in tallies:
         label = names.get(tally.key, tally.key) or "(none)"
         table.add_row(
@@ -197,6 +204,7 @@ def _tally_table(title: str, tallies: list[ledger.Tally], names: dict[str, str])
             str(tally.retrying),
             str(tally.pending),
             str(tally.failed),
+            str(tally.skipped),
         )
     return table
 
@@ -216,7 +224,7 @@ def report_command(
         out.print(
             f"campaign {campaign.id} ({campaign.name}) is {campaign.state}: "
             f"{total.sent} sent, {total.retrying} retrying, {total.pending} open, "
-            f"{total.failed} failed, of {total.total}"
+            f"{total.failed} failed, of {total.total}{_skipped(total)}"
         )
         out.print(_tally_table("per country", result.by_country, {}))
         out.print(_tally_table("per partner", result.by_partner, partners))
@@ -232,14 +240,7 @@ def report_command(
             except OSError as exc:
                 raise fail(f"error: {failures_csv}: cannot write: {exc.strerror}") from None
             with handle:
-                writer = csv.writer(handle)
-                writer.writerow(["email", "name", "country", "attempts", "last_reply"])
-                count = 0
-                for row in ledger.failures(session, campaign_id):
-                    writer.writerow(
-                        [row.email, row.name or "", row.country or "", row.attempts, row.last_reply]
-                    )
-                    count += 1
+                count = write_failures(handle, ledger.failures(session, campaign_id))
             out.print(f"{count} failed recipient(s) written to {failures_csv}")
 
 
@@ -347,7 +348,7 @@ def send_command(
         reason = f" ({campaign.state_reason})" if campaign.state_reason else ""
         out.print(
             f"campaign {campaign_id} is {campaign.state}{reason}: {tally.sent} sent, "
-            f"{tally.failed} failed, {tally.retrying + tally.pending} still open"
+            f"{tally.failed} failed, {tally.retrying + tally.pending} still open{_skipped(tally)}"
         )
         if campaign.state == CampaignState.PAUSED:
             out.print("a running `mailer worker` resumes it when the server answers again")
@@ -356,7 +357,10 @@ def send_command(
 def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
 ) -> None:
-    """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM)."""
+    """Send due messages of every campaign, until stopped (Ctrl-C or SIGTERM).
+
+    Its rate limits are its own: with N workers, set MAILER_SMTP_RATE_* to the relay's limit / N.
+    """
     with opened() as the_root:
         worker = the_root.worker()
         stop = threading.Event()

@@ -32,8 +32,9 @@ def demo_command(
     ] = EXAMPLES_DIR,
     env_file: Annotated[Path | None, typer.Option(help="Settings file (default: .env).")] = None,
 ) -> None:
-    """Set up a demo installation, send both seed issues to a local capture server,
-    and serve the web app.
+    """Set up a demo installation, send both seed issues to a local capture server
+    (MAILER_SMTP_PORT, default 2525), and serve the web app (MAILER_WEB_HOST and
+    MAILER_WEB_PORT, default 127.0.0.1:8000).
 
     Idempotent: run it again and nothing is sent twice. Everything lives in the data
     folder (MAILER_DATA_DIR, default ./data); delete it to start over.
@@ -99,6 +100,7 @@ def _step(line: str) -> None:
 def register(app: typer.Typer) -> None:
     app.command(
         "demo",
-        epilog="Example: mailer demo            (then open http://127.0.0.1:8000/)\n\n"
+        epilog="Example: mailer demo            (then open the address it prints: "
+        "http://MAILER_WEB_HOST:MAILER_WEB_PORT/, by default http://127.0.0.1:8000/)\n\n"
         "Example: mailer demo --no-serve (prepare and send, then exit)",
     )(demo_command)

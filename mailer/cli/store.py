@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailer import db
+from mailer import db, removals
 from mailer.cli.common import fail, opened
 from mailer.compose import Root
 from mailer.privacy import erase_person, export_everything
@@ -281,17 +281,34 @@ def lists_edit(
         out.print(f"list {updated.slug}: {updated.name} ({_visibility(updated.public)})")
 
 
-@lists_app.command("remove", epilog="Example: mailer lists remove old-list --yes")
+@lists_app.command(
+    "remove",
+    epilog="Example: mailer lists remove old-list --yes",
+    help="Remove a list. A list no campaign used is deleted with its subscriptions (the "
+    "subscribers stay). A list any campaign used is archived instead: its active "
+    "subscriptions end, it is offered nowhere again, and the campaigns that used it keep "
+    "their audience, ledger, archive entry and web copy. Without --yes, says what would "
+    "be lost and changes nothing.",
+)
 def lists_remove(
     slug: str,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm: subscriptions are deleted.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: subscriptions end.")] = False,
 ) -> None:
-    """Delete a list and every subscription to it (the subscribers stay)."""
-    if not yes:
-        raise fail("error: removing a list deletes its subscriptions; pass --yes to confirm")
     with _transaction() as session:
-        repo.remove_list(session, slug)
-        out.print(f"removed list {slug}")
+        if not yes:
+            plan = removals.list_consequences(removals.list_removal(session, slug))
+            raise fail(
+                f"error: removing list {slug}: " + " ".join(plan) + " Pass --yes to confirm."
+            )
+        done = removals.remove_list(session, slug)
+    if done.archives:
+        out.print(
+            f"archived list {done.slug}: {removals.plural(done.active, 'active subscription')}"
+            f" ended; kept for the {removals.plural(done.campaigns, 'campaign')} that used it"
+        )
+    else:
+        subscriptions = removals.plural(done.active + done.unsubscribed, "subscription")
+        out.print(f"removed list {done.slug} and its {subscriptions}")
 
 
 # --- subscribers --------------------------------------------------------------------------

@@ -109,9 +109,14 @@ def web(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port [MAILER_WEB_PORT].")] = None,
 ) -> None:
-    """Run only the web app (no scheduler, no worker), e.g. behind a reverse proxy."""
+    """Run only the web app (no scheduler, no worker), e.g. behind a reverse proxy.
+
+    X-Forwarded-For is believed only from the proxies in MAILER_TRUSTED_PROXIES
+    (default: none, not even 127.0.0.1).
+    """
     import uvicorn
 
+    from mailer.serve import proxy_options
     from mailer.web.app import create_app
 
     with opened() as the_root:
@@ -125,7 +130,7 @@ def web(
             host=host or settings.web_host,
             port=port or settings.web_port,
             log_level="info",
-            proxy_headers=True,
+            **proxy_options(settings),
         )
 
 

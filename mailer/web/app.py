@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from mailer.campaigns import CampaignNotFound
 from mailer.compose import Root
 from mailer.errors import MailerError
 from mailer.profile import load_profile
-from mailer.web import auth, editor, operator, public
+from mailer.web import auth, editor, operator, public, slashes
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
@@ -59,6 +60,36 @@ def ids_in_range(request: Request) -> None:
             raise HTTPException(404, "Not found.")
 
 
+# Control characters no form or query field needs: C0 controls and DEL. Tab, line feed
+# and carriage return stay allowed (textareas send them). PostgreSQL cannot store NUL at
+# all, and the others break headers, CSV files and terminals: refused for every field
+# here, once, before any handler sees the value.
+REFUSED_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def no_control_characters(request: Request) -> None:
+    """Refuse a query or form field (name or value) holding a control character, with a
+    400 naming the field. Uploaded files are not fields: their contents are validated
+    by what reads them."""
+    fields: list[tuple[str, str]] = list(request.query_params.multi_items())
+    content_type = request.headers.get("content-type", "").lower()
+    if request.method in BODY_METHODS and content_type.startswith(FORM_TYPES):
+        form = await request.form()  # parsed once: handlers get the same parsed form
+        fields.extend((name, value) for name, value in form.multi_items() if isinstance(value, str))
+    for name, value in fields:
+        found = REFUSED_CHARACTERS.search(name) or REFUSED_CHARACTERS.search(value)
+        if found:
+            shown = REFUSED_CHARACTERS.sub("\N{REPLACEMENT CHARACTER}", name)
+            code = f"U+{ord(found.group()):04X}"
+            raise HTTPException(
+                400,
+                f"Refused: the field {shown!r} contains a control character ({code});"
+                " remove it and try again.",
+            )
+
+
 def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     settings = root.settings
     app = FastAPI(
@@ -66,7 +97,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        dependencies=[Depends(ids_in_range)],
+        dependencies=[Depends(ids_in_range), Depends(no_control_characters)],
         max_body_size=MAX_BODY_BYTES,
     )
     profile = load_profile(settings.profile_path)
@@ -108,6 +139,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=media_dir, check_dir=False), name="media")
 
+    slashes.install(app.router)  # `/archive/` -> `/archive`, never to the Host header's site
     app.include_router(auth.router)
     app.include_router(public.router)
     app.include_router(editor.router)

@@ -12,7 +12,7 @@ and "view in browser" at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from mailer import urls
 from mailer.campaigns import Campaign, CampaignState
 from mailer.profile import Masthead
-from mailer.render import Slot, fill
+from mailer.render import Slot, fill, web_copy
 from mailer.settings import Settings
 from subscribers.audience import Audience, list_visibility, reaches_only_public_lists
 from subscribers.errors import StoreInputError
@@ -76,26 +76,36 @@ def sent_issues(session: Session) -> list[ArchiveEntry]:
     for campaign in campaigns:
         if is_public(campaign, visibility):
             first.setdefault(campaign.issue_slug, campaign)
-    entries = [
-        ArchiveEntry(
-            campaign_id=c.id,
-            slug=c.issue_slug,
-            number=c.issue_number,
-            subject=c.frozen_subject or c.subject or c.name,
-            summary=c.frozen_preheader or "",
-            published=_published(c),
-        )
-        for c in first.values()
-    ]
+    entries = [_entry(c) for c in first.values()]
     return sorted(entries, key=lambda e: (e.published, e.slug), reverse=True)
 
 
-def public_html(session: Session, settings: Settings, campaign_id: int) -> str | None:
-    """The frozen HTML of a published campaign, its per-recipient slots filled generically;
-    None (the page answers 404) for one that is unknown, unsent or not public.
+def _entry(campaign: Campaign) -> ArchiveEntry:
+    return ArchiveEntry(
+        campaign_id=campaign.id,
+        slug=campaign.issue_slug,
+        number=campaign.issue_number,
+        subject=campaign.frozen_subject or campaign.subject or campaign.name,
+        summary=campaign.frozen_preheader or "",
+        published=_published(campaign),
+    )
 
-    Nobody's name or address appears: the web copy is the same for everyone, and its
-    unsubscribe links lead to a page explaining that each email carries its own link.
+
+def public_html(
+    session: Session,
+    settings: Settings,
+    campaign_id: int,
+    web_parts: Callable[[ArchiveEntry], Mapping[str, str]],
+) -> str | None:
+    """The web copy of a published campaign; None (the page answers 404) for one that
+    is unknown, unsent or not public.
+
+    The frozen HTML with what only the email shows (its recipient's lines, its
+    unsubscribe and "view in browser" links) replaced by `web_parts(entry)` (see
+    `mailer.render.web_copy`). Slots left elsewhere (typed into the content) are filled
+    generically: the web copy is the same for everyone and names nobody. HTML frozen
+    before the email marked those parts keeps them, its links leading to a page that
+    explains each email carries its own.
     """
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or not campaign.frozen_html:
@@ -105,6 +115,7 @@ def public_html(session: Session, settings: Settings, campaign_id: int) -> str |
         return None
     if not is_public(campaign, list_visibility(session)):
         return None
+    page = web_copy(campaign.frozen_html, web_parts(_entry(campaign)))
     base = settings.public_base_url
     values = {
         Slot.UNSUBSCRIBE_URL: f"{base}/unsubscribe",
@@ -113,7 +124,7 @@ def public_html(session: Session, settings: Settings, campaign_id: int) -> str |
         Slot.NAME: "subscriber",
         Slot.EMAIL: "your address",
     }
-    return fill(campaign.frozen_html, values, html=True)
+    return fill(campaign.frozen_html if page is None else page, values, html=True)
 
 
 def atom_feed(entries: Sequence[ArchiveEntry], base: str, masthead: Masthead) -> bytes:

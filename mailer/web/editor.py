@@ -6,7 +6,6 @@ Editors and admins may use every page here; posts need the session's CSRF token.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,12 +24,22 @@ from mailer import ledger, progress, scheduler, urls
 from mailer.accounts import User
 from mailer.campaigns import Campaign, CampaignState
 from mailer.checks import check_issue
-from mailer.content import ContentError, Problem, load_issue, load_issue_text
+from mailer.content import (
+    MAX_FILE_BYTES,
+    TOO_LARGE,
+    ContentError,
+    Problem,
+    decode_text,
+    load_issue,
+    load_issue_text,
+)
 from mailer.errors import MailerError
+from mailer.failurescsv import write_failures
 from mailer.render import Slot, fill
 from mailer.testsend import send_test
 from mailer.waves import parse_wall_time
 from mailer.web import archive, charts, csrf, library
+from mailer.web import confirm as confirm_page
 from mailer.web.auth import current_user
 from mailer.web.context import WebContext, db, web
 from mailer.web.operator import country_choices
@@ -44,7 +53,6 @@ from subscribers.audience import (
     list_visibility,
 )
 from subscribers.countries import REGION, country_name
-from subscribers.csvio import neutralise
 from subscribers.errors import StoreError
 from subscribers.models import Partner, Subscriber
 
@@ -52,7 +60,7 @@ router = APIRouter(dependencies=[Depends(current_user), Depends(csrf.verify)])
 
 Editor = Annotated[User, Depends(current_user)]
 DB = Annotated[Session, Depends(db)]
-MAX_UPLOAD_BYTES = 1_000_000
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # the CLI reads no larger file either
 SOON = timedelta(minutes=2)
 # Time zones offered for "at an instant": the partners' and common ones; the default
 # (settings.timezone) is added if missing.
@@ -112,20 +120,13 @@ def upload_issue(request: Request, session: DB, file: UploadFile) -> Response:
     name = (file.filename or "upload.yaml").replace("\\", "/").rsplit("/", 1)[-1]
     data = file.file.read(MAX_UPLOAD_BYTES + 1)
     problems: list[Problem] = []
-    if len(data) > MAX_UPLOAD_BYTES:
-        problems = [Problem(name, None, "", "the file is larger than 1 MB; is it a content file?")]
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            problems = [
-                Problem(name, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-            ]
-        else:
-            try:
-                issue = load_issue_text(text, name)
-            except ContentError as exc:
-                problems = exc.problems
+    try:
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ContentError([Problem(name, None, "", TOO_LARGE)])
+        text = decode_text(data, name)
+        issue = load_issue_text(text, name)
+    except ContentError as exc:
+        problems = exc.problems
     if problems:
         return context.pages.render(  # 200: the page itself is fine (browsers log 4xx as errors)
             request,
@@ -194,10 +195,13 @@ def issue_page(request: Request, session: DB, user: Editor, key: str) -> Respons
 
 @router.get("/issues/{key}/stamp")
 def issue_stamp(request: Request, session: DB, key: str) -> Response:
-    """Changes whenever the content file or a template changes; the preview page polls it."""
+    """Changes whenever the content file or a template changes; the preview page polls it
+    every 2 s, so it looks at file stamps only and parses nothing."""
     context = web(request)
-    found = _issue_or_404(context, session, key)
-    stamp = library.stamp(found.path, context.root.settings.templates_dir)
+    path = library.find_path(context.root.settings.resolved_issues_dir, session, key)
+    if path is None:
+        raise HTTPException(404, f"No issue {key!r}.")
+    stamp = library.stamp(path, context.root.settings.templates_dir)
     return JSONResponse({"stamp": stamp}, headers={"Cache-Control": "no-store"})
 
 
@@ -606,7 +610,23 @@ def _draft_or_redirect(request: Request, session: Session, campaign_id: int) -> 
 
 
 @router.post("/campaigns/{campaign_id:int}/delete")
-def delete_campaign(request: Request, session: DB, campaign_id: int) -> Response:
+def delete_campaign(
+    request: Request, session: DB, campaign_id: int, confirm: Annotated[str, Form()] = ""
+) -> Response:
+    campaign = campaign_store.get_campaign(session, campaign_id)
+    if not confirm_page.confirmed(confirm) and campaign.state == CampaignState.DRAFT:
+        return confirm_page.ask(
+            request,
+            title=f"Delete the draft {campaign.name}?",
+            consequences=[
+                "The draft goes: its name, subject and audience. Nothing was sent, "
+                "and the issue file stays."
+            ],
+            action=f"/campaigns/{campaign_id}/delete",
+            button="Delete the draft",
+            back=f"/campaigns/{campaign_id}",
+            back_label="Keep the draft",
+        )
     try:
         name = campaign_store.delete_draft(session, campaign_id)
         session.commit()
@@ -657,7 +677,13 @@ def resume_campaign(request: Request, session: DB, campaign_id: int) -> Response
 
 
 @router.post("/campaigns/{campaign_id:int}/cancel")
-def cancel_campaign(request: Request, session: DB, campaign_id: int) -> Response:
+def cancel_campaign(
+    request: Request, session: DB, campaign_id: int, confirm: Annotated[str, Form()] = ""
+) -> Response:
+    if not confirm_page.confirmed(confirm):  # ask first, saying what will be lost
+        question = confirm_page.ask_to_cancel(request, session, campaign_id)
+        if question is not None:
+            return question
     return _control(request, session, campaign_id, "cancel")
 
 
@@ -740,18 +766,7 @@ def failures_csv(session: DB, campaign_id: int) -> Response:
     """Every failed recipient with the server's last reply, for follow-up by hand."""
     campaign_store.get_campaign(session, campaign_id)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["email", "name", "country", "attempts", "last_reply"])
-    for row in ledger.failures(session, campaign_id):
-        writer.writerow(
-            [
-                neutralise(row.email),
-                neutralise(row.name or ""),
-                row.country or "",
-                row.attempts,
-                neutralise(row.last_reply or ""),
-            ]
-        )
+    write_failures(buffer, ledger.failures(session, campaign_id))
     return Response(
         buffer.getvalue().encode("utf-8"),
         media_type="text/csv; charset=utf-8",

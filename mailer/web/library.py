@@ -2,12 +2,18 @@
 campaign was made from, each with its campaign status.
 
 Issues are addressed in URLs by file stem (`2022-13`); a file in the issues folder wins
-over a campaign's file of the same stem elsewhere.
+over a campaign's file of the same stem elsewhere. Parsed files are kept in memory by
+file stamp (see `ParsedIssues`), so pages and the preview's poll do not parse a large
+issue again on every request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.campaigns import Campaign
-from mailer.content import ContentError, Issue, load_issue
+from mailer.content import ContentError, Issue, load_issue_text, read_text
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -53,11 +59,83 @@ def _files(issues_dir: Path, session: Session) -> dict[str, Path]:
     return found
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    stamp: tuple[int, int]  # (mtime_ns, size)
+    digest: bytes
+    parsed_at_ns: int
+    issue: Issue | None
+    error: ContentError | None
+
+
+class ParsedIssues:
+    """Parsed content files by path, valid while the file's stamp (mtime_ns, size) is.
+
+    Parsing is a pure function of the file's bytes, so a copy is as good as a parse.
+    A file written within `RACY_NS` of its parse may have changed again in the same
+    clock tick with the same size (file times are coarse): such an entry is checked
+    against a hash of the bytes, as git does for "racily clean" files.
+    """
+
+    RACY_NS = 2_000_000_000
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[Path, _Parsed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, path: Path) -> tuple[Issue | None, ContentError | None]:
+        """(issue, None) or (None, its errors), parsing only when the file changed."""
+        try:
+            status = path.stat()
+        except OSError:
+            return self._parse(path, None)
+        stamp = (status.st_mtime_ns, status.st_size)
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is not None:
+                self._entries.move_to_end(path)
+        if entry is not None and entry.stamp == stamp:
+            if entry.parsed_at_ns - stamp[0] > self.RACY_NS:
+                return entry.issue, entry.error
+            try:
+                same = hashlib.sha256(path.read_bytes()).digest() == entry.digest
+            except OSError:
+                same = False
+            if same:
+                return entry.issue, entry.error
+        return self._parse(path, stamp)
+
+    def _parse(
+        self, path: Path, stamp: tuple[int, int] | None
+    ) -> tuple[Issue | None, ContentError | None]:
+        parsed_at = time.time_ns()  # before reading: a later write is then "racy"
+        issue: Issue | None = None
+        error: ContentError | None = None
+        digest = b""
+        try:
+            text = read_text(path)
+            digest = hashlib.sha256(text.encode("utf-8")).digest()
+            issue = load_issue_text(text, str(path), source=path.resolve())
+        except ContentError as exc:
+            error = exc
+        if stamp is not None and digest:
+            with self._lock:
+                self._entries[path] = _Parsed(stamp, digest, parsed_at, issue, error)
+                self._entries.move_to_end(path)
+                while len(self._entries) > self.SIZE:
+                    self._entries.popitem(last=False)
+        return issue, error
+
+
+# One memo for the process: entries are keyed by path and stamp, so they are right for
+# every app and request that asks (the web app, tests that build several apps).
+PARSED = ParsedIssues()
+
+
 def _load(key: str, path: Path, campaigns: list[Campaign]) -> IssueFile:
-    try:
-        return IssueFile(key, path, load_issue(path), None, campaigns)
-    except ContentError as exc:
-        return IssueFile(key, path, None, exc, campaigns)
+    issue, error = PARSED.load(path)
+    return IssueFile(key, path, issue, error, campaigns)
 
 
 def list_issues(issues_dir: Path, session: Session) -> list[IssueFile]:
@@ -76,10 +154,15 @@ def list_issues(issues_dir: Path, session: Session) -> list[IssueFile]:
     )
 
 
-def find_issue(issues_dir: Path, session: Session, key: str) -> IssueFile | None:
+def find_path(issues_dir: Path, session: Session, key: str) -> Path | None:
+    """The file behind `key`, without parsing it (what the preview's poll needs)."""
     if not KEY.match(key):
         return None
-    path = _files(issues_dir, session).get(key)
+    return _files(issues_dir, session).get(key)
+
+
+def find_issue(issues_dir: Path, session: Session, key: str) -> IssueFile | None:
+    path = find_path(issues_dir, session, key)
     if path is None:
         return None
     campaigns = list(
@@ -99,8 +182,14 @@ def store_upload(issues_dir: Path, issue: Issue, text: str) -> Path:
 
 
 def stamp(path: Path, templates_dir: Path) -> str:
-    """A fingerprint of the content file and every template: the newest change time."""
-    times = [path.stat().st_mtime_ns if path.exists() else 0]
+    """A fingerprint of the content file (change time and size) and every template (the
+    newest change time): cheap enough for the preview to poll, no parsing."""
+    try:
+        status = path.stat()
+        own = f"{status.st_mtime_ns}-{status.st_size}"
+    except OSError:
+        own = "missing"
+    times = [0]
     if templates_dir.is_dir():
         times.extend(p.stat().st_mtime_ns for p in templates_dir.rglob("*") if p.is_file())
-    return str(max(times))
+    return f"{own}-{max(times)}"

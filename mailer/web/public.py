@@ -1,5 +1,6 @@
 """Public pages, no login: unsubscribe (RFC 8058 one-click and the confirm page),
-preferences, "view in browser", the archive of sent issues and its Atom feed.
+preferences, "view in browser" (the web copy), the archive of sent issues and its Atom
+feed, and a page on how to subscribe.
 
 The token in an unsubscribe URL (mailer.tokens) names one subscriber and proves the
 link came from us; a page reached with it shows and changes only that subscriber,
@@ -19,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from mailer import tokens, urls
 from mailer.tokens import InvalidToken
 from mailer.web import csrf
-from mailer.web.archive import atom_feed, public_html, sent_issues
+from mailer.web.archive import ArchiveEntry, atom_feed, public_html, sent_issues
 from mailer.web.context import WebContext, db, web
 from subscribers import repository
 from subscribers.errors import NotFound
@@ -205,9 +206,31 @@ def _set_preferences(
     return True
 
 
+@router.get("/subscribe")
+def subscribe_help(request: Request) -> Response:
+    """Where the web copy sends readers: how to subscribe, and how subscribers manage
+    their subscription (with the links in their own emails)."""
+    return web(request).pages.render(request, "public/subscribe.html", title="Subscribe")
+
+
+def _web_parts(request: Request, entry: ArchiveEntry) -> dict[str, str]:
+    """The web copy's own top line and footer, in place of the email's (see
+    `mailer.render.web_copy`): no recipient, no per-recipient links, no link to itself."""
+    env = web(request).pages.env
+    return {
+        part: env.get_template(f"public/web_copy_{part}.html").render(entry=entry)
+        for part in ("top", "footer")
+    }
+
+
 @router.get("/view/{campaign_id:int}")
 def view_in_browser(request: Request, session: DB, campaign_id: int) -> Response:
-    html = public_html(session, web(request).root.settings, campaign_id)
+    html = public_html(
+        session,
+        web(request).root.settings,
+        campaign_id,
+        lambda entry: _web_parts(request, entry),
+    )
     if html is None:
         return web(request).pages.render(
             request, "public/invalid.html", 404, title="This issue is not available"

@@ -6,7 +6,7 @@ row of the campaign (450 ms at 100,000 on SQLite); with it the count is read fro
 the index alone, in index order.
 
 Revision ID: 0008
-Revises: 0006 (re-chained onto 0007 at merge)
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,9 @@
 // Campaign page: follow the campaign until it is finished, without a reload by hand.
 // The page names its status URL and stamp (data-status-url, data-stamp on #campaign-live);
 // every 2 s the stamp is asked for, and when it changed the page is fetched again and
-// #campaign-live swapped for the fresh one. Stops once the campaign is final.
+// #campaign-live swapped for the fresh one. Stops once the campaign is final. As in
+// refresh.js, nothing is swapped while focus is inside it (a keyboard or screen reader
+// user is not moved, a time being typed is kept): the swap waits for focus to leave.
 (function () {
   "use strict";
   var INTERVAL = 2000;
@@ -26,6 +28,9 @@
         if (!data || !current || data.stamp === current.getAttribute("data-stamp")) {
           finished = Boolean(data && data.final);
           return null;
+        }
+        if (current.contains(document.activeElement) && document.activeElement !== document.body) {
+          return null;  // asked again on the next tick
         }
         return fetch(window.location.pathname, { credentials: "same-origin", cache: "no-store" })
           .then(function (response) { return response.ok ? response.text() : null; })
