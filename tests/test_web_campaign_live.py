@@ -28,6 +28,7 @@ from mailer.waves import CampaignWave
 from subscribers import repository
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture
+from tests.test_accessibility import axe_violations
 from tests.web_harness import (
     CHROMIUM_ARGS,
     PASSWORD,
@@ -89,8 +90,10 @@ def site(
         root.close()
 
 
-def _signed_in(browser: Browser, base: str, console: ConsoleLog) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+def _signed_in(browser: Browser, base: str, console: ConsoleLog, *, axe: bool = False) -> Page:
+    """A signed-in editor's page; `axe`: the CSP lets axe-core's injected script run."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=axe)
+    page = context.new_page()
     console.attach(page)
     page.goto(f"{base}/login")
     page.fill("input[name=email]", "editor@example.org")
@@ -178,8 +181,11 @@ def test_local_time_waves_show_dates_progress_and_cancel_live(
     root, base = site
     db = root.engine.dialect.name
     console = ConsoleLog()
-    page = _signed_in(browser, base, console)
+    page = _signed_in(browser, base, console, axe=True)
     campaign_id = _new_campaign(page, base, "Local nine o'clock")
+    page.goto(f"{base}/campaigns/{campaign_id}/edit")  # a draft's edit form
+    assert axe_violations(page) == []
+    page.goto(f"{base}/campaigns/{campaign_id}")
     page.fill("input[name=at]", "2030-01-01T09:00")
     page.check("input[name=mode][value=local]")
     page.click("#schedule-form button[type=submit]")
@@ -198,6 +204,7 @@ def test_local_time_waves_show_dates_progress_and_cancel_live(
     assert page.locator("#count-total").inner_text() == str(len(PEOPLE))
     assert page.locator("#count-later").inner_text() == str(len(PEOPLE) - 1)
     page.screenshot(path=str(artifacts / f"web-campaign-live-wave-{db}.png"), full_page=True)
+    assert axe_violations(page) == []
 
     with root.sessions.begin() as session:  # another editor cancels it (or the CLI)
         campaigns.cancel(session, campaign_id, "cancelled by another editor")
@@ -208,6 +215,7 @@ def test_local_time_waves_show_dates_progress_and_cancel_live(
     assert page.locator("#count-later").count() == 0
     assert page.evaluate("window.notReloaded === true")
     page.screenshot(path=str(artifacts / f"web-campaign-live-cancelled-{db}.png"), full_page=True)
+    assert axe_violations(page) == []
 
     page.goto(f"{base}/campaigns")
     row = page.locator(f"tr:has(a[href='/campaigns/{campaign_id}'])").inner_text()
