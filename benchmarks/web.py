@@ -96,6 +96,9 @@ def build_data(root: Root, count: int) -> dict[str, str]:
         "draft_id": str(draft),
         "key": "2022-15",
         "subscriber_id": "1",
+        "partner_id": "1",
+        "slug": "newsletter",
+        "user_id": "2",  # the editor signed_in adds after the admin (user 1)
     }
 
 
@@ -105,6 +108,7 @@ def signed_in(root: Root) -> tuple[TestClient, TestClient]:
     app = create_app(root, accounts=accounts)
     with root.sessions.begin() as session:
         accounts.create_user(session, ADMIN, PASSWORD, role="admin", name="Admin")
+        accounts.create_user(session, "ed@lmec.example.org", PASSWORD, role="editor", name="Ed")
     base = root.settings.public_base_url
     http = TestClient(app, base_url=base, follow_redirects=False)
     page = http.get("/login").text
