@@ -33,9 +33,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    and_,
     delete,
-    or_,
     select,
     update,
 )
@@ -469,6 +467,7 @@ def start_sending(
     timezones: Collection[str] | None = None,
     renderer: RendererLike | None = None,
     audience: AnySelect | None = None,
+    firing_wave: int | None = None,
 ) -> int:
     """Freeze (if needed), move to sending and enqueue the audience; return rows added.
 
@@ -476,14 +475,17 @@ def start_sending(
     command run again adds nothing. With `timezones`, only recipients in those zones
     are enqueued (a scheduler wave) and those waves leave `pending_waves`. An unfrozen
     campaign needs a `renderer`. `audience` overrides the stored audience (tests,
-    benchmarks). With a session factory this commits; with a session the caller does.
+    benchmarks). Without `timezones` everyone goes now, so the campaign's waves not
+    started yet are settled, except `firing_wave` (the scheduler's wave calling this,
+    which records its own start). With a session factory this commits; with a session
+    the caller does.
     """
     if isinstance(session_factory_or_session, Session):
         return _start_sending(
-            session_factory_or_session, campaign_id, timezones, renderer, audience
+            session_factory_or_session, campaign_id, timezones, renderer, audience, firing_wave
         )
     with session_factory_or_session.begin() as session:
-        return _start_sending(session, campaign_id, timezones, renderer, audience)
+        return _start_sending(session, campaign_id, timezones, renderer, audience, firing_wave)
 
 
 def _start_sending(
@@ -492,6 +494,7 @@ def _start_sending(
     timezones: Collection[str] | None,
     renderer: RendererLike | None,
     audience: AnySelect | None,
+    firing_wave: int | None,
 ) -> int:
     campaign = get_campaign(session, campaign_id, lock=True)
     state = CampaignState(campaign.state)
@@ -511,26 +514,20 @@ def _start_sending(
         campaign.pending_waves = []
         # Everyone goes now: waves not started (still to come, or missed and now sent by
         # hand) have nobody left to start, and progress must not count their people twice.
-        # A pending wave already due is left to the scheduler firing it (this very call,
-        # for a one-instant wave), which records its own start.
-        now = utcnow()
         session.execute(
             update(CampaignWave)
             .where(
                 CampaignWave.campaign_id == campaign.id,
-                or_(
-                    CampaignWave.status.in_([WaveStatus.MISSED.value, WaveStatus.FAILED.value]),
-                    and_(
-                        CampaignWave.status == WaveStatus.PENDING.value,
-                        CampaignWave.starts_at > now,
-                    ),
+                CampaignWave.id != (firing_wave or 0),
+                CampaignWave.status.in_(
+                    [WaveStatus.PENDING.value, WaveStatus.MISSED.value, WaveStatus.FAILED.value]
                 ),
             )
             .values(
                 status=WaveStatus.STARTED.value,
                 status_reason="sent with everyone at once",
                 recipients=0,
-                started_at=now,
+                started_at=utcnow(),
             )
             .execution_options(synchronize_session=False)
         )

@@ -504,7 +504,11 @@ class WaveRunner:
             return self._miss(session, campaign, wave, late, grace)
         zones = self._zones_for(session, campaign, wave)
         added = campaigns.start_sending(
-            session, campaign.id, timezones=zones, renderer=self._renderer_for(campaign)
+            session,
+            campaign.id,
+            timezones=zones,
+            renderer=self._renderer_for(campaign),
+            firing_wave=wave.id,
         )
         wave.started_at = now
         wave.recipients = added

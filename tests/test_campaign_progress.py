@@ -5,7 +5,7 @@ cancelled, and a campaign sent by hand with everyone does not count a wave's peo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -82,3 +82,33 @@ def test_sending_everyone_by_hand_settles_the_waves(root: Root, tmp_path: Path) 
         shown = progress.of_campaigns(session, [campaigns.get_campaign(session, cid)])[cid]
         assert (shown.total, shown.queued, shown.later) == (3, 3, 0)
         assert session.scalars(select(CampaignWave.recipients)).all() == [0, 0, 0]
+
+
+def test_the_scheduler_firing_a_wave_records_its_own_start(root: Root, tmp_path: Path) -> None:
+    """Its fire sends everyone (one instant): that wave is not settled as "sent at once",
+    even when it fires a moment before its time (the scheduler's early tolerance)."""
+    with root.sessions.begin() as session:
+        repository.add_list(session, "newsletter")
+        for email in ("a@example.th", "b@example.th"):
+            repository.add_subscriber(session, email, country="TH", lists=["newsletter"])
+        campaign = campaigns.create_campaign(
+            session,
+            name="At an instant",
+            issue_path=tmp_path / "2022-13.yaml",
+            issue=_Issue(),
+            sender="News <news@example.org>",
+            audience=Audience(lists=("newsletter",)),
+        )
+        campaigns.freeze(session, campaign.id, _Rendered())
+        (wave,) = scheduler.schedule(
+            session, campaign.id, parse_wall_time("2030-12-01 09:00"), tz="UTC", now=NOW
+        )
+        wave_id, starts_at = wave.id, wave.starts_at
+    runner = scheduler.WaveRunner(
+        root.sessions, default_grace_seconds=3600, clock=lambda: starts_at - timedelta(seconds=1)
+    )
+    assert runner.fire(wave_id) == "started"
+    with root.sessions() as session:
+        fired = session.get(CampaignWave, wave_id)
+        assert fired is not None
+        assert (fired.status, fired.recipients, fired.status_reason) == ("started", 2, "")

@@ -163,6 +163,8 @@ def test_a_start_days_away_fires_and_the_page_follows_until_sent(
     [wave] = _waves(root, campaign_id)
     _fire(root, wave)
     _state(page, "sending")  # by itself: the start was two days away when the page loaded
+    [fired] = _waves(root, campaign_id)
+    assert (fired.status, fired.recipients, fired.status_reason) == ("started", len(PEOPLE), "")
     assert page.locator("#count-total").inner_text() == str(len(PEOPLE))
     _send(root)
     _state(page, "sent")
