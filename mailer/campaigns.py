@@ -26,7 +26,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mailer import ledger
@@ -35,6 +45,7 @@ from mailer.ledger import AnySelect
 from mailer.message import check_mailbox
 from mailer.slots import SlotInSubject, refuse_slots
 from mailer.timestamps import UTCDateTime, utcnow
+from mailer.waves import CampaignWave, WaveStatus
 from subscribers.base import Base
 
 NAME_MAX = 200  # the column's width
@@ -202,6 +213,14 @@ def _check_address(field: str, value: str) -> str:
     return str(HeaderAddress(display_name=name, addr_spec=f"{local}@{ascii_domain}"))
 
 
+def _check_name(name: str) -> str:
+    if not name.strip():
+        raise UserInputError("name: a campaign needs a name")
+    if len(name.strip()) > NAME_MAX:
+        raise UserInputError(f"name: at most {NAME_MAX} characters ({len(name.strip())} given)")
+    return name.strip()
+
+
 def _audience_json(audience: Any) -> dict[str, Any]:
     """Accept `subscribers.audience.Audience` (via to_json) or its JSON form."""
     if hasattr(audience, "to_json"):
@@ -225,12 +244,8 @@ def create_campaign(
     reply_to: str | None = None,
 ) -> Campaign:
     """A new draft; the subject defaults to the issue's (resolved when content is frozen)."""
-    if not name.strip():
-        raise UserInputError("name: a campaign needs a name")
-    if len(name.strip()) > NAME_MAX:
-        raise UserInputError(f"name: at most {NAME_MAX} characters ({len(name.strip())} given)")
     campaign = Campaign(
-        name=name.strip(),
+        name=_check_name(name),
         issue_path=str(Path(issue_path).resolve()),
         issue_slug=issue.slug,
         issue_number=issue.number,
@@ -385,8 +400,57 @@ def cancel(session: Session, campaign_id: int, reason: str = "cancelled by opera
     """Final: rows not sent yet stay queued in the ledger and are never sent."""
     campaign = transition(get_campaign(session, campaign_id), CampaignState.CANCELLED, reason)
     campaign.pending_waves = []
+    # Its waves that have not started never will: say so now, not when a scheduler
+    # next runs (the page showed them "pending" after the cancel).
+    session.execute(
+        update(CampaignWave)
+        .where(
+            CampaignWave.campaign_id == campaign_id,
+            CampaignWave.status == WaveStatus.PENDING.value,
+        )
+        .values(status=WaveStatus.CANCELLED.value, status_reason="campaign is cancelled")
+    )
     session.flush()
     return campaign
+
+
+def edit_draft(
+    session: Session,
+    campaign_id: int,
+    *,
+    name: str,
+    subject: str | None,
+    audience: Any,
+) -> Campaign:
+    """Change a draft's name, subject (None: the issue's) and audience; only a draft,
+    since a scheduled campaign's waves were planned for its audience."""
+    campaign = get_campaign(session, campaign_id, lock=True)
+    if campaign.state != CampaignState.DRAFT:
+        raise CampaignError(
+            f"campaign {campaign_id} is {campaign.state}; only a draft can be edited"
+            + (" (unschedule it first)" if campaign.state == CampaignState.SCHEDULED else "")
+        )
+    campaign.name = _check_name(name)
+    campaign.subject = _check_header_value("subject", subject) if subject else None
+    campaign.audience = _audience_json(audience)
+    session.flush()
+    return campaign
+
+
+def delete_draft(session: Session, campaign_id: int) -> str:
+    """Remove a draft that never went anywhere; returns its name. Anything that was
+    scheduled, sent or cancelled stays, as the record of what happened."""
+    campaign = get_campaign(session, campaign_id, lock=True)
+    if campaign.state != CampaignState.DRAFT or campaign.started_at is not None:
+        raise CampaignError(
+            f"campaign {campaign_id} is {campaign.state}; only a draft can be deleted "
+            "(cancel it instead)"
+        )
+    name = campaign.name
+    session.execute(delete(CampaignWave).where(CampaignWave.campaign_id == campaign_id))
+    session.delete(campaign)
+    session.flush()
+    return name
 
 
 def audience_select(campaign: Campaign) -> AnySelect:
@@ -403,6 +467,7 @@ def start_sending(
     timezones: Collection[str] | None = None,
     renderer: RendererLike | None = None,
     audience: AnySelect | None = None,
+    firing_wave: int | None = None,
 ) -> int:
     """Freeze (if needed), move to sending and enqueue the audience; return rows added.
 
@@ -410,14 +475,17 @@ def start_sending(
     command run again adds nothing. With `timezones`, only recipients in those zones
     are enqueued (a scheduler wave) and those waves leave `pending_waves`. An unfrozen
     campaign needs a `renderer`. `audience` overrides the stored audience (tests,
-    benchmarks). With a session factory this commits; with a session the caller does.
+    benchmarks). Without `timezones` everyone goes now, so the campaign's waves not
+    started yet are settled, except `firing_wave` (the scheduler's wave calling this,
+    which records its own start). With a session factory this commits; with a session
+    the caller does.
     """
     if isinstance(session_factory_or_session, Session):
         return _start_sending(
-            session_factory_or_session, campaign_id, timezones, renderer, audience
+            session_factory_or_session, campaign_id, timezones, renderer, audience, firing_wave
         )
     with session_factory_or_session.begin() as session:
-        return _start_sending(session, campaign_id, timezones, renderer, audience)
+        return _start_sending(session, campaign_id, timezones, renderer, audience, firing_wave)
 
 
 def _start_sending(
@@ -426,6 +494,7 @@ def _start_sending(
     timezones: Collection[str] | None,
     renderer: RendererLike | None,
     audience: AnySelect | None,
+    firing_wave: int | None,
 ) -> int:
     campaign = get_campaign(session, campaign_id, lock=True)
     state = CampaignState(campaign.state)
@@ -443,6 +512,25 @@ def _start_sending(
         transition(campaign, CampaignState.SENDING)
     if timezones is None:
         campaign.pending_waves = []
+        # Everyone goes now: waves not started (still to come, or missed and now sent by
+        # hand) have nobody left to start, and progress must not count their people twice.
+        session.execute(
+            update(CampaignWave)
+            .where(
+                CampaignWave.campaign_id == campaign.id,
+                CampaignWave.id != (firing_wave or 0),
+                CampaignWave.status.in_(
+                    [WaveStatus.PENDING.value, WaveStatus.MISSED.value, WaveStatus.FAILED.value]
+                ),
+            )
+            .values(
+                status=WaveStatus.STARTED.value,
+                status_reason="sent with everyone at once",
+                recipients=0,
+                started_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
     else:
         campaign.pending_waves = sorted(set(campaign.pending_waves) - set(timezones))
     query = audience if audience is not None else audience_select(campaign)

@@ -353,12 +353,20 @@ class WaveReport:
     progress: ledger.Tally
 
 
-def waves_report(session: Session, campaign_id: int) -> list[WaveReport]:
-    """Per wave, how far its recipients have got; read from the ledger by time zone."""
-    waves = _waves_of(session, campaign_id)
+def waves_report(
+    session: Session,
+    campaign_id: int,
+    *,
+    report: ledger.Report | None = None,
+    waves: Sequence[CampaignWave] | None = None,
+) -> list[WaveReport]:
+    """Per wave, how far its recipients have got; read from the ledger by time zone.
+    A page that has read the `report` and the `waves` already passes them in."""
+    waves = _waves_of(session, campaign_id) if waves is None else waves
     if not waves:
         return []
-    by_zone = {t.key: t for t in ledger.report(session, campaign_id).by_timezone}
+    report = ledger.report(session, campaign_id) if report is None else report
+    by_zone = {t.key: t for t in report.by_timezone}
     planned = {w.timezone for w in waves if w.timezone is not None}
     leftover = sorted(set(by_zone) - planned)
     reports = []
@@ -496,7 +504,11 @@ class WaveRunner:
             return self._miss(session, campaign, wave, late, grace)
         zones = self._zones_for(session, campaign, wave)
         added = campaigns.start_sending(
-            session, campaign.id, timezones=zones, renderer=self._renderer_for(campaign)
+            session,
+            campaign.id,
+            timezones=zones,
+            renderer=self._renderer_for(campaign),
+            firing_wave=wave.id,
         )
         wave.started_at = now
         wave.recipients = added

@@ -181,14 +181,23 @@ class CountRow:
 def count_by_country_and_partner(session: Session, audience: Audience) -> list[CountRow]:
     """Recipients per (country, partner name), counted in the database."""
     recipients = audience_query(audience).order_by(None).subquery()
-    query = (
-        select(recipients.c.country, Partner.name, func.count())
-        .select_from(recipients)
-        .outerjoin(Partner, Partner.id == recipients.c.partner_id)
-        .group_by(recipients.c.country, Partner.name)
-        .order_by(recipients.c.country, Partner.name)
+    # Grouped on expressions, not the bare columns: SQLite otherwise walks the
+    # (country, partner) index and fetches every row from it out of order (1.5 s at
+    # 100,000 against 0.1 s for a scan and a sort); partner names are joined to the groups.
+    country = func.coalesce(recipients.c.country, "")
+    partner_id = func.coalesce(recipients.c.partner_id, 0)
+    groups = (
+        select(country.label("country"), partner_id.label("partner_id"), func.count().label("n"))
+        .group_by(country, partner_id)
+        .subquery()
     )
-    rows = [CountRow(country, partner, count) for country, partner, count in session.execute(query)]
+    query = select(groups.c.country, Partner.name, groups.c.n).outerjoin(
+        Partner, Partner.id == groups.c.partner_id
+    )
+    rows = [
+        CountRow(country or None, partner, int(count))
+        for country, partner, count in session.execute(query)
+    ]
     return sorted(rows, key=lambda r: (r.country or "", r.partner or ""))
 
 

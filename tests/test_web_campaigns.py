@@ -16,6 +16,8 @@ from sqlalchemy import select
 
 from mailer.campaigns import Campaign
 from mailer.compose import Root, build
+from mailer.scheduler import WaveRunner
+from mailer.waves import CampaignWave
 from subscribers import repository
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture
@@ -183,3 +185,177 @@ def test_pause_resume_cancel_and_bad_schedules(web_root: Root) -> None:
     assert http.get(f"/view/{never_sent}").status_code == 404
     http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
     assert "cannot become sending" in http.get(f"/campaigns/{campaign_id}").text
+
+
+def _waves(root: Root, campaign_id: int) -> list[CampaignWave]:
+    with root.sessions() as session:
+        return list(
+            session.scalars(
+                select(CampaignWave)
+                .where(CampaignWave.campaign_id == campaign_id)
+                .order_by(CampaignWave.starts_at, CampaignWave.timezone)
+            )
+        )
+
+
+def _fire(root: Root, wave: CampaignWave) -> None:
+    """Start a wave as the scheduler does at its time (the clock set to its start)."""
+    runner = WaveRunner(root.sessions, default_grace_seconds=3600, clock=lambda: wave.starts_at)
+    assert runner.fire(wave.id) == "started"
+
+
+def test_local_time_progress_counts_later_waves_and_cancel_settles_them(web_root: Root) -> None:
+    """Issue 11 item 15: after the first wave "1 sent of 1, 0 waiting" hid the people of
+    the later waves; after Cancel the waves still said pending and the list said finished."""
+    _, http, token = _editor(web_root)
+    campaign_id = _create(http, token)
+    http.post(
+        f"/campaigns/{campaign_id}/schedule",
+        data={"csrf_token": token, "at": "2030-01-01T09:00", "mode": "local"},
+    )
+    waves = _waves(web_root, campaign_id)
+    assert [w.recipients for w in waves] == [1, 1, 1]
+    _fire(web_root, waves[0])
+    _run_worker(web_root)
+
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert 'id="count-sent">1<' in page
+    assert 'id="count-total">3<' in page  # the whole planned audience, not the ledger's 1
+    assert 'id="count-later">2<' in page
+    listing = http.get("/campaigns").text
+    assert "1 / 3" in listing
+
+    answer = http.post(
+        f"/campaigns/{campaign_id}/cancel", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert answer.status_code == 303
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert 'id="campaign-state">cancelled<' in page
+    assert [w.status for w in _waves(web_root, campaign_id)] == [
+        "started",
+        "cancelled",
+        "cancelled",
+    ]
+    assert "badge-pending" not in page
+    assert 'id="count-total">3<' in page and 'id="count-not-sent">2<' in page
+    assert 'id="count-later"' not in page and 'id="count-waiting"' not in page
+    listing = http.get("/campaigns").text
+    assert "finished" not in listing
+    assert "1 / 3" in listing and "(2 cancelled)" in listing and "cancelled 20" in listing
+
+
+def test_scheduled_campaign_shows_local_dates_and_can_be_paused(web_root: Root) -> None:
+    """Item 18: 17:55 UTC on 1 December is 01:55 on 2 December in Shanghai (the default
+    editors' zone): the date is shown with every local time; a scheduled campaign pauses."""
+    _, http, token = _editor(web_root)
+    campaign_id = _create(http, token)
+    http.post(
+        f"/campaigns/{campaign_id}/schedule",
+        data={"csrf_token": token, "at": "2030-12-01T17:55", "tz": "UTC"},
+    )
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert "Scheduled for 2030-12-01 17:55 UTC (2 Dec 01:55 Asia/Shanghai)" in page
+    assert "2 Dec 01:55 Asia/Shanghai</td>" in page  # the wave row too
+    assert f'action="/campaigns/{campaign_id}/pause"' in page
+
+    http.post(f"/campaigns/{campaign_id}/pause", data={"csrf_token": token})
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert 'id="campaign-state">paused<' in page
+    assert "Paused: a wave that comes due meanwhile queues its recipients" in page
+    assert "done." not in page
+    http.post(f"/campaigns/{campaign_id}/resume", data={"csrf_token": token})
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert 'id="campaign-state">scheduled<' in page
+    assert "Resumed: back to scheduled; its waves start at their times." in page
+
+    http.post(f"/campaigns/{campaign_id}/unschedule", data={"csrf_token": token})
+    http.post(
+        f"/campaigns/{campaign_id}/schedule",
+        data={"csrf_token": token, "at": "2030-12-01T09:00", "mode": "local"},
+    )
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert "1 Dec 09:00 there" in page  # Bangkok, Hanoi, Vientiane: each wave with its date
+
+
+def test_draft_page_shows_subject_and_recipients_and_can_be_edited_or_deleted(
+    web_root: Root,
+) -> None:
+    """Item 19: the draft page said "Subject: the issue's title" literally, showed no count,
+    and a draft could only be cancelled."""
+    _, http, token = _editor(web_root)
+    campaign_id = _create(http, token)
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert "the issue&#39;s title" not in page and "the issue's title" not in page
+    assert 'id="campaign-subject">2022 Second Working-Group Meeting' in page
+    assert 'id="campaign-recipients">3<' in page
+    assert "Public archive: published once it goes out" in page
+
+    form = http.get(f"/campaigns/{campaign_id}/edit").text
+    assert 'value="Test"' in form and 'name="lists" value="newsletter" checked' in form
+    assert 'placeholder="2022 Second Working-Group Meeting' in form  # what "empty" means
+    bad = http.post(
+        f"/campaigns/{campaign_id}/edit",
+        data={"csrf_token": token, "name": "Renamed", "subject": "Hi", "countries": ["KH"]},
+    )
+    assert "Nobody is in this audience" in bad.text
+    assert 'value="Renamed"' in bad.text  # what was typed comes back
+    saved = http.post(
+        f"/campaigns/{campaign_id}/edit",
+        data={
+            "csrf_token": token,
+            "name": "Renamed",
+            "subject": "Our news for Thailand",
+            "countries": ["TH"],
+        },
+    )
+    assert saved.status_code == 303
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert "<h1>Renamed</h1>" in page
+    assert 'id="campaign-subject">Our news for Thailand<' in page
+    assert 'id="campaign-recipients">1<' in page
+    assert "Saved the draft" in page
+
+    asked = http.post(f"/campaigns/{campaign_id}/delete", data={"csrf_token": token})
+    assert asked.status_code == 200 and "Delete the draft Renamed?" in asked.text
+    deleted = http.post(
+        f"/campaigns/{campaign_id}/delete", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert deleted.headers["location"] == "/campaigns"
+    assert "Deleted the draft campaign “Renamed”" in http.get("/campaigns").text
+    assert http.get(f"/campaigns/{campaign_id}").status_code == 404
+
+    sent = _create(http, token)
+    http.post(f"/campaigns/{sent}/send", data={"csrf_token": token})
+    assert http.get(f"/campaigns/{sent}/edit").status_code == 303
+    http.post(f"/campaigns/{sent}/delete", data={"csrf_token": token, "confirm": "yes"})
+    assert "only a draft can be deleted" in http.get(f"/campaigns/{sent}").text
+
+
+def test_archive_line_and_status_follow_the_state(web_root: Root) -> None:
+    """Item 20: sent and cancelled campaigns said "published once it goes out"; item 14:
+    the status the page polls changes when the campaign does, and says when it is final."""
+    _, http, token = _editor(web_root)
+    campaign_id = _create(http, token)
+    before = http.get(f"/campaigns/{campaign_id}/status.json").json()
+    assert before["state"] == "draft" and before["final"] is False
+    http.post(f"/campaigns/{campaign_id}/send", data={"csrf_token": token})
+    sending = http.get(f"/campaigns/{campaign_id}/status.json").json()
+    assert sending["stamp"] != before["stamp"] and sending["state"] == "sending"
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert f'data-stamp="{sending["stamp"]}"' in page  # the page and the poll agree
+    _run_worker(web_root)
+    sent = http.get(f"/campaigns/{campaign_id}/status.json").json()
+    assert sent["state"] == "sent" and sent["final"] is True
+    page = http.get(f"/campaigns/{campaign_id}").text
+    assert "published once it goes out" not in page
+    assert f'Public archive: published: <a href="/view/{campaign_id}">web copy</a>' in page
+    assert 'data-final="true"' in page
+    listing = http.get("/campaigns")  # a campaign sent at once has no waves
+    assert listing.status_code == 200 and "3 / 3" in listing.text
+
+    cancelled = _create(http, token)
+    http.post(f"/campaigns/{cancelled}/cancel", data={"csrf_token": token, "confirm": "yes"})
+    page = http.get(f"/campaigns/{cancelled}").text
+    assert "published once it goes out" not in page
+    assert "Public archive: not published (cancelled)" in page
+    assert "Cancelled: nothing more of it will be sent" in page

@@ -89,13 +89,9 @@ def m_name(message: EmailMessage) -> str:
     return str(message["To"].addresses[0].display_name)
 
 
-def _wait_for_state(page: Page, state: str, attempts: int = 600) -> None:
-    for _ in range(attempts):
-        if page.locator("#campaign-state").inner_text().strip() == state:
-            return
-        page.wait_for_timeout(500)
-        page.reload()
-    raise AssertionError(f"campaign never became {state}: {page.url}")
+def _wait_for_state(page: Page, state: str) -> None:
+    """The campaign page follows its campaign by itself (static/campaign.js): no reload."""
+    page.wait_for_selector(f"#campaign-state:text-is('{state}')", timeout=300_000)
 
 
 def _create_campaign(page: Page, base: str, name: str, shot: Path | None = None) -> tuple[int, str]:

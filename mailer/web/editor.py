@@ -7,8 +7,10 @@ Editors and admins may use every page here; posts need the session's CSRF token.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import formataddr
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from mailer import campaigns as campaign_store
-from mailer import ledger, scheduler, urls
+from mailer import ledger, progress, scheduler, urls
 from mailer.accounts import User
 from mailer.campaigns import Campaign, CampaignState
 from mailer.checks import check_issue
@@ -28,6 +30,7 @@ from mailer.content import (
     ContentError,
     Problem,
     decode_text,
+    load_issue,
     load_issue_text,
 )
 from mailer.errors import MailerError
@@ -77,16 +80,21 @@ def _back(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _live(campaign: Campaign) -> bool:
-    """Refresh the page while sending, or when a schedule is about to start; not while an
-    editor may be typing a new time for a campaign due next week."""
-    if campaign.state == CampaignState.SENDING:
-        return True
-    if campaign.state != CampaignState.SCHEDULED or campaign.scheduled_at is None:
-        return False
-    due = campaign.scheduled_at
-    due = due if due.tzinfo else due.replace(tzinfo=UTC)
-    return due - datetime.now(UTC) < SOON
+def _refresh_seconds(campaigns: Sequence[Campaign]) -> int | None:
+    """How often the campaign list reloads itself: often while something sends or is about
+    to start, now and then while a start is further away (a wave fires, a worker pauses);
+    never when nothing is under way."""
+    seconds = None
+    for campaign in campaigns:
+        if campaign.state == CampaignState.SENDING:
+            return 3
+        if campaign.state in (CampaignState.SCHEDULED, CampaignState.PAUSED):
+            due = campaign.scheduled_at
+            due = due if due is None or due.tzinfo else due.replace(tzinfo=UTC)
+            if due is not None and due - datetime.now(UTC) < SOON:
+                return 3
+            seconds = 30
+    return seconds
 
 
 # --- issues -----------------------------------------------------------------------------
@@ -236,13 +244,12 @@ def test_send(request: Request, session: DB, user: Editor, key: str) -> Response
 @router.get("/campaigns")
 def campaigns_page(request: Request, session: DB) -> Response:
     rows = campaign_store.list_campaigns(session, limit=200)
-    progress = {c.id: ledger.progress(session, c.id) for c in rows if c.started_at is not None}
     return web(request).pages.render(
         request,
         "campaigns.html",
         campaigns=rows,
-        progress=progress,
-        refresh=any(_live(c) for c in rows),
+        progress=progress.of_campaigns(session, rows),
+        refresh=_refresh_seconds(rows),
     )
 
 
@@ -271,15 +278,21 @@ def _campaign_form(
     audience: Audience,
     status_code: int = 200,
     error: str | None = None,
+    editing: Campaign | None = None,
 ) -> Response:
-    issues = [
-        i
-        for i in library.list_issues(context.root.settings.resolved_issues_dir, session)
-        if i.issue
-    ]
+    """The new-campaign form, or a draft's edit form (`editing`), with the audience's count."""
+    issues = (
+        []  # a draft keeps its issue: no need to read every content file
+        if editing is not None
+        else [
+            i
+            for i in library.list_issues(context.root.settings.resolved_issues_dir, session)
+            if i.issue
+        ]
+    )
     try:
         counts = count_by_country_and_partner(session, audience)
-        total = count_audience(session, audience)
+        total = sum(row.count for row in counts)  # each person is in one group: no 2nd count
     except StoreError as exc:
         counts, total, error = [], 0, error or str(exc)
     per_country: dict[str, int] = {}
@@ -302,6 +315,8 @@ def _campaign_form(
         partners=repository.list_partners(session),
         countries=_audience_countries(session),
         error=error,
+        editing=editing,
+        default_subject=_issue_subject(context, editing) if editing is not None else None,
     )
 
 
@@ -420,6 +435,7 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
     context = web(request)
     campaign = campaign_store.get_campaign(session, campaign_id)
     report = ledger.report(session, campaign_id)
+    waves = progress.waves_of(session, campaign_id)
     partner_names = {pid: pname for pid, pname in session.execute(select(Partner.id, Partner.name))}
     by_country = sorted(
         (charts.Bar(country_name(t.key), t) for t in report.by_country if t.key),
@@ -441,35 +457,209 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
         )
     )
     audience = Audience.from_json(dict(campaign.audience))
+    not_started = campaign.state in (CampaignState.DRAFT, CampaignState.MISSED) or (
+        campaign.state == CampaignState.SCHEDULED and not report.total.total
+    )
     return context.pages.render(
         request,
         "campaign.html",
         c=campaign,
         audience=audience,
         public=archive.is_public(campaign, list_visibility(session)),
+        subject=_subject(context, campaign),
+        recipients=_count_or_none(session, audience) if not_started else None,
         report=report,
+        progress=progress.planned(
+            campaign.state, report.total, ((w.status, w.recipients) for w in waves)
+        ),
+        stamp=progress.stamp(campaign, report.total, waves),
         country_chart=charts.responsive_bars(by_country),
         partner_chart=charts.responsive_bars(by_partner),
         by_country=by_country,
         by_partner=by_partner,
         failed=failed,
-        refresh=_live(campaign),
         timezone=context.root.settings.timezone,
         zones=ZONES,
-        waves=scheduler.waves_report(session, campaign_id),
+        waves=scheduler.waves_report(session, campaign_id, report=report, waves=waves),
     )
+
+
+def _subject(context: WebContext, campaign: Campaign) -> str:
+    """The subject that goes (or went) out: frozen, chosen, or the issue's own."""
+    if campaign.frozen_subject or campaign.subject:
+        return campaign.frozen_subject or campaign.subject or ""
+    return _issue_subject(context, campaign)
+
+
+def _issue_subject(context: WebContext, campaign: Campaign) -> str:
+    """The subject the campaign's issue gives itself (read from its file)."""
+    try:
+        return context.renderer().subject(load_issue(Path(campaign.issue_path)))
+    except ContentError as exc:
+        return f"the issue's own (its file has errors: {exc.problems[0] if exc.problems else exc})"
+    except OSError:
+        return "the issue's own (its file is missing)"
+
+
+def _count_or_none(session: Session, audience: Audience) -> int | None:
+    try:
+        return count_audience(session, audience)
+    except StoreError:
+        return None
+
+
+@router.get("/campaigns/{campaign_id:int}/status.json")
+def campaign_status(session: DB, campaign_id: int) -> Response:
+    """What the campaign page polls (static/campaign.js): a stamp that changes whenever the
+    page would, read from the campaign, its waves and an index range of its unsent rows."""
+    campaign = campaign_store.get_campaign(session, campaign_id)
+    waves = progress.waves_of(session, campaign_id)
+    return JSONResponse(
+        {
+            "state": campaign.state,
+            "stamp": progress.stamp(campaign, ledger.open_counts(session, campaign_id), waves),
+            "final": campaign.state in progress.FINAL,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/campaigns/{campaign_id:int}/edit")
+def edit_campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
+    campaign = _draft_or_redirect(request, session, campaign_id)
+    if not isinstance(campaign, Campaign):
+        return campaign
+    return _campaign_form(
+        request,
+        session,
+        web(request),
+        issue_key=Path(campaign.issue_path).stem,
+        name=campaign.name,
+        subject=campaign.subject or "",
+        audience=Audience.from_json(dict(campaign.audience)),
+        editing=campaign,
+    )
+
+
+@router.post("/campaigns/{campaign_id:int}/edit")
+def edit_campaign(
+    request: Request,
+    session: DB,
+    campaign_id: int,
+    name: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    lists: Annotated[list[str] | None, Form()] = None,
+    countries: Annotated[list[str] | None, Form()] = None,
+    partners: Annotated[list[str] | None, Form()] = None,
+    exclude: Annotated[list[str] | None, Form()] = None,
+    action: Annotated[str, Form()] = "save",
+) -> Response:
+    """Save a draft's name, subject and audience (`action=count`: only count them); the
+    form comes back with what was typed and the error when something is wrong."""
+    campaign = _draft_or_redirect(request, session, campaign_id)
+    if not isinstance(campaign, Campaign):
+        return campaign
+    context = web(request)
+    audience = _audience(lists, countries, partners, exclude)
+    issue_key = Path(campaign.issue_path).stem
+    error = None
+    try:
+        if action == "count":
+            error = ""  # the form again with the count, nothing saved
+        elif count_audience(session, audience) == 0:
+            error = "Nobody is in this audience; widen it before saving."
+        else:
+            campaign_store.edit_draft(
+                session,
+                campaign_id,
+                name=name or campaign.name,
+                subject=subject.strip() or None,
+                audience=audience,
+            )
+            session.commit()
+    except (MailerError, StoreError) as exc:
+        session.rollback()
+        error = str(exc)
+    if error is not None:
+        return _campaign_form(
+            request,
+            session,
+            context,
+            issue_key=issue_key,
+            name=name,
+            subject=subject,
+            audience=audience,
+            error=error or None,
+            editing=campaign_store.get_campaign(session, campaign_id),
+        )
+    flash(request, "Saved the draft: its name, subject and audience are as shown below.")
+    return _back(f"/campaigns/{campaign_id}")
+
+
+def _draft_or_redirect(request: Request, session: Session, campaign_id: int) -> Campaign | Response:
+    campaign = campaign_store.get_campaign(session, campaign_id)
+    if campaign.state != CampaignState.DRAFT:
+        flash(
+            request,
+            f"This campaign is {campaign.state}: only a draft can be edited"
+            + (" (unschedule it first)." if campaign.state == CampaignState.SCHEDULED else "."),
+            "error",
+        )
+        return _back(f"/campaigns/{campaign_id}")
+    return campaign
+
+
+@router.post("/campaigns/{campaign_id:int}/delete")
+def delete_campaign(
+    request: Request, session: DB, campaign_id: int, confirm: Annotated[str, Form()] = ""
+) -> Response:
+    campaign = campaign_store.get_campaign(session, campaign_id)
+    if not confirm_page.confirmed(confirm) and campaign.state == CampaignState.DRAFT:
+        return confirm_page.ask(
+            request,
+            title=f"Delete the draft {campaign.name}?",
+            consequences=[
+                "The draft goes: its name, subject and audience. Nothing was sent, "
+                "and the issue file stays."
+            ],
+            action=f"/campaigns/{campaign_id}/delete",
+            button="Delete the draft",
+            back=f"/campaigns/{campaign_id}",
+            back_label="Keep the draft",
+        )
+    try:
+        name = campaign_store.delete_draft(session, campaign_id)
+        session.commit()
+    except MailerError as exc:
+        session.rollback()
+        flash(request, str(exc), "error")
+        return _back(f"/campaigns/{campaign_id}")
+    flash(request, f"Deleted the draft campaign “{name}”; nothing was sent.")
+    return _back("/campaigns")
 
 
 def _control(request: Request, session: Session, campaign_id: int, action: str) -> Response:
     try:
         if action == "pause":
-            campaign_store.pause(session, campaign_id, "paused from the web app")
+            campaign = campaign_store.pause(session, campaign_id, "paused from the web app")
+            done = (
+                "Paused: nothing more goes out until you resume it."
+                if campaign.started_at is not None
+                else "Paused: a wave that comes due meanwhile queues its recipients, and "
+                "nothing goes out until you resume it."
+            )
         elif action == "resume":
-            campaign_store.resume(session, campaign_id)
+            campaign = campaign_store.resume(session, campaign_id)
+            done = (
+                "Resumed: back to scheduled; its waves start at their times."
+                if campaign.state == CampaignState.SCHEDULED
+                else "Resumed: sending goes on."
+            )
         else:
             campaign_store.cancel(session, campaign_id, "cancelled from the web app")
+            done = "Cancelled: nothing more of it will be sent; what was sent stays recorded."
         session.commit()
-        flash(request, f"Campaign {campaign_id}: {action} done.")
+        flash(request, done)
     except MailerError as exc:
         session.rollback()
         flash(request, str(exc), "error")
