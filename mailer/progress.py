@@ -34,6 +34,7 @@ class Progress:
     state: str
     sent: int = 0
     failed: int = 0
+    skipped: int = 0  # never sent: the person left after their row was queued
     retrying: int = 0
     queued: int = 0  # enqueued, not sent yet
     later: int = 0  # in waves that have not started yet
@@ -41,11 +42,19 @@ class Progress:
 
     @property
     def total(self) -> int:
-        return self.sent + self.failed + self.retrying + self.queued + self.later + self.not_sent
+        return (
+            self.sent
+            + self.failed
+            + self.skipped
+            + self.retrying
+            + self.queued
+            + self.later
+            + self.not_sent
+        )
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed
+        return self.sent + self.failed + self.skipped
 
     @property
     def final(self) -> bool:
@@ -73,6 +82,7 @@ def planned(state: str, tally: ledger.Tally, waves: Iterable[tuple[str, int | No
         state=state,
         sent=tally.sent,
         failed=tally.failed,
+        skipped=tally.skipped,
         retrying=0 if ended else tally.retrying,
         queued=0 if ended else tally.pending,
         later=later,

@@ -53,6 +53,14 @@ def test_planned_counts_later_waves_and_what_a_cancel_leaves() -> None:
     assert cancelled.final and cancelled.not_sent_reason == "cancelled"
 
 
+def test_skipped_rows_count_as_settled_in_the_whole_audience() -> None:
+    """People who left after being queued are neither waiting nor lost from the total."""
+    tally = ledger.Tally("all", total=12, sent=7, pending=1, failed=1)  # 3 skipped
+    shown = progress.planned("sending", tally, [(WaveStatus.STARTED, 12), (WaveStatus.PENDING, 8)])
+    assert (shown.sent, shown.skipped, shown.failed, shown.queued, shown.later) == (7, 3, 1, 1, 8)
+    assert shown.total == 20 and shown.done == 11
+
+
 def test_sending_everyone_by_hand_settles_the_waves(root: Root, tmp_path: Path) -> None:
     with root.sessions.begin() as session:
         repository.add_list(session, "newsletter")

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from mailer import campaigns, ledger
+from mailer import campaigns, ledger, progress
 from mailer.campaigns import CampaignState
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
@@ -365,6 +365,9 @@ def test_recipients_who_left_after_the_campaign_was_queued_are_skipped(
         assert (total.total, total.sent, total.skipped, total.failed) == (12, 7, 5, 0)
         assert total.done == 12 and total.finished
         assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENT
+        shown = progress.of_campaigns(session, [campaigns.get_campaign(session, campaign_id)])
+        page = shown[campaign_id]  # what the campaign page and the list show
+        assert (page.total, page.sent, page.skipped, page.done) == (12, 7, 5, 12)
 
     monkeypatch.chdir(tmp_path)  # the CLI's report says so too
     monkeypatch.setenv("MAILER_DATABASE_URL", database_url)

@@ -17,6 +17,7 @@ SEGMENTS = (
     ("sent", "#0b6e4f"),
     ("retrying", "#e39b16"),
     ("failed", "#c0392b"),
+    ("skipped", "#7d8b94"),
     ("pending", "#b9c6ce"),
 )
 
@@ -35,7 +36,7 @@ def stacked_bars(
     label_width: int = 240,
     css_class: str = "chart",
 ) -> Markup:
-    """One horizontal bar per group, split into sent / retrying / failed / pending."""
+    """One horizontal bar per group, split into sent / retrying / failed / skipped / pending."""
     if not bars:
         return Markup("")
     biggest = max(b.tally.total for b in bars) or 1
