@@ -29,13 +29,16 @@ def _client(port: int) -> socket.socket:
 
 
 def _mid_data(port: int) -> socket.socket:
-    """A client halfway through a message: DATA accepted, the message not finished."""
+    """A client halfway through a message: DATA accepted, the message not finished.
+
+    It sends no part of the body: bytes the server has not read yet when it stops
+    make the kernel answer the close with a reset, not an end of stream (TCP's rule),
+    and whether the server got to read them first depends on how busy the machine is."""
     client = _client(port)
     client.sendall(b"EHLO client.example\r\n")
     _read_until(client, b"250 ")
     client.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
     _read_until(client, b"354 ")
-    client.sendall(b"Subject: half\r\n\r\nthe first half of a message")
     return client
 
 

@@ -101,15 +101,18 @@ def friendly_errors() -> Iterator[None]:
 
 def run_until_stopped(controller: Controller, listening: str) -> None:
     """Start an SMTP server (aiosmtpd), say where it listens, and serve until Ctrl-C or
-    SIGTERM; a port that cannot be taken is one line and exit status 1."""
+    SIGTERM; a port that cannot be taken is one line and exit status 1.
+
+    SIGTERM is handled before the server starts: whoever reads the "listening" line
+    may stop it at once, and must find it stopping cleanly, not killed mid-reply."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         controller.start()
     except (OSError, RuntimeError) as exc:
         where = f"{controller.hostname}:{controller.port}"
         raise fail(f"error: cannot listen on {where}: {exc}") from None
     Console(highlight=False, soft_wrap=True).print(f"{listening} (Ctrl-C to stop)", markup=False)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         while not stop.wait(0.5):
             pass
