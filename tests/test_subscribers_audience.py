@@ -17,6 +17,7 @@ from subscribers.audience import (
     audience_query,
     count_audience,
     count_by_country_and_partner,
+    countries_present,
     iter_audience,
     list_visibility,
     reaches_only_public_lists,
@@ -214,6 +215,17 @@ def test_counts_are_the_people_audience_query_names(sessions: sessionmaker[Sessi
         # The random data reach every branch: someone is counted, someone left out.
         everyone = session.execute(audience_query(Audience())).all()
         assert 0 < len(everyone) < 60
+
+
+def test_countries_present_are_the_distinct_countries(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        assert countries_present(session) == set()
+    with sessions.begin() as session:
+        _seed(session)
+        repo.add_subscriber(session, "fr@example.org", country="FR")
+        repo.add_subscriber(session, "nowhere@example.org")  # no country: not a choice
+    with sessions() as session:
+        assert countries_present(session) == {"VN", "LA", "MM", "CN", "TH", "KH", "FR"}
 
 
 def test_audience_countries_accept_names() -> None:
