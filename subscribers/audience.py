@@ -5,6 +5,11 @@ unsuppressed recipient exactly once. It is set-based (list membership and
 exclusions are EXISTS subqueries, so a person on two selected lists is not
 doubled) and is meant to be streamed or used in `insert().from_select()`; it
 never loads the audience into memory.
+
+The counts (`count_audience`, `count_by_country_and_partner`) select the same
+people with the same conditions; on SQLite they are written as `IN` / `NOT IN`
+sets instead (see `_recipient_conditions`), which SQLite evaluates once instead
+of once per subscriber.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from subscribers.countries import normalise_country
 from subscribers.errors import NotFound, StoreInputError
@@ -105,23 +110,63 @@ def _on_lists(slugs: Sequence[str]) -> Any:
     return exists().where(condition)
 
 
-def audience_query(audience: Audience) -> AudienceSelect:
-    """Every recipient of `audience` once, with labelled columns, ordered by subscriber id.
+def _members(slugs: Sequence[str]) -> Any:
+    """The ids of subscribers with an active subscription to one of `slugs` (any if empty):
+    `_on_lists` as a set."""
+    query = select(Subscription.subscriber_id).where(
+        Subscription.status == SubscriptionStatus.ACTIVE
+    )
+    if slugs:
+        list_ids = select(MailingList.id).where(MailingList.slug.in_(slugs))
+        query = query.where(Subscription.list_id.in_(list_ids))
+    return query
 
-    Columns: subscriber_id, email, name, country, partner_id, timezone, language.
+
+def _recipient_conditions(audience: Audience, *, as_sets: bool = False) -> list[Any]:
+    """The WHERE clause of `audience`'s recipients, on `Subscriber`.
+
+    By default list membership, suppression and exclusion are correlated EXISTS,
+    which PostgreSQL turns into hash semi- and anti-joins. `as_sets` writes the same
+    tests as `id IN (...)` / `id NOT IN (...)` of subscriber ids, for SQLite: it
+    builds each set once instead of searching per subscriber (counting 100,000
+    recipients takes about 60% of the time). The ids compared are primary keys,
+    never NULL, so `NOT IN` means exactly `NOT EXISTS`; on PostgreSQL `NOT IN` is
+    not turned into an anti-join (and is quadratic when the set outgrows
+    work_mem), so it is for SQLite only.
     """
-    conditions: list[Any] = [
-        Subscriber.status == SubscriberStatus.ACTIVE,
-        _on_lists(audience.lists),
-        ~exists().where(Suppression.email_hash == Subscriber.email_hash),
-    ]
-    if audience.exclude_lists:
-        conditions.append(~_on_lists(audience.exclude_lists))
+    conditions: list[Any] = [Subscriber.status == SubscriberStatus.ACTIVE]
+    if as_sets:
+        suppressed = aliased(Subscriber)
+        conditions += [
+            Subscriber.id.in_(_members(audience.lists)),
+            Subscriber.id.not_in(
+                select(suppressed.id).join(
+                    Suppression, Suppression.email_hash == suppressed.email_hash
+                )
+            ),
+        ]
+        if audience.exclude_lists:
+            conditions.append(Subscriber.id.not_in(_members(audience.exclude_lists)))
+    else:
+        conditions += [
+            _on_lists(audience.lists),
+            ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+        ]
+        if audience.exclude_lists:
+            conditions.append(~_on_lists(audience.exclude_lists))
     if audience.countries:
         conditions.append(Subscriber.country.in_(audience.countries))
     if audience.partners:
         partner_ids = select(Partner.id).where(Partner.name.in_(audience.partners))
         conditions.append(Subscriber.partner_id.in_(partner_ids))
+    return conditions
+
+
+def audience_query(audience: Audience) -> AudienceSelect:
+    """Every recipient of `audience` once, with labelled columns, ordered by subscriber id.
+
+    Columns: subscriber_id, email, name, country, partner_id, timezone, language.
+    """
     return (
         select(
             Subscriber.id.label("subscriber_id"),
@@ -132,8 +177,25 @@ def audience_query(audience: Audience) -> AudienceSelect:
             Subscriber.timezone.label("timezone"),
             Subscriber.language.label("language"),
         )
-        .where(*conditions)
+        .where(*_recipient_conditions(audience))
         .order_by(Subscriber.id)
+    )
+
+
+def _counted(session: Session, audience: Audience) -> Any:
+    """`audience`'s recipients' country and partner_id, as a subquery to count: the
+    conditions of `audience_query`, as sets on SQLite (`_recipient_conditions`) unless
+    countries or partners narrow it (then the (country, partner) index finds the few
+    rows to test, and building the sets would cost more than it saves)."""
+    as_sets = (
+        session.get_bind().dialect.name == "sqlite"
+        and not audience.countries
+        and not audience.partners
+    )
+    return (
+        select(Subscriber.country.label("country"), Subscriber.partner_id.label("partner_id"))
+        .where(*_recipient_conditions(audience, as_sets=as_sets))
+        .subquery()
     )
 
 
@@ -180,7 +242,7 @@ class CountRow:
 
 def count_by_country_and_partner(session: Session, audience: Audience) -> list[CountRow]:
     """Recipients per (country, partner name), counted in the database."""
-    recipients = audience_query(audience).order_by(None).subquery()
+    recipients = _counted(session, audience)
     # Grouped on expressions, not the bare columns: SQLite otherwise walks the
     # (country, partner) index and fetches every row from it out of order (1.5 s at
     # 100,000 against 0.1 s for a scan and a sort); partner names are joined to the groups.
@@ -202,8 +264,27 @@ def count_by_country_and_partner(session: Session, audience: Audience) -> list[C
 
 
 def count_audience(session: Session, audience: Audience) -> int:
-    recipients = audience_query(audience).order_by(None).subquery()
+    """How many people `audience_query` names, counted in the database."""
+    recipients = _counted(session, audience)
     return session.scalar(select(func.count()).select_from(recipients)) or 0
+
+
+def countries_present(session: Session) -> set[str]:
+    """Every country some subscriber is in (for the audience form's choices).
+
+    Read as a loose index scan of the (country, partner) index: the smallest
+    country, then the smallest one after it, and so on, one index search each.
+    PostgreSQL answers `SELECT DISTINCT country` by reading all 100,000 index
+    entries (30 ms); this takes one search per country.
+    """
+    found = select(func.min(Subscriber.country).label("country")).cte("present", recursive=True)
+    following = (
+        select(func.min(Subscriber.country))
+        .where(Subscriber.country > found.c.country)
+        .scalar_subquery()
+    )
+    found = found.union_all(select(following).where(found.c.country.is_not(None)))
+    return set(session.scalars(select(found.c.country).where(found.c.country.is_not(None))))
 
 
 def list_visibility(session: Session) -> dict[str, bool]:

@@ -50,11 +50,12 @@ from subscribers.audience import (
     Audience,
     count_audience,
     count_by_country_and_partner,
+    countries_present,
     list_visibility,
 )
 from subscribers.countries import REGION, country_name
 from subscribers.errors import StoreError
-from subscribers.models import Partner, Subscriber
+from subscribers.models import Partner
 
 router = APIRouter(dependencies=[Depends(current_user), Depends(csrf.verify)])
 
@@ -757,7 +758,7 @@ def unschedule_campaign(request: Request, session: DB, campaign_id: int) -> Resp
 
 def _audience_countries(session: Session) -> list[tuple[str, str]]:
     """The region's six countries, then any other country subscribers are in."""
-    present = set(session.scalars(select(Subscriber.country).distinct()))
+    present = countries_present(session)
     return [(code, name) for code, name in country_choices() if code in REGION or code in present]
 
 
