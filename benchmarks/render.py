@@ -31,8 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailer.content import load_issue  # noqa: E402
-from mailer.render import Renderer  # noqa: E402
+from mailer.authoring.content import load_issue  # noqa: E402
+from mailer.authoring.render import Renderer  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
 
 SEEDS = ("2022-13", "2022-15")

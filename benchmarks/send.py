@@ -37,9 +37,10 @@ from sqlalchemy import create_engine, insert, text
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailer import campaigns, db, ledger  # noqa: E402
+from mailer import db  # noqa: E402
 from mailer.compose import Root, build  # noqa: E402
-from mailer.message import Recipient  # noqa: E402
+from mailer.delivery import campaigns, ledger  # noqa: E402
+from mailer.delivery.message import Recipient  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
 from subscribers.audience import Audience  # noqa: E402
 from subscribers.models import MailingList, Subscriber, Subscription  # noqa: E402

@@ -38,12 +38,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.send import drop_database, fresh_database, make_campaign, populate  # noqa: E402
-from mailer import campaigns, scheduler  # noqa: E402
-from mailer.accounts import Accounts  # noqa: E402
 from mailer.compose import Root, build  # noqa: E402
-from mailer.ledger import LedgerRow  # noqa: E402
+from mailer.delivery import campaigns  # noqa: E402
+from mailer.delivery.ledger import LedgerRow  # noqa: E402
+from mailer.people.accounts import Accounts  # noqa: E402
+from mailer.schedule import scheduler  # noqa: E402
+from mailer.schedule.waves import parse_wall_time  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
-from mailer.waves import parse_wall_time  # noqa: E402
 from mailer.web.app import create_app  # noqa: E402
 from subscribers.models import Partner, Subscriber  # noqa: E402
 

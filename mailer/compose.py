@@ -16,11 +16,11 @@ from mailer import db
 from mailer.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from mailer.dispatch import Worker
-    from mailer.message import Identity
-    from mailer.ratelimit import RateLimiter
-    from mailer.scheduler import CampaignScheduler
-    from mailer.transport import SMTPTransport
+    from mailer.delivery.dispatch import Worker
+    from mailer.delivery.message import Identity
+    from mailer.delivery.ratelimit import RateLimiter
+    from mailer.delivery.transport import SMTPTransport
+    from mailer.schedule.scheduler import CampaignScheduler
 
 
 @dataclass
@@ -34,8 +34,8 @@ class Root:
 
     def scheduler(self) -> CampaignScheduler:
         """The campaign scheduler; its `start()` takes the one-per-database lock."""
-        from mailer.render import Renderer
-        from mailer.scheduler import CampaignScheduler
+        from mailer.authoring.render import Renderer
+        from mailer.schedule.scheduler import CampaignScheduler
 
         return CampaignScheduler(
             self.engine,
@@ -47,14 +47,14 @@ class Root:
 
     def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:
         """A new SMTP connection; `limiter` rate-limits its `send` (the worker has its own)."""
-        from mailer.transport import SMTPTransport
+        from mailer.delivery.transport import SMTPTransport
 
         return SMTPTransport.from_settings(self.settings, limiter)
 
     def identity(self) -> Identity:
         """What every message of this installation shares (links, list id, domains)."""
-        from mailer.message import Identity
-        from mailer.profile import load_profile
+        from mailer.authoring.profile import load_profile
+        from mailer.delivery.message import Identity
 
         profile = load_profile(self.settings.profile_path)
         settings = self.settings
@@ -70,14 +70,14 @@ class Root:
 
     def worker(self, **options: Any) -> Worker:
         """A delivery worker with its own connections and rate limiter."""
-        from mailer.dispatch import Worker
-        from mailer.ratelimit import RateLimiter
+        from mailer.delivery.dispatch import Worker
+        from mailer.delivery.ratelimit import RateLimiter
 
         settings = self.settings
         limiter = RateLimiter(settings.smtp_rate_per_second, settings.smtp_rate_per_hour)
         sign = None
         if settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key_path:
-            from mailer.dkim import make_signer
+            from mailer.delivery.dkim import make_signer
 
             sign = make_signer(
                 settings.dkim_selector, settings.dkim_domain, settings.dkim_private_key_path

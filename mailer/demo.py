@@ -15,14 +15,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailer import campaigns
-from mailer.accounts import Accounts, Role, list_users
-from mailer.campaigns import Campaign, CampaignState
-from mailer.capture import list_captured
+from mailer.authoring.content import load_issue
+from mailer.authoring.preview import with_sample_values
+from mailer.authoring.render import Renderer
 from mailer.compose import Root
-from mailer.content import load_issue
-from mailer.preview import with_sample_values
-from mailer.render import Renderer
+from mailer.delivery import campaigns
+from mailer.delivery.campaigns import Campaign, CampaignState
+from mailer.delivery.capture import list_captured
+from mailer.people.accounts import Accounts, Role, list_users
 from mailer.settings import REPO_DIR
 from subscribers.audience import Audience
 from subscribers.demo import seed_demo

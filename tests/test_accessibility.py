@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
-from mailer import campaigns, tokens
+from mailer.authoring.content import load_issue
+from mailer.authoring.preview import sample_values
+from mailer.authoring.render import Renderer, fill
 from mailer.cli.authoring import build_eml
 from mailer.compose import Root, build
-from mailer.content import load_issue
-from mailer.preview import sample_values
-from mailer.render import Renderer, fill
+from mailer.delivery import campaigns, tokens
 from subscribers import repository, suppression
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings

@@ -14,12 +14,12 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from mailer import bounces
-from mailer.bounces import Kind
 from mailer.cli import bounces as bounces_cli
 from mailer.cli.main import app
 from mailer.compose import Root
-from mailer.ledger import LedgerRow, LedgerStatus
+from mailer.delivery import bounces
+from mailer.delivery.bounces import Kind
+from mailer.delivery.ledger import LedgerRow, LedgerStatus
 from subscribers import suppression
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.smtpd import SMTPTestServer, free_port

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailer import campaigns, ledger, progress, scheduler
 from mailer.compose import Root
-from mailer.waves import CampaignWave, WaveStatus, parse_wall_time
+from mailer.delivery import campaigns, ledger, progress
+from mailer.schedule import scheduler
+from mailer.schedule.waves import CampaignWave, WaveStatus, parse_wall_time
 from subscribers import repository
 from subscribers.audience import Audience
 

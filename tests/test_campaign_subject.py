@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from mailer.campaigns import Campaign, create_campaign
+from mailer.authoring.content import MAX_SUBJECT, load_issue
 from mailer.cli.main import app as cli
 from mailer.compose import Root
-from mailer.content import MAX_SUBJECT, load_issue
+from mailer.delivery.campaigns import Campaign, create_campaign
 from mailer.errors import UserInputError
 from subscribers import repository
 from tests.conftest import REPO

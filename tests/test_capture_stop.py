@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mailer.capture import start_capture
+from mailer.delivery.capture import start_capture
 from tests.smtpd import free_port
 
 LIMIT = 60.0  # seconds a reply may take on a busy machine before the test gives up

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mailer.checks import (
+from mailer.authoring.checks import (
     MIN_CONTRAST,
     TEXT_ON_BACKGROUND,
     WHITE,
@@ -21,10 +21,10 @@ from mailer.checks import (
     contrast_ratio,
     has_errors,
 )
-from mailer.content import load_issue, load_issue_text
-from mailer.media import MediaError
-from mailer.profile import Colours, load_profile
-from mailer.render import Renderer
+from mailer.authoring.content import load_issue, load_issue_text
+from mailer.authoring.media import MediaError
+from mailer.authoring.profile import Colours, load_profile
+from mailer.authoring.render import Renderer
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from mailer.preview import create_app
+from mailer.authoring.preview import create_app
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -240,8 +240,8 @@ def test_erase_blanks_the_delivery_ledger(mailer, sessions) -> None:
 
     from sqlalchemy import select, update
 
-    from mailer import campaigns, ledger
-    from mailer.ledger import LedgerRow, LedgerStatus
+    from mailer.delivery import campaigns, ledger
+    from mailer.delivery.ledger import LedgerRow, LedgerStatus
     from subscribers.audience import Audience, audience_query
 
     @dataclass(frozen=True)
@@ -330,9 +330,9 @@ def test_commands_ask_for_an_upgrade_on_an_old_schema(
 
 
 def test_lists_remove_archives_a_list_a_campaign_used(mailer, database_url: str) -> None:
-    """`mailer lists remove` and the web app share `mailer.removals.remove_list`."""
+    """`mailer lists remove` and the web app share `mailer.people.removals.remove_list`."""
     from mailer import db as mailer_db
-    from mailer.campaigns import Campaign
+    from mailer.delivery.campaigns import Campaign
 
     _demo(mailer)
     refused = mailer("lists", "remove", "newsletter", code=1)

@@ -10,9 +10,9 @@ from pathlib import Path
 import mjml
 import pytest
 
-from mailer.compiler import CompileError, _hold_out, compile_mjml, squeeze
-from mailer.content import load_issue
-from mailer.render import Renderer
+from mailer.authoring.compiler import CompileError, _hold_out, compile_mjml, squeeze
+from mailer.authoring.content import load_issue
+from mailer.authoring.render import Renderer
 from mailer.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent

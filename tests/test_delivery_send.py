@@ -24,17 +24,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from mailer import campaigns, ledger, progress
-from mailer.campaigns import CampaignState
+from mailer.authoring.content import load_issue
+from mailer.authoring.render import Renderer
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
 from mailer.compose import Root, build
-from mailer.content import load_issue
-from mailer.dispatch import Worker
-from mailer.ledger import LedgerRow, LedgerStatus
-from mailer.render import Renderer
-from mailer.tokens import read_token
-from mailer.transport import AuthenticationError
+from mailer.delivery import campaigns, ledger, progress
+from mailer.delivery.campaigns import CampaignState
+from mailer.delivery.dispatch import Worker
+from mailer.delivery.ledger import LedgerRow, LedgerStatus
+from mailer.delivery.tokens import read_token
+from mailer.delivery.transport import AuthenticationError
 from subscribers import repository, suppression
 from subscribers.audience import Audience
 from subscribers.models import Subscriber, SubscriberStatus

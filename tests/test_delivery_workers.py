@@ -14,10 +14,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from mailer import campaigns, ledger
-from mailer.campaigns import CampaignState
-from mailer.dispatch import RecordingFailed
-from mailer.ledger import LedgerRow, LedgerStatus
+from mailer.delivery import campaigns, ledger
+from mailer.delivery.campaigns import CampaignState
+from mailer.delivery.dispatch import RecordingFailed
+from mailer.delivery.ledger import LedgerRow, LedgerStatus
 from subscribers import repository, suppression
 from tests.smtpd import SMTPTestServer
 from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign

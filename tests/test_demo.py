@@ -11,8 +11,8 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from mailer.capture import start_capture
 from mailer.compose import Root
+from mailer.delivery.capture import start_capture
 from mailer.demo import prepare
 from mailer.web.archive import sent_issues
 from subscribers.audience import list_visibility

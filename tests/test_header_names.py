@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
+from mailer.delivery.message import HeaderInjection, Identity, MessageTemplate, Recipient
+from mailer.delivery.transport import SMTPTransport
 from mailer.errors import UserInputError
-from mailer.message import HeaderInjection, Identity, MessageTemplate, Recipient
-from mailer.transport import SMTPTransport
 from tests.smtpd import SMTPTestServer
 
 EVIL = "=?utf-8?q?X=0D=0ABcc:_victim@evil.example?="

@@ -18,11 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.dkim import make_signer
+from mailer.authoring.render import Slot, fill
+from mailer.delivery.dkim import make_signer
+from mailer.delivery.message import (
+    BadAddress,
+    HeaderInjection,
+    Identity,
+    MessageTemplate,
+    Recipient,
+)
+from mailer.delivery.tokens import make_token
 from mailer.errors import UserInputError
-from mailer.message import BadAddress, HeaderInjection, Identity, MessageTemplate, Recipient
-from mailer.render import Slot, fill
-from mailer.tokens import make_token
 
 SECRET = "test-secret-key-0123456789abcdef"
 IDENTITY = Identity(
@@ -225,7 +231,7 @@ def test_the_template_is_built_once_and_personalised_without_email_message(
 ) -> None:
     """A worker sending two campaigns in several batches builds each campaign's
     template once, and no EmailMessage for any recipient."""
-    from mailer import dispatch
+    from mailer.delivery import dispatch
     from tests.smtpd import SMTPTestServer
     from tests.test_delivery_send import add_recipients, delivery_root, seed_campaign, send_all
 

@@ -20,12 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mailer.compose import Root
-from mailer.content import ContentError, load_issue, load_issue_text
-from mailer.demo import prepare
-from mailer.markdown import Links, Markdown
-from mailer.media import MediaError, MediaStore
-from mailer.render import (
+from mailer.authoring.content import ContentError, load_issue, load_issue_text
+from mailer.authoring.markdown import Links, Markdown
+from mailer.authoring.media import MediaError, MediaStore
+from mailer.authoring.render import (
     FONT_STACK,
     Renderer,
     Slot,
@@ -35,6 +33,8 @@ from mailer.render import (
     web_copy,
     wrap,
 )
+from mailer.compose import Root
+from mailer.demo import prepare
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,7 +186,7 @@ def test_names_in_every_script_survive_in_text_and_attributes(
         ),
         encoding="utf-8",
     )
-    from mailer.content import load_issue
+    from mailer.authoring.content import load_issue
 
     rendered = renderer.render(load_issue(path))
     markup = rendered.html
@@ -271,7 +271,7 @@ def test_photos_are_resized_hashed_and_linked_absolutely(tmp_path: Path) -> None
         ),
         encoding="utf-8",
     )
-    from mailer.content import load_issue
+    from mailer.authoring.content import load_issue
 
     first = renderer.render(load_issue(path)).html
     srcs = [v for tag, attr, v in attributes(first) if tag == "img" and attr == "src"]
@@ -297,7 +297,7 @@ def test_missing_photo_is_a_clear_error(renderer: Renderer, tmp_path: Path) -> N
         issue_yaml("  - statement: {name: A, photo: photos/none.jpg, text: Hi}\n"),
         encoding="utf-8",
     )
-    from mailer.content import load_issue
+    from mailer.authoring.content import load_issue
 
     with pytest.raises(MediaError, match=r"photos/none\.jpg: photo not found"):
         renderer.render(load_issue(path))

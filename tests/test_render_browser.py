@@ -19,9 +19,9 @@ import uvicorn
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from mailer.content import load_issue, load_issue_text
-from mailer.preview import create_app, sample_values
-from mailer.render import Renderer, fill
+from mailer.authoring.content import load_issue, load_issue_text
+from mailer.authoring.preview import create_app, sample_values
+from mailer.authoring.render import Renderer, fill
 from tests.conftest import make_settings
 from tests.test_render import PEOPLE, issue_yaml
 

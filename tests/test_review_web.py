@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from mailer import accounts
 from mailer.compose import Root
+from mailer.people import accounts
 from mailer.web.operator import MAX_PAGE
 from tests.web_harness import (
     PASSWORD,

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import campaigns, scheduler
-from mailer.campaigns import CampaignState
-from mailer.ledger import LedgerRow
+from mailer.delivery import campaigns
+from mailer.delivery.campaigns import CampaignState
+from mailer.delivery.ledger import LedgerRow
+from mailer.schedule import scheduler
+from mailer.schedule.waves import CampaignWave, DstRule, ScheduleError, WaveStatus
 from mailer.settings import Settings
-from mailer.waves import CampaignWave, DstRule, ScheduleError, WaveStatus
 from subscribers import repository
 from subscribers.audience import Audience
 
@@ -428,8 +429,8 @@ def test_wave_status_values_match_the_table(engine: Engine) -> None:
 def test_unfrozen_campaign_is_rendered_when_its_wave_starts(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    from mailer.content import load_issue
-    from mailer.render import Renderer
+    from mailer.authoring.content import load_issue
+    from mailer.authoring.render import Renderer
 
     issue_path = Path(__file__).resolve().parent.parent / "examples" / "issues" / "2022-15.yaml"
     with sessions.begin() as session:

@@ -23,12 +23,13 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import campaigns, scheduler
-from mailer.campaigns import CampaignState
-from mailer.ledger import LedgerRow
-from mailer.locks import SchedulerAlreadyRunning
-from mailer.scheduler import CampaignScheduler
-from mailer.waves import CampaignWave, ScheduleError
+from mailer.delivery import campaigns
+from mailer.delivery.campaigns import CampaignState
+from mailer.delivery.ledger import LedgerRow
+from mailer.schedule import scheduler
+from mailer.schedule.locks import SchedulerAlreadyRunning
+from mailer.schedule.scheduler import CampaignScheduler
+from mailer.schedule.waves import CampaignWave, ScheduleError
 from tests.test_scheduler import new_campaign, populate
 from tests.waiting import Pace, wait_until
 
@@ -164,7 +165,7 @@ def test_sent_by_the_running_scheduler_at_its_time_once(
     make_scheduler: Callable[..., CampaignScheduler],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mailer.scheduler")
+    caplog.set_level(logging.INFO, logger="mailer.schedule.scheduler")
     running = make_scheduler()
     running.start()
     for attempt, lead in enumerate(pace.attempts(1, "the job stored before the due time")):
@@ -246,7 +247,7 @@ def test_restart_after_the_grace_marks_missed_and_sends_nothing(
     make_scheduler: Callable[..., CampaignScheduler],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mailer.scheduler")
+    caplog.set_level(logging.WARNING, logger="mailer.schedule.scheduler")
     cid, due = stored_before_due(sessions, engine, pace, make_scheduler, grace_seconds=1)
     # APScheduler itself will judge this job missed; real time is the point.
     wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=2.5), "the grace to pass")

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from mailer import db
 from mailer.errors import TemporaryError
-from mailer.locks import SchedulerAlreadyRunning, SchedulerLock
+from mailer.schedule.locks import SchedulerAlreadyRunning, SchedulerLock
 
 
 def test_second_lock_on_the_same_database_refuses(engine: Engine) -> None:
@@ -46,7 +46,7 @@ def test_lock_held_by_another_process_refuses_and_dies_with_it(engine: Engine) -
                 f"""
                 import sys
                 from mailer import db
-                from mailer.locks import SchedulerLock
+                from mailer.schedule.locks import SchedulerLock
                 lock = SchedulerLock(db.make_engine({url!r}))
                 lock.acquire()
                 print("locked", flush=True)

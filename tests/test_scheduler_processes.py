@@ -32,10 +32,11 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import campaigns, scheduler
-from mailer.campaigns import CampaignState
-from mailer.ledger import LedgerRow, LedgerStatus
-from mailer.waves import CampaignWave
+from mailer.delivery import campaigns
+from mailer.delivery.campaigns import CampaignState
+from mailer.delivery.ledger import LedgerRow, LedgerStatus
+from mailer.schedule import scheduler
+from mailer.schedule.waves import CampaignWave
 from subscribers import repository
 from tests.smtpd import Received, SMTPTestServer, free_port
 from tests.test_scheduler import new_campaign, populate

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer.content import load_issue
-from mailer.render import RenderedIssue, Renderer
+from mailer.authoring.content import load_issue
+from mailer.authoring.render import RenderedIssue, Renderer
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent

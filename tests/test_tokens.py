@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailer.delivery.tokens import InvalidToken, make_token, read_token
 from mailer.errors import PermanentError
-from mailer.tokens import InvalidToken, make_token, read_token
 
 SECRET = "test-secret-key-0123456789abcdef"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer.ratelimit import RateLimiter
-from mailer.transport import (
+from mailer.delivery.ratelimit import RateLimiter
+from mailer.delivery.transport import (
     AuthenticationError,
     ConnectionFailed,
     MemoryTransport,

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailer.errors import UserInputError
-from mailer.waves import (
+from mailer.schedule.waves import (
     DstRule,
     PlannedWave,
     ScheduleError,

@@ -9,8 +9,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import accounts
-from mailer.accounts import (
+from mailer.people import accounts
+from mailer.people.accounts import (
     AccountError,
     Accounts,
     InvalidCredentials,

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Dialog, Page, ViewportSize, sync_playwright
 
-from mailer import tokens
 from mailer.compose import Root, build
+from mailer.delivery import tokens
 from mailer.settings import Settings
 from subscribers import repository
 from tests.conftest import REPO, make_settings

@@ -21,10 +21,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import select
 
-from mailer import campaigns
 from mailer.compose import Root, build
-from mailer.scheduler import WaveRunner
-from mailer.waves import CampaignWave
+from mailer.delivery import campaigns
+from mailer.schedule.scheduler import WaveRunner
+from mailer.schedule.waves import CampaignWave
 from subscribers import repository
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture

@@ -14,10 +14,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mailer.campaigns import Campaign
 from mailer.compose import Root, build
-from mailer.scheduler import WaveRunner
-from mailer.waves import CampaignWave
+from mailer.delivery.campaigns import Campaign
+from mailer.schedule.scheduler import WaveRunner
+from mailer.schedule.waves import CampaignWave
 from subscribers import repository
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture

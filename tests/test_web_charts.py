@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mailer.ledger import Tally
+from mailer.delivery.ledger import Tally
 from mailer.web.charts import Bar, responsive_bars, stacked_bars
 
 

@@ -70,7 +70,7 @@ def test_the_stored_hash_is_argon2(run, database_url: str) -> None:
     from sqlalchemy import select
 
     from mailer import db
-    from mailer.accounts import User
+    from mailer.people.accounts import User
 
     engine = db.make_engine(database_url)
     with db.session_factory(engine)() as session:

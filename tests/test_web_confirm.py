@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from mailer import campaigns
+from mailer.authoring.content import load_issue
 from mailer.compose import Root, build
-from mailer.content import load_issue
+from mailer.delivery import campaigns
 from subscribers import repository
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings

@@ -17,9 +17,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import func, select
 
-from mailer.campaigns import Campaign
 from mailer.compose import Root, build
-from mailer.ledger import LedgerRow
+from mailer.delivery.campaigns import Campaign
+from mailer.delivery.ledger import LedgerRow
 from subscribers.demo import seed_demo
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture

@@ -15,8 +15,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mailer.authoring.content import Issue, load_issue_text
 from mailer.compose import Root
-from mailer.content import Issue, load_issue_text
 from mailer.web import auth, editor, library, operator, public
 from subscribers.models import MailingList, Partner, Subscriber
 from tests.conftest import REPO

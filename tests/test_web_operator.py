@@ -11,12 +11,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mailer import campaigns
-from mailer.accounts import User
+from mailer.authoring.content import load_issue
 from mailer.compose import Root
-from mailer.content import load_issue
-from mailer.ledger import LedgerRow
-from mailer.privacy import erase_person
+from mailer.delivery import campaigns
+from mailer.delivery.ledger import LedgerRow
+from mailer.people.accounts import User
+from mailer.people.privacy import erase_person
 from subscribers import repository, suppression
 from subscribers.audience import Audience, count_audience
 from subscribers.models import Subscriber

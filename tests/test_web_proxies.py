@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.accounts import LoginFailure
+from mailer.people.accounts import LoginFailure
 from mailer.serve import proxy_options
 from mailer.settings import load_settings
 from tests.smtpd import free_port

@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 from sqlalchemy.orm import Session
 
-from mailer import campaigns, tokens
+from mailer.authoring.content import load_issue
+from mailer.authoring.render import Renderer
 from mailer.compose import Root, build
-from mailer.content import load_issue
+from mailer.delivery import campaigns, tokens
 from mailer.errors import UserInputError
-from mailer.render import Renderer
 from subscribers import privacy, repository
 from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus

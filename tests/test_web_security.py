@@ -6,9 +6,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from mailer import tokens
-from mailer.accounts import User
 from mailer.compose import Root
+from mailer.delivery import tokens
+from mailer.people.accounts import User
 from mailer.web import auth, editor, operator, public
 from subscribers import repository
 from subscribers.models import MailingList, Partner, SubscriberStatus
@@ -339,7 +339,7 @@ def test_sign_out_everywhere_else_keeps_only_this_session(root: Root) -> None:
 
 
 def test_removing_a_user_deletes_their_sessions(root: Root) -> None:
-    from mailer import accounts, websessions
+    from mailer.people import accounts, websessions
 
     app = _app(root)
     http, _ = login(app, "editor@example.org")

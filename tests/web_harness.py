@@ -17,8 +17,8 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from mailer.accounts import Accounts
 from mailer.compose import Root
+from mailer.people.accounts import Accounts
 from mailer.web.app import create_app
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

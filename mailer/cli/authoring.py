@@ -1,9 +1,9 @@
 """Editors' commands: render an issue to files, check it, preview it in a browser.
 
-Thin wrappers over mailer.content, mailer.render, mailer.checks and mailer.preview.
+Thin wrappers over the `mailer.authoring` modules content, render, checks and preview.
 A broken content file prints one line per problem (file:line: field: message) on
 stderr and exits with status 1, without a traceback; so does a file over 1 MB, the
-web upload's limit (mailer.content.MAX_FILE_BYTES), which is refused before parsing.
+web upload's limit (mailer.authoring.content.MAX_FILE_BYTES), which is refused before parsing.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Annotated
 
 import typer
 
-from mailer.checks import Level, check_issue, has_errors
+from mailer.authoring.checks import Level, check_issue, has_errors
+from mailer.authoring.content import MAX_FILE_BYTES, TOO_LARGE, ContentError, Issue, load_issue
+from mailer.authoring.preview import serve, with_sample_values
+from mailer.authoring.profile import Profile
+from mailer.authoring.render import RenderedIssue, Renderer
 from mailer.cli.common import fail, friendly_errors
-from mailer.content import MAX_FILE_BYTES, TOO_LARGE, ContentError, Issue, load_issue
-from mailer.preview import serve, with_sample_values
-from mailer.profile import Profile
-from mailer.render import RenderedIssue, Renderer
 from mailer.settings import Settings, load_settings
 
 IssueArg = Annotated[

@@ -1,6 +1,6 @@
 """`mailer bounces`: read delivery reports that come back after a relay accepted a message.
 
-Thin wrappers over `mailer.bounces`; every error is one line on stderr and exit status 1.
+Thin wrappers over `mailer.delivery.bounces`; every error is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import typer
 from aiosmtpd.controller import Controller
 from rich.console import Console
 
-from mailer import bounces
 from mailer.cli.common import fail, opened, run_until_stopped
+from mailer.delivery import bounces
 
 out = Console(highlight=False, soft_wrap=True)
 

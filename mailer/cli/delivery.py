@@ -1,7 +1,7 @@
 """Delivery commands: campaigns, sending, the worker, test sends and the capture server.
 
-Thin wrappers over `mailer.campaigns`, `mailer.ledger`, `mailer.dispatch` and
-`mailer.capture`; every error is one line on stderr and exit status 1.
+Thin wrappers over the `mailer.delivery` modules campaigns, ledger, dispatch and
+capture; every error is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
-from mailer import campaigns, ledger
-from mailer.campaigns import CampaignState
+from mailer.authoring.content import load_issue
+from mailer.authoring.render import Renderer
 from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
-from mailer.content import load_issue
-from mailer.failurescsv import write_failures
-from mailer.render import Renderer
-from mailer.testsend import send_test
+from mailer.delivery import campaigns, ledger
+from mailer.delivery.campaigns import CampaignState
+from mailer.delivery.failurescsv import write_failures
+from mailer.delivery.testsend import send_test
 from subscribers.audience import Audience, check_audience, count_audience
 from subscribers.models import Partner
 
@@ -403,7 +403,7 @@ def capture_command(
     ] = False,
 ) -> None:
     """Run a local SMTP server that stores every message as an .eml file (demos, tests)."""
-    from mailer.capture import capture_server, list_captured
+    from mailer.delivery.capture import capture_server, list_captured
 
     with friendly_errors():
         settings = root().settings

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 
 from mailer import urls
-from mailer.capture import start_capture
 from mailer.cli.common import fail, friendly_errors, root
 from mailer.compose import Root
+from mailer.delivery.capture import start_capture
 from mailer.demo import DEMO_ADMIN, EXAMPLES_DIR, prepare
 
 out = Console(highlight=False)

@@ -1,5 +1,5 @@
 """Scheduler commands: schedule campaigns, list the schedule, run the scheduler or the
-whole service (`mailer serve`). Thin wrappers over `mailer.scheduler` and `mailer.serve`.
+whole service (`mailer serve`). Thin wrappers over `mailer.schedule.scheduler` and `mailer.serve`.
 
 Times are typed as wall-clock times (`2026-12-01 09:00`) and read in `--tz` (default:
 MAILER_TIMEZONE, the editors' zone), or with `--local-time` in each recipient's own
@@ -21,12 +21,19 @@ from rich.console import Console
 from rich.table import Column, Table
 from sqlalchemy.orm import Session
 
-from mailer import scheduler
-from mailer.campaigns import RendererLike
 from mailer.cli.common import opened
 from mailer.compose import Root
-from mailer.locks import SchedulerLock
-from mailer.waves import CampaignWave, DstRule, ScheduleError, describe, parse_wall_time, zone
+from mailer.delivery.campaigns import RendererLike
+from mailer.schedule import scheduler
+from mailer.schedule.locks import SchedulerLock
+from mailer.schedule.waves import (
+    CampaignWave,
+    DstRule,
+    ScheduleError,
+    describe,
+    parse_wall_time,
+    zone,
+)
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -85,7 +92,7 @@ def _when(at: str | None, local_time: str | None) -> tuple[datetime, bool]:
 
 def _renderer(the_root: Root) -> RendererLike:
     """Freeze the content when scheduling, so a broken issue is reported now."""
-    from mailer.render import Renderer
+    from mailer.authoring.render import Renderer
 
     return Renderer.from_settings(the_root.settings)
 

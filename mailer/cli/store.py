@@ -21,10 +21,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailer import db, removals
+from mailer import db
 from mailer.cli.common import fail, opened
 from mailer.compose import Root
-from mailer.privacy import erase_person, export_everything
+from mailer.people import removals
+from mailer.people.privacy import erase_person, export_everything
 from subscribers import repository as repo
 from subscribers.audience import Audience, check_audience, count_by_country_and_partner
 from subscribers.countries import country_name, normalise_country

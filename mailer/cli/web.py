@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mailer import accounts
-from mailer.accounts import Accounts
 from mailer.cli.common import opened
+from mailer.people import accounts
+from mailer.people.accounts import Accounts
 
 out = Console(highlight=False, soft_wrap=True)
 

@@ -21,11 +21,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from mailer.accounts import Accounts
-from mailer.campaigns import CampaignNotFound
+from mailer.authoring.profile import load_profile
 from mailer.compose import Root
+from mailer.delivery.campaigns import CampaignNotFound
 from mailer.errors import MailerError
-from mailer.profile import load_profile
+from mailer.people.accounts import Accounts
 from mailer.web import auth, editor, operator, public, slashes
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer import urls
-from mailer.campaigns import Campaign, CampaignState
-from mailer.profile import Masthead
-from mailer.render import Slot, fill, web_copy
+from mailer.authoring.profile import Masthead
+from mailer.authoring.render import Slot, fill, web_copy
+from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.settings import Settings
 from subscribers.audience import Audience, list_visibility, reaches_only_public_lists
 from subscribers.errors import StoreInputError
@@ -102,7 +102,7 @@ def public_html(
 
     The frozen HTML with what only the email shows (its recipient's lines, its
     unsubscribe and "view in browser" links) replaced by `web_parts(entry)` (see
-    `mailer.render.web_copy`). Slots left elsewhere (typed into the content) are filled
+    `mailer.authoring.render.web_copy`). Slots left elsewhere (typed into the content) are filled
     generically: the web copy is the same for everyone and names nobody. HTML frozen
     before the email marked those parts keeps them, its links leading to a page that
     explains each email carries its own.

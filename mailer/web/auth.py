@@ -3,7 +3,7 @@
 Sessions are Starlette's signed cookies (HttpOnly, SameSite=Lax, Secure when the
 public URL is https, limited to `session_max_age_seconds`) holding the user id, a
 fingerprint of the password hash and the token of a server-side session
-(`mailer.websessions`). Signing out deletes that session, so a copied cookie stops
+(`mailer.people.websessions`). Signing out deletes that session, so a copied cookie stops
 working; changing a password or removing a user ends their sessions everywhere, and
 "Sign out everywhere" ends all but the current one.
 """
@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from mailer import websessions
-from mailer.accounts import (
+from mailer.people import websessions
+from mailer.people.accounts import (
     AccountError,
     InvalidCredentials,
     LoginThrottled,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from mailer.ledger import Tally
+from mailer.delivery.ledger import Tally
 
 SEGMENTS = (
     ("sent", "#0b6e4f"),

@@ -14,8 +14,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from mailer import removals
-from mailer.campaigns import TRANSITIONS, CampaignState, get_campaign
+from mailer.delivery.campaigns import TRANSITIONS, CampaignState, get_campaign
+from mailer.people import removals
 from mailer.web.context import web
 
 YES = "yes"

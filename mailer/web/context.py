@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from mailer.accounts import Accounts
+from mailer.authoring.profile import Profile
+from mailer.authoring.render import Renderer
 from mailer.compose import Root
-from mailer.profile import Profile
-from mailer.render import Renderer
+from mailer.people.accounts import Accounts
 from mailer.web.pages import Pages
 
 

@@ -19,12 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from mailer import campaigns as campaign_store
-from mailer import ledger, progress, scheduler, urls
-from mailer.accounts import User
-from mailer.campaigns import Campaign, CampaignState
-from mailer.checks import check_issue
-from mailer.content import (
+from mailer import urls
+from mailer.authoring.checks import check_issue
+from mailer.authoring.content import (
     MAX_FILE_BYTES,
     TOO_LARGE,
     ContentError,
@@ -33,11 +30,16 @@ from mailer.content import (
     load_issue,
     load_issue_text,
 )
+from mailer.authoring.render import Slot, fill
+from mailer.delivery import campaigns as campaign_store
+from mailer.delivery import ledger, progress
+from mailer.delivery.campaigns import Campaign, CampaignState
+from mailer.delivery.failurescsv import write_failures
+from mailer.delivery.testsend import send_test
 from mailer.errors import MailerError
-from mailer.failurescsv import write_failures
-from mailer.render import Slot, fill
-from mailer.testsend import send_test
-from mailer.waves import parse_wall_time
+from mailer.people.accounts import User
+from mailer.schedule import scheduler
+from mailer.schedule.waves import parse_wall_time
 from mailer.web import archive, charts, csrf, library
 from mailer.web import confirm as confirm_page
 from mailer.web.auth import current_user

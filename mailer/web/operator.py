@@ -18,10 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from mailer import accounts, ledger, removals
-from mailer.accounts import User
-from mailer.campaigns import Campaign
-from mailer.privacy import erase_person
+from mailer.delivery import ledger
+from mailer.delivery.campaigns import Campaign
+from mailer.people import accounts, removals
+from mailer.people.accounts import User
+from mailer.people.privacy import erase_person
 from mailer.web import csrf
 from mailer.web.auth import require_admin
 from mailer.web.confirm import ask, confirmed
@@ -650,7 +651,7 @@ def remove_list(
     request: Request, session: DB, slug: str, confirm: Annotated[str, Form()] = ""
 ) -> Response:
     """Archive a list campaigns used, delete one none used: after saying which, and what
-    will be lost (see `mailer.removals`)."""
+    will be lost (see `mailer.people.removals`)."""
     if request.method != "POST" or not confirmed(confirm):
         removal = removals.list_removal(session, slug)
         verb = "Archive" if removal.archives else "Delete"

@@ -2,7 +2,7 @@
 preferences, "view in browser" (the web copy), the archive of sent issues and its Atom
 feed, and a page on how to subscribe.
 
-The token in an unsubscribe URL (mailer.tokens) names one subscriber and proves the
+The token in an unsubscribe URL (mailer.delivery.tokens) names one subscriber and proves the
 link came from us; a page reached with it shows and changes only that subscriber,
 and never says whether any other address is subscribed. GET requests never change
 anything (mail scanners follow links); changes are POSTs.
@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from mailer import tokens, urls
-from mailer.tokens import InvalidToken
+from mailer import urls
+from mailer.delivery import tokens
+from mailer.delivery.tokens import InvalidToken
 from mailer.web import csrf
 from mailer.web.archive import ArchiveEntry, atom_feed, public_html, sent_issues
 from mailer.web.context import WebContext, db, web
@@ -215,7 +216,7 @@ def subscribe_help(request: Request) -> Response:
 
 def _web_parts(request: Request, entry: ArchiveEntry) -> dict[str, str]:
     """The web copy's own top line and footer, in place of the email's (see
-    `mailer.render.web_copy`): no recipient, no per-recipient links, no link to itself."""
+    `mailer.authoring.render.web_copy`): no recipient, no per-recipient links, no link to itself."""
     env = web(request).pages.env
     return {
         part: env.get_template(f"public/web_copy_{part}.html").render(entry=entry)

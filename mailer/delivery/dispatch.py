@@ -23,7 +23,7 @@ instant leaves at most one accepted-but-unrecorded message per open connection;
 its other rows are still `sending` and are taken back after the lease expires.
 
 Rows whose person left after they were queued (unsubscribed, suppressed, erased)
-are recorded `skipped` with the reason, found with one query (`mailer.withdrawn`)
+are recorded `skipped` with the reason, found with one query (`mailer.delivery.withdrawn`)
 when a batch is claimed and about once a second for its rows not yet begun.
 
 Outcomes: 2xx sent; 4xx and dropped connections retry with exponential backoff up
@@ -53,11 +53,10 @@ from sqlalchemy import Connection, Dialect, Engine, Table, exists, select, updat
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import campaigns as campaign_store
-from mailer.campaigns import Campaign, CampaignState
-from mailer.errors import MailerError, TemporaryError
-from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
-from mailer.message import (
+from mailer.delivery import campaigns as campaign_store
+from mailer.delivery.campaigns import Campaign, CampaignState
+from mailer.delivery.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
+from mailer.delivery.message import (
     BadAddress,
     HeaderInjection,
     Identity,
@@ -65,17 +64,18 @@ from mailer.message import (
     Outgoing,
     Recipient,
 )
-from mailer.ratelimit import RateLimiter
-from mailer.settings import Settings
-from mailer.timestamps import UTCDateTime, utcnow
-from mailer.transport import (
+from mailer.delivery.ratelimit import RateLimiter
+from mailer.delivery.transport import (
     AuthenticationError,
     Interrupted,
     PermanentSMTPError,
     TemporarySMTPError,
     Transport,
 )
-from mailer.withdrawn import audience_lists, withdrawn
+from mailer.delivery.withdrawn import audience_lists, withdrawn
+from mailer.errors import MailerError, TemporaryError
+from mailer.settings import Settings
+from mailer.timestamps import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 LEDGER = cast(Table, LedgerRow.__table__)

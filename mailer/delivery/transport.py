@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mailer.delivery.ratelimit import RateLimiter
 from mailer.errors import PermanentError, TemporaryError
-from mailer.ratelimit import RateLimiter
 from mailer.settings import Settings
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -144,7 +144,7 @@ class Transport(Protocol):
 def _dot_stuffed(data: bytes) -> bytes:
     """RFC 5321 4.5.2 transparency, only where a line starts with a dot; CRLF-terminated.
 
-    `data` is CRLF-only (as `mailer.message` builds it); smtplib's regex pass over every
+    `data` is CRLF-only (as `mailer.delivery.message` builds it); smtplib's regex pass over every
     20 KB message cost more than the rest of the send.
     """
     if data.startswith(b".") or _LINE_STARTING_WITH_DOT.search(data):

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer import ledger
-from mailer.campaigns import Campaign, CampaignState
-from mailer.waves import CampaignWave, WaveStatus
+from mailer.delivery import ledger
+from mailer.delivery.campaigns import Campaign, CampaignState
+from mailer.schedule.waves import CampaignWave, WaveStatus
 
 #: States after which nothing changes any more: the page stops following the campaign.
 FINAL = frozenset({CampaignState.SENT, CampaignState.CANCELLED, CampaignState.FAILED})

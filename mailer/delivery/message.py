@@ -4,7 +4,7 @@ Building an `EmailMessage` per recipient caps a sender at a few hundred messages
 per second. Instead `MessageTemplate` asks Python's email library once for the
 whole structure (multipart/alternative, text first and HTML last, UTF-8,
 quoted-printable) and keeps it as bytes. The rendered parts are split at their
-per-recipient slots (`mailer.render.Slot`) and each piece is QP-encoded once; per
+per-recipient slots (`mailer.authoring.render.Slot`) and each piece is QP-encoded once; per
 recipient only the slot values are encoded and joined in between with soft line
 breaks, so QP never splits or mangles a slot. The per-recipient headers (To with
 an RFC 2047 name, Message-ID, Date, List-Unsubscribe) are encoded and prepended.
@@ -27,10 +27,11 @@ from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from html import escape as html_escape
 from urllib.parse import quote
 
-from mailer import tokens, urls
+from mailer import urls
+from mailer.authoring.render import Slot
+from mailer.authoring.slots import SlotInSubject, refuse_slots
+from mailer.delivery import tokens
 from mailer.errors import UserInputError
-from mailer.render import Slot
-from mailer.slots import SlotInSubject, refuse_slots
 
 _SLOT_PATTERN = re.compile("|".join(re.escape(slot.value) for slot in Slot))
 _SOFT_BREAK = b"=\r\n"

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 
-from mailer.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, deliveries_to
+from mailer.delivery.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, deliveries_to
 from subscribers.privacy import Erasure, erase, export_person
 
 ERASED_ADDRESS = "erased@invalid"

@@ -3,7 +3,7 @@
 Rows are inserted set-based when sending starts (`enqueue`, an INSERT … SELECT over
 the audience query, never a Python loop) and carry a snapshot of the recipient, so
 the ledger answers "who got issue 15" even after the subscriber changed. Workers
-move a row queued -> sending -> sent | retry | failed | skipped (see `mailer.dispatch`;
+move a row queued -> sending -> sent | retry | failed | skipped (see `mailer.delivery.dispatch`;
 skipped: the person unsubscribed, was suppressed or erased after it was queued);
 progress and the per-country / partner / time-zone report are read from here.
 

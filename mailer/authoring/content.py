@@ -3,7 +3,7 @@
 An issue is one YAML file (see DESIGN.md, "Issue content format"). Validation is
 strict (unknown keys and block types are errors) and reports every problem of a file
 at once, each with file, line and field path, so an editor can fix them in one go.
-Text fields hold inline Markdown; they are parsed at render time (mailer.markdown).
+Text fields hold inline Markdown; they are parsed at render time (mailer.authoring.markdown).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 
+from mailer.authoring.markdown import link_targets
+from mailer.authoring.slots import refuse_slots
 from mailer.errors import UserInputError
-from mailer.markdown import link_targets
-from mailer.slots import refuse_slots
 from subscribers.countries import normalise_country
 from subscribers.errors import StoreInputError
 

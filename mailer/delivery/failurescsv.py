@@ -19,7 +19,7 @@ HEADER = ("email", "name", "country", "attempts", "last_reply")
 
 
 class FailedRow(Protocol):
-    """What the CSV needs of a ledger row (`mailer.ledger.LedgerRow` has it)."""
+    """What the CSV needs of a ledger row (`mailer.delivery.ledger.LedgerRow` has it)."""
 
     @property
     def email(self) -> str: ...

@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
-from mailer.ledger import LedgerRow
+from mailer.delivery.ledger import LedgerRow
 from subscribers.models import (
     MailingList,
     Subscriber,

@@ -2,7 +2,7 @@
 
 Masthead, sender, contact block, "About" text, colours, default language and time
 zone. Issues refer to it by `newsletter:`; a few issues may override the contact
-block or the About text (see mailer.content.Issue).
+block or the About text (see mailer.authoring.content.Issue).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
 
-from mailer.content import (
+from mailer.authoring.content import (
     MAX_NAME,
     NonEmpty,
     Strict,

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from mailer import ledger, websessions
-from mailer.accounts import User
-from mailer.campaigns import Campaign, CampaignState, get_campaign
-from mailer.ledger import LedgerRow
+from mailer.delivery import ledger
+from mailer.delivery.campaigns import Campaign, CampaignState, get_campaign
+from mailer.delivery.ledger import LedgerRow
+from mailer.people import websessions
+from mailer.people.accounts import User
 from subscribers import repository
 from subscribers.audience import Audience, count_audience
 from subscribers.errors import StoreInputError

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 
 class Slot(StrEnum):
-    """Per-recipient placeholders left in the rendered parts; see `mailer.render.fill`."""
+    """Per-recipient placeholders left in the rendered parts; see `mailer.authoring.render.fill`."""
 
     UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
     PREFERENCES_URL = "%%PREFERENCES_URL%%"

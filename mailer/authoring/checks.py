@@ -1,6 +1,6 @@
 """Lints an issue before it is sent: what would break or look wrong in a mail client.
 
-Validation (mailer.content) says whether a file is an issue at all; these checks say
+Validation (mailer.authoring.content) says whether a file is an issue at all; these checks say
 whether the email made from it is fit to send: size under Gmail's clipping limit,
 alt text on every image, absolute links, images that exist, no escape sequences
 leaked by the MJML compiler, text colours of the profile readable on their
@@ -18,11 +18,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from mailer.content import ContentError, ImageBlock, Issue, StatementBlock
+from mailer.authoring.content import ContentError, ImageBlock, Issue, StatementBlock
+from mailer.authoring.media import too_large
+from mailer.authoring.profile import Colours
+from mailer.authoring.render import RenderedIssue, Renderer, Slot
 from mailer.errors import UserInputError
-from mailer.media import too_large
-from mailer.profile import Colours
-from mailer.render import RenderedIssue, Renderer, Slot
 
 MAX_HTML_BYTES = 90 * 1024  # Gmail clips messages over about 102 KB
 WARN_HTML_BYTES = 75 * 1024

@@ -39,13 +39,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from mailer import ledger
+from mailer.authoring.slots import SlotInSubject, refuse_slots
+from mailer.delivery import ledger
+from mailer.delivery.ledger import AnySelect
+from mailer.delivery.message import check_mailbox
 from mailer.errors import PermanentError, UserInputError
-from mailer.ledger import AnySelect
-from mailer.message import check_mailbox
-from mailer.slots import SlotInSubject, refuse_slots
+from mailer.schedule.waves import CampaignWave, WaveStatus
 from mailer.timestamps import UTCDateTime, utcnow
-from mailer.waves import CampaignWave, WaveStatus
 from subscribers.base import Base
 
 NAME_MAX = 200  # the column's width
@@ -139,7 +139,7 @@ class Campaign(Base):
 
 
 class IssueLike(Protocol):
-    """What a campaign needs from `mailer.content.Issue`."""
+    """What a campaign needs from `mailer.authoring.content.Issue`."""
 
     @property
     def slug(self) -> str: ...
@@ -150,7 +150,7 @@ class IssueLike(Protocol):
 
 
 class RenderedLike(Protocol):
-    """What a campaign freezes from `mailer.render.RenderedIssue`."""
+    """What a campaign freezes from `mailer.authoring.render.RenderedIssue`."""
 
     @property
     def subject(self) -> str: ...
@@ -176,10 +176,10 @@ def _check_header_value(field: str, value: str) -> str:
 
 def check_subject(value: str) -> str:
     """A subject override fit for the Subject header and an inbox line: one line, no
-    longer than an issue's own subject may be (mailer.content.MAX_SUBJECT), no
-    per-recipient slot (see mailer.slots), white space as the renderer writes it, so the
+    longer than an issue's own subject may be (mailer.authoring.content.MAX_SUBJECT), no
+    per-recipient slot (see mailer.authoring.slots), white space as the renderer writes it, so the
     Subject header, the HTML title and the web copy show the same text."""
-    from mailer.content import MAX_SUBJECT  # authoring's module, as in render_issue_file
+    from mailer.authoring.content import MAX_SUBJECT  # authoring's module, as in render_issue_file
 
     _check_header_value("subject", value)
     if len(value) > MAX_SUBJECT:
@@ -323,7 +323,7 @@ def render_issue_file(
 
     `subject`, the campaign's own, replaces the issue's before rendering, so the HTML
     title and the preheader's label say what the Subject header says."""
-    from mailer.content import load_issue  # authoring's module; imported when needed
+    from mailer.authoring.content import load_issue  # authoring's module; imported when needed
 
     issue = load_issue(Path(issue_path))
     if subject:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from email.utils import formataddr
 
+from mailer.authoring.content import Issue
+from mailer.authoring.render import Renderer
 from mailer.compose import Root
-from mailer.content import Issue
-from mailer.message import MessageTemplate, Recipient
-from mailer.render import Renderer
+from mailer.delivery.message import MessageTemplate, Recipient
 
 TEST_MARK = "[TEST]"
 

@@ -28,12 +28,12 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from mailer import urls
-from mailer.checks import Finding, check_issue
-from mailer.content import ContentError, ImageBlock, Issue, load_issue
+from mailer.authoring.checks import Finding, check_issue
+from mailer.authoring.content import ContentError, ImageBlock, Issue, load_issue
+from mailer.authoring.media import MediaStore
+from mailer.authoring.profile import load_profile
+from mailer.authoring.render import RenderedIssue, Renderer, Slot, fill
 from mailer.errors import UserInputError
-from mailer.media import MediaStore
-from mailer.profile import load_profile
-from mailer.render import RenderedIssue, Renderer, Slot, fill
 from mailer.settings import Settings
 
 

@@ -29,14 +29,14 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from mailer.compiler import CompileError, compile_mjml
-from mailer.content import ContentError, Issue, Problem
+from mailer.authoring.compiler import CompileError, compile_mjml
+from mailer.authoring.content import ContentError, Issue, Problem
+from mailer.authoring.markdown import Links, Markdown, Memo, Style, attr
+from mailer.authoring.media import MediaStore
+from mailer.authoring.profile import Profile, load_profile
+from mailer.authoring.slots import Slot as Slot  # re-exported: delivery and previews fill slots
 from mailer.errors import UserInputError
-from mailer.markdown import Links, Markdown, Memo, Style, attr
-from mailer.media import MediaStore
-from mailer.profile import Profile, load_profile
 from mailer.settings import Settings
-from mailer.slots import Slot as Slot  # re-exported: delivery and previews fill slots
 
 TEXT_WIDTH = 78
 
@@ -69,7 +69,7 @@ def _escape(value: str) -> str:
 # the templates mark it with two empty elements:
 # <span data-email-only="NAME"></span>...<span data-email-only-end="NAME"></span>.
 # Mail clients show nothing of them, and unlike comments (which mjml-python drops when
-# mailer.compiler falls back to compiling the whole source) they survive either path.
+# mailer.authoring.compiler falls back to compiling the whole source) they survive either path.
 _EMAIL_ONLY = re.compile(
     r'<span data-email-only="([a-z-]+)"></span>.*?<span data-email-only-end="\1"></span>',
     re.DOTALL,
@@ -180,7 +180,7 @@ class Renderer:
 
     @staticmethod
     def html(mjml_source: str) -> str:
-        """Compile MJML (see `mailer.compiler`); indentation collapsed."""
+        """Compile MJML (see `mailer.authoring.compiler`); indentation collapsed."""
         try:
             return compile_mjml(mjml_source)
         except CompileError as exc:

@@ -39,11 +39,12 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import campaigns, db, ledger
-from mailer.campaigns import Campaign, CampaignState, RendererLike
+from mailer import db
+from mailer.delivery import campaigns, ledger
+from mailer.delivery.campaigns import Campaign, CampaignState, RendererLike
 from mailer.errors import PermanentError
-from mailer.locks import SchedulerLock
-from mailer.waves import (
+from mailer.schedule.locks import SchedulerLock
+from mailer.schedule.waves import (
     CampaignWave,
     DstRule,
     PlannedWave,
@@ -55,7 +56,7 @@ from mailer.waves import (
 )
 from subscribers.errors import StoreError
 
-log = logging.getLogger("mailer.scheduler")
+log = logging.getLogger("mailer.schedule.scheduler")
 
 JOB_PREFIX = "wave-"
 JOBS_TABLE = "apscheduler_jobs"

@@ -3,7 +3,7 @@
 A relay's 250 only means it took the message; the recipient's server may refuse it
 later and send a delivery status notification (RFC 3464) to the envelope sender.
 With `MAILER_BOUNCE_VERP` that sender is `bounces+<token>@<sender domain>`, the
-token being the subscriber's signed id (`mailer.tokens`), so a bounce names its
+token being the subscriber's signed id (`mailer.delivery.tokens`), so a bounce names its
 subscriber without trusting anything the report says: a forged or altered token
 matches nobody.
 
@@ -35,8 +35,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from mailer.ledger import LedgerRow, LedgerStatus
-from mailer.tokens import InvalidToken, read_token
+from mailer.delivery.ledger import LedgerRow, LedgerStatus
+from mailer.delivery.tokens import InvalidToken, read_token
 from subscribers import suppression
 from subscribers.models import Subscriber, SubscriberStatus
 
