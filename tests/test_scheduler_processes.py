@@ -32,10 +32,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.delivery import campaigns
+from mailer.delivery import campaigns, lifecycle
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
-from mailer.schedule import scheduler
+from mailer.schedule import plan
 from mailer.schedule.waves import CampaignWave
 from subscribers import repository
 from tests.smtpd import Received, SMTPTestServer, free_port
@@ -216,7 +216,7 @@ def schedule_due_now(sessions: sessionmaker[Session], cid: int) -> None:
     due at once: the running scheduler starts it at its next re-read."""
     now = datetime.now(UTC).replace(microsecond=0)
     with sessions.begin() as session:
-        scheduler.schedule(
+        plan.schedule(
             session, cid, now.replace(tzinfo=None), tz="UTC", now=now - timedelta(minutes=1)
         )
 
@@ -288,8 +288,8 @@ def give_up(sessions: sessionmaker[Session], cid: int, *running: Proc) -> None:
     for process in running:
         process.finish(signal.SIGKILL)
     with sessions.begin() as session:
-        if CampaignState(campaigns.get_campaign(session, cid).state) not in scheduler.ENDED:
-            campaigns.cancel(session, cid, "a slow moment broke this attempt's premise")
+        if CampaignState(campaigns.get_campaign(session, cid).state) not in plan.ENDED:
+            lifecycle.cancel(session, cid, "a slow moment broke this attempt's premise")
 
 
 @pytest.fixture
@@ -464,7 +464,7 @@ def test_cancel_while_sending_stops_the_workers(
         # Cancelled in this process: a `mailer campaign cancel` (tests/test_delivery_cli.py)
         # may take longer to start on a busy machine than the send takes to finish.
         with sessions.begin() as session:
-            campaigns.cancel(session, cid)
+            lifecycle.cancel(session, cid)
 
         def nothing_on_the_wire() -> bool:
             """No row held by the worker: what it was sending landed and was recorded,
