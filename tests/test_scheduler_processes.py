@@ -445,6 +445,29 @@ def test_schedule_command_errors_are_one_line(procs: Processes, cid: int) -> Non
     assert done.returncode == 1 and "no campaign with id 999" in done.stderr
 
 
+def test_a_refused_schedule_names_the_command_to_use(procs: Processes, cid: int) -> None:
+    """The library says what is wrong; the command adds which command to use instead."""
+    done = procs.run("campaign", "reschedule", str(cid), "--at", "2030-01-01 09:00")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert f"campaign {cid} is draft; only a scheduled or missed campaign" in done.stderr
+    assert "schedule it instead (use `mailer campaign schedule`)" in done.stderr
+    assert procs.run("campaign", "schedule", str(cid), "--at", "2030-01-01 09:00").returncode == 0
+    done = procs.run("campaign", "schedule", str(cid), "--at", "2030-01-02 09:00")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert (
+        f"error: campaign {cid} is scheduled already: reschedule it instead "
+        "(use `mailer campaign reschedule`)"
+    ) in done.stderr
+    # A refusal with no command to advise is passed on as the library said it.
+    done = procs.run("campaign", "unschedule", str(cid))
+    assert done.returncode == 0, done.stderr
+    done = procs.run("campaign", "unschedule", str(cid))
+    assert done.returncode == 1 and "use `" not in done.stderr, done.stderr
+    assert f"campaign {cid} is draft; only a scheduled or missed campaign can be unsch" in (
+        done.stderr
+    )
+
+
 def test_cancel_while_sending_stops_the_workers(
     procs: Processes, sessions: sessionmaker[Session]
 ) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
 from typing import Annotated
@@ -23,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from mailer.cli.common import opened
 from mailer.compose import Root
-from mailer.delivery.campaigns import RendererLike
+from mailer.delivery.campaigns import CampaignState, RendererLike
+from mailer.delivery.lifecycle import IllegalTransition
 from mailer.schedule import plan
 from mailer.schedule.locks import SchedulerLock
 from mailer.schedule.waves import (
@@ -81,6 +84,25 @@ SCHEDULE_EPILOG = (
 )
 
 
+# The command that does what a refusal advises (the library names no commands).
+ADVICE = {
+    ("schedule", CampaignState.SCHEDULED): "mailer campaign reschedule",
+    ("reschedule", CampaignState.DRAFT): "mailer campaign schedule",
+}
+
+
+@contextmanager
+def _advised() -> Iterator[None]:
+    """Add to a refused move which command to use instead, where there is one."""
+    try:
+        yield
+    except IllegalTransition as exc:
+        command = ADVICE.get((exc.move.name, CampaignState(exc.current)))
+        if command is None:
+            raise
+        raise ScheduleError(f"{exc} (use `{command}`)") from None
+
+
 def _when(at: str | None, local_time: str | None) -> tuple[datetime, bool]:
     if (at is None) == (local_time is None):
         raise ScheduleError('give exactly one of --at "YYYY-MM-DD HH:MM" or --local-time "…"')
@@ -131,7 +153,7 @@ def _plan_command(
             raise ScheduleError("--tz goes with --at; --local-time uses each recipient's zone")
         zone_name = None if local else zone(the_root.settings.timezone if tz is None else tz).key
         do = plan.schedule if action == "schedule" else plan.reschedule
-        with the_root.sessions.begin() as session:
+        with _advised(), the_root.sessions.begin() as session:
             waves = do(
                 session,
                 campaign_id,
