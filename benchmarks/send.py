@@ -5,7 +5,7 @@
 
 For each database: fresh schema, N subscribers in the six countries, one campaign
 with a ~20 KB rendered issue (slots in both parts), then
-  * enqueue: `campaigns.start_sending` (one INSERT … SELECT of N ledger rows), timed;
+  * enqueue: `lifecycle.start_sending` (one INSERT … SELECT of N ledger rows), timed;
   * send: worker processes (`Root.worker()`, `smtp_connections` connections each)
     until the campaign is `sent`; messages per second from first claim to last
     outcome, every outcome recorded in the ledger; peak RSS of each worker process.
