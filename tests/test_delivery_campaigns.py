@@ -271,7 +271,7 @@ def test_only_a_paused_campaign_resumes(sessions: sessionmaker[Session]) -> None
         lifecycle.miss(session, missed, "server down")
     with sessions.begin() as session:
         with pytest.raises(
-            campaigns.CampaignError, match=f"campaign {draft} is draft, not paused: .*mailer send"
+            campaigns.CampaignError, match=f"campaign {draft} is draft, not paused: .*send it now"
         ):
             lifecycle.resume(session, draft)
         with pytest.raises(campaigns.CampaignError, match=f"campaign {missed} is missed, not"):

@@ -162,7 +162,12 @@ def _control(action: str, campaign_id: int, reason: str | None) -> None:
         if action == "pause":
             campaign = lifecycle.pause(session, campaign_id, reason or "paused by operator")
         elif action == "resume":
-            campaign = lifecycle.resume(session, campaign_id)
+            try:
+                campaign = lifecycle.resume(session, campaign_id)
+            except lifecycle.IllegalTransition as exc:  # say which command sends it
+                if exc.current not in (CampaignState.SENDING, *lifecycle.FINAL):
+                    raise fail(f"error: {exc} (use `mailer send {campaign_id}`)") from None
+                raise
         else:
             campaign = lifecycle.cancel(session, campaign_id, reason or "cancelled by operator")
         out.print(f"campaign {campaign.id} is {campaign.state}")

@@ -316,7 +316,7 @@ def resume(session: Session, campaign_id: int) -> Campaign:
     campaign = get_campaign(session, campaign_id)
     state = CampaignState(campaign.state)
     if state is not S.PAUSED and state not in FINAL:
-        hint = "" if state is S.SENDING else f" (to send it now: mailer send {campaign_id})"
+        hint = "" if state is S.SENDING else "; send it now instead"
         raise IllegalTransition(
             campaign_id, state, RESUME, f", not paused: there is nothing to resume{hint}"
         )
