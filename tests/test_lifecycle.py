@@ -4,6 +4,7 @@ with an error naming the campaign, its state and the move, and changes nothing."
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from mailer.delivery.lifecycle import IllegalTransition
 from mailer.schedule.waves import CampaignWave, WaveStatus
 from subscribers import repository
 from subscribers.audience import Audience
+from tests.conftest import REPO
 
 S = CampaignState
 WHEN = datetime(2030, 12, 1, 1, 0, tzinfo=UTC)
@@ -310,3 +312,27 @@ def test_a_missing_campaign_is_named(sessions: sessionmaker[Session]) -> None:
         for call in CALLS.values():
             with pytest.raises(campaigns.CampaignNotFound, match="no campaign with id 999"):
                 call(session, 999)
+
+
+def test_only_the_life_cycle_writes_a_campaigns_state() -> None:
+    """Nothing but `mailer.delivery.lifecycle` changes `campaigns.state` (a new campaign
+    is born a draft in `campaigns.create_campaign`): no `x.state = ...`, no
+    `update(Campaign)`, no `.values(state=...)` anywhere else in the service."""
+    offenders = []
+    for path in sorted((REPO / "mailer").rglob("*.py")):
+        if path == REPO / "mailer" / "delivery" / "lifecycle.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(REPO)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Attribute) and t.attr == "state" for t in targets):
+                    offenders.append(where)
+            elif isinstance(node, ast.Call):
+                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                first = node.args[0] if node.args else None
+                if name == "update" and isinstance(first, ast.Name) and first.id == "Campaign":
+                    offenders.append(where)
+                if name == "values" and any(k.arg == "state" for k in node.keywords):
+                    offenders.append(where)
+    assert offenders == []
