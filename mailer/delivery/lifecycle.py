@@ -28,7 +28,8 @@ changes nothing.
 
 `TRANSITIONS` is the same table as state -> reachable states. Functions take a
 `Session` and leave committing to the caller, except `start_sending` given a
-session factory.
+session factory. One concern, kept whole (about 460 lines): the table, its moves and
+`start_sending` (the move to sending, which also enqueues) read best side by side.
 """
 
 from __future__ import annotations
