@@ -5,7 +5,7 @@
 
 For each database: fresh schema, N subscribers in the six countries, one campaign
 with a ~20 KB rendered issue (slots in both parts), then
-  * enqueue: `campaigns.start_sending` (one INSERT … SELECT of N ledger rows), timed;
+  * enqueue: `lifecycle.start_sending` (one INSERT … SELECT of N ledger rows), timed;
   * send: worker processes (`Root.worker()`, `smtp_connections` connections each)
     until the campaign is `sent`; messages per second from first claim to last
     outcome, every outcome recorded in the ledger; peak RSS of each worker process.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from mailer import db  # noqa: E402
 from mailer.compose import Root, build  # noqa: E402
-from mailer.delivery import campaigns, ledger  # noqa: E402
+from mailer.delivery import campaigns, ledger, lifecycle  # noqa: E402
 from mailer.delivery.message import Recipient  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
 from subscribers.audience import Audience  # noqa: E402
@@ -237,7 +237,7 @@ def run_one(
         populate(root, count)
         campaign_id = make_campaign(root)
         started = time.perf_counter()
-        added = campaigns.start_sending(root.sessions, campaign_id)
+        added = lifecycle.start_sending(root.sessions, campaign_id)
         enqueue = time.perf_counter() - started
         assert added == count, (added, count)
         context = multiprocessing.get_context("spawn")

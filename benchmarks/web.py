@@ -39,10 +39,10 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.send import drop_database, fresh_database, make_campaign, populate  # noqa: E402
 from mailer.compose import Root, build  # noqa: E402
-from mailer.delivery import campaigns  # noqa: E402
+from mailer.delivery import lifecycle  # noqa: E402
 from mailer.delivery.ledger import LedgerRow  # noqa: E402
 from mailer.people.accounts import Accounts  # noqa: E402
-from mailer.schedule import scheduler  # noqa: E402
+from mailer.schedule import plan  # noqa: E402
 from mailer.schedule.waves import parse_wall_time  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
 from mailer.web.app import create_app  # noqa: E402
@@ -68,7 +68,7 @@ def build_data(root: Root, count: int) -> dict[str, str]:
         )
         session.execute(update(Subscriber).values(partner_id=Subscriber.id % PARTNERS + 1))
     sending = make_campaign(root)
-    campaigns.start_sending(root.sessions, sending)
+    lifecycle.start_sending(root.sessions, sending)
     with root.sessions.begin() as session:
         now = datetime.now(UTC)
         for status, condition, reply in (
@@ -83,7 +83,7 @@ def build_data(root: Root, count: int) -> dict[str, str]:
             )
     scheduled = make_campaign(root)
     with root.sessions.begin() as session:
-        scheduler.schedule(
+        plan.schedule(
             session, scheduled, parse_wall_time(f"{now.year + 1}-01-15 09:00"), local_time=True
         )
     draft = make_campaign(root)  # a draft, for its edit page

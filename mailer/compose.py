@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mailer.delivery.message import Identity
     from mailer.delivery.ratelimit import RateLimiter
     from mailer.delivery.transport import SMTPTransport
-    from mailer.schedule.scheduler import CampaignScheduler
+    from mailer.schedule.process import CampaignScheduler
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Root:
     def scheduler(self) -> CampaignScheduler:
         """The campaign scheduler; its `start()` takes the one-per-database lock."""
         from mailer.authoring.render import Renderer
-        from mailer.schedule.scheduler import CampaignScheduler
+        from mailer.schedule.process import CampaignScheduler
 
         return CampaignScheduler(
             self.engine,

@@ -19,7 +19,7 @@ from mailer.authoring.content import load_issue
 from mailer.authoring.preview import with_sample_values
 from mailer.authoring.render import Renderer
 from mailer.compose import Root
-from mailer.delivery import campaigns
+from mailer.delivery import campaigns, lifecycle
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.capture import list_captured
 from mailer.people.accounts import Accounts, Role, list_users
@@ -86,7 +86,7 @@ def prepare(
     for path in issue_paths:
         campaign_id, state = _campaign_for(root, path)
         if state in (CampaignState.DRAFT, CampaignState.SENDING, CampaignState.PAUSED):
-            campaigns.start_sending(root.sessions, campaign_id, renderer=renderer)
+            lifecycle.start_sending(root.sessions, campaign_id, renderer=renderer)
     say("sending to the capture server")
     send(root)
 

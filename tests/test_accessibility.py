@@ -30,7 +30,7 @@ from mailer.authoring.preview import sample_values
 from mailer.authoring.render import Renderer, fill
 from mailer.cli.authoring import build_eml
 from mailer.compose import Root, build
-from mailer.delivery import campaigns, tokens
+from mailer.delivery import campaigns, lifecycle, tokens
 from subscribers import repository, suppression
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings
@@ -164,7 +164,7 @@ class Site:
             campaigns.freeze(
                 session, self.campaign, Renderer.from_settings(root.settings).render(issue)
             )
-            campaigns.start_sending(session, self.campaign)
+            lifecycle.start_sending(session, self.campaign)
             draft_path = root.settings.resolved_issues_dir / "2022-15.yaml"
             campaigns.create_campaign(
                 session,
@@ -259,7 +259,7 @@ def test_live_campaign_pages_update_in_place_without_a_meta_refresh(site: Site) 
     assert row.locator(".badge").inner_text() == "sending"
     page.evaluate("window.notReloaded = true")
     with site.root.sessions.begin() as session:
-        campaigns.pause(session, site.campaign)
+        lifecycle.pause(session, site.campaign)
     row.locator(".badge:text-is('paused')").wait_for(timeout=60_000)
     assert page.evaluate("window.notReloaded") is True  # same document, updated in place
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from mailer.compose import Root
-from mailer.delivery import campaigns, ledger, progress
-from mailer.schedule import scheduler
+from mailer.delivery import campaigns, ledger, lifecycle, progress
+from mailer.schedule import plan
+from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave, WaveStatus, parse_wall_time
 from subscribers import repository
 from subscribers.audience import Audience
@@ -80,11 +81,11 @@ def test_sending_everyone_by_hand_settles_the_waves(root: Root, tmp_path: Path) 
             audience=Audience(lists=("newsletter",)),
         )
         campaigns.freeze(session, campaign.id, _Rendered())
-        scheduler.schedule(
+        plan.schedule(
             session, campaign.id, parse_wall_time("2030-12-01 09:00"), local_time=True, now=NOW
         )
         cid = campaign.id
-    assert campaigns.start_sending(root.sessions, cid) == 3  # everyone now, not at 09:00
+    assert lifecycle.start_sending(root.sessions, cid) == 3  # everyone now, not at 09:00
     with root.sessions() as session:
         waves = progress.waves_of(session, cid)
         assert {w.status for w in waves} == {WaveStatus.STARTED.value}
@@ -109,11 +110,11 @@ def test_the_scheduler_firing_a_wave_records_its_own_start(root: Root, tmp_path:
             audience=Audience(lists=("newsletter",)),
         )
         campaigns.freeze(session, campaign.id, _Rendered())
-        (wave,) = scheduler.schedule(
+        (wave,) = plan.schedule(
             session, campaign.id, parse_wall_time("2030-12-01 09:00"), tz="UTC", now=NOW
         )
         wave_id, starts_at = wave.id, wave.starts_at
-    runner = scheduler.WaveRunner(
+    runner = WaveRunner(
         root.sessions, default_grace_seconds=3600, clock=lambda: starts_at - timedelta(seconds=1)
     )
     assert runner.fire(wave_id) == "started"

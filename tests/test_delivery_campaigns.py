@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.delivery import campaigns, ledger
-from mailer.delivery.campaigns import CampaignState, IllegalTransition
+from mailer.delivery import campaigns, ledger, lifecycle
+from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
+from mailer.delivery.lifecycle import IllegalTransition
 from mailer.errors import UserInputError
 from subscribers import repository, suppression
 from subscribers.audience import Audience
@@ -77,19 +78,19 @@ def test_life_cycle_enforces_transitions(sessions: sessionmaker[Session]) -> Non
         }
     with sessions.begin() as session:
         with pytest.raises(IllegalTransition, match="draft; it cannot become paused"):
-            campaigns.pause(session, cid)
+            lifecycle.pause(session, cid)
         when = datetime(2030, 12, 1, 1, 0, tzinfo=UTC)
-        campaigns.mark_scheduled(session, cid, when, misfire_grace_seconds=60)
-        campaigns.mark_missed(session, cid, "server was down at 01:00")
-        campaigns.mark_scheduled(session, cid, when)
-        campaigns.unschedule(session, cid)
-        campaigns.cancel(session, cid)
+        lifecycle.schedule(session, cid, when, misfire_grace_seconds=60)
+        lifecycle.miss(session, cid, "server was down at 01:00")
+        lifecycle.schedule(session, cid, when)
+        lifecycle.unschedule(session, cid)
+        lifecycle.cancel(session, cid)
     with sessions.begin() as session:
         campaign = campaigns.get_campaign(session, cid)
         assert campaign.state == CampaignState.CANCELLED
         assert campaign.finished_at is not None and campaign.finished_at.tzinfo is not None
         with pytest.raises(IllegalTransition):
-            campaigns.resume(session, cid)
+            lifecycle.resume(session, cid)
         with pytest.raises(campaigns.CampaignNotFound):
             campaigns.get_campaign(session, cid + 1000)
 
@@ -111,11 +112,11 @@ def test_start_sending_freezes_and_enqueues_once(sessions: sessionmaker[Session]
         suppression.suppress(session, "srey@example.kh", "test")
     with sessions.begin() as session:
         with pytest.raises(campaigns.CampaignError, match="no frozen content"):
-            campaigns.start_sending(session, cid)
+            lifecycle.start_sending(session, cid)
     with sessions.begin() as session:
         campaigns.freeze(session, cid, Rendered())
-    assert campaigns.start_sending(sessions, cid) == 5  # 6 on the list, one suppressed
-    assert campaigns.start_sending(sessions, cid) == 0  # idempotent
+    assert lifecycle.start_sending(sessions, cid) == 5  # 6 on the list, one suppressed
+    assert lifecycle.start_sending(sessions, cid) == 0  # idempotent
     with sessions.begin() as session:
         campaign = campaigns.get_campaign(session, cid)
         assert campaign.state == CampaignState.SENDING
@@ -146,15 +147,15 @@ def test_waves_enqueue_only_their_time_zones(sessions: sessionmaker[Session]) ->
         campaigns.freeze(session, cid, Rendered())
         zones = {"Asia/Shanghai", "Asia/Yangon", "Asia/Bangkok", "Asia/Ho_Chi_Minh",
                  "Asia/Phnom_Penh", "Asia/Vientiane"}  # fmt: skip
-        campaigns.mark_scheduled(session, cid, datetime(2030, 1, 1, tzinfo=UTC), waves=zones)
-    assert campaigns.start_sending(sessions, cid, timezones={"Asia/Yangon"}) == 1
-    assert campaigns.start_sending(sessions, cid, timezones={"Asia/Yangon"}) == 0
+        lifecycle.schedule(session, cid, datetime(2030, 1, 1, tzinfo=UTC), waves=zones)
+    assert lifecycle.start_sending(sessions, cid, timezones={"Asia/Yangon"}) == 1
+    assert lifecycle.start_sending(sessions, cid, timezones={"Asia/Yangon"}) == 0
     with sessions.begin() as session:
         campaign = campaigns.get_campaign(session, cid)
         assert "Asia/Yangon" not in campaign.pending_waves
         assert len(campaign.pending_waves) == 5
         assert session.scalar(select(func.count(LedgerRow.id))) == 1
-    assert campaigns.start_sending(sessions, cid) == 5
+    assert lifecycle.start_sending(sessions, cid) == 5
     with sessions.begin() as session:
         assert campaigns.get_campaign(session, cid).pending_waves == []
 
@@ -164,7 +165,7 @@ def test_progress_and_report_group_rows(sessions: sessionmaker[Session]) -> None
         populate(session)
         cid = new_campaign(session).id
         campaigns.freeze(session, cid, Rendered())
-        campaigns.start_sending(session, cid)
+        lifecycle.start_sending(session, cid)
         rows = session.scalars(select(LedgerRow).order_by(LedgerRow.id)).all()
         rows[0].status = LedgerStatus.SENT
         rows[1].status = LedgerStatus.FAILED
@@ -195,7 +196,7 @@ def test_skipped_rows_are_counted_as_settled_not_open(sessions: sessionmaker[Ses
         populate(session)
         cid = new_campaign(session).id
         campaigns.freeze(session, cid, Rendered())
-        campaigns.start_sending(session, cid)
+        lifecycle.start_sending(session, cid)
         rows = session.scalars(select(LedgerRow).order_by(LedgerRow.id)).all()
         for row in rows[:4]:
             row.status = LedgerStatus.SENT
@@ -218,13 +219,13 @@ def test_audience_override_and_unknown_state(sessions: sessionmaker[Session]) ->
         populate(session)
         cid = new_campaign(session, audience=Audience(countries=("TH",))).id
         campaigns.freeze(session, cid, Rendered())
-    assert campaigns.start_sending(sessions, cid) == 1
+    assert lifecycle.start_sending(sessions, cid) == 1
     with sessions.begin() as session:
-        campaigns.pause(session, cid, "operator lunch")
+        lifecycle.pause(session, cid, "operator lunch")
         # enqueueing into a paused campaign keeps it paused
-        assert campaigns.start_sending(session, cid) == 0
+        assert lifecycle.start_sending(session, cid) == 0
         assert campaigns.get_campaign(session, cid).state == CampaignState.PAUSED
-        campaigns.resume(session, cid)
+        lifecycle.resume(session, cid)
         assert campaigns.get_campaign(session, cid).state == CampaignState.SENDING
 
 
@@ -266,15 +267,15 @@ def test_only_a_paused_campaign_resumes(sessions: sessionmaker[Session]) -> None
     with sessions.begin() as session:
         draft = new_campaign(session).id
         missed = new_campaign(session).id
-        campaigns.mark_scheduled(session, missed, datetime(2030, 1, 1, tzinfo=UTC))
-        campaigns.mark_missed(session, missed, "server down")
+        lifecycle.schedule(session, missed, datetime(2030, 1, 1, tzinfo=UTC))
+        lifecycle.miss(session, missed, "server down")
     with sessions.begin() as session:
         with pytest.raises(
-            campaigns.CampaignError, match=f"campaign {draft} is draft, not paused: .*mailer send"
+            campaigns.CampaignError, match=f"campaign {draft} is draft, not paused: .*send it now"
         ):
-            campaigns.resume(session, draft)
+            lifecycle.resume(session, draft)
         with pytest.raises(campaigns.CampaignError, match=f"campaign {missed} is missed, not"):
-            campaigns.resume(session, missed)
+            lifecycle.resume(session, missed)
         assert campaigns.get_campaign(session, draft).state == CampaignState.DRAFT
         assert campaigns.get_campaign(session, missed).state == CampaignState.MISSED
 
@@ -289,8 +290,8 @@ def test_sending_to_an_empty_audience_is_refused(sessions: sessionmaker[Session]
         other = new_campaign(session).id
         campaigns.freeze(session, other, Rendered())
     with pytest.raises(campaigns.CampaignError, match=f"campaign {cid}: its audience has no rec"):
-        campaigns.start_sending(sessions, cid)
+        lifecycle.start_sending(sessions, cid)
     with sessions() as session:
         assert campaigns.get_campaign(session, cid).state == CampaignState.DRAFT
     # A wave of a zone nobody is in (any more) adds nothing, quietly.
-    assert campaigns.start_sending(sessions, other, timezones=["Europe/Oslo"]) == 0
+    assert lifecycle.start_sending(sessions, other, timezones=["Europe/Oslo"]) == 0

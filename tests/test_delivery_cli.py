@@ -52,6 +52,10 @@ def test_create_send_report(mailer, server: SMTPTestServer, tmp_path: Path) -> N
     created = mailer("campaign", "create", str(ISSUE), "--list", "newsletter", "--country", "VN,LA")
     assert "campaign 1 created (draft)" in created.stdout
     assert "20 recipient(s)" in created.stdout
+    # The library says what is wrong; the command adds which command to use.
+    draft = mailer("campaign", "resume", "1", code=1)
+    assert "campaign 1 is draft, not paused: there is nothing to resume" in draft.stderr
+    assert draft.stderr.rstrip().endswith("; send it now instead (use `mailer send 1`)")
     server.reject(server_first_vn(tmp_path), "550 5.1.1 No such user")
     sent = mailer("send", "1")
     assert "campaign 1 is sent: 19 sent, 1 failed" in sent.stdout

@@ -29,7 +29,7 @@ from mailer.authoring.render import Renderer
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
 from mailer.compose import Root, build
-from mailer.delivery import campaigns, ledger, progress
+from mailer.delivery import campaigns, ledger, lifecycle, progress
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.dispatch import Worker
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
@@ -101,7 +101,7 @@ def seed_campaign(root: Root, name: str = "Issue 15") -> int:
             audience=Audience(lists=("newsletter",)),
         )
         campaign_id = campaign.id
-    campaigns.start_sending(root.sessions, campaign_id, renderer=renderer)
+    lifecycle.start_sending(root.sessions, campaign_id, renderer=renderer)
     return campaign_id
 
 
@@ -525,13 +525,13 @@ def test_paused_and_cancelled_campaigns_are_skipped(
     first = seed_campaign(root, "paused")
     second = seed_campaign(root, "cancelled")
     with root.sessions.begin() as session:
-        campaigns.pause(session, first)
-        campaigns.cancel(session, second)
+        lifecycle.pause(session, first)
+        lifecycle.cancel(session, second)
     worker = root.worker()
     assert worker.run_once() == 0
     assert server.count() == 0
     with root.sessions.begin() as session:
-        campaigns.resume(session, first)
+        lifecycle.resume(session, first)
     send_all(worker, root.sessions, first)
     assert server.count() == 6
     root.close()

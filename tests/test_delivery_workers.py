@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from mailer.delivery import campaigns, ledger
+from mailer.delivery import campaigns, ledger, lifecycle
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.dispatch import RecordingFailed
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
@@ -72,7 +72,7 @@ def test_operator_pause_stops_a_running_batch(tmp_path: Path, database_url: str)
         batch.start()
         assert server.wait_for(5)
         with root.sessions.begin() as session:
-            campaigns.pause(session, campaign_id, "typo in the subject")
+            lifecycle.pause(session, campaign_id, "typo in the subject")
         batch.join()
         stopped_at = server.count()
         assert stopped_at < 100  # the rest of the claimed batch was given back untried
@@ -82,7 +82,7 @@ def test_operator_pause_stops_a_running_batch(tmp_path: Path, database_url: str)
             rows = session.scalars(select(LedgerRow).where(LedgerRow.status == "queued")).all()
             assert {r.attempts for r in rows} == {0}
         with root.sessions.begin() as session:
-            campaigns.resume(session, campaign_id)
+            lifecycle.resume(session, campaign_id)
         worker.run(threading.Event(), until_idle=True)
         arrivals = server.arrivals()
     assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}

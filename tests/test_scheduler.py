@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.delivery import campaigns
+from mailer.delivery import campaigns, lifecycle
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.ledger import LedgerRow
-from mailer.schedule import scheduler
+from mailer.delivery.lifecycle import IllegalTransition
+from mailer.schedule import plan
+from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave, DstRule, ScheduleError, WaveStatus
 from mailer.settings import Settings
 from subscribers import repository
@@ -104,15 +106,13 @@ def state(sessions: sessionmaker[Session], campaign_id: int) -> campaigns.Campai
         return campaigns.get_campaign(session, campaign_id)
 
 
-def runner(
-    sessions: sessionmaker[Session], at: datetime, grace: int = 3600
-) -> scheduler.WaveRunner:
-    return scheduler.WaveRunner(sessions, default_grace_seconds=grace, clock=lambda: at)
+def runner(sessions: sessionmaker[Session], at: datetime, grace: int = 3600) -> WaveRunner:
+    return WaveRunner(sessions, default_grace_seconds=grace, clock=lambda: at)
 
 
 def test_local_time_makes_one_wave_per_zone(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        scheduler.schedule(session, cid, DEC1, local_time=True, now=NOW)
+        plan.schedule(session, cid, DEC1, local_time=True, now=NOW)
     got = [(w.timezone, w.starts_at, w.recipients, w.status) for w in waves(sessions, cid)]
     assert got == [
         ("Asia/Shanghai", datetime(2026, 12, 1, 1, 0, tzinfo=UTC), 2, "pending"),
@@ -137,13 +137,11 @@ def test_berlin_wave_follows_daylight_saving(sessions: sessionmaker[Session], ci
     for day, hour in ((28, 8), (29, 7)):
         with sessions.begin() as session:
             if state(sessions, cid).state == CampaignState.SCHEDULED:
-                scheduler.reschedule(
+                plan.reschedule(
                     session, cid, datetime(2026, 3, day, 9, 0), local_time=True, now=NOW
                 )
             else:
-                scheduler.schedule(
-                    session, cid, datetime(2026, 3, day, 9, 0), local_time=True, now=NOW
-                )
+                plan.schedule(session, cid, datetime(2026, 3, day, 9, 0), local_time=True, now=NOW)
         berlin = [w for w in waves(sessions, cid) if w.timezone == "Europe/Berlin"]
         assert [w.starts_at for w in berlin] == [datetime(2026, 3, day, hour, 0, tzinfo=UTC)]
         yangon = [w for w in waves(sessions, cid) if w.timezone == "Asia/Yangon"]
@@ -153,26 +151,24 @@ def test_berlin_wave_follows_daylight_saving(sessions: sessionmaker[Session], ci
 def test_schedule_errors_are_clear(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
         with pytest.raises(ScheduleError, match="02:30 on 2026-03-29 in Europe/Berlin does not"):
-            scheduler.schedule(session, cid, datetime(2026, 3, 29, 2, 30), local_time=True, now=NOW)
+            plan.schedule(session, cid, datetime(2026, 3, 29, 2, 30), local_time=True, now=NOW)
     with sessions.begin() as session:
         with pytest.raises(ScheduleError, match="in Asia/Shanghai is in the past"):
-            scheduler.schedule(
-                session, cid, datetime(2025, 6, 1, 9, 0), tz="Asia/Shanghai", now=NOW
-            )
+            plan.schedule(session, cid, datetime(2025, 6, 1, 9, 0), tz="Asia/Shanghai", now=NOW)
     with sessions.begin() as session:
         with pytest.raises(ScheduleError, match="unknown time zone 'Asia/Beijing'"):
-            scheduler.schedule(session, cid, DEC1, tz="Asia/Beijing", now=NOW)
+            plan.schedule(session, cid, DEC1, tz="Asia/Beijing", now=NOW)
     with sessions.begin() as session:
         with pytest.raises(ScheduleError, match="give the time zone"):
-            scheduler.schedule(session, cid, DEC1, now=NOW)
+            plan.schedule(session, cid, DEC1, now=NOW)
     with sessions.begin() as session:  # was an OverflowError traceback from the database
         with pytest.raises(ScheduleError, match="the grace period may be at most 604800 s"):
-            scheduler.schedule(session, cid, DEC1, tz="UTC", grace_seconds=10**20, now=NOW)
+            plan.schedule(session, cid, DEC1, tz="UTC", grace_seconds=10**20, now=NOW)
     assert state(sessions, cid).state == CampaignState.DRAFT
     assert waves(sessions, cid) == []
     # A stated rule resolves the gap: 02:30 read with the winter offset (03:30 CEST).
     with sessions.begin() as session:
-        scheduler.schedule(
+        plan.schedule(
             session,
             cid,
             datetime(2026, 3, 29, 2, 30),
@@ -183,17 +179,17 @@ def test_schedule_errors_are_clear(sessions: sessionmaker[Session], cid: int) ->
     berlin = [w for w in waves(sessions, cid) if w.timezone == "Europe/Berlin"]
     assert berlin[0].starts_at == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
     with sessions.begin() as session:
-        with pytest.raises(ScheduleError, match="already scheduled; use `mailer campaign resched"):
-            scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        with pytest.raises(IllegalTransition, match="is scheduled already: reschedule it instead"):
+            plan.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
 
 
 def test_reschedule_and_unschedule(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        with pytest.raises(ScheduleError, match="use `mailer campaign schedule`"):
-            scheduler.reschedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
-        scheduler.schedule(session, cid, DEC1, local_time=True, now=NOW, grace_seconds=600)
+        with pytest.raises(IllegalTransition, match="can be rescheduled: schedule it instead"):
+            plan.reschedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        plan.schedule(session, cid, DEC1, local_time=True, now=NOW, grace_seconds=600)
     with sessions.begin() as session:
-        scheduler.reschedule(session, cid, DEC1, tz="Asia/Yangon", now=NOW)
+        plan.reschedule(session, cid, DEC1, tz="Asia/Yangon", now=NOW)
     (only,) = waves(sessions, cid)
     assert (only.timezone, only.starts_at, only.recipients) == (
         None,
@@ -203,19 +199,19 @@ def test_reschedule_and_unschedule(sessions: sessionmaker[Session], cid: int) ->
     campaign = state(sessions, cid)
     assert campaign.pending_waves == [] and campaign.misfire_grace_seconds == 600
     with sessions.begin() as session:
-        scheduler.unschedule(session, cid)
+        plan.unschedule(session, cid)
     assert waves(sessions, cid) == []
     assert state(sessions, cid).state == CampaignState.DRAFT
     with sessions.begin() as session:
-        with pytest.raises(ScheduleError, match="is draft; only a scheduled or missed"):
-            scheduler.unschedule(session, cid)
+        with pytest.raises(IllegalTransition, match="is draft; only a scheduled or missed"):
+            plan.unschedule(session, cid)
 
 
 def test_waves_start_their_own_zone_once(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        scheduler.schedule(session, cid, DEC1, local_time=True, now=NOW)
-    plan = waves(sessions, cid)
-    shanghai, hcm, yangon, berlin = plan
+        plan.schedule(session, cid, DEC1, local_time=True, now=NOW)
+    planned = waves(sessions, cid)
+    shanghai, hcm, yangon, berlin = planned
     # A Thai contact joins after scheduling: no wave of its own, so the last wave takes it.
     with sessions.begin() as session:
         repository.add_subscriber(
@@ -256,7 +252,7 @@ def test_waves_start_their_own_zone_once(sessions: sessionmaker[Session], cid: i
         ("started", 3),
     ]
     with sessions() as session:
-        report = scheduler.waves_report(session, cid)
+        report = plan.waves_report(session, cid)
     assert [(r.timezone, r.zones, r.progress.total, r.progress.pending) for r in report] == [
         ("Asia/Shanghai", ("Asia/Shanghai",), 3, 3),
         ("Asia/Ho_Chi_Minh", ("Asia/Ho_Chi_Minh",), 1, 1),
@@ -269,8 +265,8 @@ def test_a_campaign_started_by_hand_is_not_sent_again_by_its_schedule(
     sessions: sessionmaker[Session], cid: int
 ) -> None:
     with sessions.begin() as session:
-        (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
-    assert campaigns.start_sending(sessions, cid) == 5
+        (wave,) = plan.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+    assert lifecycle.start_sending(sessions, cid) == 5
     assert runner(sessions, wave.starts_at).fire(wave.id) == "started"
     assert sum(enqueued(sessions, cid).values()) == 5
     (after,) = waves(sessions, cid)
@@ -279,7 +275,7 @@ def test_a_campaign_started_by_hand_is_not_sent_again_by_its_schedule(
 
 def test_misfire_within_grace_starts_late(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        (wave,) = plan.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
     later = wave.starts_at + timedelta(minutes=59)
     assert runner(sessions, later).fire(wave.id) == "started"
     assert sum(enqueued(sessions, cid).values()) == 5
@@ -287,7 +283,7 @@ def test_misfire_within_grace_starts_late(sessions: sessionmaker[Session], cid: 
 
 def test_misfire_beyond_grace_is_marked_missed(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        waves_ = scheduler.schedule(session, cid, DEC1, local_time=True, now=NOW)
+        waves_ = plan.schedule(session, cid, DEC1, local_time=True, now=NOW)
     first = waves_[0]
     later = first.starts_at + timedelta(hours=2)
     assert runner(sessions, later).fire(first.id) == "missed"
@@ -301,14 +297,14 @@ def test_misfire_beyond_grace_is_marked_missed(sessions: sessionmaker[Session], 
     assert runner(sessions, second.starts_at).fire(second.id) == "missed"
     assert enqueued(sessions, cid) == {}
     with sessions() as session:
-        listing = scheduler.schedule_listing(session)
+        listing = plan.schedule_listing(session)
     assert [(e.timezone, e.status) for e in listing][:2] == [
         ("Asia/Shanghai", "missed"),
         ("Asia/Ho_Chi_Minh", "missed"),
     ]
     # The editor picks a new time: the plan is replaced and goes again.
     with sessions.begin() as session:
-        scheduler.reschedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        plan.reschedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
     assert state(sessions, cid).state == CampaignState.SCHEDULED
     assert [w.status for w in waves(sessions, cid)] == ["pending"]
 
@@ -317,9 +313,7 @@ def test_a_missed_wave_of_a_running_campaign_is_not_sent_late_by_the_last_wave(
     sessions: sessionmaker[Session], cid: int
 ) -> None:
     with sessions.begin() as session:
-        shanghai, hcm, yangon, berlin = scheduler.schedule(
-            session, cid, DEC1, local_time=True, now=NOW
-        )
+        shanghai, hcm, yangon, berlin = plan.schedule(session, cid, DEC1, local_time=True, now=NOW)
     assert runner(sessions, shanghai.starts_at).fire(shanghai.id) == "started"
     assert runner(sessions, hcm.starts_at + timedelta(hours=2)).fire(hcm.id) == "missed"
     assert state(sessions, cid).state == CampaignState.SENDING  # under way: it goes on
@@ -331,28 +325,26 @@ def test_a_missed_wave_of_a_running_campaign_is_not_sent_late_by_the_last_wave(
 
 def test_campaign_grace_overrides_the_default(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        (wave,) = scheduler.schedule(
-            session, cid, DEC1, tz="Asia/Shanghai", now=NOW, grace_seconds=60
-        )
+        (wave,) = plan.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW, grace_seconds=60)
     assert runner(sessions, wave.starts_at + timedelta(seconds=61)).fire(wave.id) == "missed"
 
 
 def test_pause_and_resume_a_scheduled_campaign(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        first, second = scheduler.schedule(
+        first, second = plan.schedule(
             session, cid, DEC1, local_time=True, now=NOW, grace_seconds=600
         )[:2]
-        campaigns.pause(session, cid)
+        lifecycle.pause(session, cid)
     # Resumed before anything went out: scheduled again, the waves keep their times.
     with sessions.begin() as session:
-        assert campaigns.resume(session, cid).state == CampaignState.SCHEDULED
-        campaigns.pause(session, cid, "waiting for a go-ahead")
+        assert lifecycle.resume(session, cid).state == CampaignState.SCHEDULED
+        lifecycle.pause(session, cid, "waiting for a go-ahead")
     # A wave due while paused enqueues its recipients; they wait for the resume.
     assert runner(sessions, first.starts_at).fire(first.id) == "started"
     assert enqueued(sessions, cid) == {"Asia/Shanghai": 2}
     assert state(sessions, cid).state == CampaignState.PAUSED
     with sessions.begin() as session:
-        assert campaigns.resume(session, cid).state == CampaignState.SENDING
+        assert lifecycle.resume(session, cid).state == CampaignState.SENDING
     assert runner(sessions, second.starts_at).fire(second.id) == "started"
 
 
@@ -360,8 +352,8 @@ def test_a_paused_scheduled_campaign_can_still_be_missed(
     sessions: sessionmaker[Session], cid: int
 ) -> None:
     with sessions.begin() as session:
-        (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
-        campaigns.pause(session, cid)
+        (wave,) = plan.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        lifecycle.pause(session, cid)
     assert runner(sessions, wave.starts_at + timedelta(hours=3)).fire(wave.id) == "missed"
     assert state(sessions, cid).state == CampaignState.MISSED
     assert enqueued(sessions, cid) == {}
@@ -369,13 +361,13 @@ def test_a_paused_scheduled_campaign_can_still_be_missed(
 
 def test_cancelled_campaign_wave_is_cancelled(sessions: sessionmaker[Session], cid: int) -> None:
     with sessions.begin() as session:
-        (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
-        campaigns.cancel(session, cid)
+        (wave,) = plan.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        lifecycle.cancel(session, cid)
     assert runner(sessions, wave.starts_at).fire(wave.id) == "cancelled"
     assert enqueued(sessions, cid) == {}
     with sessions() as session:
-        assert scheduler.schedule_listing(session) == []
-        (entry,) = scheduler.schedule_listing(session, include_done=True)
+        assert plan.schedule_listing(session) == []
+        (entry,) = plan.schedule_listing(session, include_done=True)
     assert (entry.status, entry.reason, entry.campaign_state) == (
         "cancelled",
         "campaign is cancelled",
@@ -394,7 +386,7 @@ def test_unstartable_wave_fails_with_its_reason(sessions: sessionmaker[Session])
             sender="LMEC <news@lmec.example.org>",
             audience=Audience(lists=("newsletter",)),
         )
-        (wave,) = scheduler.schedule(session, campaign.id, DEC1, tz="Asia/Shanghai", now=NOW)
+        (wave,) = plan.schedule(session, campaign.id, DEC1, tz="Asia/Shanghai", now=NOW)
         cid = campaign.id
     assert runner(sessions, wave.starts_at).fire(wave.id) == "failed"
     (after,) = waves(sessions, cid)
@@ -406,7 +398,7 @@ def test_a_broken_audience_fails_the_wave_with_its_reason(
     sessions: sessionmaker[Session], cid: int
 ) -> None:
     with sessions.begin() as session:
-        (wave,) = scheduler.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
+        (wave,) = plan.schedule(session, cid, DEC1, tz="Asia/Shanghai", now=NOW)
         campaigns.get_campaign(session, cid).audience = {"lists": "newsletter"}
     assert runner(sessions, wave.starts_at).fire(wave.id) == "failed"
     (after,) = waves(sessions, cid)
@@ -443,7 +435,7 @@ def test_unfrozen_campaign_is_rendered_when_its_wave_starts(
             sender="LMEC <news@lmec.example.org>",
             audience=Audience(lists=("newsletter",)),
         )
-        (wave,) = scheduler.schedule(session, campaign.id, DEC1, tz="Asia/Shanghai", now=NOW)
+        (wave,) = plan.schedule(session, campaign.id, DEC1, tz="Asia/Shanghai", now=NOW)
         cid = campaign.id
     made: list[Renderer] = []
 
@@ -451,7 +443,7 @@ def test_unfrozen_campaign_is_rendered_when_its_wave_starts(
         made.append(Renderer.from_settings(settings))
         return made[-1]
 
-    fire = scheduler.WaveRunner(
+    fire = WaveRunner(
         sessions, default_grace_seconds=3600, make_renderer=make, clock=lambda: wave.starts_at
     )
     assert fire.fire(wave.id) == "started"

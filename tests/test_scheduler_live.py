@@ -23,12 +23,12 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.delivery import campaigns
+from mailer.delivery import campaigns, lifecycle
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.ledger import LedgerRow
-from mailer.schedule import scheduler
+from mailer.schedule import plan
 from mailer.schedule.locks import SchedulerAlreadyRunning
-from mailer.schedule.scheduler import CampaignScheduler
+from mailer.schedule.process import CampaignScheduler
 from mailer.schedule.waves import CampaignWave, ScheduleError
 from tests.test_scheduler import new_campaign, populate
 from tests.waiting import Pace, wait_until
@@ -118,7 +118,7 @@ def schedule_in(
     for _ in range(4):
         try:
             with sessions.begin() as session:
-                (wave,) = scheduler.schedule(
+                (wave,) = plan.schedule(
                     session, cid, ahead(seconds), tz="Asia/Shanghai", grace_seconds=grace_seconds
                 )
                 return wave.starts_at
@@ -132,8 +132,8 @@ def schedule_in(
 def cancel(sessions: sessionmaker[Session], cid: int) -> None:
     """End an attempt whose premise a slow moment broke."""
     with sessions.begin() as session:
-        if CampaignState(campaigns.get_campaign(session, cid).state) not in scheduler.ENDED:
-            campaigns.cancel(session, cid, "a slow moment broke this attempt's premise")
+        if CampaignState(campaigns.get_campaign(session, cid).state) not in plan.ENDED:
+            lifecycle.cancel(session, cid, "a slow moment broke this attempt's premise")
 
 
 def stored_before_due(
@@ -165,7 +165,7 @@ def test_sent_by_the_running_scheduler_at_its_time_once(
     make_scheduler: Callable[..., CampaignScheduler],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mailer.schedule.scheduler")
+    caplog.set_level(logging.INFO, logger="mailer.schedule")
     running = make_scheduler()
     running.start()
     for attempt, lead in enumerate(pace.attempts(1, "the job stored before the due time")):
@@ -247,7 +247,7 @@ def test_restart_after_the_grace_marks_missed_and_sends_nothing(
     make_scheduler: Callable[..., CampaignScheduler],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mailer.schedule.scheduler")
+    caplog.set_level(logging.WARNING, logger="mailer.schedule")
     cid, due = stored_before_due(sessions, engine, pace, make_scheduler, grace_seconds=1)
     # APScheduler itself will judge this job missed; real time is the point.
     wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=2.5), "the grace to pass")
@@ -272,7 +272,7 @@ def test_scheduled_while_no_scheduler_ran_and_overdue_is_missed(
     now = datetime.now(UTC)
     cid = fresh_campaign(sessions)
     with sessions.begin() as session:
-        scheduler.schedule(
+        plan.schedule(
             session,
             cid,
             (now - timedelta(seconds=30)).replace(tzinfo=None, microsecond=0),
@@ -312,8 +312,8 @@ def test_unschedule_and_cancel_reach_the_running_scheduler(
             continue
         waves = {the_wave(sessions, a).id, the_wave(sessions, b).id}
         with sessions.begin() as session:
-            scheduler.unschedule(session, a)
-            campaigns.cancel(session, b)
+            plan.unschedule(session, a)
+            lifecycle.cancel(session, b)
         # Settled at the next re-read, before the due time. (The re-read removes the
         # jobs first and then marks the wave: wait for both.)
         wait_until(

@@ -32,10 +32,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.delivery import campaigns
+from mailer.delivery import campaigns, lifecycle
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
-from mailer.schedule import scheduler
+from mailer.schedule import plan
 from mailer.schedule.waves import CampaignWave
 from subscribers import repository
 from tests.smtpd import Received, SMTPTestServer, free_port
@@ -216,7 +216,7 @@ def schedule_due_now(sessions: sessionmaker[Session], cid: int) -> None:
     due at once: the running scheduler starts it at its next re-read."""
     now = datetime.now(UTC).replace(microsecond=0)
     with sessions.begin() as session:
-        scheduler.schedule(
+        plan.schedule(
             session, cid, now.replace(tzinfo=None), tz="UTC", now=now - timedelta(minutes=1)
         )
 
@@ -288,8 +288,8 @@ def give_up(sessions: sessionmaker[Session], cid: int, *running: Proc) -> None:
     for process in running:
         process.finish(signal.SIGKILL)
     with sessions.begin() as session:
-        if CampaignState(campaigns.get_campaign(session, cid).state) not in scheduler.ENDED:
-            campaigns.cancel(session, cid, "a slow moment broke this attempt's premise")
+        if CampaignState(campaigns.get_campaign(session, cid).state) not in plan.ENDED:
+            lifecycle.cancel(session, cid, "a slow moment broke this attempt's premise")
 
 
 @pytest.fixture
@@ -445,6 +445,29 @@ def test_schedule_command_errors_are_one_line(procs: Processes, cid: int) -> Non
     assert done.returncode == 1 and "no campaign with id 999" in done.stderr
 
 
+def test_a_refused_schedule_names_the_command_to_use(procs: Processes, cid: int) -> None:
+    """The library says what is wrong; the command adds which command to use instead."""
+    done = procs.run("campaign", "reschedule", str(cid), "--at", "2030-01-01 09:00")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert f"campaign {cid} is draft; only a scheduled or missed campaign" in done.stderr
+    assert "schedule it instead (use `mailer campaign schedule`)" in done.stderr
+    assert procs.run("campaign", "schedule", str(cid), "--at", "2030-01-01 09:00").returncode == 0
+    done = procs.run("campaign", "schedule", str(cid), "--at", "2030-01-02 09:00")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert (
+        f"error: campaign {cid} is scheduled already: reschedule it instead "
+        "(use `mailer campaign reschedule`)"
+    ) in done.stderr
+    # A refusal with no command to advise is passed on as the library said it.
+    done = procs.run("campaign", "unschedule", str(cid))
+    assert done.returncode == 0, done.stderr
+    done = procs.run("campaign", "unschedule", str(cid))
+    assert done.returncode == 1 and "use `" not in done.stderr, done.stderr
+    assert f"campaign {cid} is draft; only a scheduled or missed campaign can be unsch" in (
+        done.stderr
+    )
+
+
 def test_cancel_while_sending_stops_the_workers(
     procs: Processes, sessions: sessionmaker[Session]
 ) -> None:
@@ -464,7 +487,7 @@ def test_cancel_while_sending_stops_the_workers(
         # Cancelled in this process: a `mailer campaign cancel` (tests/test_delivery_cli.py)
         # may take longer to start on a busy machine than the send takes to finish.
         with sessions.begin() as session:
-            campaigns.cancel(session, cid)
+            lifecycle.cancel(session, cid)
 
         def nothing_on_the_wire() -> bool:
             """No row held by the worker: what it was sending landed and was recorded,

@@ -22,8 +22,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import select
 
 from mailer.compose import Root, build
-from mailer.delivery import campaigns
-from mailer.schedule.scheduler import WaveRunner
+from mailer.delivery import lifecycle
+from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave
 from subscribers import repository
 from tests.conftest import REPO, make_settings
@@ -209,7 +209,7 @@ def test_local_time_waves_show_dates_progress_and_cancel_live(
     assert axe_violations(page) == []
 
     with root.sessions.begin() as session:  # another editor cancels it (or the CLI)
-        campaigns.cancel(session, campaign_id, "cancelled by another editor")
+        lifecycle.cancel(session, campaign_id, "cancelled by another editor")
     _state(page, "cancelled")
     page.wait_for_selector(f"#count-not-sent:text-is('{len(PEOPLE) - 1}')", timeout=WAIT_MS)
     statuses = [rows.nth(index).locator(".badge").inner_text() for index in range(rows.count())]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from mailer.compose import Root, build
 from mailer.delivery.campaigns import Campaign
-from mailer.schedule.scheduler import WaveRunner
+from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave
 from subscribers import repository
 from tests.conftest import REPO, make_settings

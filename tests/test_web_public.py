@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from mailer.authoring.content import load_issue
 from mailer.authoring.render import Renderer
 from mailer.compose import Root, build
-from mailer.delivery import campaigns, tokens
+from mailer.delivery import campaigns, lifecycle, tokens
 from mailer.errors import UserInputError
 from subscribers import privacy, repository
 from subscribers.audience import Audience
@@ -239,7 +239,7 @@ def _sent(session: Session, slug: str, subject: str, lists: tuple[str, ...]) -> 
         audience=Audience(lists=lists),
     )
     campaigns.freeze(session, campaign.id, _Rendered(subject))
-    assert campaigns.start_sending(session, campaign.id) > 0
+    assert lifecycle.start_sending(session, campaign.id) > 0
     return campaign.id
 
 
@@ -359,7 +359,7 @@ def _send_seed(root: Root, subject: str | None = None) -> int:
             subject=subject,
         )
         campaign_id = campaign.id
-    campaigns.start_sending(
+    lifecycle.start_sending(
         root.sessions, campaign_id, renderer=Renderer.from_settings(root.settings)
     )
     root.worker().run(threading.Event(), until_idle=True)

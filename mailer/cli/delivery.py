@@ -33,7 +33,7 @@ from sqlalchemy import select
 from mailer.authoring.content import load_issue
 from mailer.authoring.render import Renderer
 from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
-from mailer.delivery import campaigns, ledger
+from mailer.delivery import campaigns, ledger, lifecycle
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.failurescsv import write_failures
 from mailer.delivery.testsend import send_test
@@ -160,11 +160,16 @@ def show_command(campaign_id: CampaignArg) -> None:
 def _control(action: str, campaign_id: int, reason: str | None) -> None:
     with opened() as the_root, the_root.sessions.begin() as session:
         if action == "pause":
-            campaign = campaigns.pause(session, campaign_id, reason or "paused by operator")
+            campaign = lifecycle.pause(session, campaign_id, reason or "paused by operator")
         elif action == "resume":
-            campaign = campaigns.resume(session, campaign_id)
+            try:
+                campaign = lifecycle.resume(session, campaign_id)
+            except lifecycle.IllegalTransition as exc:  # say which command sends it
+                if exc.current not in (CampaignState.SENDING, *lifecycle.FINAL):
+                    raise fail(f"error: {exc} (use `mailer send {campaign_id}`)") from None
+                raise
         else:
-            campaign = campaigns.cancel(session, campaign_id, reason or "cancelled by operator")
+            campaign = lifecycle.cancel(session, campaign_id, reason or "cancelled by operator")
         out.print(f"campaign {campaign.id} is {campaign.state}")
 
 
@@ -299,7 +304,7 @@ def send_command(
                 f"mailer campaign resume {campaign_id}"
             )
         renderer = Renderer.from_settings(the_root.settings)
-        added = campaigns.start_sending(the_root.sessions, campaign_id, renderer=renderer)
+        added = lifecycle.start_sending(the_root.sessions, campaign_id, renderer=renderer)
         with the_root.sessions() as session:
             total = ledger.progress(session, campaign_id).total
         out.print(f"campaign {campaign_id}: {added} recipient(s) enqueued, {total} in all")

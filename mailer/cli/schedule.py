@@ -1,5 +1,5 @@
 """Scheduler commands: schedule campaigns, list the schedule, run the scheduler or the
-whole service (`mailer serve`). Thin wrappers over `mailer.schedule.scheduler` and `mailer.serve`.
+whole service (`mailer serve`). Thin wrappers over `mailer.schedule.plan` and `mailer.serve`.
 
 Times are typed as wall-clock times (`2026-12-01 09:00`) and read in `--tz` (default:
 MAILER_TIMEZONE, the editors' zone), or with `--local-time` in each recipient's own
@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
 from typing import Annotated
@@ -23,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from mailer.cli.common import opened
 from mailer.compose import Root
-from mailer.delivery.campaigns import RendererLike
-from mailer.schedule import scheduler
+from mailer.delivery.campaigns import CampaignState, RendererLike
+from mailer.delivery.lifecycle import IllegalTransition
+from mailer.schedule import plan
 from mailer.schedule.locks import SchedulerLock
 from mailer.schedule.waves import (
     CampaignWave,
@@ -81,6 +84,25 @@ SCHEDULE_EPILOG = (
 )
 
 
+# The command that does what a refusal advises (the library names no commands).
+ADVICE = {
+    ("schedule", CampaignState.SCHEDULED): "mailer campaign reschedule",
+    ("reschedule", CampaignState.DRAFT): "mailer campaign schedule",
+}
+
+
+@contextmanager
+def _advised() -> Iterator[None]:
+    """Add to a refused move which command to use instead, where there is one."""
+    try:
+        yield
+    except IllegalTransition as exc:
+        command = ADVICE.get((exc.move.name, CampaignState(exc.current)))
+        if command is None:
+            raise
+        raise ScheduleError(f"{exc} (use `{command}`)") from None
+
+
 def _when(at: str | None, local_time: str | None) -> tuple[datetime, bool]:
     if (at is None) == (local_time is None):
         raise ScheduleError('give exactly one of --at "YYYY-MM-DD HH:MM" or --local-time "…"')
@@ -130,8 +152,8 @@ def _plan_command(
         if local and tz is not None:
             raise ScheduleError("--tz goes with --at; --local-time uses each recipient's zone")
         zone_name = None if local else zone(the_root.settings.timezone if tz is None else tz).key
-        do = scheduler.schedule if action == "schedule" else scheduler.reschedule
-        with the_root.sessions.begin() as session:
+        do = plan.schedule if action == "schedule" else plan.reschedule
+        with _advised(), the_root.sessions.begin() as session:
             waves = do(
                 session,
                 campaign_id,
@@ -174,7 +196,7 @@ def reschedule_command(
 def unschedule_command(campaign_id: CampaignArg) -> None:
     """Take a scheduled (or missed) campaign off the schedule; it becomes a draft again."""
     with opened() as the_root, the_root.sessions.begin() as session:
-        scheduler.unschedule(session, campaign_id)
+        plan.unschedule(session, campaign_id)
         out.print(f"campaign {campaign_id} unscheduled: it is a draft again")
 
 
@@ -192,9 +214,7 @@ def list_command(
     """What goes out when: each wave in UTC, in your zone and where its recipients are."""
     with opened() as the_root, the_root.sessions() as session:
         editor = zone(the_root.settings.timezone if tz is None else tz).key
-        entries = scheduler.schedule_listing(
-            session, include_done=all_waves, campaign_id=campaign_id
-        )
+        entries = plan.schedule_listing(session, include_done=all_waves, campaign_id=campaign_id)
         running = not SchedulerLock(the_root.engine).is_free()
         out.print(
             "scheduler: running"
@@ -204,7 +224,7 @@ def list_command(
         if not entries:
             out.print("nothing scheduled" + ("" if all_waves else " (use --all for past waves)"))
             return
-        by_campaign: dict[int, list[scheduler.ScheduleEntry]] = {}
+        by_campaign: dict[int, list[plan.ScheduleEntry]] = {}
         for entry in entries:
             by_campaign.setdefault(entry.campaign_id, []).append(entry)
         for cid, items in by_campaign.items():
@@ -257,7 +277,7 @@ def _clock(instant: datetime, zone_name: str, *, abbreviation: bool = True) -> s
 def waves_table(session: Session, campaign_id: int, editor_zone: str) -> Table | None:
     """The per-wave part of `mailer campaign report` (None for an unscheduled campaign):
     zone, UTC start, recipients and progress from the ledger; reasons in the caption."""
-    reports = scheduler.waves_report(session, campaign_id)
+    reports = plan.waves_report(session, campaign_id)
     if not reports:
         return None
     table = Table(

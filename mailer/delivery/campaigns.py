@@ -1,18 +1,12 @@
-"""Campaigns: one issue sent to one audience, and the life cycle that guards it.
+"""Campaigns: one issue sent to one audience.
 
 A campaign records what will be sent (the issue file, subject, sender, audience)
 and, once sending starts, freezes the rendered parts so later edits to the issue
-file change nothing that goes out. States and the moves between them:
-
-    draft -> scheduled | sending | cancelled
-    scheduled -> draft | scheduled | sending | missed | paused | cancelled
-    missed -> draft | scheduled | sending | cancelled
-    sending -> paused | sent | failed | cancelled
-    paused -> sending | scheduled | cancelled   (scheduled: paused before it started)
-    sent, cancelled, failed: final
-
-Any other move raises `IllegalTransition`. Functions here take a `Session` and
-leave committing to the caller, except `start_sending` given a session factory.
+file change nothing that goes out. This module creates, edits and freezes
+campaigns; every change of a campaign's state (draft, scheduled, sending, paused,
+sent, failed, cancelled, missed) is a move of `mailer.delivery.lifecycle`, with
+the table of which move is allowed from which state. Functions here take a
+`Session` and leave committing to the caller.
 """
 
 from __future__ import annotations
@@ -35,16 +29,14 @@ from sqlalchemy import (
     Text,
     delete,
     select,
-    update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mailer.authoring.slots import SlotInSubject, refuse_slots
-from mailer.delivery import ledger
 from mailer.delivery.ledger import AnySelect
 from mailer.delivery.message import check_mailbox
 from mailer.errors import PermanentError, UserInputError
-from mailer.schedule.waves import CampaignWave, WaveStatus
+from mailer.schedule.waves import CampaignWave
 from mailer.timestamps import UTCDateTime, utcnow
 from subscribers.base import Base
 
@@ -62,38 +54,12 @@ class CampaignState(StrEnum):
     MISSED = "missed"
 
 
-S = CampaignState
-TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
-    S.DRAFT: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.MISSED, S.PAUSED, S.CANCELLED}),
-    S.MISSED: frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.CANCELLED}),
-    S.SENDING: frozenset({S.PAUSED, S.SENT, S.FAILED, S.CANCELLED}),
-    S.PAUSED: frozenset({S.SENDING, S.SCHEDULED, S.CANCELLED}),
-    S.SENT: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.FAILED: frozenset(),
-}
-
-
 class CampaignError(PermanentError):
     """A campaign cannot do what was asked (missing, not frozen, bad field)."""
 
 
 class CampaignNotFound(CampaignError, UserInputError):
     pass
-
-
-class IllegalTransition(CampaignError):
-    """The move between two states is not allowed (e.g. resuming a sent campaign)."""
-
-    def __init__(self, campaign_id: int, current: str, wanted: str) -> None:
-        allowed = ", ".join(sorted(TRANSITIONS[CampaignState(current)])) or "none (final)"
-        super().__init__(
-            f"campaign {campaign_id} is {current}; it cannot become {wanted} "
-            f"(allowed from {current}: {allowed})"
-        )
-        self.current = current
-        self.wanted = wanted
 
 
 class Campaign(Base):
@@ -284,23 +250,6 @@ def list_campaigns(
     return session.scalars(query).all()
 
 
-def transition(campaign: Campaign, wanted: CampaignState, reason: str | None = None) -> Campaign:
-    """Move to `wanted` if allowed from the current state, else IllegalTransition."""
-    current = CampaignState(campaign.state)
-    if wanted not in TRANSITIONS[current]:
-        raise IllegalTransition(campaign.id, current, wanted)
-    campaign.state = wanted
-    campaign.state_reason = reason
-    now = utcnow()
-    if wanted == CampaignState.SENDING and campaign.started_at is None:
-        campaign.started_at = now
-    if wanted in (CampaignState.SENT, CampaignState.FAILED, CampaignState.CANCELLED):
-        campaign.finished_at = now
-    if wanted != CampaignState.PAUSED:
-        campaign.auto_resume = False
-    return campaign
-
-
 def freeze(session: Session, campaign_id: int, rendered: RenderedLike) -> Campaign:
     """Store the rendered parts once; a frozen campaign keeps what it froze."""
     campaign = get_campaign(session, campaign_id)
@@ -329,89 +278,6 @@ def render_issue_file(
     if subject:
         issue = issue.model_copy(update={"subject": subject})
     return renderer.render(issue)
-
-
-def mark_scheduled(
-    session: Session,
-    campaign_id: int,
-    when: datetime,
-    *,
-    misfire_grace_seconds: int | None = None,
-    waves: Collection[str] = (),
-) -> Campaign:
-    """Scheduled for `when` (aware); `waves` are the time zones still to be enqueued."""
-    if when.tzinfo is None:
-        raise UserInputError("scheduled time: give a time zone")
-    campaign = transition(get_campaign(session, campaign_id), CampaignState.SCHEDULED)
-    campaign.scheduled_at = when
-    if misfire_grace_seconds is not None:
-        campaign.misfire_grace_seconds = misfire_grace_seconds
-    campaign.pending_waves = sorted(set(waves))
-    session.flush()
-    return campaign
-
-
-def unschedule(session: Session, campaign_id: int) -> Campaign:
-    campaign = transition(get_campaign(session, campaign_id), CampaignState.DRAFT)
-    campaign.scheduled_at = None
-    campaign.pending_waves = []
-    session.flush()
-    return campaign
-
-
-def mark_missed(session: Session, campaign_id: int, reason: str) -> Campaign:
-    campaign = transition(get_campaign(session, campaign_id), CampaignState.MISSED, reason)
-    session.flush()
-    return campaign
-
-
-def pause(
-    session: Session, campaign_id: int, reason: str = "paused by operator", *, auto: bool = False
-) -> Campaign:
-    """Stop handing out rows; rows already on the wire finish. `auto`: a worker resumes it."""
-    campaign = transition(get_campaign(session, campaign_id), CampaignState.PAUSED, reason)
-    campaign.auto_resume = auto
-    session.flush()
-    return campaign
-
-
-def resume(session: Session, campaign_id: int) -> Campaign:
-    """Back to sending; a scheduled campaign paused before anyone was enqueued goes back
-    to scheduled, so its waves still start at their times (the scheduler's part)."""
-    campaign = get_campaign(session, campaign_id)
-    if campaign.state != CampaignState.PAUSED and TRANSITIONS[CampaignState(campaign.state)]:
-        hint = (
-            ""
-            if campaign.state == CampaignState.SENDING
-            else f" (to send it now: mailer send {campaign_id})"
-        )
-        raise CampaignError(
-            f"campaign {campaign_id} is {campaign.state}, not paused: there is nothing to "
-            f"resume{hint}"
-        )
-    waiting = campaign.scheduled_at is not None and ledger.progress(session, campaign_id).total == 0
-    wanted = CampaignState.SCHEDULED if waiting else CampaignState.SENDING
-    campaign = transition(campaign, wanted)
-    session.flush()
-    return campaign
-
-
-def cancel(session: Session, campaign_id: int, reason: str = "cancelled by operator") -> Campaign:
-    """Final: rows not sent yet stay queued in the ledger and are never sent."""
-    campaign = transition(get_campaign(session, campaign_id), CampaignState.CANCELLED, reason)
-    campaign.pending_waves = []
-    # Its waves that have not started never will: say so now, not when a scheduler
-    # next runs (the page showed them "pending" after the cancel).
-    session.execute(
-        update(CampaignWave)
-        .where(
-            CampaignWave.campaign_id == campaign_id,
-            CampaignWave.status == WaveStatus.PENDING.value,
-        )
-        .values(status=WaveStatus.CANCELLED.value, status_reason="campaign is cancelled")
-    )
-    session.flush()
-    return campaign
 
 
 def edit_draft(
@@ -458,88 +324,3 @@ def audience_select(campaign: Campaign) -> AnySelect:
     from subscribers.audience import Audience, audience_query
 
     return audience_query(Audience.from_json(dict(campaign.audience)))
-
-
-def start_sending(
-    session_factory_or_session: sessionmaker[Session] | Session,
-    campaign_id: int,
-    *,
-    timezones: Collection[str] | None = None,
-    renderer: RendererLike | None = None,
-    audience: AnySelect | None = None,
-    firing_wave: int | None = None,
-) -> int:
-    """Freeze (if needed), move to sending and enqueue the audience; return rows added.
-
-    Idempotent: rows already in the ledger are skipped, so a job that fires twice or a
-    command run again adds nothing. With `timezones`, only recipients in those zones
-    are enqueued (a scheduler wave) and those waves leave `pending_waves`. An unfrozen
-    campaign needs a `renderer`. `audience` overrides the stored audience (tests,
-    benchmarks). Without `timezones` everyone goes now, so the campaign's waves not
-    started yet are settled, except `firing_wave` (the scheduler's wave calling this,
-    which records its own start). With a session factory this commits; with a session
-    the caller does.
-    """
-    if isinstance(session_factory_or_session, Session):
-        return _start_sending(
-            session_factory_or_session, campaign_id, timezones, renderer, audience, firing_wave
-        )
-    with session_factory_or_session.begin() as session:
-        return _start_sending(session, campaign_id, timezones, renderer, audience, firing_wave)
-
-
-def _start_sending(
-    session: Session,
-    campaign_id: int,
-    timezones: Collection[str] | None,
-    renderer: RendererLike | None,
-    audience: AnySelect | None,
-    firing_wave: int | None,
-) -> int:
-    campaign = get_campaign(session, campaign_id, lock=True)
-    state = CampaignState(campaign.state)
-    if state in (CampaignState.SENT, CampaignState.CANCELLED, CampaignState.FAILED):
-        raise IllegalTransition(campaign.id, state, CampaignState.SENDING)
-    if not campaign.frozen:
-        if renderer is None:
-            raise CampaignError(f"campaign {campaign_id} has no frozen content and no renderer")
-        freeze(
-            session,
-            campaign_id,
-            render_issue_file(renderer, campaign.issue_path, campaign.subject),
-        )
-    if state not in (CampaignState.SENDING, CampaignState.PAUSED):
-        transition(campaign, CampaignState.SENDING)
-    if timezones is None:
-        campaign.pending_waves = []
-        # Everyone goes now: waves not started (still to come, or missed and now sent by
-        # hand) have nobody left to start, and progress must not count their people twice.
-        session.execute(
-            update(CampaignWave)
-            .where(
-                CampaignWave.campaign_id == campaign.id,
-                CampaignWave.id != (firing_wave or 0),
-                CampaignWave.status.in_(
-                    [WaveStatus.PENDING.value, WaveStatus.MISSED.value, WaveStatus.FAILED.value]
-                ),
-            )
-            .values(
-                status=WaveStatus.STARTED.value,
-                status_reason="sent with everyone at once",
-                recipients=0,
-                started_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-    else:
-        campaign.pending_waves = sorted(set(campaign.pending_waves) - set(timezones))
-    query = audience if audience is not None else audience_select(campaign)
-    added = ledger.enqueue(session, campaign.id, query, utcnow(), timezones=timezones)
-    session.flush()
-    if timezones is None and not added and ledger.progress(session, campaign.id).total == 0:
-        # Sent to nobody, the campaign would be final ('sent') and could never go out.
-        raise CampaignError(
-            f"campaign {campaign.id}: its audience has no recipients, so nothing was sent "
-            "(add subscribers, or check its lists, countries and partners)"
-        )
-    return added

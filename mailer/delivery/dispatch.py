@@ -54,8 +54,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.delivery import campaigns as campaign_store
+from mailer.delivery import lifecycle
 from mailer.delivery.campaigns import Campaign, CampaignState
-from mailer.delivery.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
+from mailer.delivery.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus
 from mailer.delivery.message import (
     BadAddress,
     HeaderInjection,
@@ -506,10 +507,11 @@ class Worker:
                 "resumes by itself when the server answers"
             )
             with self.sessions.begin() as session:
-                campaign = campaign_store.get_campaign(session, campaign_id, lock=True)
-                if campaign.state == CampaignState.SENDING:
-                    campaign_store.pause(session, campaign_id, reason, auto=True)
-                    log.warning("paused campaign %s: %s", campaign_id, reason)
+                try:
+                    lifecycle.pause_failing(session, campaign_id, reason)
+                except lifecycle.IllegalTransition:
+                    continue  # no longer sending: paused or cancelled meanwhile
+                log.warning("paused campaign %s: %s", campaign_id, reason)
 
     def probe_paused(self) -> list[int]:
         """If a campaign was paused because the server failed, try it; resume on success."""
@@ -534,18 +536,19 @@ class Worker:
         resumed = []
         with self.sessions.begin() as session:
             for campaign_id in waiting:
-                campaign = campaign_store.get_campaign(session, campaign_id, lock=True)
-                if campaign.state == CampaignState.PAUSED and campaign.auto_resume:
-                    campaign_store.resume(session, campaign_id)
-                    session.execute(
-                        update(LEDGER)
-                        .where(
-                            LEDGER.c.campaign_id == campaign_id,
-                            LEDGER.c.status == LedgerStatus.RETRY.value,
-                        )
-                        .values(next_attempt_at=self.clock())
+                try:
+                    lifecycle.resume_recovered(session, campaign_id)
+                except lifecycle.IllegalTransition:
+                    continue  # resumed, cancelled or taken over by a person meanwhile
+                session.execute(
+                    update(LEDGER)
+                    .where(
+                        LEDGER.c.campaign_id == campaign_id,
+                        LEDGER.c.status == LedgerStatus.RETRY.value,
                     )
-                    resumed.append(campaign_id)
+                    .values(next_attempt_at=self.clock())
+                )
+                resumed.append(campaign_id)
         self._consecutive_failures = 0
         return resumed
 
@@ -558,21 +561,15 @@ class Worker:
                 LEDGER.c.status.in_([s.value for s in OPEN_STATUSES]),
             )
             candidates = session.scalars(
-                select(Campaign).where(Campaign.state == CampaignState.SENDING, ~open_rows)
+                select(Campaign.id).where(Campaign.state == CampaignState.SENDING, ~open_rows)
             ).all()
-            for campaign in candidates:
-                if campaign.pending_waves:
-                    continue
-                tally = progress(session, campaign.id)
-                if tally.failed and not tally.sent:
-                    reason = f"every one of {tally.failed} recipient(s) failed: see the report"
-                    if tally.skipped:
-                        reason += f" ({tally.skipped} skipped: they left after it was queued)"
-                    campaign_store.transition(campaign, CampaignState.FAILED, reason)
-                else:
-                    campaign_store.transition(campaign, CampaignState.SENT)
-                self._templates.pop(campaign.id, None)
-                finished.append(campaign.id)
+            for campaign_id in candidates:
+                try:
+                    lifecycle.finish(session, campaign_id)
+                except lifecycle.IllegalTransition:
+                    continue  # waves still to start, or paused or cancelled meanwhile
+                self._templates.pop(campaign_id, None)
+                finished.append(campaign_id)
         return finished
 
     # --- loops --------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from mailer.delivery.campaigns import TRANSITIONS, CampaignState, get_campaign
+from mailer.delivery import lifecycle
+from mailer.delivery.campaigns import get_campaign
 from mailer.people import removals
 from mailer.web.context import web
 
@@ -57,7 +58,7 @@ def ask_to_cancel(request: Request, session: Session, campaign_id: int) -> HTMLR
     """The question before cancelling a campaign, or None when it cannot be cancelled
     (the cancel then fails with the usual message) and there is nothing to ask."""
     campaign = get_campaign(session, campaign_id)
-    if CampaignState.CANCELLED not in TRANSITIONS.get(CampaignState(campaign.state), ()):
+    if not lifecycle.allowed(lifecycle.CANCEL, campaign.state):
         return None
     return ask(
         request,

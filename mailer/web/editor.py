@@ -32,13 +32,13 @@ from mailer.authoring.content import (
 )
 from mailer.authoring.render import Slot, fill
 from mailer.delivery import campaigns as campaign_store
-from mailer.delivery import ledger, progress
+from mailer.delivery import ledger, lifecycle, progress
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.failurescsv import write_failures
 from mailer.delivery.testsend import send_test
 from mailer.errors import MailerError
 from mailer.people.accounts import User
-from mailer.schedule import scheduler
+from mailer.schedule import plan as planning
 from mailer.schedule.waves import parse_wall_time
 from mailer.web import archive, charts, csrf, library
 from mailer.web import confirm as confirm_page
@@ -483,7 +483,7 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
         failed=failed,
         timezone=context.root.settings.timezone,
         zones=ZONES,
-        waves=scheduler.waves_report(session, campaign_id, report=report, waves=waves),
+        waves=planning.waves_report(session, campaign_id, report=report, waves=waves),
     )
 
 
@@ -644,7 +644,7 @@ def delete_campaign(
 def _control(request: Request, session: Session, campaign_id: int, action: str) -> Response:
     try:
         if action == "pause":
-            campaign = campaign_store.pause(session, campaign_id, "paused from the web app")
+            campaign = lifecycle.pause(session, campaign_id, "paused from the web app")
             done = (
                 "Paused: nothing more goes out until you resume it."
                 if campaign.started_at is not None
@@ -652,14 +652,14 @@ def _control(request: Request, session: Session, campaign_id: int, action: str) 
                 "nothing goes out until you resume it."
             )
         elif action == "resume":
-            campaign = campaign_store.resume(session, campaign_id)
+            campaign = lifecycle.resume(session, campaign_id)
             done = (
                 "Resumed: back to scheduled; its waves start at their times."
                 if campaign.state == CampaignState.SCHEDULED
                 else "Resumed: sending goes on."
             )
         else:
-            campaign_store.cancel(session, campaign_id, "cancelled from the web app")
+            lifecycle.cancel(session, campaign_id, "cancelled from the web app")
             done = "Cancelled: nothing more of it will be sent; what was sent stays recorded."
         session.commit()
         flash(request, done)
@@ -695,7 +695,7 @@ def send_now(request: Request, session: DB, campaign_id: int) -> Response:
     """Freeze the content and queue every recipient now; the worker sends them."""
     context = web(request)
     try:
-        added = campaign_store.start_sending(session, campaign_id, renderer=context.renderer())
+        added = lifecycle.start_sending(session, campaign_id, renderer=context.renderer())
         session.commit()
         flash(request, f"Sending started: {added} recipients queued.")
     except MailerError as exc:
@@ -720,9 +720,7 @@ def schedule_campaign(
         local = mode == "local"
         campaign = campaign_store.get_campaign(session, campaign_id)
         plan = (
-            scheduler.reschedule
-            if campaign.state == CampaignState.SCHEDULED
-            else scheduler.schedule
+            planning.reschedule if campaign.state == CampaignState.SCHEDULED else planning.schedule
         )
         waves = plan(
             session,
@@ -749,7 +747,7 @@ def schedule_campaign(
 @router.post("/campaigns/{campaign_id:int}/unschedule")
 def unschedule_campaign(request: Request, session: DB, campaign_id: int) -> Response:
     try:
-        scheduler.unschedule(session, campaign_id)
+        planning.unschedule(session, campaign_id)
         session.commit()
         flash(request, "Back to draft; nothing will be sent until you schedule or send it.")
     except MailerError as exc:
