@@ -16,11 +16,11 @@ from rich.console import Console
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from mailer import db
+from mailer.app.errors import store_errors
 from mailer.authoring.content import ContentError
 from mailer.compose import Root, build
 from mailer.errors import MailerError
 from mailer.settings import Settings, load_settings
-from subscribers.errors import StoreError
 
 err_console = Console(stderr=True)
 
@@ -72,8 +72,6 @@ def opened(env_file: Path | None = None, *, check_schema: bool = True) -> Iterat
                     f"error: {problem}", markup=False, highlight=False, soft_wrap=True
                 )
             raise typer.Exit(1) from None
-        except StoreError as exc:
-            raise fail(f"error: {exc}") from None
         except SQLAlchemyError as exc:  # e.g. the server went away; the URL hides a password
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
             raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
@@ -89,9 +87,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn our own errors into one line on stderr and exit status 1, never a traceback."""
+    """Turn our own errors (and the subscriber store's, translated by the one adapter)
+    into one line on stderr and exit status 1, never a traceback."""
     try:
-        yield
+        with store_errors():
+            yield
     except MailerError as exc:
         raise fail(f"error: {exc}") from None
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from mailer.delivery.tokens import InvalidToken
 from mailer.web import csrf
 from mailer.web.archive import ArchiveEntry, atom_feed, public_html, sent_issues
 from mailer.web.context import WebContext, db, web
+from mailer.web.pages import EMAIL_CSP
 from subscribers import repository
 from subscribers.errors import NotFound
 from subscribers.models import Subscriber, SubscriptionStatus
@@ -31,12 +32,6 @@ router = APIRouter()
 
 DB = Annotated[Session, Depends(db)]
 ONE_CLICK = "One-Click"
-
-# The email's own HTML: inline styles, images from the media URL; no scripts at all.
-EMAIL_CSP = (
-    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; font-src * data:; "
-    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 def _subscriber_id(request: Request, token: str) -> int:
