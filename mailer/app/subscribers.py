@@ -97,14 +97,18 @@ def count(session: Session, found: SubscriberFilter) -> int:
         return repository.count_subscribers(session, found.text, **found._criteria())
 
 
-def resolve(session: Session, found: SubscriberFilter) -> SubscriberFilter:
+def resolve(
+    session: Session, found: SubscriberFilter, *, removed_lists: bool = True
+) -> SubscriberFilter:
     """The filter with a list's slug, a country's code and a partner's name as stored;
-    an unknown one raises now, before anything (a file, a download) is begun."""
+    an unknown one (or a removed list, unless `removed_lists`) raises now, before
+    anything (a file, a download) is begun."""
     with store_errors():
+        slug = found.list_slug
         return replace(
             found,
-            list_slug=repository.get_list(session, found.list_slug, archived=True).slug
-            if found.list_slug
+            list_slug=repository.get_list(session, slug, archived=removed_lists).slug
+            if slug
             else None,
             country=normalise_country(found.country) if found.country else None,
             partner=repository.get_partner(session, found.partner).name if found.partner else None,
