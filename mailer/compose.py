@@ -1,12 +1,17 @@
 """The composition root: the one place that builds the parts and hands them out.
 
 Commands, the web app, the scheduler and workers all start from `build()`; no
-other module reads settings from the environment or keeps global state.
+other module reads settings from the environment or keeps global state. The parts
+(the renderer, the newsletter profile, the clock, SMTP connections, the message
+identity) come from here and are handed to the functions that use them: library
+functions take the part they need, never the root.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -14,8 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import db
 from mailer.settings import Settings, load_settings
+from mailer.timestamps import utcnow
 
 if TYPE_CHECKING:
+    from mailer.authoring.profile import Profile
+    from mailer.authoring.render import Renderer
     from mailer.delivery.dispatch import Worker
     from mailer.delivery.message import Identity
     from mailer.delivery.ratelimit import RateLimiter
@@ -28,13 +36,42 @@ class Root:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session] = field(repr=False)
+    clock: Callable[[], datetime] = field(default=utcnow, repr=False)
+    _renderer: Renderer | None = field(default=None, repr=False, init=False)
+    _profile: Profile | None = field(default=None, repr=False, init=False)
 
     def upgrade_database(self) -> None:
         db.upgrade(self.engine)
 
+    @property
+    def profile(self) -> Profile:
+        """The newsletter profile (sender, masthead, list id), read once."""
+        if self._profile is None:
+            if self._renderer is not None:
+                self._profile = self._renderer.profile
+            else:
+                from mailer.authoring.profile import load_profile
+
+                self._profile = load_profile(self.settings.profile_path)
+        return self._profile
+
+    def renderer(self) -> Renderer:
+        """The issue renderer, built on first use (it loads templates and the profile),
+        then shared: Jinja2 reloads a changed template by itself."""
+        if self._renderer is None:
+            from mailer.authoring.media import MediaStore
+            from mailer.authoring.render import Renderer
+
+            settings = self.settings
+            self._renderer = Renderer(
+                settings.templates_dir,
+                self.profile,
+                MediaStore(settings.resolved_media_dir, settings.public_base_url),
+            )
+        return self._renderer
+
     def scheduler(self) -> CampaignScheduler:
         """The campaign scheduler; its `start()` takes the one-per-database lock."""
-        from mailer.authoring.render import Renderer
         from mailer.schedule.process import CampaignScheduler
 
         return CampaignScheduler(
@@ -42,7 +79,8 @@ class Root:
             self.sessions,
             default_grace_seconds=self.settings.misfire_grace_seconds,
             poll_seconds=self.settings.scheduler_poll_seconds,
-            make_renderer=lambda: Renderer.from_settings(self.settings),
+            make_renderer=self.renderer,
+            clock=self.clock,
         )
 
     def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:
@@ -53,10 +91,9 @@ class Root:
 
     def identity(self) -> Identity:
         """What every message of this installation shares (links, list id, domains)."""
-        from mailer.authoring.profile import load_profile
         from mailer.delivery.message import Identity
 
-        profile = load_profile(self.settings.profile_path)
+        profile = self.profile
         settings = self.settings
         return Identity(
             public_base_url=settings.public_base_url,
@@ -82,6 +119,7 @@ class Root:
             sign = make_signer(
                 settings.dkim_selector, settings.dkim_domain, settings.dkim_private_key_path
             )
+        options.setdefault("clock", self.clock)
         return Worker(
             self.sessions,
             settings,

@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from mailer.app.campaigns import create_from_issue
 from mailer.authoring.content import load_issue
 from mailer.authoring.preview import with_sample_values
+from mailer.authoring.profile import Profile
 from mailer.authoring.render import Renderer
-from mailer.compose import Root
-from mailer.delivery import campaigns, lifecycle
+from mailer.delivery import lifecycle
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.capture import list_captured
 from mailer.people.accounts import Accounts, Role, list_users
-from mailer.settings import REPO_DIR
+from mailer.settings import REPO_DIR, Settings
 from subscribers.audience import Audience
 from subscribers.demo import seed_demo
 
@@ -43,22 +45,43 @@ class DemoReport:
     captured: int = 0
 
 
+@dataclass(frozen=True)
+class DemoPlace:
+    """Where the demo writes its files and what its links point at."""
+
+    rendered_dir: Path  # the seed issues as HTML and text files
+    capture_dir: Path  # where the capture server stores what was sent
+    public_base_url: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> DemoPlace:
+        return cls(
+            rendered_dir=settings.data_dir / "rendered",
+            capture_dir=settings.resolved_capture_dir,
+            public_base_url=settings.public_base_url,
+        )
+
+
 def prepare(
-    root: Root,
-    examples: Path = EXAMPLES_DIR,
+    sessions: sessionmaker[Session],
+    renderer: Renderer,
+    place: DemoPlace,
     *,
-    send: Callable[[Root], None],
+    upgrade: Callable[[], None],
+    send: Callable[[], None],
+    examples: Path = EXAMPLES_DIR,
     say: Callable[[str], None] = lambda _line: None,
 ) -> DemoReport:
-    """Database, demo data, admin, rendered files and one campaign per seed issue.
+    """Database (`upgrade` brings its schema up to date), demo data, admin, rendered
+    files and one campaign per seed issue.
 
     `send` runs a worker until nothing is due; the caller provides it so the
     capture server (or a test's SMTP server) is up while it runs.
     """
     report = DemoReport()
     say("upgrading the database")
-    root.upgrade_database()
-    with root.sessions.begin() as session:
+    upgrade()
+    with sessions.begin() as session:
         imported = seed_demo(session, examples / "subscribers.csv")
         report.subscribers_added = imported.created
         if not list_users(session):
@@ -68,14 +91,13 @@ def prepare(
             )
     say(f"demo subscribers: {report.subscribers_added} added")
 
-    renderer = Renderer.from_settings(root.settings)
-    out_dir = root.settings.data_dir / "rendered"
+    out_dir = place.rendered_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     issue_paths = sorted((examples / "issues").glob("*.yaml"))
     for path in issue_paths:
         html_uri = (out_dir / f"{path.stem}.html").resolve().as_uri()
         rendered = with_sample_values(
-            renderer.render(load_issue(path)), root.settings.public_base_url, html_uri
+            renderer.render(load_issue(path)), place.public_base_url, html_uri
         )
         for suffix, body in ((".html", rendered.html), (".txt", rendered.text)):
             target = out_dir / f"{path.stem}{suffix}"
@@ -84,36 +106,28 @@ def prepare(
     say(f"rendered {len(issue_paths)} issues into {out_dir}")
 
     for path in issue_paths:
-        campaign_id, state = _campaign_for(root, path)
+        with sessions.begin() as session:
+            campaign_id, state = _campaign_for(session, renderer.profile, path)
         if state in (CampaignState.DRAFT, CampaignState.SENDING, CampaignState.PAUSED):
-            lifecycle.start_sending(root.sessions, campaign_id, renderer=renderer)
+            lifecycle.start_sending(sessions, campaign_id, renderer=renderer)
     say("sending to the capture server")
-    send(root)
+    send()
 
-    with root.sessions() as session:
+    with sessions() as session:
         for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
             report.campaigns.append((campaign.id, campaign.name, campaign.state))
-    report.captured = len(list_captured(root.settings.resolved_capture_dir))
+    report.captured = len(list_captured(place.capture_dir))
     return report
 
 
-def _campaign_for(root: Root, path: Path) -> tuple[int, CampaignState]:
-    """The demo campaign of this issue and its state: the existing one, or a new draft."""
+def _campaign_for(session: Session, profile: Profile, path: Path) -> tuple[int, CampaignState]:
+    """The demo campaign of this issue and its state: the existing one, or a new draft
+    with the defaults every campaign made from an issue gets."""
     issue = load_issue(path)
-    with root.sessions.begin() as session:
-        existing = session.scalars(
-            select(Campaign).where(Campaign.issue_slug == issue.slug).order_by(Campaign.id)
-        ).first()
-        if existing is not None and existing.state != CampaignState.CANCELLED:
-            return existing.id, CampaignState(existing.state)
-        sender = Renderer.from_settings(root.settings).profile.sender
-        campaign = campaigns.create_campaign(
-            session,
-            name=f"Issue {issue.number}, {issue.year}",
-            issue_path=path,
-            issue=issue,
-            sender=f"{sender.name} <{sender.address}>",
-            reply_to=sender.reply_to,
-            audience=Audience(lists=(DEMO_LIST,)),
-        )
-        return campaign.id, CampaignState.DRAFT
+    existing = session.scalars(
+        select(Campaign).where(Campaign.issue_slug == issue.slug).order_by(Campaign.id)
+    ).first()
+    if existing is not None and existing.state != CampaignState.CANCELLED:
+        return existing.id, CampaignState(existing.state)
+    campaign = create_from_issue(session, profile, path, issue, Audience(lists=(DEMO_LIST,)))
+    return campaign.id, CampaignState.DRAFT

@@ -13,9 +13,12 @@ from typing import Any
 from sqlalchemy import DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
 
+# The one clock of the code base: defined in the subscriber store (a leaf package that
+# cannot import mailer) and used from here by everything in mailer; the composition
+# root hands it out as `Root.clock`.
+from subscribers.base import utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["UTCDateTime", "utcnow"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

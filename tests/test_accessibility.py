@@ -12,6 +12,7 @@ another way and is still not displayed.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -28,9 +29,9 @@ from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 from mailer.authoring.content import load_issue
 from mailer.authoring.preview import sample_values
 from mailer.authoring.render import Renderer, fill
-from mailer.cli.authoring import build_eml
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle, tokens
+from mailer.delivery.testsend import preview_eml
 from subscribers import repository, suppression
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings
@@ -79,14 +80,16 @@ def render_seed(tmp_path: Path, slug: str) -> tuple[Path, str]:
     """The seed issue as `mailer render` writes it: HTML file with sample values, and a
     complete .eml beside it; returns the HTML file and the preheader."""
     settings = make_settings(tmp_path)
-    renderer = Renderer.from_settings(settings)
-    rendered = renderer.render(load_issue(EXAMPLES / f"{slug}.yaml"))
+    root = build(settings)
+    rendered = root.renderer().render(load_issue(EXAMPLES / f"{slug}.yaml"))
     path = tmp_path / f"{slug}.html"
     values = sample_values(settings.public_base_url, path.as_uri())
     filled = fill(rendered.html, values, html=True)
     path.write_text(filled, encoding="utf-8")
     text = fill(rendered.text, values, html=False)
-    eml = build_eml(rendered, renderer.profile, settings, filled, text)
+    shown = dataclasses.replace(rendered, html=filled, text=text)
+    eml = preview_eml(root.identity(), root.profile, shown)
+    root.close()
     path.with_suffix(".eml").write_bytes(eml)
     return path, rendered.preheader
 

@@ -13,14 +13,21 @@ from pathlib import Path
 
 from mailer.compose import Root
 from mailer.delivery.capture import start_capture
-from mailer.demo import prepare
+from mailer.demo import DemoPlace, DemoReport, prepare
 from mailer.web.archive import sent_issues
 from subscribers.audience import list_visibility
 from tests.smtpd import free_port
 
 
-def _send(root: Root) -> None:
-    root.worker().run(threading.Event(), until_idle=True)
+def _prepare(root: Root) -> DemoReport:
+    """The demo on the test's root, a worker sending until nothing is due."""
+    return prepare(
+        root.sessions,
+        root.renderer(),
+        DemoPlace.of(root.settings),
+        upgrade=root.upgrade_database,
+        send=lambda: root.worker().run(threading.Event(), until_idle=True),
+    )
 
 
 def _arrivals(directory: Path) -> Counter[tuple[str, str]]:
@@ -36,7 +43,7 @@ def test_demo_sends_each_issue_to_each_subscriber_once(root: Root) -> None:
     root.settings.smtp_port = port
     capture = start_capture(root.settings.resolved_capture_dir, "127.0.0.1", port)
     try:
-        first = prepare(root, send=_send)
+        first = _prepare(root)
         arrivals = _arrivals(root.settings.resolved_capture_dir)
         subjects = {subject for _to, subject in arrivals}
         assert len(subjects) == 2
@@ -52,7 +59,7 @@ def test_demo_sends_each_issue_to_each_subscriber_once(root: Root) -> None:
             assert list_visibility(session) == {"newsletter": True, "partners-only": False}
             assert len(sent_issues(session)) == 2  # sent to the public newsletter: archived
 
-        again = prepare(root, send=_send)
+        again = _prepare(root)
         assert again.subscribers_added == 0
         assert again.admin_password is None
         assert again.captured == first.captured

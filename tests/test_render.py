@@ -34,7 +34,7 @@ from mailer.authoring.render import (
     wrap,
 )
 from mailer.compose import Root
-from mailer.demo import prepare
+from mailer.demo import DemoPlace, prepare
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -544,7 +544,13 @@ def test_mailer_render_files_show_sample_values_unless_slots_are_kept(tmp_path: 
 
 def test_the_demo_writes_its_rendered_issues_with_sample_values(root: Root) -> None:
     """`./run demo` renders both seeds into data/rendered/ for people to open (its step 4)."""
-    report = prepare(root, send=lambda _root: None)
+    report = prepare(
+        root.sessions,
+        root.renderer(),
+        DemoPlace.of(root.settings),
+        upgrade=root.upgrade_database,
+        send=lambda: None,
+    )
     assert sorted(path.name for path in report.rendered) == [
         "2022-13.html",
         "2022-13.txt",

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from mailer.compose import Root
 from mailer.people import accounts
-from mailer.web.operator import MAX_PAGE
+from mailer.web.forms import MAX_PAGE
 from tests.web_harness import (
     PASSWORD,
     add_user,

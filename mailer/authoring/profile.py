@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from email.headerregistry import Address
 from pathlib import Path
 from string import Formatter
 from typing import Annotated
@@ -87,6 +88,13 @@ class Sender(Strict):
             return f"{local}@{domain.encode('idna').decode('ascii')}"
         except UnicodeError:
             raise ValueError(f"not a valid domain name: {domain!r}") from None
+
+    @property
+    def mailbox(self) -> str:
+        """The From value every message and every campaign uses: `Name <address>`, the
+        name quoted only where header syntax needs it and never encoded here (the
+        message builder encodes it when it writes the header)."""
+        return str(Address(display_name=self.name, addr_spec=self.address))
 
 
 class Colours(Strict):

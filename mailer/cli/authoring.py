@@ -12,10 +12,6 @@ import socket
 import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Annotated
 
@@ -24,10 +20,10 @@ import typer
 from mailer.authoring.checks import Level, check_issue, has_errors
 from mailer.authoring.content import MAX_FILE_BYTES, TOO_LARGE, ContentError, Issue, load_issue
 from mailer.authoring.preview import serve, with_sample_values
-from mailer.authoring.profile import Profile
-from mailer.authoring.render import RenderedIssue, Renderer
-from mailer.cli.common import fail, friendly_errors
-from mailer.settings import Settings, load_settings
+from mailer.authoring.render import RenderedIssue
+from mailer.cli.common import fail, friendly_errors, root
+from mailer.compose import Root
+from mailer.delivery.testsend import preview_eml
 
 IssueArg = Annotated[
     Path, typer.Argument(help="The issue's YAML content file.", dir_okay=False, show_default=False)
@@ -35,10 +31,6 @@ IssueArg = Annotated[
 EnvOpt = Annotated[
     Path | None, typer.Option("--env-file", help="Settings file (default: .env).", dir_okay=False)
 ]
-
-
-def _settings(env_file: Path | None) -> Settings:
-    return load_settings(env_file or ".env")
 
 
 @contextmanager
@@ -51,25 +43,6 @@ def _content_errors() -> Iterator[None]:
             for problem in exc.problems:
                 typer.echo(f"error: {problem}", err=True)
             raise typer.Exit(1) from None
-
-
-def build_eml(
-    rendered: RenderedIssue, profile: Profile, settings: Settings, html: str, text: str
-) -> bytes:
-    """A complete message for opening in a mail client (delivery builds the real ones)."""
-    message = EmailMessage(policy=SMTP)
-    message["From"] = Address(profile.sender.name, addr_spec=profile.sender.address)
-    message["To"] = Address("Preview Reader", addr_spec="reader@example.org")
-    if profile.sender.reply_to:
-        message["Reply-To"] = profile.sender.reply_to
-    message["Subject"] = rendered.subject
-    message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = make_msgid("preview", domain=settings.sender_domain)
-    message["List-Id"] = f"{profile.masthead.name} <{profile.list_id}>"
-    message["Content-Language"] = rendered.language
-    message.set_content(text, cte="quoted-printable")
-    message.add_alternative(html, subtype="html", cte="quoted-printable")
-    return message.as_bytes()
 
 
 def render_command(
@@ -88,9 +61,9 @@ def render_command(
     env_file: EnvOpt = None,
 ) -> None:
     """Render issues to NAME.html, NAME.txt and a complete NAME.eml in --out."""
-    settings = _settings(env_file)
+    the_root = root(env_file)
     with _content_errors():
-        renderer = Renderer.from_settings(settings)
+        renderer = the_root.renderer()
         loaded: list[tuple[Path, Issue, RenderedIssue]] = []
         for path in issues:
             issue = load_issue(path)
@@ -102,7 +75,7 @@ def render_command(
                 )
             loaded.append((path, issue, renderer.render(issue)))
         try:
-            _write_parts(out, loaded, renderer, settings, keep_slots, mjml_source)
+            _write_parts(out, loaded, the_root, keep_slots, mjml_source)
         except OSError as exc:
             raise fail(f"error: {out}: cannot write: {exc.strerror}") from None
 
@@ -110,26 +83,26 @@ def render_command(
 def _write_parts(
     out: Path,
     loaded: list[tuple[Path, Issue, RenderedIssue]],
-    renderer: Renderer,
-    settings: Settings,
+    the_root: Root,
     keep_slots: bool,
     mjml_source: bool,
 ) -> None:
-    """NAME.html, NAME.txt, NAME.eml (and NAME.mjml) for each rendered issue."""
+    """NAME.html, NAME.txt, NAME.eml (and NAME.mjml) for each rendered issue; the .eml
+    is built by delivery's message builder for a sample reader, sample values filled."""
     out.mkdir(parents=True, exist_ok=True)
+    base_url = the_root.settings.public_base_url
+    identity = the_root.identity()
     for path, issue, rendered in loaded:
         html_path = out / f"{issue.slug}.html"
-        shown = rendered
-        if not keep_slots:
-            shown = with_sample_values(
-                rendered, settings.public_base_url, html_path.resolve().as_uri()
-            )
+        sampled = with_sample_values(rendered, base_url, html_path.resolve().as_uri())
+        shown = rendered if keep_slots else sampled
         html_path.write_text(shown.html, encoding="utf-8")
         (out / f"{issue.slug}.txt").write_text(shown.text, encoding="utf-8")
-        eml = build_eml(rendered, renderer.profile, settings, shown.html, shown.text)
+        eml = preview_eml(identity, the_root.profile, sampled)
         (out / f"{issue.slug}.eml").write_bytes(eml)
         if mjml_source:
-            (out / f"{issue.slug}.mjml").write_text(renderer.mjml(issue), encoding="utf-8")
+            mjml = the_root.renderer().mjml(issue)
+            (out / f"{issue.slug}.mjml").write_text(mjml, encoding="utf-8")
         size = len(rendered.html.encode("utf-8")) / 1024
         typer.echo(f"{path}: {out / issue.slug}.html ({size:.1f} KB), .txt, .eml")
 
@@ -139,10 +112,10 @@ def check_command(
     env_file: EnvOpt = None,
 ) -> None:
     """Validate issues and lint the emails they make; exit status 1 on any error."""
-    settings = _settings(env_file)
+    the_root = root(env_file)
     failed = False
     with _content_errors():  # a broken profile: one line per problem
-        renderer = Renderer.from_settings(settings)
+        renderer = the_root.renderer()
     with friendly_errors():
         for path in issues:
             try:
@@ -178,7 +151,7 @@ def preview_command(
     env_file: EnvOpt = None,
 ) -> None:
     """Serve a live preview: desktop and phone width and the text part, reloading on save."""
-    settings = _settings(env_file)
+    settings = root(env_file).settings
     if not issue.is_file():
         raise fail(f"error: {issue}: no such file")
     if issue.stat().st_size > MAX_FILE_BYTES:  # as `check`, `render` and the web upload

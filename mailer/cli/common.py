@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from mailer import db
+from mailer.app.errors import store_errors
 from mailer.authoring.content import ContentError
 from mailer.compose import Root, build
 from mailer.errors import MailerError
 from mailer.settings import Settings, load_settings
-from subscribers.errors import StoreError
+from subscribers.errors import ImportRejected
 
 err_console = Console(stderr=True)
 
@@ -72,8 +76,6 @@ def opened(env_file: Path | None = None, *, check_schema: bool = True) -> Iterat
                     f"error: {problem}", markup=False, highlight=False, soft_wrap=True
                 )
             raise typer.Exit(1) from None
-        except StoreError as exc:
-            raise fail(f"error: {exc}") from None
         except SQLAlchemyError as exc:  # e.g. the server went away; the URL hides a password
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
             raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
@@ -89,9 +91,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn our own errors into one line on stderr and exit status 1, never a traceback."""
+    """Turn our own errors (and the subscriber store's, translated by the one adapter)
+    into one line on stderr and exit status 1, never a traceback."""
     try:
-        yield
+        with store_errors():
+            yield
     except MailerError as exc:
         raise fail(f"error: {exc}") from None
     except KeyboardInterrupt:
@@ -120,3 +124,52 @@ def run_until_stopped(controller: Controller, listening: str) -> None:
         pass
     finally:
         controller.stop()
+
+
+# --- the store's commands (db, partners, lists, subscribers, suppression, audience) --------
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def not_utf8(text: str) -> str:
+    """The message for text a terminal that is not UTF-8 handed over (0xE9 -> '\\udce9')."""
+    return f"error: {text!r} is not UTF-8 text (is the terminal set to UTF-8?)"
+
+
+@contextmanager
+def store_opened(check_schema: bool = True) -> Iterator[Root]:
+    """The composition root, with import rejections and races as one line on stderr."""
+    with opened(check_schema=check_schema) as the_root:
+        try:
+            yield the_root
+        except ImportRejected as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            if not exc.rows:  # the file as a whole: skipping rows would not help
+                raise fail(
+                    "error: the file cannot be imported as it is; nothing was imported"
+                ) from None
+            raise fail(
+                f"error: {len(exc.problems)} problem(s) in the file; nothing was imported "
+                "(fix them, or pass --skip-invalid to import the good rows)"
+            ) from None
+        except IntegrityError:
+            raise fail(
+                "error: the store changed while this command ran (another import or edit?); "
+                "nothing was written: run it again"
+            ) from None
+        except OperationalError as exc:
+            raise fail(f"error: database: {str(exc.orig).strip().splitlines()[0]}") from None
+        except UnicodeEncodeError as exc:  # raised while writing: the transaction rolls back
+            raise fail(not_utf8(exc.object if isinstance(exc.object, str) else "?")) from None
+
+
+@contextmanager
+def transaction(check_schema: bool = True) -> Iterator[Session]:
+    """One transaction of the store's commands, committed when the command succeeds."""
+    with store_opened(check_schema) as the_root, the_root.sessions.begin() as session:
+        yield session

@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -28,32 +27,21 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
+from mailer.app import campaigns as app_campaigns
+from mailer.app.audiences import audience_from, split
 from mailer.authoring.content import load_issue
-from mailer.authoring.render import Renderer
 from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
+from mailer.cli.present import local_time, waves_table
 from mailer.delivery import campaigns, ledger, lifecycle
 from mailer.delivery.campaigns import CampaignState
-from mailer.delivery.failurescsv import write_failures
 from mailer.delivery.testsend import send_test
-from subscribers.audience import Audience, check_audience, count_audience
-from subscribers.models import Partner
+from mailer.schedule import plan
+from subscribers.audience import Audience, count_audience
 
 out = Console(highlight=False, soft_wrap=True)  # messages stay one line (scripts, tests)
 
 CampaignArg = Annotated[int, typer.Argument(help="Campaign id (see `mailer campaign list`).")]
-
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    items: list[str] = []
-    for value in values or []:
-        items.extend(part.strip() for part in value.split(",") if part.strip())
-    return tuple(items)
-
-
-def _local(value: Any, zone: str) -> str:
-    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z") if value else "-"
 
 
 # --- campaign ----------------------------------------------------------------------------
@@ -83,19 +71,18 @@ def create_command(
     """Create a draft campaign: an issue, an audience and a sender."""
     with opened() as the_root:
         issue = load_issue(issue_path)
-        profile = Renderer.from_settings(the_root.settings).profile
-        audience = Audience(_split(lists), _split(countries), _split(partners), _split(exclude))
         with the_root.sessions.begin() as session:
-            check_audience(session, audience)
-            campaign = campaigns.create_campaign(
+            audience = audience_from(session, lists, countries, partners, exclude)
+            campaign = app_campaigns.create_from_issue(
                 session,
-                name=name or f"Issue {issue.number}, {issue.year}",
-                issue_path=issue_path,
-                issue=issue,
-                sender=sender or f"{profile.sender.name} <{profile.sender.address}>",
-                reply_to=reply_to or profile.sender.reply_to,
+                the_root.profile,
+                issue_path,
+                issue,
+                audience,
+                name=name,
                 subject=subject,
-                audience=audience,
+                sender=sender,
+                reply_to=reply_to,
             )
             recipients = count_audience(session, audience)
         out.print(
@@ -110,7 +97,7 @@ def list_command(
     """List campaigns, newest first, with their progress."""
     with opened() as the_root, the_root.sessions() as session:
         table = Table("id", "name", "issue", "state", "sent", "failed", "open", "scheduled")
-        for campaign in campaigns.list_campaigns(session, states=_split(state) or None):
+        for campaign in campaigns.list_campaigns(session, states=split(state) or None):
             tally = ledger.progress(session, campaign.id)
             table.add_row(
                 str(campaign.id),
@@ -120,7 +107,7 @@ def list_command(
                 str(tally.sent),
                 str(tally.failed),
                 str(tally.pending + tally.retrying),
-                _local(campaign.scheduled_at, the_root.settings.timezone),
+                local_time(campaign.scheduled_at, the_root.settings.timezone),
             )
         out.print(table)
 
@@ -133,7 +120,9 @@ def show_command(campaign_id: CampaignArg) -> None:
         tally = ledger.progress(session, campaign_id)
         audience = Audience.from_json(dict(campaign.audience))
         state = campaign.state + (f": {campaign.state_reason}" if campaign.state_reason else "")
-        content = f"frozen {_local(campaign.frozen_at, zone)}" if campaign.frozen else "not frozen"
+        content = (
+            f"frozen {local_time(campaign.frozen_at, zone)}" if campaign.frozen else "not frozen"
+        )
         counts = f"{tally.sent} / {tally.retrying} / {tally.failed} / {tally.pending}"
         counts += _skipped(tally)
         rows = [
@@ -145,10 +134,10 @@ def show_command(campaign_id: CampaignArg) -> None:
             ("audience", audience.describe()),
             ("state", state),
             ("content", content),
-            ("scheduled", _local(campaign.scheduled_at, zone)),
+            ("scheduled", local_time(campaign.scheduled_at, zone)),
             ("waves pending", ", ".join(campaign.pending_waves) or "-"),
-            ("started", _local(campaign.started_at, zone)),
-            ("finished", _local(campaign.finished_at, zone)),
+            ("started", local_time(campaign.started_at, zone)),
+            ("finished", local_time(campaign.finished_at, zone)),
             ("recipients", str(tally.total)),
             ("sent / retrying / failed / open", counts),
         ]
@@ -222,21 +211,17 @@ def report_command(
 ) -> None:
     """Sent, retrying and failed, in total and per country, partner and time zone."""
     with opened() as the_root, the_root.sessions() as session:
-        campaign = campaigns.get_campaign(session, campaign_id)
-        result = ledger.report(session, campaign_id)
-        partners = {str(p.id): p.name for p in session.scalars(select(Partner))}
-        total = result.total
+        result = app_campaigns.report(session, campaign_id)
+        campaign, total = result.campaign, result.ledger.total
         out.print(
             f"campaign {campaign.id} ({campaign.name}) is {campaign.state}: "
             f"{total.sent} sent, {total.retrying} retrying, {total.pending} open, "
             f"{total.failed} failed, of {total.total}{_skipped(total)}"
         )
-        out.print(_tally_table("per country", result.by_country, {}))
-        out.print(_tally_table("per partner", result.by_partner, partners))
-        out.print(_tally_table("per time zone (scheduler waves)", result.by_timezone, {}))
-        from mailer.cli.schedule import waves_table  # the scheduler's part of the report
-
-        waves = waves_table(session, campaign_id, the_root.settings.timezone)
+        out.print(_tally_table("per country", result.ledger.by_country, {}))
+        out.print(_tally_table("per partner", result.ledger.by_partner, result.partner_names))
+        out.print(_tally_table("per time zone (scheduler waves)", result.ledger.by_timezone, {}))
+        waves = waves_table(plan.waves_report(session, campaign_id), the_root.settings.timezone)
         if waves is not None:
             out.print(waves)
         if failures_csv is not None:
@@ -245,7 +230,7 @@ def report_command(
             except OSError as exc:
                 raise fail(f"error: {failures_csv}: cannot write: {exc.strerror}") from None
             with handle:
-                count = write_failures(handle, ledger.failures(session, campaign_id))
+                count = app_campaigns.write_failures_csv(session, campaign_id, handle)
             out.print(f"{count} failed recipient(s) written to {failures_csv}")
 
 
@@ -254,20 +239,18 @@ def history_command(
 ) -> None:
     """Every campaign an address was in, with what happened: "did they get issue 15?"."""
     with opened() as the_root, the_root.sessions() as session:
-        rows = ledger.deliveries_to(session, email)
+        rows = app_campaigns.history(session, email)
         if not rows:
             out.print(f"{email}: in no campaign's ledger", markup=False)
             return
-        names = {cid: campaigns.get_campaign(session, cid) for cid in {r.campaign_id for r in rows}}
         table = Table("campaign", "issue", "status", "attempts", "sent", "last reply")
-        for row in rows:
-            campaign = names[row.campaign_id]
+        for row, campaign in rows:
             table.add_row(
                 f"{campaign.id} {campaign.name}",
                 campaign.issue_slug,
                 row.status,
                 str(row.attempts),
-                _local(row.sent_at, the_root.settings.timezone),
+                local_time(row.sent_at, the_root.settings.timezone),
                 row.last_reply or "",
             )
         out.print(table)
@@ -303,8 +286,9 @@ def send_command(
                 f"error: campaign {campaign_id} is paused{why}; resume it first: "
                 f"mailer campaign resume {campaign_id}"
             )
-        renderer = Renderer.from_settings(the_root.settings)
-        added = lifecycle.start_sending(the_root.sessions, campaign_id, renderer=renderer)
+        added = lifecycle.start_sending(
+            the_root.sessions, campaign_id, renderer=the_root.renderer()
+        )
         with the_root.sessions() as session:
             total = ledger.progress(session, campaign_id).total
         out.print(f"campaign {campaign_id}: {added} recipient(s) enqueued, {total} in all")
@@ -389,9 +373,15 @@ def test_send_command(
     if not addresses:
         raise fail("error: --to: give at least one address")
     with opened() as the_root:
-        renderer = Renderer.from_settings(the_root.settings)
-        issue = load_issue(issue_path)
-        for address, reply in send_test(the_root, renderer, issue, [(a, None) for a in addresses]):
+        rendered = the_root.renderer().render(load_issue(issue_path))
+        replies = send_test(
+            the_root.identity(),
+            the_root.profile,
+            the_root.transport,
+            rendered,
+            [(a, None) for a in addresses],
+        )
+        for address, reply in replies:
             out.print(f"{address}: {reply}", markup=False)
 
 
@@ -417,7 +407,7 @@ def capture_command(
             table = Table("received", "from", "to", "subject", "file")
             for item in list_captured(directory):
                 table.add_row(
-                    _local(item.received, settings.timezone),
+                    local_time(item.received, settings.timezone),
                     item.sender,
                     item.recipients,
                     item.subject,

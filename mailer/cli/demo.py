@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -13,14 +14,14 @@ from mailer import urls
 from mailer.cli.common import fail, friendly_errors, root
 from mailer.compose import Root
 from mailer.delivery.capture import start_capture
-from mailer.demo import DEMO_ADMIN, EXAMPLES_DIR, prepare
+from mailer.demo import DEMO_ADMIN, EXAMPLES_DIR, DemoPlace, prepare
 
 out = Console(highlight=False)
 
 
-def _send_until_idle(the_root: Root) -> None:
-    worker = the_root.worker()
-    worker.run(threading.Event(), until_idle=True)
+def _send_until_idle(the_root: Root) -> Callable[[], None]:
+    """Run a worker of this installation until nothing is due."""
+    return lambda: the_root.worker().run(threading.Event(), until_idle=True)
 
 
 def demo_command(
@@ -57,7 +58,15 @@ def demo_command(
                 "Set MAILER_SMTP_PORT to a free port."
             ) from None
         try:
-            report = prepare(the_root, examples, send=_send_until_idle, say=_step)
+            report = prepare(
+                the_root.sessions,
+                the_root.renderer(),
+                DemoPlace.of(settings),
+                upgrade=the_root.upgrade_database,
+                send=_send_until_idle(the_root),
+                examples=examples,
+                say=_step,
+            )
             base = settings.public_base_url
             out.print()
             out.print(f"[bold]Rendered[/]  {', '.join(str(p) for p in report.rendered)}")

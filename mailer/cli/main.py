@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from mailer.cli import authoring, bounces, delivery, demo, schedule, store, web
+from mailer.cli import (
+    audience,
+    authoring,
+    bounces,
+    database,
+    delivery,
+    demo,
+    lists,
+    partners,
+    schedule,
+    subscribers,
+    suppression,
+    web,
+)
 
 app = typer.Typer(
     help="Newsletter service: write issues, keep subscriber lists, deliver by SMTP.",
@@ -16,7 +29,8 @@ campaign_app = typer.Typer(help="Create, inspect and control campaigns.", no_arg
 app.add_typer(campaign_app, name="campaign")
 
 authoring.register(app)
-store.register(app)
+for group in (database, partners, lists, subscribers, suppression, audience):  # was cli/store
+    group.register(app)
 delivery.register(app, campaign_app)
 schedule.register(app, campaign_app)
 web.register(app)

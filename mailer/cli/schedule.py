@@ -21,11 +21,11 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Column, Table
-from sqlalchemy.orm import Session
 
 from mailer.cli.common import opened
+from mailer.cli.present import clock
 from mailer.compose import Root
-from mailer.delivery.campaigns import CampaignState, RendererLike
+from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.lifecycle import IllegalTransition
 from mailer.schedule import plan
 from mailer.schedule.locks import SchedulerLock
@@ -112,13 +112,6 @@ def _when(at: str | None, local_time: str | None) -> tuple[datetime, bool]:
     return parse_wall_time(at), False
 
 
-def _renderer(the_root: Root) -> RendererLike:
-    """Freeze the content when scheduling, so a broken issue is reported now."""
-    from mailer.authoring.render import Renderer
-
-    return Renderer.from_settings(the_root.settings)
-
-
 def _show_plan(the_root: Root, waves: list[CampaignWave]) -> None:
     editor = the_root.settings.timezone
     for wave in waves:
@@ -162,7 +155,7 @@ def _plan_command(
                 local_time=local,
                 rule=dst,
                 grace_seconds=grace,
-                renderer=_renderer(the_root),
+                renderer=the_root.renderer(),  # content frozen now: a broken issue says so
             )
         mode = "at local time in each zone" if local else f"at {wall:%Y-%m-%d %H:%M} {zone_name}"
         out.print(f"campaign {campaign_id} {action}d {mode}: {len(waves)} wave(s)")
@@ -246,15 +239,14 @@ def list_command(
             notes = []
             for entry in items:
                 local = (
-                    f"{_clock(entry.starts_at, entry.timezone, abbreviation=False)} "
-                    f"{entry.timezone}"
+                    f"{clock(entry.starts_at, entry.timezone, abbreviation=False)} {entry.timezone}"
                     if entry.timezone
                     else "everyone at once"
                 )
                 table.add_row(
                     str(entry.wave_id),
                     f"{entry.starts_at:%Y-%m-%d %H:%M}",
-                    _clock(entry.starts_at, editor),
+                    clock(entry.starts_at, editor),
                     local,
                     "-" if entry.recipients is None else str(entry.recipients),
                     entry.status,
@@ -264,60 +256,6 @@ def list_command(
             out.print(table)
             for note in notes:
                 out.print(note)
-
-
-def _clock(instant: datetime, zone_name: str, *, abbreviation: bool = True) -> str:
-    """The local time of day (and zone abbreviation), with the date only when it
-    differs from the UTC date shown next to it."""
-    local = instant.astimezone(zone(zone_name))
-    shown = f"{local:%H:%M %Z}" if abbreviation else f"{local:%H:%M}"
-    return shown if local.date() == instant.date() else f"{local:%Y-%m-%d} {shown}"
-
-
-def waves_table(session: Session, campaign_id: int, editor_zone: str) -> Table | None:
-    """The per-wave part of `mailer campaign report` (None for an unscheduled campaign):
-    zone, UTC start, recipients and progress from the ledger; reasons in the caption."""
-    reports = plan.waves_report(session, campaign_id)
-    if not reports:
-        return None
-    table = Table(
-        Column("zone", no_wrap=True),
-        Column("starts (UTC)", no_wrap=True),
-        editor_zone,
-        "status",
-        "total",
-        "sent",
-        "failed",
-        title="scheduler waves",
-        box=box.SIMPLE,
-        pad_edge=False,
-        collapse_padding=True,
-        padding=(0, 1),
-    )
-    for column in table.columns:
-        column.no_wrap = True
-    notes = []
-    for item in reports:
-        zones = item.timezone or "everyone"
-        if item.timezone and len(item.zones) > 1:
-            zones += f" (+{len(item.zones) - 1} more)"
-        table.add_row(
-            zones,
-            f"{item.starts_at:%Y-%m-%d %H:%M}",
-            _clock(item.starts_at, editor_zone),
-            item.status,
-            "-" if item.recipients is None else str(item.recipients),
-            str(item.progress.sent),
-            str(item.progress.failed),
-        )
-        if item.reason:
-            notes.append(f"{item.timezone or 'everyone'} {item.status}: {item.reason}")
-        if item.timezone and len(item.zones) > 1:
-            notes.append(f"{item.timezone} also took {', '.join(item.zones[1:])}")
-    if notes:
-        table.caption = "; ".join(notes)
-        table.caption_justify = "left"
-    return table
 
 
 def _configure_logging() -> None:

@@ -304,3 +304,18 @@ def deliveries_to(session: Session, email: str) -> list[LedgerRow]:
             .order_by(LedgerRow.campaign_id.desc())
         )
     )
+
+
+def failed_or_retrying(session: Session, campaign_id: int, limit: int) -> list[LedgerRow]:
+    """The first `limit` failed, then retrying, rows of a campaign (its page lists them)."""
+    return list(
+        session.scalars(
+            select(LedgerRow)
+            .where(
+                LedgerRow.campaign_id == campaign_id,
+                LedgerRow.status.in_([LedgerStatus.FAILED, LedgerStatus.RETRY]),
+            )
+            .order_by(LedgerRow.status, LedgerRow.id)
+            .limit(limit)
+        )
+    )

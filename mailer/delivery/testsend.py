@@ -1,51 +1,61 @@
-"""Test sends: an issue as rendered now, to a few addresses, with the subject marked.
+"""Test sends and preview files: an issue as rendered now, as one message, no campaign.
 
 Built by delivery's MessageTemplate exactly like a campaign message (same headers,
 same per-recipient links), but no campaign is created and nothing enters the
-ledger. The CLI (`mailer test-send`) and the web app's "send me a test" share it.
+ledger. The CLI (`mailer test-send`) and the web app's "send me a test" share
+`send_test`; `mailer render` writes `preview_eml` beside its HTML and text files,
+so there is one MIME builder, the one that sends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from email.utils import formataddr
+from collections.abc import Callable, Sequence
 
-from mailer.authoring.content import Issue
-from mailer.authoring.render import Renderer
-from mailer.compose import Root
-from mailer.delivery.message import MessageTemplate, Recipient
+from mailer.authoring.profile import Profile
+from mailer.authoring.render import RenderedIssue
+from mailer.delivery.message import Identity, MessageTemplate, Recipient
+from mailer.delivery.transport import Transport
 
 TEST_MARK = "[TEST]"
+PREVIEW_READER = Recipient(0, "reader@example.org", "Preview Reader")
 
 
-def send_test(
-    root: Root,
-    renderer: Renderer,
-    issue: Issue,
-    recipients: Sequence[tuple[str, str | None]],
-) -> list[tuple[str, str]]:
-    """Send one copy to each (address, name); return (address, server reply) pairs.
-
-    Transport errors propagate, typed (a wrong password or a dead server says so).
-    """
-    rendered = renderer.render(issue)
-    sender = renderer.profile.sender
-    template = MessageTemplate(
-        identity=root.identity(),
+def _template(
+    identity: Identity, profile: Profile, rendered: RenderedIssue, subject: str, nonce: str
+) -> MessageTemplate:
+    sender = profile.sender
+    return MessageTemplate(
+        identity=identity,
         campaign_id=0,
-        nonce="test",
-        subject=f"{TEST_MARK} {rendered.subject}",
-        sender=formataddr((sender.name, sender.address)),
+        nonce=nonce,
+        subject=subject,
+        sender=sender.mailbox,
         html=rendered.html,
         text=rendered.text,
         reply_to=sender.reply_to,
+        extra_headers=(("Content-Language", rendered.language),),
     )
+
+
+def send_test(
+    identity: Identity,
+    profile: Profile,
+    transport: Callable[[], Transport],
+    rendered: RenderedIssue,
+    recipients: Sequence[tuple[str, str | None]],
+) -> list[tuple[str, str]]:
+    """Send one copy to each (address, name) over one new connection from `transport`;
+    return (address, server reply) pairs.
+
+    Transport errors propagate, typed (a wrong password or a dead server says so).
+    """
+    template = _template(identity, profile, rendered, f"{TEST_MARK} {rendered.subject}", "test")
     replies: list[tuple[str, str]] = []
-    transport = root.transport()
+    connection = transport()
     try:
         for address, name in recipients:
             message = template.personalise(Recipient(0, address, name or None))
-            reply = transport.send(
+            reply = connection.send(
                 message.envelope_from,
                 [message.recipient],
                 message.data,
@@ -53,5 +63,12 @@ def send_test(
             )
             replies.append((address, str(reply)))
     finally:
-        transport.close()
+        connection.close()
     return replies
+
+
+def preview_eml(identity: Identity, profile: Profile, rendered: RenderedIssue) -> bytes:
+    """The message a sample reader ("Preview Reader") would get, for opening in a mail
+    client; `rendered` normally carries sample values already (`with_sample_values`)."""
+    template = _template(identity, profile, rendered, rendered.subject, "preview")
+    return template.personalise(PREVIEW_READER).data

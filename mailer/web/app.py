@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from mailer.authoring.profile import load_profile
+from mailer.app.errors import RecordConflict, RecordNotFound, translate
 from mailer.compose import Root
 from mailer.delivery.campaigns import CampaignNotFound
 from mailer.errors import MailerError
@@ -30,7 +30,7 @@ from mailer.web import auth, editor, operator, public, slashes
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
-from subscribers.errors import Conflict, NotFound, StoreError
+from subscribers.errors import StoreError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "mailer_session"
@@ -100,7 +100,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
         dependencies=[Depends(ids_in_range), Depends(no_control_characters)],
         max_body_size=MAX_BODY_BYTES,
     )
-    profile = load_profile(settings.profile_path)
+    profile = root.profile
     brand = profile.masthead.short_name or profile.masthead.name
     app.state.web = WebContext(
         root=root,
@@ -191,13 +191,13 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
 
     @app.exception_handler(MailerError)
     async def mailer_error(request: Request, exc: Exception) -> Response:
-        return _error(request, 404 if isinstance(exc, CampaignNotFound) else 400, str(exc))
+        return _error(request, _status(exc), str(exc))
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: Exception) -> Response:
-        """The subscriber store's own errors (it is a leaf package, not a MailerError)."""
-        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
-        return _error(request, status, str(exc))
+        """The subscriber store's own errors, read as ours by the one adapter."""
+        assert isinstance(exc, StoreError)
+        return await mailer_error(request, translate(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: Exception) -> Response:
@@ -214,6 +214,13 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
         return _error(request, exc.status_code, str(exc.detail))
 
     return app
+
+
+def _status(exc: Exception) -> int:
+    """The status code of one of our errors: not found, a conflict, or a bad request."""
+    if isinstance(exc, CampaignNotFound | RecordNotFound):
+        return 404
+    return 409 if isinstance(exc, RecordConflict) else 400
 
 
 def _theme_css(primary: str, background: str) -> str:

@@ -26,7 +26,6 @@ from mailer.authoring.render import Slot, fill, web_copy
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.settings import Settings
 from subscribers.audience import Audience, list_visibility, reaches_only_public_lists
-from subscribers.errors import StoreInputError
 
 PUBLISHED = (CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SENT)
 ATOM = "http://www.w3.org/2005/Atom"
@@ -59,7 +58,7 @@ def is_public(campaign: Campaign, visibility: Mapping[str, bool]) -> bool:
     docstring); an audience that cannot be read counts as private."""
     try:
         audience = Audience.from_json(dict(campaign.audience))
-    except (StoreInputError, TypeError, ValueError):
+    except (TypeError, ValueError):  # the store's StoreInputError is a ValueError
         return False
     return reaches_only_public_lists(audience, visibility)
 

@@ -26,16 +26,13 @@ class WebContext:
     accounts: Accounts
     pages: Pages
     profile: Profile
-    _renderer: Renderer | None = field(default=None, repr=False)
     # Login attempts one at a time (check, verify, record, commit), so guesses fired in
     # parallel see each other's failures and cannot outrun the throttle.
     login_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def renderer(self) -> Renderer:
-        """Built on first use (it loads templates and the profile), then shared."""
-        if self._renderer is None:
-            self._renderer = Renderer.from_settings(self.root.settings)
-        return self._renderer
+        """The root's renderer: built on first use (it loads templates), then shared."""
+        return self.root.renderer()
 
 
 def web(request: Request) -> WebContext:

@@ -19,6 +19,13 @@ from mailer.web import csrf
 
 FLASH = "flash"
 
+# The email's own HTML (the editor's preview, the public web copy): inline styles,
+# images from the media URL; no scripts at all.
+EMAIL_CSP = (
+    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; font-src * data:; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+
 
 class Pages:
     def __init__(self, directory: Path, globals_: dict[str, Any] | None = None) -> None:

@@ -18,25 +18,20 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mailer import urls
+from mailer.app.errors import RecordNotFound, store_errors
 from mailer.delivery import tokens
 from mailer.delivery.tokens import InvalidToken
 from mailer.web import csrf
 from mailer.web.archive import ArchiveEntry, atom_feed, public_html, sent_issues
 from mailer.web.context import WebContext, db, web
+from mailer.web.pages import EMAIL_CSP
 from subscribers import repository
-from subscribers.errors import NotFound
 from subscribers.models import Subscriber, SubscriptionStatus
 
 router = APIRouter()
 
 DB = Annotated[Session, Depends(db)]
 ONE_CLICK = "One-Click"
-
-# The email's own HTML: inline styles, images from the media URL; no scripts at all.
-EMAIL_CSP = (
-    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; font-src * data:; "
-    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 def _subscriber_id(request: Request, token: str) -> int:
@@ -45,8 +40,9 @@ def _subscriber_id(request: Request, token: str) -> int:
 
 def _find(session: Session, subscriber_id: int) -> Subscriber | None:
     try:
-        return repository.get_subscriber(session, subscriber_id)
-    except NotFound:
+        with store_errors():
+            return repository.get_subscriber(session, subscriber_id)
+    except RecordNotFound:
         return None  # erased: treat as already unsubscribed, say nothing more
 
 

@@ -1,0 +1,143 @@
+"""`mailer lists`: mailing lists, public or private (add, list, edit, remove or archive)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mailer.cli.common import JsonOpt, fail, print_json, transaction
+from mailer.people import removals
+from subscribers import repository as repo
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+# --- lists --------------------------------------------------------------------------------
+
+lists_app = typer.Typer(
+    help=(
+        "Mailing lists people subscribe to. A public list is offered on the preferences "
+        "page and its campaigns go into the public archive; a private list (the default "
+        "for a new list) is shown only to the people on it, and campaigns that reach it "
+        "stay out of the archive."
+    ),
+    no_args_is_help=True,
+)
+
+PUBLIC_HELP = (
+    "Public: offered to every subscriber on the preferences page, and its campaigns "
+    "published in the archive. Private: shown only to the people on it; campaigns "
+    "sent to it are never published."
+)
+
+
+def _visibility(public: bool) -> str:
+    return "public" if public else "private"
+
+
+@lists_app.command(
+    "add",
+    epilog=(
+        'Example: mailer lists add newsletter --name "LMEC Newsletter" --public\n\n'
+        'Example: mailer lists add partners-only --name "Partners only" --private'
+    ),
+)
+def lists_add(
+    slug: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, '-'.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    description: Annotated[str, typer.Option(help="Shown on the preferences page.")] = "",
+    public: Annotated[bool, typer.Option("--public/--private", help=PUBLIC_HELP)] = False,
+) -> None:
+    """Add a list (private unless --public)."""
+    with transaction() as session:
+        created = repo.add_list(session, slug, name, description, public=public)
+        out.print(f"added {_visibility(created.public)} list {created.slug}: {created.name}")
+
+
+@lists_app.command("list", epilog="Example: mailer lists list --json")
+def lists_list(as_json: JsonOpt = False) -> None:
+    """List lists with their visibility and their active and unsubscribed counts."""
+    with transaction() as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "slug": c.slug,
+                "name": c.name,
+                "public": c.public,
+                "active": c.active,
+                "unsubscribed": c.unsubscribed,
+            }
+            for c in repo.list_counts(session)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("slug", "name", "visibility", "active", "unsubscribed")
+    for row in rows:
+        table.add_row(
+            row["slug"],
+            row["name"],
+            _visibility(row["public"]),
+            str(row["active"]),
+            str(row["unsubscribed"]),
+        )
+    out.print(table)
+
+
+@lists_app.command(
+    "edit",
+    epilog=(
+        'Example: mailer lists edit newsletter --name "News"\n\n'
+        "Example: mailer lists edit partners-only --private"
+    ),
+)
+def lists_edit(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    public: Annotated[
+        bool | None,
+        typer.Option("--public/--private", help=f"{PUBLIC_HELP} Default: unchanged."),
+    ] = None,
+) -> None:
+    """Change a list's name, description or visibility."""
+    with transaction() as session:
+        updated = repo.update_list(session, slug, name=name, description=description, public=public)
+        out.print(f"list {updated.slug}: {updated.name} ({_visibility(updated.public)})")
+
+
+@lists_app.command(
+    "remove",
+    epilog="Example: mailer lists remove old-list --yes",
+    help="Remove a list. A list no campaign used is deleted with its subscriptions (the "
+    "subscribers stay). A list any campaign used is archived instead: its active "
+    "subscriptions end, it is offered nowhere again, and the campaigns that used it keep "
+    "their audience, ledger, archive entry and web copy. Without --yes, says what would "
+    "be lost and changes nothing.",
+)
+def lists_remove(
+    slug: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: subscriptions end.")] = False,
+) -> None:
+    with transaction() as session:
+        if not yes:
+            plan = removals.list_consequences(removals.list_removal(session, slug))
+            raise fail(
+                f"error: removing list {slug}: " + " ".join(plan) + " Pass --yes to confirm."
+            )
+        done = removals.remove_list(session, slug)
+    if done.archives:
+        out.print(
+            f"archived list {done.slug}: {removals.plural(done.active, 'active subscription')}"
+            f" ended; kept for the {removals.plural(done.campaigns, 'campaign')} that used it"
+        )
+    else:
+        subscriptions = removals.plural(done.active + done.unsubscribed, "subscription")
+        out.print(f"removed list {done.slug} and its {subscriptions}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to the root command."""
+    app.add_typer(lists_app, name="lists")
