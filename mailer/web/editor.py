@@ -448,17 +448,7 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
         (charts.Bar(partner_names.get(int(t.key), t.key), t) for t in report.by_partner if t.key),
         key=lambda b: b.label,
     ) + [charts.Bar("no partner", t) for t in report.by_partner if not t.key]
-    failed = list(
-        session.scalars(
-            select(ledger.LedgerRow)
-            .where(
-                ledger.LedgerRow.campaign_id == campaign_id,
-                ledger.LedgerRow.status.in_(["failed", "retry"]),
-            )
-            .order_by(ledger.LedgerRow.status, ledger.LedgerRow.id)
-            .limit(200)
-        )
-    )
+    failed = ledger.unsettled(session, campaign_id, limit=200)
     audience = Audience.from_json(dict(campaign.audience))
     not_started = campaign.state in (CampaignState.DRAFT, CampaignState.MISSED) or (
         campaign.state == CampaignState.SCHEDULED and not report.total.total
