@@ -6,6 +6,7 @@ and the only code that reads or writes it in SQL (`tests/test_architecture.py`).
 - `claims`: a worker's hold on rows (claim, lease renewal, release, skip);
 - `outcomes`: sent / retry / failed and suppressions, recorded in groups;
 - `withdrawn`: who of the claimed rows left after they were queued;
+- `people`: a later bounce, an erasure;
 - `store`: all of that as the delivery worker's store (`store.SqlLedger`; not
   imported here, as it reads the campaigns, which import this package);
 - `report`: progress, the per-country / partner / time-zone report, failures.
@@ -16,7 +17,8 @@ the functions exported here.
 
 from mailer.delivery.ledger.claims import Job, retry_now
 from mailer.delivery.ledger.enqueue import AUDIENCE_COLUMNS, enqueue
-from mailer.delivery.ledger.outcomes import Outcome, mark_bounced
+from mailer.delivery.ledger.outcomes import Outcome
+from mailer.delivery.ledger.people import count_of_person, forget, mark_bounced
 from mailer.delivery.ledger.report import (
     Report,
     Tally,
@@ -42,9 +44,11 @@ __all__ = [
     "Outcome",
     "Report",
     "Tally",
+    "count_of_person",
     "deliveries_to",
     "enqueue",
     "failures",
+    "forget",
     "has_open_rows",
     "mark_bounced",
     "open_counts",

@@ -5,7 +5,7 @@ A worker records outcomes in groups, each group one statement: on PostgreSQL one
 UPDATE … FROM (VALUES …) (one round trip instead of one per row), on SQLite the
 driver's own executemany (SQLAlchemy's per-statement work cost more than SQLite's
 for these few rows). Both go through the DB-API driver, below SQLAlchemy, because
-this runs every few messages. Also here: a later bounce turning a sent row failed.
+this runs every few messages.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, update
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from mailer.delivery.ledger.claims import Job
-from mailer.delivery.ledger.rows import LedgerRow, LedgerStatus
+from mailer.delivery.ledger.rows import LedgerStatus
 from mailer.timestamps import UTCDateTime
 
 #: The longest SMTP reply kept in `last_reply`.
@@ -111,17 +111,3 @@ def record(
                 reason = f"bounced: {outcome.reply}"[:200]
                 suppress(session, outcome.job.email, reason)
             session.flush()
-
-
-def mark_bounced(session: Session, campaign_id: int, subscriber_id: int, reply: str) -> bool:
-    """A sent row whose message bounced later counts as failed; True if one changed."""
-    changed = session.execute(
-        update(LedgerRow)
-        .where(
-            LedgerRow.campaign_id == campaign_id,
-            LedgerRow.subscriber_id == subscriber_id,
-            LedgerRow.status == LedgerStatus.SENT.value,
-        )
-        .values(status=LedgerStatus.FAILED.value, last_reply=reply[:MAX_REPLY])
-    )
-    return bool(getattr(changed, "rowcount", 0))
