@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailer.delivery import campaigns as campaign_store
 from mailer.delivery import ledger
 from mailer.delivery.campaigns import Campaign, CampaignState
-from mailer.delivery.lanes import Lane, Step, answered
+from mailer.delivery.lanes import Lane, Step, answered, wait_readable
 from mailer.delivery.ledger import Job, LedgerStatus, Outcome, progress
 from mailer.delivery.ledger.store import SqlLedger
 from mailer.delivery.message import (
@@ -98,7 +98,13 @@ class Store(Protocol):
         ...
 
     def record(self, done: Sequence[Outcome], now: datetime) -> None:
-        """Commit the outcomes (and suppressions) durably, in one transaction."""
+        """Start committing the outcomes (and suppressions) in one transaction, after
+        the group before it; it may be committed on return."""
+        ...
+
+    def unrecorded(self) -> int | None:
+        """None once every group is committed, durably; else a socket to wait for.
+        Raises if a group could not be written."""
         ...
 
     def close(self) -> None: ...
@@ -144,6 +150,8 @@ class Worker:
         self.clock = clock
         self.store: Store = store or SqlLedger(sessions, self.name)
         self._templates: dict[int, MessageTemplate] = {}
+        # Groups of outcomes handed to the store, and of those the ones committed.
+        self._writes_started = self._writes_done = 0
         self._transports: list[Transport] = []
         self._consecutive_failures = 0
         self._last_failure = ""
@@ -245,23 +253,28 @@ class Worker:
             self._failed(job, exc, outcomes, back)
             return
         self._consecutive_failures = 0
-        lane.unrecorded = True
+        lane.needs = self._writes_started + 1  # the next group carries its outcome
         outcomes.append(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
 
     def _hand_over(self, lanes: list[Lane], outcomes: list[Outcome], back: list[Job]) -> float:
         """Write the message of every lane whose envelope was accepted, each as soon as
         the rate limit gives it a slot: the slot is taken as the message goes to the
         server, so the relay never sees more than the limit, however long connections
-        took to open. Returns the wait for the next slot (0.0: every lane was served)."""
+        took to open. A lane whose last message's outcome is not yet committed waits
+        for it (the group is started if need be, not waited for here). Returns the wait
+        for the next slot (0.0: every lane was served or waits for the recorder)."""
         accepted = [lane for lane in lanes if lane.step is Step.ACCEPTED]
         if not accepted:
             return 0.0
-        if any(lane.unrecorded for lane in accepted):
-            self._record(outcomes, lanes)  # durable before these lanes' next dot
+        self._settle()
+        if any(lane.needs > self._writes_done for lane in accepted):
+            self._flush(outcomes)  # durable before these lanes' next dot
         stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
         for lane in accepted:
             job, message = lane.job, lane.message
             assert job is not None and message is not None
+            if lane.needs > self._writes_done and not self._should_skip(job):
+                continue  # its previous message is still being recorded
             wait = self.limiter.try_acquire()
             if wait > 0 and not stopping:
                 return wait
@@ -460,17 +473,24 @@ class Worker:
                         break
                     begun += self._start(lane, waiting.popleft(), outcomes, back)
             busy = [lane for lane in lanes if lane.step in (Step.ENVELOPE, Step.VERDICT)]
+            recording = self._settle()
             if not busy:
-                if any(lane.step is Step.ACCEPTED for lane in lanes):
+                accepted = [lane for lane in lanes if lane.step is Step.ACCEPTED]
+                if recording is not None and any(
+                    lane.needs > self._writes_done for lane in accepted
+                ):
+                    wait_readable(recording, 1.0)  # the recorder's commit, then their dots
+                    continue
+                if accepted:
                     self._pause(min(limit_wait, 1.0))  # their slot is near: `wait_for` saw it
                     continue
                 if stopping or not waiting:
                     break
                 if limit_wait > 0:  # the rate limit: wait for the next slot
-                    self._record(outcomes, lanes)
+                    self._record(outcomes)
                     self._pause(min(limit_wait, 1.0))
                 continue
-            for lane in answered(busy, limit_wait):
+            for lane in answered(busy, limit_wait, recording):
                 self._advance(lane, outcomes, back)
             self._hand_over(lanes, outcomes, back)  # at once, where the limit allows
             for lane in busy:
@@ -483,7 +503,7 @@ class Worker:
                     outcomes.append(self._temporary(job, reply))
             self._release(back)
             back.clear()
-        self._record(outcomes, lanes)
+        self._record(outcomes)
         self._release(back)
         self._release(waiting)
 
@@ -498,18 +518,45 @@ class Worker:
         else:
             time.sleep(seconds)
 
-    def _record(self, outcomes: list[Outcome], lanes: list[Lane]) -> None:
-        """Commit the outcomes gathered so far (and empty the list)."""
-        if not outcomes:
+    def _record(self, outcomes: list[Outcome]) -> None:
+        """Commit the outcomes gathered so far (and empty the list); every group is
+        durable on return."""
+        self._wait_recorded()
+        self._flush(outcomes)
+        self._wait_recorded()
+
+    def _flush(self, outcomes: list[Outcome]) -> None:
+        """Start committing the outcomes gathered so far (and empty the list), unless a
+        group is still in flight: one at a time, this one goes after it."""
+        if not outcomes or self._writes_started > self._writes_done:
             return
         try:
             self._write(outcomes)
         except Exception as exc:  # the worker stops; its rows return when their lease expires
-            self.fatal = RecordingFailed(f"cannot record outcomes in the database: {exc}")
-            raise self.fatal from exc
+            self._recording_failed(exc)
+        self._writes_started += 1
         outcomes.clear()
-        for lane in lanes:
-            lane.unrecorded = False
+        self._settle()
+
+    def _settle(self) -> int | None:
+        """Note the groups committed by now; the socket to wait for while one is not."""
+        if self._writes_done == self._writes_started:
+            return None
+        try:
+            waiting_on = self.store.unrecorded()
+        except Exception as exc:
+            self._recording_failed(exc)
+        if waiting_on is None:
+            self._writes_done = self._writes_started
+        return waiting_on
+
+    def _wait_recorded(self) -> None:
+        while (waiting_on := self._settle()) is not None:
+            wait_readable(waiting_on, 1.0)
+
+    def _recording_failed(self, exc: Exception) -> NoReturn:
+        self.fatal = RecordingFailed(f"cannot record outcomes in the database: {exc}")
+        raise self.fatal from exc
 
     def _check_campaigns(self, campaign_ids: list[int]) -> None:
         """Note campaigns that left `sending` (paused or cancelled by an operator)."""

@@ -39,7 +39,8 @@ class Lane:
         self.job: Job | None = None
         self.message: Outgoing | None = None
         self.deadline = 0.0
-        self.unrecorded = False  # its last accepted message's outcome is not committed
+        # Its last accepted message's outcome is committed once this many groups are.
+        self.needs = 0
 
     def hold(self, job: Job, message: Outgoing, step: Step, timeout: float) -> None:
         self.job, self.message, self.step = job, message, step
@@ -52,9 +53,10 @@ class Lane:
         return time.monotonic() > self.deadline
 
 
-def answered(busy: list[Lane], wait_at_most: float) -> list[Lane]:
+def answered(busy: list[Lane], wait_at_most: float, also: int | None = None) -> list[Lane]:
     """The busy lanes whose next step can run now, waiting (up to a second, or until
-    the earliest deadline) for at least one server to answer."""
+    the earliest deadline) for at least one server to answer, or for the socket `also`
+    (the recorder's) to become readable."""
     ready = [lane for lane in busy if lane.transport.awaiting() is None]
     if ready:
         return ready
@@ -68,4 +70,14 @@ def answered(busy: list[Lane], wait_at_most: float) -> list[Lane]:
     with _Selector() as waiting:
         for fd in sockets:
             waiting.register(fd, selectors.EVENT_READ)
-        return [lane for key, _ in waiting.select(timeout) for lane in sockets[int(key.fd)]]
+        if also is not None and also not in sockets:
+            waiting.register(also, selectors.EVENT_READ)
+        events = waiting.select(timeout)
+        return [lane for key, _ in events for lane in sockets.get(int(key.fd), ())]
+
+
+def wait_readable(fd: int, timeout: float) -> None:
+    """Wait (at most `timeout` seconds) until `fd` can be read."""
+    with _Selector() as waiting:
+        waiting.register(fd, selectors.EVENT_READ)
+        waiting.select(timeout)

@@ -78,16 +78,12 @@ def timestamp_binder(dialect: Dialect) -> Callable[[datetime], Any]:
     return bind
 
 
-def record(
-    connection: Connection,
-    outcomes: Sequence[Outcome],
-    now: datetime,
-    stamp: Callable[[datetime], Any],
-) -> None:
-    """Write `outcomes` (sent at `now`) and their suppressions, inside the caller's
-    transaction on `connection`; `stamp` is `timestamp_binder` of its dialect."""
+def as_rows(
+    outcomes: Sequence[Outcome], now: datetime, stamp: Callable[[datetime], Any]
+) -> list[Row]:
+    """The outcomes as the statements take them (sent at `now`)."""
     sent_at = stamp(now)
-    rows: list[Row] = [
+    return [
         (
             outcome.job.row_id,
             outcome.status.value,
@@ -98,6 +94,17 @@ def record(
         )
         for outcome in outcomes
     ]
+
+
+def record(
+    connection: Connection,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    stamp: Callable[[datetime], Any],
+) -> None:
+    """Write `outcomes` (sent at `now`) and their suppressions, inside the caller's
+    transaction on `connection`; `stamp` is `timestamp_binder` of its dialect."""
+    rows = as_rows(outcomes, now, stamp)
     if connection.dialect.name == "postgresql":
         record_postgresql(connection, rows)
     else:

@@ -5,7 +5,9 @@ interface it uses; this is its one implementation).
 Claims, renewals, releases and skips each run in a short transaction of their own.
 Outcomes are recorded on one connection kept for the purpose, so a commit costs no
 pool round trip; every commit is durable (PostgreSQL's default synchronous commit):
-a sent message's record is never lost, not even to a database crash.
+a sent message's record is never lost, not even to a database crash. On PostgreSQL
+the send loop does not wait for it (`recorder.PostgresRecorder`); the store lets a
+group in flight finish before any other write of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.ledger import claims, outcomes
 from mailer.delivery.ledger.claims import Job
 from mailer.delivery.ledger.outcomes import Outcome
+from mailer.delivery.ledger.recorder import PostgresRecorder
 from mailer.delivery.ledger.withdrawn import audience_lists, withdrawn
 
 
@@ -34,12 +37,15 @@ class SqlLedger:
         self._claim = claims.claim_postgresql if self.postgres else claims.claim_sqlite
         # Timestamps for the recorder's raw SQL, in the form the ORM stores them.
         self._stamp = outcomes.timestamp_binder(self.engine.dialect)
-        self._recorder: Connection | None = None
+        self._connection: Connection | None = None  # the recorder's
+        self._recorder: PostgresRecorder | None = None
+        self._failure: Exception | None = None  # of a group in flight, not yet reported
         self._lists: dict[int, tuple[str, ...]] = {}  # campaign id -> its audience's lists
 
     def claim(self, limit: int, now: datetime, lease_until: datetime) -> tuple[list[Job], int]:
         """Take up to `limit` due rows of sending campaigns and skip those whose person
         left since they were queued: (the jobs to send, how many were skipped)."""
+        self._settle()
         with self.sessions.begin() as session:
             active = list(
                 session.scalars(select(Campaign.id).where(Campaign.state == CampaignState.SENDING))
@@ -52,6 +58,7 @@ class SqlLedger:
     def drop_withdrawn(self, jobs: Sequence[Job]) -> tuple[list[Job], int]:
         """Record `skipped` the jobs whose person left (one query): (the others, how many
         were skipped)."""
+        self._settle()
         with self.sessions.begin() as session:
             return self._drop_withdrawn(session, jobs)
 
@@ -73,12 +80,14 @@ class SqlLedger:
         return [job for job in jobs if job.row_id not in reasons], len(reasons)
 
     def renew(self, ids: Collection[int], until: datetime) -> None:
+        self._settle()
         with self.sessions.begin() as session:
             claims.renew(session, self.worker, ids, until)
 
     def release(self, ids: Collection[int], now: datetime) -> None:
         if not ids:
             return
+        self._settle()
         with self.sessions.begin() as session:
             claims.release(session, self.worker, ids, now)
 
@@ -91,26 +100,73 @@ class SqlLedger:
         return {cid for cid, state in states if state != CampaignState.SENDING}
 
     def record(self, done: Sequence[Outcome], now: datetime) -> None:
-        """Commit `done` in one transaction; on any error the connection is dropped (the
-        caller decides what next: the rows are still `sending`, leased)."""
+        """Start committing `done` in one transaction (after the group before it); on
+        SQLite, and with suppressions, it is committed on return. `unrecorded` says
+        when it is durable. On any error the connection is dropped (the rows are
+        still `sending`, leased: the caller decides what next)."""
+        self._raise_failure()
         connection = self._recording_connection()
         try:
-            with connection.begin():
+            recorder = self._recorder
+            if recorder is not None and not any(outcome.suppress for outcome in done):
+                recorder.wait()
+                recorder.send(outcomes.as_rows(done, now, self._stamp))
+                return
+            if recorder is not None:
+                recorder.wait()
+            with connection.begin():  # with the suppressions, in one transaction
                 outcomes.record(connection, done, now, self._stamp)
         except BaseException:
-            self._recorder = None
-            connection.invalidate()
+            self._drop_connection()
             raise
 
-    def _recording_connection(self) -> Connection:
+    def unrecorded(self) -> int | None:
+        """None once every group recorded is committed; else the socket to wait for.
+        Raises the error if one was not written."""
+        self._raise_failure()
         if self._recorder is None:
-            self._recorder = self.engine.connect()
-        return self._recorder
+            return None
+        try:
+            return self._recorder.pending()
+        except BaseException:
+            self._drop_connection()
+            raise
+
+    def _settle(self) -> None:
+        """Let the group in flight finish before another write of ours, whose row locks
+        it could otherwise wait for (and they for it). A failure is kept for
+        `unrecorded` to report: it is the send loop's to handle."""
+        if self._recorder is not None and self._failure is None:
+            try:
+                self._recorder.wait()
+            except Exception as exc:
+                self._failure = exc
+                self._drop_connection()
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def _recording_connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self.engine.connect()
+            if self.postgres:
+                self._recorder = PostgresRecorder(self._connection)
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection, self._recorder = self._connection, None, None
+        if connection is not None:
+            connection.invalidate()
 
     def close(self) -> None:
-        connection, self._recorder = self._recorder, None
+        connection, recorder = self._connection, self._recorder
+        self._connection = self._recorder = None
         if connection is not None:
             try:
+                if recorder is not None:
+                    recorder.close()
                 connection.close()
             except Exception:  # the database is gone: drop the connection instead
                 connection.invalidate()
