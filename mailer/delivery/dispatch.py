@@ -12,10 +12,14 @@ Rate limits hold at the wire: an envelope is written only when the limiter has a
 slot for it (and for every message already begun), and the slot is taken just
 before the message itself is written, never while a connection is being opened.
 
-Exactly once as far as SMTP allows: outcomes are committed in groups, at the latest
-when a connection is about to send its next message, so a worker killed at any
-instant leaves at most one accepted-but-unrecorded message per open connection;
-its other rows are still `sending` and are taken back after the lease expires.
+Exactly once as far as SMTP allows: outcomes are committed in groups, and a
+connection's next final dot waits until its previous outcome is committed, so a
+worker killed at any instant leaves at most one accepted-but-unrecorded message per
+open connection; its other rows are still `sending` and are taken back after the
+lease expires. The store may commit a group while the loop goes on (PostgreSQL:
+the commit waits for the disk, the other connections need not), one group at a
+time; `_writes_started` / `_writes_done` count them, and `Lane.needs` says which a
+lane's last message is in.
 
 Rows whose person left after they were queued (unsubscribed, suppressed, erased)
 are recorded `skipped` with the reason, found with one query (`ledger.withdrawn`)
