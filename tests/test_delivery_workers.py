@@ -256,7 +256,9 @@ def test_the_recording_connection_goes_back_to_the_pool_as_it_came(
         if root.engine.dialect.name == "postgresql":
             settings = {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in connections}
             assert settings == {"on"}
-            prepared = "SELECT count(*) FROM pg_prepared_statements WHERE starts_with(name, 'ledger_')"
+            prepared = (
+                "SELECT count(*) FROM pg_prepared_statements WHERE starts_with(name, 'ledger_')"
+            )
             assert {c.exec_driver_sql(prepared).scalar() for c in connections} == {0}
         else:
             modes = {c.exec_driver_sql("PRAGMA journal_mode").scalar() for c in connections}
