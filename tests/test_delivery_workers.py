@@ -242,7 +242,8 @@ def test_an_unexpected_error_retries_the_row_instead_of_losing_it(
 def test_the_recording_connection_goes_back_to_the_pool_as_it_came(
     tmp_path: Path, database_url: str
 ) -> None:
-    """On PostgreSQL outcomes are committed with synchronous_commit off; nobody else is."""
+    """Outcomes are committed durably (synchronous_commit on); the recorder's prepared
+    statement goes with it, so the pooled connections come back as they went."""
     with SMTPTestServer() as server:
         root = delivery_root(tmp_path, database_url, server.port)
         with root.sessions.begin() as session:
@@ -255,6 +256,10 @@ def test_the_recording_connection_goes_back_to_the_pool_as_it_came(
         if root.engine.dialect.name == "postgresql":
             settings = {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in connections}
             assert settings == {"on"}
+            prepared = (
+                "SELECT count(*) FROM pg_prepared_statements WHERE starts_with(name, 'ledger_')"
+            )
+            assert {c.exec_driver_sql(prepared).scalar() for c in connections} == {0}
         else:
             modes = {c.exec_driver_sql("PRAGMA journal_mode").scalar() for c in connections}
             assert modes == {"wal"}

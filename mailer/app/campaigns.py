@@ -133,4 +133,4 @@ def failures_filename(campaign_id: int) -> str:
 
 def recent_failures(session: Session, campaign_id: int, limit: int = 200) -> list[ledger.LedgerRow]:
     """The failed and retrying rows a campaign page lists (failed first)."""
-    return ledger.failed_or_retrying(session, campaign_id, limit)
+    return ledger.unsettled(session, campaign_id, limit)

@@ -32,10 +32,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from mailer.delivery.ledger import LedgerRow, LedgerStatus
+from mailer.delivery import ledger
 from mailer.delivery.tokens import InvalidToken, read_token
 from subscribers import suppression
 from subscribers.models import Subscriber, SubscriberStatus
@@ -112,16 +111,7 @@ def apply(session: Session, bounce: Bounce) -> str:
     suppression.suppress(session, subscriber.email, bounce.reply)
     done = f"permanent: {subscriber.email} marked bounced and suppressed"
     if bounce.campaign_id is not None:
-        changed = session.execute(
-            update(LedgerRow)
-            .where(
-                LedgerRow.campaign_id == bounce.campaign_id,
-                LedgerRow.subscriber_id == subscriber.id,
-                LedgerRow.status == LedgerStatus.SENT.value,
-            )
-            .values(status=LedgerStatus.FAILED.value, last_reply=bounce.reply[:1000])
-        )
-        if getattr(changed, "rowcount", 0):
+        if ledger.mark_bounced(session, bounce.campaign_id, subscriber.id, bounce.reply):
             done += f"; campaign {bounce.campaign_id} counts it as failed"
     session.flush()
     return done

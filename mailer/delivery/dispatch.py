@@ -1,29 +1,28 @@
 """The send loop: claim due ledger rows, personalise, send, record each outcome durably.
 
-A `Worker` claims a batch of due rows (queued; retry whose time has come; sending
-whose lease expired because a worker died) in one UPDATE … WHERE id IN (SELECT …
-FOR UPDATE SKIP LOCKED) on PostgreSQL, so any number of workers on any number of
-machines never take the same row; on SQLite the same single statement runs inside
-SQLite's one write lock.
+A `Worker` claims a batch of due rows through its `Store` (the ledger,
+`mailer.delivery.ledger.store.SqlLedger`: the worker holds no SQL), leased to it, so
+any number of workers never take the same row.
 
 It sends over `smtp_connections` connections from one thread. Each connection moves
 its own message along (envelope written, replies read, message and final dot
-written, verdict read) whenever its server answers, found with poll(2): a slow
-reply holds up only its own connection, and there are no threads to hand work
-between (a thread per connection cost three times the CPU per message: the GIL
-changing hands on every reply).
+written, verdict read) whenever its server answers (`mailer.delivery.lanes`).
 
 Rate limits hold at the wire: an envelope is written only when the limiter has a
 slot for it (and for every message already begun), and the slot is taken just
 before the message itself is written, never while a connection is being opened.
 
-Exactly once as far as SMTP allows: outcomes are committed in groups, at the latest
-when a connection is about to send its next message, so a worker killed at any
-instant leaves at most one accepted-but-unrecorded message per open connection;
-its other rows are still `sending` and are taken back after the lease expires.
+Exactly once as far as SMTP allows: outcomes are committed in groups, and a
+connection's next final dot waits until its previous outcome is committed, so a
+worker killed at any instant leaves at most one accepted-but-unrecorded message per
+open connection; its other rows are still `sending` and are taken back after the
+lease expires. The store may commit a group while the loop goes on (PostgreSQL:
+the commit waits for the disk, the other connections need not), one group at a
+time; `_writes_started` / `_writes_done` count them, and `Lane.needs` says which a
+lane's last message is in.
 
 Rows whose person left after they were queued (unsubscribed, suppressed, erased)
-are recorded `skipped` with the reason, found with one query (`mailer.delivery.withdrawn`)
+are recorded `skipped` with the reason, found with one query (`ledger.withdrawn`)
 when a batch is claimed and about once a second for its rows not yet begun.
 
 Outcomes: 2xx sent; 4xx and dropped connections retry with exponential backoff up
@@ -37,32 +36,31 @@ from __future__ import annotations
 
 import logging
 import os
-import selectors
 import socket
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import Enum
-from typing import Any, cast
+from typing import NoReturn, Protocol
 
-from sqlalchemy import Connection, Dialect, Engine, Table, exists, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.delivery import campaigns as campaign_store
-from mailer.delivery import lifecycle
+from mailer.delivery import ledger, lifecycle
 from mailer.delivery.campaigns import Campaign, CampaignState
-from mailer.delivery.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus
+from mailer.delivery.lanes import Lane, Step, answered, wait_readable
+from mailer.delivery.ledger import Job, LedgerStatus, Outcome
+from mailer.delivery.ledger.store import SqlLedger
 from mailer.delivery.message import (
     BadAddress,
     HeaderInjection,
     Identity,
     MessageTemplate,
-    Outgoing,
     Recipient,
 )
 from mailer.delivery.ratelimit import RateLimiter
@@ -73,76 +71,56 @@ from mailer.delivery.transport import (
     TemporarySMTPError,
     Transport,
 )
-from mailer.delivery.withdrawn import audience_lists, withdrawn
 from mailer.errors import MailerError, TemporaryError
 from mailer.settings import Settings
-from mailer.timestamps import UTCDateTime, utcnow
+from mailer.timestamps import utcnow
 
 log = logging.getLogger(__name__)
-LEDGER = cast(Table, LedgerRow.__table__)
-_SQLITE_UPDATE = (
-    "UPDATE ledger SET status = ?, last_reply = ?, message_id = ?, sent_at = ?,"
-    " next_attempt_at = ?, lease_until = NULL WHERE id = ?"
-)
+__all__ = ["Job", "Outcome", "RecordingFailed", "Store", "Worker"]
 
 
-@dataclass(frozen=True)
-class Job:
-    row_id: int
-    campaign_id: int
-    subscriber_id: int
-    email: str
-    name: str | None
-    attempts: int
+class Store(Protocol):
+    """What the worker needs of the ledger (`SqlLedger` is the implementation): rows
+    leased to this worker, and their outcomes recorded durably."""
 
+    def claim(self, limit: int, now: datetime, lease_until: datetime) -> tuple[list[Job], int]:
+        """Take up to `limit` due rows; skip those whose person left: (jobs, skipped)."""
+        ...
 
-@dataclass(frozen=True)
-class Outcome:
-    job: Job
-    status: LedgerStatus
-    reply: str
-    message_id: str | None = None
-    suppress: bool = False
+    def drop_withdrawn(self, jobs: Sequence[Job]) -> tuple[list[Job], int]:
+        """Skip the jobs whose person left since they were queued: (the others, skipped)."""
+        ...
 
+    def renew(self, ids: Collection[int], until: datetime) -> None: ...
 
-# (id, status, reply, message_id, sent_at, retry_at), timestamps as the driver takes them
-Row = tuple[int, str, str, str | None, Any, Any]
+    def release(self, ids: Collection[int], now: datetime) -> None:
+        """Give rows back untried, due `now`, the attempt not counted."""
+        ...
 
-_POSTGRES_ROW = "(%s::bigint, %s, %s, %s, %s::timestamp, %s::timestamp)"
-_POSTGRES_UPDATE = (
-    "UPDATE ledger SET status = v.status, last_reply = v.reply, message_id = v.message_id,"
-    " sent_at = v.sent_at, next_attempt_at = v.retry_at, lease_until = NULL"
-)
+    def stopped(self, campaign_ids: Collection[int]) -> set[int]:
+        """Those of the campaigns no longer sending (paused or cancelled meanwhile)."""
+        ...
 
+    def record(self, done: Sequence[Outcome], now: datetime) -> None:
+        """Start committing the outcomes (and suppressions) in one transaction, after
+        the group before it; it may be committed on return."""
+        ...
 
-def _record_postgres(connection: Connection, rows: list[Row]) -> None:
-    """All outcomes in one UPDATE … FROM (VALUES …): one round trip instead of one per row."""
-    values = ", ".join([_POSTGRES_ROW] * len(rows))  # placeholders only; values are bound
-    columns = "(id, status, reply, message_id, sent_at, retry_at)"
-    statement = f"{_POSTGRES_UPDATE} FROM (VALUES {values}) AS v {columns} WHERE ledger.id = v.id"
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:  # psycopg's own: no SQLAlchemy layer per commit
-        cursor.execute(statement, [value for row in rows for value in row])
+    def unrecorded(self) -> int | None:
+        """None once every group is committed, durably; else a socket to wait for.
+        Raises if a group could not be written."""
+        ...
 
-
-def _record_sqlite(connection: Connection, rows: list[Row]) -> None:
-    """The driver's own executemany: SQLAlchemy's per-statement work cost more than
-    SQLite's for these few rows per commit (inside the caller's transaction)."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    driver.executemany(_SQLITE_UPDATE, [(*row[1:], row[0]) for row in rows])
-
-
-def _timestamp_binder(dialect: Dialect) -> Callable[[datetime], Any]:
-    """An aware datetime as `UTCDateTime` binds it on this dialect (SQLite: its text form)."""
-    bind = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    assert bind is not None  # a TypeDecorator with process_bind_param always has one
-    return bind
+    def close(self) -> None: ...
 
 
 class RecordingFailed(TemporaryError):
     """The ledger could not be written: the worker stops; its rows return after the lease."""
+
+
+def _log_skipped(count: int) -> None:
+    if count:
+        log.info("skipped %d row(s) whose recipients left after they were queued", count)
 
 
 class Worker:
@@ -161,6 +139,7 @@ class Worker:
         probe_seconds: float = 15.0,
         idle_seconds: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
+        store: Store | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -173,13 +152,10 @@ class Worker:
         self.probe_seconds = probe_seconds
         self.idle_seconds = idle_seconds
         self.clock = clock
-        self.engine: Engine = sessions.kw["bind"]
-        self.postgres = self.engine.dialect.name == "postgresql"
-        # Timestamps for the recorder's raw SQL, in the form the ORM stores them.
-        self._stamp = _timestamp_binder(self.engine.dialect)
-        self._recorder_connection: Connection | None = None
+        self.store: Store = store or SqlLedger(sessions, self.name)
         self._templates: dict[int, MessageTemplate] = {}
-        self._lists: dict[int, tuple[str, ...]] = {}  # campaign id -> its audience's lists
+        # Groups of outcomes handed to the store, and of those the ones committed.
+        self._writes_started = self._writes_done = 0
         self._transports: list[Transport] = []
         self._consecutive_failures = 0
         self._last_failure = ""
@@ -189,96 +165,24 @@ class Worker:
 
     # --- claiming ---------------------------------------------------------------------
     def claim(self, limit: int | None = None) -> list[Job]:
-        """Take up to `limit` due rows of sending campaigns; mark them sending, leased to us."""
+        """Take up to `limit` due rows of sending campaigns; mark them sending, leased to us
+        (those whose person left since they were queued are recorded skipped instead)."""
         now = self.clock()
         lease = now + timedelta(seconds=self.settings.worker_lease_seconds)
-        with self.sessions.begin() as session:
-            active = list(
-                session.scalars(select(Campaign.id).where(Campaign.state == CampaignState.SENDING))
-            )
-            if not active:
-                return []
-            due = (
-                select(LEDGER.c.id)
-                .where(
-                    LEDGER.c.campaign_id.in_(active),
-                    LEDGER.c.status.in_([s.value for s in OPEN_STATUSES]),
-                    LEDGER.c.next_attempt_at <= now,
-                )
-                .limit(limit or self.settings.worker_batch_size)
-            )
-            if self.postgres:
-                due = due.with_for_update(skip_locked=True)
-            claimed = session.execute(
-                update(LEDGER)
-                .where(LEDGER.c.id.in_(due.scalar_subquery()))
-                .values(
-                    status=LedgerStatus.SENDING.value,
-                    worker=self.name,
-                    lease_until=lease,
-                    next_attempt_at=lease,
-                    attempts=LEDGER.c.attempts + 1,
-                )
-                .returning(
-                    LEDGER.c.id,
-                    LEDGER.c.campaign_id,
-                    LEDGER.c.subscriber_id,
-                    LEDGER.c.email,
-                    LEDGER.c.name,
-                    LEDGER.c.attempts,
-                )
-            ).all()
-            jobs = sorted((Job(*row) for row in claimed), key=lambda job: job.row_id)
-            return self._drop_withdrawn(session, jobs)
-
-    def _drop_withdrawn(self, session: Session, jobs: list[Job]) -> list[Job]:
-        """Record `skipped` the jobs whose person left since they were queued
-        (unsubscribed, suppressed, erased: one query); return the others."""
-        if not jobs:
-            return jobs
-        campaign_ids = {job.campaign_id for job in jobs}
-        missing = sorted(campaign_ids - self._lists.keys())
-        if missing:
-            for campaign_id, audience in session.execute(
-                select(Campaign.id, Campaign.audience).where(Campaign.id.in_(missing))
-            ):
-                self._lists[campaign_id] = audience_lists(audience or {})
-        lists = {cid: self._lists.get(cid, ()) for cid in campaign_ids}
-        reasons = withdrawn(session, (job.row_id for job in jobs), lists)
-        if not reasons:
-            return jobs
-        by_reason: dict[str, list[int]] = {}
-        for row_id, reason in reasons.items():
-            by_reason.setdefault(reason, []).append(row_id)
-        for reason, ids in sorted(by_reason.items()):
-            session.execute(
-                update(LEDGER)
-                .where(
-                    LEDGER.c.id.in_(sorted(ids)),
-                    LEDGER.c.status == LedgerStatus.SENDING.value,
-                    LEDGER.c.worker == self.name,
-                )
-                .values(
-                    status=LedgerStatus.SKIPPED.value,
-                    last_reply=reason,
-                    attempts=LEDGER.c.attempts - 1,  # never tried
-                    next_attempt_at=None,
-                    lease_until=None,
-                )
-            )
-        log.info("skipped %d row(s) whose recipients left after they were queued", len(reasons))
-        return [job for job in jobs if job.row_id not in reasons]
+        jobs, skipped = self.store.claim(limit or self.settings.worker_batch_size, now, lease)
+        _log_skipped(skipped)
+        return jobs
 
     def _recheck(self, waiting: deque[Job]) -> None:
         """Skip the waiting jobs whose person left while the batch was going out."""
         if not waiting:
             return
         try:
-            with self.sessions.begin() as session:
-                kept = self._drop_withdrawn(session, list(waiting))
+            kept, skipped = self.store.drop_withdrawn(list(waiting))
         except SQLAlchemyError as exc:  # the batch goes on; checked again in a second
             log.warning("database unavailable while sending: %s", exc)
             return
+        _log_skipped(skipped)
         if len(kept) != len(waiting):
             waiting.clear()
             waiting.extend(kept)
@@ -307,7 +211,7 @@ class Worker:
         return template
 
     # --- sending ----------------------------------------------------------------------
-    def _start(self, lane: _Lane, job: Job, outcomes: list[Outcome], back: list[Job]) -> bool:
+    def _start(self, lane: Lane, job: Job, outcomes: list[Outcome], back: list[Job]) -> bool:
         """Personalise `job` and write its envelope on `lane`; False if that failed (the
         lane stays idle; the job's outcome or its return is noted)."""
         if self._should_skip(job):
@@ -330,21 +234,21 @@ class Worker:
         except Exception as exc:  # sorted out by _failed
             self._failed(job, exc, outcomes, back)
             return False
-        lane.hold(job, message, _Step.ENVELOPE, self.settings.smtp_timeout)
+        lane.hold(job, message, Step.ENVELOPE, self.settings.smtp_timeout)
         return True
 
-    def _advance(self, lane: _Lane, outcomes: list[Outcome], back: list[Job]) -> None:
+    def _advance(self, lane: Lane, outcomes: list[Outcome], back: list[Job]) -> None:
         """The lane's reply has come: read the envelope's replies, or the verdict."""
         job, message = lane.job, lane.message
         assert job is not None and message is not None
-        if lane.step is _Step.ENVELOPE:
+        if lane.step is Step.ENVELOPE:
             try:
                 lane.transport.accepted()
             except Exception as exc:  # sorted out by _failed
                 lane.release()
                 self._failed(job, exc, outcomes, back)
             else:
-                lane.hold(job, message, _Step.ACCEPTED, self.settings.smtp_timeout)
+                lane.hold(job, message, Step.ACCEPTED, self.settings.smtp_timeout)
             return
         lane.release()
         try:
@@ -353,23 +257,28 @@ class Worker:
             self._failed(job, exc, outcomes, back)
             return
         self._consecutive_failures = 0
-        lane.unrecorded = True
+        lane.needs = self._writes_started + 1  # the next group carries its outcome
         outcomes.append(Outcome(job, LedgerStatus.SENT, str(reply), message.message_id))
 
-    def _hand_over(self, lanes: list[_Lane], outcomes: list[Outcome], back: list[Job]) -> float:
+    def _hand_over(self, lanes: list[Lane], outcomes: list[Outcome], back: list[Job]) -> float:
         """Write the message of every lane whose envelope was accepted, each as soon as
         the rate limit gives it a slot: the slot is taken as the message goes to the
         server, so the relay never sees more than the limit, however long connections
-        took to open. Returns the wait for the next slot (0.0: every lane was served)."""
-        accepted = [lane for lane in lanes if lane.step is _Step.ACCEPTED]
+        took to open. A lane whose last message's outcome is not yet committed waits
+        for it (the group is started if need be, not waited for here). Returns the wait
+        for the next slot (0.0: every lane was served or waits for the recorder)."""
+        accepted = [lane for lane in lanes if lane.step is Step.ACCEPTED]
         if not accepted:
             return 0.0
-        if any(lane.unrecorded for lane in accepted):
-            self._record(outcomes, lanes)  # durable before these lanes' next dot
+        self._settle()
+        if any(lane.needs > self._writes_done for lane in accepted):
+            self._flush(outcomes)  # durable before these lanes' next dot
         stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
         for lane in accepted:
             job, message = lane.job, lane.message
             assert job is not None and message is not None
+            if lane.needs > self._writes_done and not self._should_skip(job):
+                continue  # its previous message is still being recorded
             wait = self.limiter.try_acquire()
             if wait > 0 and not stopping:
                 return wait
@@ -384,7 +293,7 @@ class Worker:
                 lane.release()
                 self._failed(job, exc, outcomes, back)
             else:
-                lane.hold(job, message, _Step.VERDICT, self.settings.smtp_timeout)
+                lane.hold(job, message, Step.VERDICT, self.settings.smtp_timeout)
         return 0.0
 
     def _should_skip(self, job: Job) -> bool:
@@ -418,7 +327,7 @@ class Worker:
             return Outcome(
                 job, LedgerStatus.FAILED, f"gave up after {job.attempts} attempts: {reply}"
             )
-        return Outcome(job, LedgerStatus.RETRY, reply)
+        return Outcome(job, LedgerStatus.RETRY, reply)  # due again: see `_write`
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential from retry_base_seconds, capped at retry_max_seconds."""
@@ -427,75 +336,23 @@ class Worker:
 
     # --- recording --------------------------------------------------------------------
     def _write(self, outcomes: list[Outcome]) -> None:
-        """Record outcomes in one transaction on the recorder's own connection."""
+        """Record outcomes in one transaction; retries are due after their backoff."""
         now = self.clock()
-        stamp = self._stamp
-        sent_at = stamp(now)
-        rows: list[Row] = [
-            (
-                outcome.job.row_id,
-                outcome.status.value,
-                outcome.reply[:1000],
-                outcome.message_id,
-                sent_at if outcome.status == LedgerStatus.SENT else None,
-                stamp(now + self.backoff(outcome.job.attempts))
-                if outcome.status == LedgerStatus.RETRY
-                else None,
-            )
-            for outcome in outcomes
-        ]
-        connection = self._recording_connection()
-        try:
-            with connection.begin():
-                if self.postgres:
-                    _record_postgres(connection, rows)
-                else:
-                    _record_sqlite(connection, rows)
-                suppressed = [o for o in outcomes if o.suppress]
-                if suppressed:
-                    from subscribers.suppression import suppress
-
-                    with Session(bind=connection) as session:
-                        for outcome in suppressed:
-                            reason = f"bounced: {outcome.reply}"[:200]
-                            suppress(session, outcome.job.email, reason)
-                        session.flush()
-        except BaseException:
-            self._recorder_connection = None
-            connection.invalidate()
-            raise
-
-    def _recording_connection(self) -> Connection:
-        """One connection kept for recording outcomes: a commit costs no pool round trip."""
-        if self._recorder_connection is None:
-            connection = self.engine.connect()
-            if self.postgres:
-                # A killed worker loses nothing committed; only a database crash could.
-                connection.exec_driver_sql("SET synchronous_commit = off")
-                connection.commit()
-            self._recorder_connection = connection
-        return self._recorder_connection
+        self.store.record(
+            [
+                replace(o, retry_at=now + self.backoff(o.job.attempts))
+                if o.status == LedgerStatus.RETRY
+                else o
+                for o in outcomes
+            ],
+            now,
+        )
 
     def _release(self, jobs: Iterable[Job]) -> None:
         """Give claimed rows back untried (their campaign was paused, or we are stopping)."""
         ids = [job.row_id for job in jobs]
-        if not ids:
-            return
-        with self.sessions.begin() as session:
-            session.execute(
-                update(LEDGER)
-                .where(
-                    LEDGER.c.id.in_(ids),
-                    LEDGER.c.status == LedgerStatus.SENDING.value,
-                    LEDGER.c.worker == self.name,
-                )
-                .values(
-                    status=LedgerStatus.QUEUED.value,
-                    attempts=LEDGER.c.attempts - 1,
-                    next_attempt_at=self.clock(),
-                    lease_until=None,
-                )
-            )
+        if ids:
+            self.store.release(ids, self.clock())
 
     # --- campaigns ----------------------------------------------------------------------
     def _pause_halted(self) -> None:
@@ -540,14 +397,7 @@ class Worker:
                     lifecycle.resume_recovered(session, campaign_id)
                 except lifecycle.IllegalTransition:
                     continue  # resumed, cancelled or taken over by a person meanwhile
-                session.execute(
-                    update(LEDGER)
-                    .where(
-                        LEDGER.c.campaign_id == campaign_id,
-                        LEDGER.c.status == LedgerStatus.RETRY.value,
-                    )
-                    .values(next_attempt_at=self.clock())
-                )
+                ledger.retry_now(session, campaign_id, self.clock())
                 resumed.append(campaign_id)
         self._consecutive_failures = 0
         return resumed
@@ -556,10 +406,7 @@ class Worker:
         """Mark sent every sending campaign with no open rows and no waves left to enqueue."""
         finished = []
         with self.sessions.begin() as session:
-            open_rows = exists().where(
-                LEDGER.c.campaign_id == Campaign.id,
-                LEDGER.c.status.in_([s.value for s in OPEN_STATUSES]),
-            )
+            open_rows = ledger.has_open_rows(Campaign.id)
             candidates = session.scalars(
                 select(Campaign.id).where(Campaign.state == CampaignState.SENDING, ~open_rows)
             ).all()
@@ -615,32 +462,39 @@ class Worker:
             if not stopping and not limit_wait:
                 # An envelope is written only while a slot awaits it and every message
                 # already begun (the slot itself is taken by `_hand_over`).
-                begun = sum(lane.step in (_Step.ENVELOPE, _Step.ACCEPTED) for lane in lanes)
+                begun = sum(lane.step in (Step.ENVELOPE, Step.ACCEPTED) for lane in lanes)
                 for lane in lanes:
                     if not waiting:
                         break
-                    if lane.step is not _Step.IDLE:
+                    if lane.step is not Step.IDLE:
                         continue
                     limit_wait = self.limiter.wait_for(begun + 1)
                     if limit_wait > 0:
                         break
                     begun += self._start(lane, waiting.popleft(), outcomes, back)
-            busy = [lane for lane in lanes if lane.step in (_Step.ENVELOPE, _Step.VERDICT)]
+            busy = [lane for lane in lanes if lane.step in (Step.ENVELOPE, Step.VERDICT)]
+            recording = self._settle()
             if not busy:
-                if any(lane.step is _Step.ACCEPTED for lane in lanes):
+                accepted = [lane for lane in lanes if lane.step is Step.ACCEPTED]
+                if recording is not None and any(
+                    lane.needs > self._writes_done for lane in accepted
+                ):
+                    wait_readable(recording, 1.0)  # the recorder's commit, then their dots
+                    continue
+                if accepted:
                     self._pause(min(limit_wait, 1.0))  # their slot is near: `wait_for` saw it
                     continue
                 if stopping or not waiting:
                     break
                 if limit_wait > 0:  # the rate limit: wait for the next slot
-                    self._record(outcomes, lanes)
+                    self._record(outcomes)
                     self._pause(min(limit_wait, 1.0))
                 continue
-            for lane in _answered(busy, limit_wait):
+            for lane in answered(busy, limit_wait, recording):
                 self._advance(lane, outcomes, back)
             self._hand_over(lanes, outcomes, back)  # at once, where the limit allows
             for lane in busy:
-                if lane.step in (_Step.ENVELOPE, _Step.VERDICT) and lane.overdue():
+                if lane.step in (Step.ENVELOPE, Step.VERDICT) and lane.overdue():
                     job = lane.job
                     assert job is not None
                     lane.transport.abandon()
@@ -649,14 +503,14 @@ class Worker:
                     outcomes.append(self._temporary(job, reply))
             self._release(back)
             back.clear()
-        self._record(outcomes, lanes)
+        self._record(outcomes)
         self._release(back)
         self._release(waiting)
 
-    def _lanes(self) -> list[_Lane]:
+    def _lanes(self) -> list[Lane]:
         while len(self._transports) < self.settings.smtp_connections:
             self._transports.append(self.transport_factory())
-        return [_Lane(transport) for transport in self._transports]
+        return [Lane(transport) for transport in self._transports]
 
     def _pause(self, seconds: float) -> None:
         if self._stop is not None:
@@ -664,43 +518,55 @@ class Worker:
         else:
             time.sleep(seconds)
 
-    def _record(self, outcomes: list[Outcome], lanes: list[_Lane]) -> None:
-        """Commit the outcomes gathered so far (and empty the list)."""
-        if not outcomes:
+    def _record(self, outcomes: list[Outcome]) -> None:
+        """Commit the outcomes gathered so far (and empty the list); every group is
+        durable on return."""
+        self._wait_recorded()
+        self._flush(outcomes)
+        self._wait_recorded()
+
+    def _flush(self, outcomes: list[Outcome]) -> None:
+        """Start committing the outcomes gathered so far (and empty the list), unless a
+        group is still in flight: one at a time, this one goes after it."""
+        if not outcomes or self._writes_started > self._writes_done:
             return
         try:
             self._write(outcomes)
         except Exception as exc:  # the worker stops; its rows return when their lease expires
-            self.fatal = RecordingFailed(f"cannot record outcomes in the database: {exc}")
-            raise self.fatal from exc
+            self._recording_failed(exc)
+        self._writes_started += 1
         outcomes.clear()
-        for lane in lanes:
-            lane.unrecorded = False
+        self._settle()
+
+    def _settle(self) -> int | None:
+        """Note the groups committed by now; the socket to wait for while one is not."""
+        if self._writes_done == self._writes_started:
+            return None
+        try:
+            waiting_on = self.store.unrecorded()
+        except Exception as exc:
+            self._recording_failed(exc)
+        if waiting_on is None:
+            self._writes_done = self._writes_started
+        return waiting_on
+
+    def _wait_recorded(self) -> None:
+        while (waiting_on := self._settle()) is not None:
+            wait_readable(waiting_on, 1.0)
+
+    def _recording_failed(self, exc: Exception) -> NoReturn:
+        self.fatal = RecordingFailed(f"cannot record outcomes in the database: {exc}")
+        raise self.fatal from exc
 
     def _check_campaigns(self, campaign_ids: list[int]) -> None:
         """Note campaigns that left `sending` (paused or cancelled by an operator)."""
         try:
-            with self.sessions() as session:
-                states = session.execute(
-                    select(Campaign.id, Campaign.state).where(Campaign.id.in_(campaign_ids))
-                ).all()
+            self._stopped = self.store.stopped(campaign_ids)
         except SQLAlchemyError as exc:  # the batch goes on; recording decides its fate
             log.warning("database unavailable while sending: %s", exc)
-            return
-        self._stopped = {cid for cid, state in states if state != CampaignState.SENDING}
 
     def _renew(self, ids: list[int]) -> None:
-        until = self.clock() + timedelta(seconds=self.settings.worker_lease_seconds)
-        with self.sessions.begin() as session:
-            session.execute(
-                update(LEDGER)
-                .where(
-                    LEDGER.c.id.in_(ids),
-                    LEDGER.c.status == LedgerStatus.SENDING.value,
-                    LEDGER.c.worker == self.name,
-                )
-                .values(lease_until=until, next_attempt_at=until)
-            )
+        self.store.renew(ids, self.clock() + timedelta(seconds=self.settings.worker_lease_seconds))
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> None:
         """Send until `stop` is set (or, with `until_idle`, until nothing is due)."""
@@ -730,15 +596,7 @@ class Worker:
         transports, self._transports = self._transports, []
         for transport in transports:
             transport.close()
-        connection, self._recorder_connection = self._recorder_connection, None
-        if connection is not None:
-            try:
-                if self.postgres:  # the pool must not hand this setting to anyone else
-                    connection.exec_driver_sql("RESET synchronous_commit")
-                    connection.commit()
-                connection.close()
-            except Exception:  # the database is gone: drop the connection instead
-                connection.invalidate()
+        self.store.close()
 
 
 class _LeaseKeeper:
@@ -769,55 +627,3 @@ class _LeaseKeeper:
                 self.renewed = now
             except SQLAlchemyError as exc:
                 log.warning("could not renew leases: %s", exc)
-
-
-# poll(2) needs no set-up calls per wait, unlike epoll; every Unix has it.
-_Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
-
-
-class _Step(Enum):
-    IDLE = "idle"
-    ENVELOPE = "envelope"  # envelope written; its replies are due
-    ACCEPTED = "accepted"  # envelope accepted; the message waits for its rate-limit slot
-    VERDICT = "verdict"  # message and final dot written; the verdict is due
-
-
-class _Lane:
-    """One connection and the message it is carrying."""
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-        self.step = _Step.IDLE
-        self.job: Job | None = None
-        self.message: Outgoing | None = None
-        self.deadline = 0.0
-        self.unrecorded = False  # its last accepted message's outcome is not committed
-
-    def hold(self, job: Job, message: Outgoing, step: _Step, timeout: float) -> None:
-        self.job, self.message, self.step = job, message, step
-        self.deadline = time.monotonic() + timeout
-
-    def release(self) -> None:
-        self.step = _Step.IDLE
-
-    def overdue(self) -> bool:
-        return time.monotonic() > self.deadline
-
-
-def _answered(busy: list[_Lane], wait_at_most: float) -> list[_Lane]:
-    """The busy lanes whose next step can run now, waiting (up to a second, or until
-    the earliest deadline) for at least one server to answer."""
-    ready = [lane for lane in busy if lane.transport.awaiting() is None]
-    if ready:
-        return ready
-    sockets: dict[int, list[_Lane]] = {}
-    for lane in busy:
-        fd = lane.transport.awaiting()
-        if fd is not None:
-            sockets.setdefault(fd, []).append(lane)
-    earliest = min(lane.deadline for lane in busy) - time.monotonic()
-    timeout = max(0.0, min(1.0, earliest, wait_at_most or 1.0))
-    with _Selector() as waiting:
-        for fd in sockets:
-            waiting.register(fd, selectors.EVENT_READ)
-        return [lane for key, _ in waiting.select(timeout) for lane in sockets[int(key.fd)]]

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 
-from mailer.delivery.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, deliveries_to
+from mailer.delivery import ledger
 from subscribers.privacy import Erasure, erase, export_person
 
 ERASED_ADDRESS = "erased@invalid"
@@ -23,16 +22,7 @@ def forget_deliveries(session: Session, subscriber_id: int | None, email: str) -
 
     A `subscribers.privacy.Forgetter`, passed to `erase(..., also_forget=[...])`.
     """
-    match = func.lower(LedgerRow.email) == email.lower()
-    if subscriber_id is not None:
-        match = or_(match, LedgerRow.subscriber_id == subscriber_id)
-    session.execute(
-        update(LedgerRow)
-        .where(match, LedgerRow.status.in_([s.value for s in OPEN_STATUSES]))
-        .values(status=LedgerStatus.FAILED.value, last_reply="subscriber erased")
-    )
-    result = session.execute(update(LedgerRow).where(match).values(email=ERASED_ADDRESS, name=None))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return ledger.forget(session, subscriber_id, email, ERASED_ADDRESS)
 
 
 def erase_person(
@@ -53,6 +43,6 @@ def export_everything(session: Session, email: str) -> dict[str, Any]:
             "message_id": row.message_id,
             "name": row.name,
         }
-        for row in deliveries_to(session, data["email"])
+        for row in ledger.deliveries_to(session, data["email"])
     ]
     return data

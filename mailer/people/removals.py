@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.delivery import ledger
 from mailer.delivery.campaigns import Campaign, CampaignState, get_campaign
-from mailer.delivery.ledger import LedgerRow
 from mailer.people import websessions
 from mailer.people.accounts import User
 from subscribers import repository
@@ -148,17 +147,8 @@ def erase_consequences(session: Session, subscriber_id: int) -> list[str]:
     subscriber = repository.get_subscriber(session, subscriber_id)
     subscriptions = repository.subscriptions_of(session, subscriber.id)
     active = sum(1 for s in subscriptions if s.status == SubscriptionStatus.ACTIVE)
-    deliveries = session.scalar(
-        select(func.count())
-        .select_from(LedgerRow)
-        .where(
-            or_(
-                LedgerRow.subscriber_id == subscriber.id,
-                func.lower(LedgerRow.email) == subscriber.email.lower(),
-            )
-        )
-    )
-    rows = plural(int(deliveries or 0), "delivery", "deliveries")
+    deliveries = ledger.count_of_person(session, subscriber.id, subscriber.email)
+    rows = plural(deliveries, "delivery", "deliveries")
     return [
         f"{subscriber.email} ({subscriber.name or 'no name'}) is deleted with"
         f" {plural(len(subscriptions), 'subscription')} ({active} active) and their consent"

@@ -1,141 +1,20 @@
-"""The delivery ledger: one row per (campaign, subscriber), the record of who got what.
+"""Reading the ledger: progress and the per-country / partner / time-zone report,
+the failed rows for the CSV, and "did this person get it?".
 
-Rows are inserted set-based when sending starts (`enqueue`, an INSERT … SELECT over
-the audience query, never a Python loop) and carry a snapshot of the recipient, so
-the ledger answers "who got issue 15" even after the subscriber changed. Workers
-move a row queued -> sending -> sent | retry | failed | skipped (see `mailer.delivery.dispatch`;
-skipped: the person unsubscribed, was suppressed or erased after it was queued);
-progress and the per-country / partner / time-zone report are read from here.
-
-`next_attempt_at` is the moment anyone may next try the row: the enqueue time for
-queued rows, the backoff for retries, and the lease expiry while a worker holds it,
-so one indexed condition finds every due row.
+Every count is one grouped query over an index (`ix_ledger_due`, `ix_ledger_report`),
+so pages that refresh while 100,000 rows are sent stay cheap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    UniqueConstraint,
-    and_,
-    exists,
-    func,
-    insert,
-    literal,
-    select,
-)
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Exists, SQLColumnExpression, exists, func, select
+from sqlalchemy.orm import Session
 
-from mailer.timestamps import UTCDateTime
-from subscribers.base import Base
-
-#: Any SELECT, whatever its columns (SQLAlchemy 2.1 types Select by its row tuple).
-AnySelect: TypeAlias = Select[*tuple[Any, ...]]
-
-
-class LedgerStatus(StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    RETRY = "retry"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # not sent: the person left after the row was queued (reason kept)
-
-
-#: Rows a worker may still have to send.
-OPEN_STATUSES = (LedgerStatus.QUEUED, LedgerStatus.SENDING, LedgerStatus.RETRY)
-
-
-class LedgerRow(Base):
-    """One recipient of one campaign, with a snapshot of the address it was sent to."""
-
-    __tablename__ = "ledger"
-    __table_args__ = (
-        UniqueConstraint("campaign_id", "subscriber_id", name="uq_ledger_campaign_subscriber"),
-        Index("ix_ledger_due", "campaign_id", "status", "next_attempt_at"),
-        Index("ix_ledger_subscriber", "subscriber_id"),
-        # Covers the progress report's grouped count (migration 0008).
-        Index("ix_ledger_report", "campaign_id", "country", "partner_id", "timezone", "status"),
-    )
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False
-    )
-    # No foreign key: the ledger is history and outlives an erased subscriber row.
-    subscriber_id: Mapped[int] = mapped_column(Integer, nullable=False)
-    email: Mapped[str] = mapped_column(String(320), nullable=False)
-    name: Mapped[str | None] = mapped_column(String(300))
-    country: Mapped[str | None] = mapped_column(String(2))
-    partner_id: Mapped[int | None] = mapped_column(Integer)
-    timezone: Mapped[str | None] = mapped_column(String(64))
-    language: Mapped[str | None] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(10), nullable=False, default=LedgerStatus.QUEUED)
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    worker: Mapped[str | None] = mapped_column(String(100))
-    last_reply: Mapped[str | None] = mapped_column(Text)
-    message_id: Mapped[str | None] = mapped_column(String(255))
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-AUDIENCE_COLUMNS = ("subscriber_id", "email", "name", "country", "partner_id", "timezone")
-
-
-def enqueue(
-    session: Session,
-    campaign_id: int,
-    audience: AnySelect,
-    now: datetime,
-    *,
-    timezones: Collection[str] | None = None,
-) -> int:
-    """Insert one queued row per audience member not yet in the ledger; return rows added.
-
-    One INSERT … SELECT: the audience is never loaded into Python. `audience` must
-    return the labelled columns of `subscribers.audience.audience_query` (subscriber_id,
-    email, name, country, partner_id, timezone, and optionally language).
-    """
-    source = audience.subquery("audience")
-    columns = [source.c[name] for name in AUDIENCE_COLUMNS]
-    target = ["campaign_id", *AUDIENCE_COLUMNS, "status", "attempts", "next_attempt_at"]
-    if "language" in source.c:
-        columns.append(source.c.language)
-        target.append("language")
-    already = exists().where(
-        and_(
-            LedgerRow.campaign_id == campaign_id, LedgerRow.subscriber_id == source.c.subscriber_id
-        )
-    )
-    rows = select(
-        literal(campaign_id, Integer).label("campaign_id"),
-        *columns[: len(AUDIENCE_COLUMNS)],
-        literal(LedgerStatus.QUEUED.value, String(10)).label("status"),
-        literal(0, Integer).label("attempts"),
-        literal(now, UTCDateTime()).label("next_attempt_at"),
-        *columns[len(AUDIENCE_COLUMNS) :],
-    ).where(~already)
-    if timezones is not None:
-        rows = rows.where(source.c.timezone.in_(sorted(timezones)))
-    statement = insert(LedgerRow).from_select(target, rows)
-    # psycopg reports -1 for INSERT … SELECT unless SQLAlchemy is told to keep the count.
-    result = session.connection().execute(statement.execution_options(preserve_rowcount=True))
-    return max(result.rowcount, 0)
+from mailer.delivery.ledger.rows import LEDGER, OPEN_STATUSES, LedgerRow, LedgerStatus
 
 
 @dataclass(frozen=True)
@@ -306,16 +185,25 @@ def deliveries_to(session: Session, email: str) -> list[LedgerRow]:
     )
 
 
-def failed_or_retrying(session: Session, campaign_id: int, limit: int) -> list[LedgerRow]:
-    """The first `limit` failed, then retrying, rows of a campaign (its page lists them)."""
+def unsettled(session: Session, campaign_id: int, limit: int = 200) -> list[LedgerRow]:
+    """The campaign's failed rows, then those waiting to be retried, oldest first (the
+    campaign page's list of problems)."""
     return list(
         session.scalars(
             select(LedgerRow)
             .where(
                 LedgerRow.campaign_id == campaign_id,
-                LedgerRow.status.in_([LedgerStatus.FAILED, LedgerStatus.RETRY]),
+                LedgerRow.status.in_([LedgerStatus.FAILED.value, LedgerStatus.RETRY.value]),
             )
             .order_by(LedgerRow.status, LedgerRow.id)
             .limit(limit)
         )
+    )
+
+
+def has_open_rows(campaign_id: SQLColumnExpression[int]) -> Exists:
+    """A condition for a query over campaigns: the campaign still has rows to send."""
+    return exists().where(
+        LEDGER.c.campaign_id == campaign_id,
+        LEDGER.c.status.in_([s.value for s in OPEN_STATUSES]),
     )

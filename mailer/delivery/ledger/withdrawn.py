@@ -12,12 +12,12 @@ the same conditions as the audience query that enqueued them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, exists, false, or_, select
+from sqlalchemy import and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
-from mailer.delivery.ledger import LedgerRow
+from mailer.delivery.ledger.rows import LEDGER
 from subscribers.models import (
     MailingList,
     Subscriber,
@@ -27,7 +27,6 @@ from subscribers.models import (
     Suppression,
 )
 
-LEDGER = cast(Table, LedgerRow.__table__)
 ERASED = "skipped, not sent: the subscriber was erased after it was queued"
 SUPPRESSED = "skipped, not sent: the address was suppressed after it was queued"
 UNSUBSCRIBED_FROM_LISTS = (
