@@ -33,10 +33,11 @@ from sqlalchemy import select
 from mailer.authoring.content import load_issue
 from mailer.authoring.render import Renderer
 from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
-from mailer.delivery import campaigns, ledger
+from mailer.delivery import campaigns, ledger, owners
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.failurescsv import write_failures
 from mailer.delivery.testsend import send_test
+from mailer.timestamps import utcnow
 from subscribers.audience import Audience, check_audience, count_audience
 from subscribers.models import Partner
 
@@ -226,6 +227,8 @@ def report_command(
             f"{total.sent} sent, {total.retrying} retrying, {total.pending} open, "
             f"{total.failed} failed, of {total.total}{_skipped(total)}"
         )
+        for held in owners.held_by_dead(session, campaign_id):  # after a crash
+            out.print(owners.lease_note(held, utcnow()), markup=False)
         out.print(_tally_table("per country", result.by_country, {}))
         out.print(_tally_table("per partner", result.by_partner, partners))
         out.print(_tally_table("per time zone (scheduler waves)", result.by_timezone, {}))

@@ -54,6 +54,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.delivery import campaigns as campaign_store
+from mailer.delivery import owners
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.ledger import OPEN_STATUSES, LedgerRow, LedgerStatus, progress
 from mailer.delivery.message import (
@@ -177,6 +178,8 @@ class Worker:
         # Timestamps for the recorder's raw SQL, in the form the ORM stores them.
         self._stamp = _timestamp_binder(self.engine.dialect)
         self._recorder_connection: Connection | None = None
+        self._presence = owners.Presence(self.engine, self.name)  # who we are; dead owners
+        self._keeper: _LeaseKeeper | None = None
         self._templates: dict[int, MessageTemplate] = {}
         self._lists: dict[int, tuple[str, ...]] = {}  # campaign id -> its audience's lists
         self._transports: list[Transport] = []
@@ -387,9 +390,14 @@ class Worker:
         return 0.0
 
     def _should_skip(self, job: Job) -> bool:
-        """Its campaign was paused or cancelled mid-batch, or the worker must stop."""
+        """Its campaign was paused or cancelled mid-batch, the worker must stop, or the
+        row may no longer be ours (lease lost after a stall, or our lock gone)."""
         return bool(
-            self.fatal or job.campaign_id in self._halted or job.campaign_id in self._stopped
+            self.fatal
+            or job.campaign_id in self._halted
+            or job.campaign_id in self._stopped
+            or (self._keeper is not None and not self._keeper.holds(job))
+            or not self._presence.holds()
         )
 
     def _failed(self, job: Job, exc: Exception, outcomes: list[Outcome], back: list[Job]) -> None:
@@ -580,6 +588,7 @@ class Worker:
         """Claim one batch and send it over the connections; return the rows handled."""
         if self.fatal is not None:
             raise self.fatal
+        self.name = self._presence.tend()  # and takes back the rows of dead workers
         jobs = self.claim()
         self._stopped = set()
         if not jobs:
@@ -609,6 +618,7 @@ class Worker:
         keeper = _LeaseKeeper(
             self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs}), waiting
         )
+        self._keeper = keeper
         outcomes: list[Outcome] = []
         back: list[Job] = []
         while True:
@@ -652,6 +662,7 @@ class Worker:
                     outcomes.append(self._temporary(job, reply))
             self._release(back)
             back.clear()
+        self._keeper = None
         self._record(outcomes, lanes)
         self._release(back)
         self._release(waiting)
@@ -692,17 +703,22 @@ class Worker:
             return
         self._stopped = {cid for cid, state in states if state != CampaignState.SENDING}
 
-    def _renew(self, ids: list[int]) -> None:
+    def _renew(self, ids: list[int]) -> set[int]:
+        """Extend the lease of those rows still ours; return their ids (a row another
+        worker took after our lease ran out is not, and must not be sent by us)."""
         until = self.clock() + timedelta(seconds=self.settings.worker_lease_seconds)
         with self.sessions.begin() as session:
-            session.execute(
-                update(LEDGER)
-                .where(
-                    LEDGER.c.id.in_(ids),
-                    LEDGER.c.status == LedgerStatus.SENDING.value,
-                    LEDGER.c.worker == self.name,
+            return set(
+                session.scalars(
+                    update(LEDGER)
+                    .where(
+                        LEDGER.c.id.in_(ids),
+                        LEDGER.c.status == LedgerStatus.SENDING.value,
+                        LEDGER.c.worker == self.name,
+                    )
+                    .values(lease_until=until, next_attempt_at=until)
+                    .returning(LEDGER.c.id)
                 )
-                .values(lease_until=until, next_attempt_at=until)
             )
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> None:
@@ -730,6 +746,7 @@ class Worker:
             self.close()
 
     def close(self) -> None:
+        self._presence.close()
         transports, self._transports = self._transports, []
         for transport in transports:
             transport.close()
@@ -746,7 +763,12 @@ class Worker:
 
 class _LeaseKeeper:
     """As the batch goes: renew its leases every third of the lease, and about once a
-    second look at its campaigns' states and at who of its waiting rows left."""
+    second look at its campaigns' states and at who of its waiting rows left.
+
+    A worker that stalled past its lease (stopped, suspended, starved) may find some
+    rows taken by another worker meanwhile: `holds` renews before a message goes out
+    once half the lease has passed, and rows no longer ours are dropped, not sent.
+    """
 
     def __init__(
         self, worker: Worker, ids: list[int], campaign_ids: list[int], waiting: deque[Job]
@@ -758,6 +780,7 @@ class _LeaseKeeper:
         self.lease = worker.settings.worker_lease_seconds
         self.check_every = min(1.0, self.lease / 3)
         self.renewed = self.checked = time.monotonic()
+        self.lost: set[int] = set()  # rows of the batch that are no longer ours
 
     def tend(self) -> None:
         now = time.monotonic()
@@ -767,11 +790,34 @@ class _LeaseKeeper:
         self.worker._check_campaigns(self.campaign_ids)
         self.worker._recheck(self.waiting)
         if now - self.renewed >= self.lease / 3:
-            try:
-                self.worker._renew(self.ids)
-                self.renewed = now
-            except SQLAlchemyError as exc:
-                log.warning("could not renew leases: %s", exc)
+            self._renew(now)
+
+    def _renew(self, now: float) -> None:
+        try:
+            kept = self.worker._renew(self.ids)
+        except SQLAlchemyError as exc:
+            log.warning("could not renew leases: %s", exc)
+            return
+        self.renewed = now
+        gone = set(self.ids) - kept  # recorded since, or taken by another worker
+        if not gone:
+            return
+        self.ids = sorted(kept)
+        self.lost |= gone
+        taken = [job for job in self.waiting if job.row_id in gone]
+        if taken:
+            log.warning("%d row(s) of this batch were taken by another worker", len(taken))
+            kept_jobs = [job for job in self.waiting if job.row_id not in gone]
+            self.waiting.clear()
+            self.waiting.extend(kept_jobs)
+
+    def holds(self, job: Job) -> bool:
+        """Is `job`'s row still ours by a lease that has surely not run out?"""
+        now = time.monotonic()
+        if now - self.renewed >= self.lease / 2 and now - self.checked >= self.check_every:
+            self.checked = now
+            self._renew(now)
+        return job.row_id not in self.lost and time.monotonic() - self.renewed < self.lease * 0.9
 
 
 # poll(2) needs no set-up calls per wait, unlike epoll; every Unix has it.
