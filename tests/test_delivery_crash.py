@@ -23,7 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from typer.testing import CliRunner
 
 from mailer.cli import delivery as delivery_cli
@@ -280,3 +280,48 @@ def _start_time(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[19])
 
+
+def test_a_worker_that_loses_its_lock_sends_nothing_until_it_registers_again(
+    tmp_path: Path, database_url: str
+) -> None:
+    """PostgreSQL: its lock connection ends (here terminated by the server) while it
+    lives; it must not send (others may take its rows) and comes back under a new name.
+    SQLite has no lock to lose."""
+    root = delivery_root(tmp_path, database_url, 1, worker_batch_size=3)
+    with root.sessions.begin() as session:
+        add_recipients(session, 6)
+    campaign_id = seed_campaign(root)
+    worker, other = root.worker(name="cut-off"), root.worker(name="other")
+    assert worker._presence.tend() == "cut-off"
+    assert len(worker.claim()) == 3
+    assert worker._presence.holds()
+    lock = worker._presence._lock
+    if lock is None:  # SQLite
+        assert worker._presence.tend() == "cut-off" and worker._presence.holds()
+        worker.close()
+        root.close()
+        return
+    backend = lock.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with root.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        admin.commit()
+    worker._presence._confirmed = 0.0  # its last confirmation is old: it must look again
+    assert not worker._presence.holds()
+    assert not worker._presence.holds()  # and stays fenced until it registers again
+    with root.sessions.begin() as session:  # as if the worker had been gone a while
+        session.execute(
+            update(owners.WorkerRecord)
+            .where(owners.WorkerRecord.name == "cut-off")
+            .values(seen_at=utcnow() - timedelta(minutes=1))
+        )
+    other._presence.tend()  # its lock is free and its record old: rows taken back
+    assert _held_by(root, "cut-off") == 0
+    with root.sessions() as session:  # its record is gone; the rows are due, not yet claimed
+        held = owners.held_by_dead(session, campaign_id)
+    assert [(h.worker, h.rows, h.why) for h in held] == [("cut-off", 3, "")]
+    assert "(it has ended)" in owners.lease_note(held[0], utcnow())
+    assert worker._presence.tend() == "cut-off~1"  # registered again, a new lock
+    assert worker._presence.holds()
+    worker.close()
+    other.close()
+    root.close()

@@ -20,7 +20,8 @@ before the message itself is written, never while a connection is being opened.
 Exactly once as far as SMTP allows: outcomes are committed in groups, at the latest
 when a connection is about to send its next message, so a worker killed at any
 instant leaves at most one accepted-but-unrecorded message per open connection;
-its other rows are still `sending` and are taken back after the lease expires.
+its other rows are still `sending` and are taken back at once when it is known to be
+dead (`mailer.delivery.owners`), else after the lease expires.
 
 Rows whose person left after they were queued (unsubscribed, suppressed, erased)
 are recorded `skipped` with the reason, found with one query (`mailer.delivery.withdrawn`)

@@ -35,9 +35,12 @@ import os
 import secrets
 import socket
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -142,8 +145,14 @@ def process_gone(pid: int, started: int) -> bool:
     """True if the process (pid, start time) no longer runs on this machine: no such
     pid, the pid now names a later process, or only its zombie is left."""
     stat = _stat(pid)
-    if stat is None:
-        return True  # callers know this machine has /proc (`this_process` read it)
+    if stat is None:  # no such process, or /proc hides it (hidepid): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # another user's process: it exists, so count it alive
+            return False
+        return False
     state, start = stat
     return start != started or state in ("Z", "X", "x")
 
@@ -194,7 +203,7 @@ def take_back(session: Session, me: Process, own: str, now: datetime) -> dict[st
     taken: dict[str, int] = {}
     unfinished = select(Campaign.id).where(Campaign.state.in_(_UNFINISHED))
     for name in sorted(dead):
-        result = session.execute(
+        result = session.connection().execute(
             update(LedgerRow)
             .where(
                 LedgerRow.campaign_id.in_(unfinished.scalar_subquery()),
@@ -202,14 +211,11 @@ def take_back(session: Session, me: Process, own: str, now: datetime) -> dict[st
                 LedgerRow.worker == name,
             )
             .values(next_attempt_at=now, lease_until=now)
-            .execution_options(synchronize_session=False)
         )
         session.execute(delete(WorkerRecord).where(WorkerRecord.name == name))
         if result.rowcount:
             taken[name] = result.rowcount
-            log.warning(
-                "took back %d row(s) of worker %s: %s", result.rowcount, name, dead[name]
-            )
+            log.warning("took back %d row(s) of worker %s: %s", result.rowcount, name, dead[name])
     return taken
 
 
@@ -239,6 +245,13 @@ def held_by_dead(session: Session, campaign_id: int) -> list[Held]:
     return held
 
 
+def _close_connection(connection: Connection) -> None:
+    try:
+        connection.invalidate()  # closed, not pooled: the session lock goes with it
+    except Exception as exc:  # already gone
+        log.debug("closing a worker's lock connection: %s", exc)
+
+
 class Presence:
     """This worker's record (and on PostgreSQL its lock), kept while it runs.
 
@@ -256,6 +269,7 @@ class Presence:
         self._generation = 0
         self._registered = False
         self._lock: Connection | None = None
+        self._drop: Callable[[], Any] = lambda: None  # closes the lock's connection once
         self._key: int | None = None
         self._confirmed = 0.0  # monotonic time before the last successful stamp
         self._swept = float("-inf")
@@ -281,10 +295,19 @@ class Presence:
                 record["lock_key"] = key
                 connection.execute(delete(WorkerRecord).where(WorkerRecord.name == self.name))
                 connection.execute(insert(WorkerRecord).values(record))
+                # Stamped by the database's clock, the one takers compare with.
+                connection.execute(
+                    update(WorkerRecord)
+                    .where(WorkerRecord.name == self.name)
+                    .values(seen_at=text("timezone('utc', now())"))
+                )
             except BaseException:
                 connection.invalidate()
                 raise
             self._lock, self._key, self._confirmed = connection, key, before
+            # Also when a worker is dropped without close() (a test's, a failed start):
+            # the connection is closed, never left to the pool's garbage collection.
+            self._drop = weakref.finalize(self, _close_connection, connection)
         else:
             with Session(self.engine) as session, session.begin():
                 session.execute(delete(WorkerRecord).where(WorkerRecord.name == self.name))
@@ -305,9 +328,8 @@ class Presence:
     def _lost(self, why: str) -> None:
         """The lock is gone while we live: forget it; the next `tend` registers anew."""
         log.error("worker %s lost its lock (%s): registering again", self.name, why)
-        connection, self._lock = self._lock, None
-        if connection is not None:
-            connection.invalidate()
+        self._lock = None
+        self._drop()
         self._registered = False
         self._confirmed = 0.0
         self._generation += 1
@@ -353,8 +375,10 @@ class Presence:
         """May this worker hand a message to the server? Always on SQLite (no lock:
         no one judges a live process dead); on PostgreSQL only while its lock was
         confirmed within FENCE_SECONDS (confirmed now if it is older than a stamp)."""
-        if not self.postgres or not self._registered:
+        if not self.postgres:
             return True
+        if not self._registered:  # never ran (a bare claim): no lock anyone could judge
+            return self._generation == 0  # lost it: nothing more until registered again
         if time.monotonic() - self._confirmed < HEARTBEAT_SECONDS:
             return True
         return self._stamp() and time.monotonic() - self._confirmed < FENCE_SECONDS
@@ -374,8 +398,7 @@ class Presence:
         except SQLAlchemyError as exc:  # the database is gone: the record is judged later
             log.warning("could not remove worker record %s: %s", self.name, exc)
         finally:
-            if connection is not None:
-                connection.invalidate()  # closes it: the session lock goes with it
+            self._drop()  # closes the connection: the session lock goes with it
 
 
 def lease_note(held: Held, now: datetime) -> str:
