@@ -237,8 +237,9 @@ def test_only_the_ledger_package_holds_the_ledger_sql() -> None:
 
     The rule, checked on the source of every module under `mailer/` outside that
     package: it never names the mapped class `LedgerRow` outside a type annotation (so
-    it builds no query on it: select, update, join), never imports `mailer.delivery.ledger.rows` (the table), and
-    holds no SQL text naming the `ledger` table. Readers such as `progress`,
+    it builds no query on it: select, update, join), never imports
+    `mailer.delivery.ledger.rows` (the table), and holds no SQL text naming the `ledger`
+    table. Readers such as `progress`,
     `failurescsv`, the scheduler, the CLI and the web pages call the package's functions
     (`progress`, `report`, `failures`, `unsettled`, ...). Migrations are exempt: they
     are the table's history, not its use.

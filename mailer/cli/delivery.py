@@ -33,7 +33,7 @@ from mailer.app.audiences import audience_from, split
 from mailer.authoring.content import load_issue
 from mailer.cli.common import fail, friendly_errors, opened, root, run_until_stopped
 from mailer.cli.present import local_time, waves_table
-from mailer.delivery import campaigns, ledger, lifecycle
+from mailer.delivery import campaigns, ledger, lifecycle, owners
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.testsend import send_test
 from mailer.schedule import plan
@@ -218,6 +218,8 @@ def report_command(
             f"{total.sent} sent, {total.retrying} retrying, {total.pending} open, "
             f"{total.failed} failed, of {total.total}{_skipped(total)}"
         )
+        for held in owners.held_by_dead(session, campaign_id):  # after a crash
+            out.print(owners.lease_note(held, the_root.clock()), markup=False)
         out.print(_tally_table("per country", result.ledger.by_country, {}))
         out.print(_tally_table("per partner", result.ledger.by_partner, result.partner_names))
         out.print(_tally_table("per time zone (scheduler waves)", result.ledger.by_timezone, {}))

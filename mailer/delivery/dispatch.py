@@ -15,11 +15,11 @@ before the message itself is written, never while a connection is being opened.
 Exactly once as far as SMTP allows: outcomes are committed in groups, and a
 connection's next final dot waits until its previous outcome is committed, so a
 worker killed at any instant leaves at most one accepted-but-unrecorded message per
-open connection; its other rows are still `sending` and are taken back after the
-lease expires. The store may commit a group while the loop goes on (PostgreSQL:
-the commit waits for the disk, the other connections need not), one group at a
-time; `_writes_started` / `_writes_done` count them, and `Lane.needs` says which a
-lane's last message is in.
+open connection; its other rows are still `sending` and are taken back at once when
+it is known to be dead (`mailer.delivery.owners`), else after the lease expires. The
+store may commit a group while the loop goes on (PostgreSQL: the commit waits for
+the disk, the other connections need not), one group at a time; `_writes_started` /
+`_writes_done` count them, and `Lane.needs` says which a lane's last message is in.
 
 Rows whose person left after they were queued (unsubscribed, suppressed, erased)
 are recorded `skipped` with the reason, found with one query (`ledger.withdrawn`)
@@ -51,7 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.delivery import campaigns as campaign_store
-from mailer.delivery import ledger, lifecycle
+from mailer.delivery import ledger, lifecycle, owners
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.lanes import Lane, Step, answered, wait_readable
 from mailer.delivery.ledger import Job, LedgerStatus, Outcome
@@ -91,7 +91,14 @@ class Store(Protocol):
         """Skip the jobs whose person left since they were queued: (the others, skipped)."""
         ...
 
-    def renew(self, ids: Collection[int], until: datetime) -> None: ...
+    def renew(self, ids: Collection[int], until: datetime) -> set[int]:
+        """Extend the lease of those rows still ours; return their ids."""
+        ...
+
+    def rename(self, worker: str) -> None:
+        """Mark later claims with `worker` (the worker registered again after losing
+        its lock; rows under the old name are no longer its own)."""
+        ...
 
     def release(self, ids: Collection[int], now: datetime) -> None:
         """Give rows back untried, due `now`, the attempt not counted."""
@@ -153,6 +160,9 @@ class Worker:
         self.idle_seconds = idle_seconds
         self.clock = clock
         self.store: Store = store or SqlLedger(sessions, self.name)
+        # Who we are, in the `workers` table; finds the rows of dead workers.
+        self._presence = owners.Presence(sessions.kw["bind"], self.name)
+        self._keeper: _LeaseKeeper | None = None
         self._templates: dict[int, MessageTemplate] = {}
         # Groups of outcomes handed to the store, and of those the ones committed.
         self._writes_started = self._writes_done = 0
@@ -297,9 +307,14 @@ class Worker:
         return 0.0
 
     def _should_skip(self, job: Job) -> bool:
-        """Its campaign was paused or cancelled mid-batch, or the worker must stop."""
+        """Its campaign was paused or cancelled mid-batch, the worker must stop, or the
+        row may no longer be ours (lease lost after a stall, or our lock gone)."""
         return bool(
-            self.fatal or job.campaign_id in self._halted or job.campaign_id in self._stopped
+            self.fatal
+            or job.campaign_id in self._halted
+            or job.campaign_id in self._stopped
+            or (self._keeper is not None and not self._keeper.holds(job))
+            or not self._presence.holds()
         )
 
     def _failed(self, job: Job, exc: Exception, outcomes: list[Outcome], back: list[Job]) -> None:
@@ -424,6 +439,10 @@ class Worker:
         """Claim one batch and send it over the connections; return the rows handled."""
         if self.fatal is not None:
             raise self.fatal
+        name = self._presence.tend()  # and takes back the rows of dead workers
+        if name != self.name:
+            self.name = name
+            self.store.rename(name)
         jobs = self.claim()
         self._stopped = set()
         if not jobs:
@@ -453,6 +472,7 @@ class Worker:
         keeper = _LeaseKeeper(
             self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs}), waiting
         )
+        self._keeper = keeper
         outcomes: list[Outcome] = []
         back: list[Job] = []
         while True:
@@ -503,6 +523,7 @@ class Worker:
                     outcomes.append(self._temporary(job, reply))
             self._release(back)
             back.clear()
+        self._keeper = None
         self._record(outcomes)
         self._release(back)
         self._release(waiting)
@@ -565,8 +586,11 @@ class Worker:
         except SQLAlchemyError as exc:  # the batch goes on; recording decides its fate
             log.warning("database unavailable while sending: %s", exc)
 
-    def _renew(self, ids: list[int]) -> None:
-        self.store.renew(ids, self.clock() + timedelta(seconds=self.settings.worker_lease_seconds))
+    def _renew(self, ids: list[int]) -> set[int]:
+        """Extend the lease of those rows still ours; return their ids (a row another
+        worker took after our lease ran out is not, and must not be sent by us)."""
+        until = self.clock() + timedelta(seconds=self.settings.worker_lease_seconds)
+        return self.store.renew(ids, until)
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> None:
         """Send until `stop` is set (or, with `until_idle`, until nothing is due)."""
@@ -593,6 +617,7 @@ class Worker:
             self.close()
 
     def close(self) -> None:
+        self._presence.close()
         transports, self._transports = self._transports, []
         for transport in transports:
             transport.close()
@@ -601,7 +626,12 @@ class Worker:
 
 class _LeaseKeeper:
     """As the batch goes: renew its leases every third of the lease, and about once a
-    second look at its campaigns' states and at who of its waiting rows left."""
+    second look at its campaigns' states and at who of its waiting rows left.
+
+    A worker that stalled past its lease (stopped, suspended, starved) may find some
+    rows taken by another worker meanwhile: `holds` renews before a message goes out
+    once half the lease has passed, and rows no longer ours are dropped, not sent.
+    """
 
     def __init__(
         self, worker: Worker, ids: list[int], campaign_ids: list[int], waiting: deque[Job]
@@ -613,6 +643,7 @@ class _LeaseKeeper:
         self.lease = worker.settings.worker_lease_seconds
         self.check_every = min(1.0, self.lease / 3)
         self.renewed = self.checked = time.monotonic()
+        self.lost: set[int] = set()  # rows of the batch that are no longer ours
 
     def tend(self) -> None:
         now = time.monotonic()
@@ -622,8 +653,31 @@ class _LeaseKeeper:
         self.worker._check_campaigns(self.campaign_ids)
         self.worker._recheck(self.waiting)
         if now - self.renewed >= self.lease / 3:
-            try:
-                self.worker._renew(self.ids)
-                self.renewed = now
-            except SQLAlchemyError as exc:
-                log.warning("could not renew leases: %s", exc)
+            self._renew(now)
+
+    def _renew(self, now: float) -> None:
+        try:
+            kept = self.worker._renew(self.ids)
+        except SQLAlchemyError as exc:
+            log.warning("could not renew leases: %s", exc)
+            return
+        self.renewed = now
+        gone = set(self.ids) - kept  # recorded since, or taken by another worker
+        if not gone:
+            return
+        self.ids = sorted(kept)
+        self.lost |= gone
+        taken = [job for job in self.waiting if job.row_id in gone]
+        if taken:
+            log.warning("%d row(s) of this batch were taken by another worker", len(taken))
+            kept_jobs = [job for job in self.waiting if job.row_id not in gone]
+            self.waiting.clear()
+            self.waiting.extend(kept_jobs)
+
+    def holds(self, job: Job) -> bool:
+        """Is `job`'s row still ours by a lease that has surely not run out?"""
+        now = time.monotonic()
+        if now - self.renewed >= self.lease / 2 and now - self.checked >= self.check_every:
+            self.checked = now
+            self._renew(now)
+        return job.row_id not in self.lost and time.monotonic() - self.renewed < self.lease * 0.9

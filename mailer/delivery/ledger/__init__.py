@@ -15,7 +15,7 @@ Everything else (the worker, the campaign pages, the CLI, the scheduler) goes th
 the functions exported here.
 """
 
-from mailer.delivery.ledger.claims import Job, retry_now
+from mailer.delivery.ledger.claims import Job, retry_now, take_back
 from mailer.delivery.ledger.enqueuing import AUDIENCE_COLUMNS, enqueue
 from mailer.delivery.ledger.outcomes import Outcome
 from mailer.delivery.ledger.people import count_of_person, forget, mark_bounced
@@ -25,6 +25,7 @@ from mailer.delivery.ledger.reports import (
     deliveries_to,
     failures,
     has_open_rows,
+    holders,
     open_counts,
     progress,
     progress_of,
@@ -50,6 +51,7 @@ __all__ = [
     "failures",
     "forget",
     "has_open_rows",
+    "holders",
     "mark_bounced",
     "open_counts",
     "progress",
@@ -57,5 +59,6 @@ __all__ = [
     "report",
     "retry_now",
     "status_counts",
+    "take_back",
     "unsettled",
 ]

@@ -109,9 +109,13 @@ def _held(ids: Collection[int], worker: str) -> Any:
     )
 
 
-def renew(session: Session, worker: str, ids: Collection[int], until: datetime) -> None:
-    """Extend `worker`'s lease on the rows it still holds."""
-    session.execute(_held(ids, worker).values(lease_until=until, next_attempt_at=until))
+def renew(session: Session, worker: str, ids: Collection[int], until: datetime) -> set[int]:
+    """Extend `worker`'s lease on the rows it still holds; return their ids (a row taken
+    by another worker after the lease ran out, or recorded since, is not among them)."""
+    if not ids:
+        return set()
+    held = _held(ids, worker).values(lease_until=until, next_attempt_at=until)
+    return set(session.scalars(held.returning(LEDGER.c.id)))
 
 
 def release(session: Session, worker: str, ids: Collection[int], now: datetime) -> None:
@@ -157,3 +161,19 @@ def retry_now(session: Session, campaign_id: int, now: datetime) -> None:
         )
         .values(next_attempt_at=now)
     )
+
+
+def take_back(session: Session, worker: str, campaign_ids: Any, now: datetime) -> int:
+    """Make due at once the rows `worker` (known to be dead) still holds in the
+    campaigns of `campaign_ids` (a subquery); return how many. The normal claim then
+    picks them up; the attempt stays counted."""
+    result = session.connection().execute(
+        update(LEDGER)
+        .where(
+            LEDGER.c.campaign_id.in_(campaign_ids),
+            LEDGER.c.status == LedgerStatus.SENDING.value,
+            LEDGER.c.worker == worker,
+        )
+        .values(next_attempt_at=now, lease_until=now)
+    )
+    return int(result.rowcount or 0)

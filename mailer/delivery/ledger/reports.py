@@ -207,3 +207,18 @@ def has_open_rows(campaign_id: SQLColumnExpression[int]) -> Exists:
         LEDGER.c.campaign_id == campaign_id,
         LEDGER.c.status.in_([s.value for s in OPEN_STATUSES]),
     )
+
+
+def holders(session: Session, campaign_id: int) -> list[tuple[str | None, int, Any]]:
+    """Who holds the campaign's rows being sent: (worker, rows, latest lease end)."""
+    return [
+        (worker, int(count), until)
+        for worker, count, until in session.execute(
+            select(LedgerRow.worker, func.count(), func.max(LedgerRow.lease_until))
+            .where(
+                LedgerRow.campaign_id == campaign_id,
+                LedgerRow.status == LedgerStatus.SENDING.value,
+            )
+            .group_by(LedgerRow.worker)
+        )
+    ]

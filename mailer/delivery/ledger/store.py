@@ -79,10 +79,13 @@ class SqlLedger:
         claims.skip(session, self.worker, reasons)
         return [job for job in jobs if job.row_id not in reasons], len(reasons)
 
-    def renew(self, ids: Collection[int], until: datetime) -> None:
+    def renew(self, ids: Collection[int], until: datetime) -> set[int]:
         self._settle()
         with self.sessions.begin() as session:
-            claims.renew(session, self.worker, ids, until)
+            return claims.renew(session, self.worker, ids, until)
+
+    def rename(self, worker: str) -> None:
+        self.worker = worker
 
     def release(self, ids: Collection[int], now: datetime) -> None:
         if not ids:
