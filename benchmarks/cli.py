@@ -1,0 +1,99 @@
+"""Benchmark of the command line's start-up: how long a `mailer` command takes, end to end.
+
+    .venv/bin/python benchmarks/cli.py [--runs 20]
+
+Wall time of four commands, each a fresh process as an editor, an operator's script or
+a test runs them: `mailer --help`, `mailer check examples/issues/2022-13.yaml`,
+`mailer subscribers show x@example.org --json` and `mailer lists list` (the last two on
+a fresh SQLite database made by `mailer db upgrade`, with one subscriber and one list,
+in a temporary folder). The reference is `python -c pass` with the same interpreter:
+every command pays it, so on a busy shared machine the difference is what the command
+itself costs. The commands and the reference are interleaved round by round so that
+each sees the same load; the figure is the median of `--runs` rounds.
+Targets (issue 16): `--help` under 0.3 s, the other three under 0.7 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MAILER = [sys.executable, "-c", "from mailer.cli.main import main; main()"]
+ISSUE = ROOT / "examples" / "issues" / "2022-13.yaml"
+
+COMMANDS: dict[str, tuple[list[str], float]] = {
+    "python -c pass": ([sys.executable, "-c", "pass"], 0.0),
+    "mailer --help": ([*MAILER, "--help"], 0.3),
+    "mailer check examples/issues/2022-13.yaml": ([*MAILER, "check", str(ISSUE)], 0.7),
+    "mailer subscribers show x@example.org --json": (
+        [*MAILER, "subscribers", "show", "x@example.org", "--json"],
+        0.7,
+    ),
+    "mailer lists list": ([*MAILER, "lists", "list"], 0.7),
+}
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Seconds from start to exit; a command that fails stops the benchmark."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr.decode()}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mailer-cli-bench-") as tmp:
+        cwd = Path(tmp)
+        env = {
+            **os.environ,
+            "MAILER_DATA_DIR": str(cwd / "data"),
+            "MAILER_DATABASE_URL": "",
+            "COLUMNS": "100",
+        }
+        for setup in (
+            ["db", "upgrade"],
+            ["lists", "add", "newsletter", "--public"],
+            ["subscribers", "add", "x@example.org", "--name", "X", "--list", "newsletter"],
+        ):
+            run([*MAILER, *setup], cwd, env)
+        for argv, _ in COMMANDS.values():  # warm the file cache and .pyc files
+            run(argv, cwd, env)
+
+        times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+        for _ in range(args.runs):
+            for name, (argv, _) in COMMANDS.items():
+                times[name].append(run(argv, cwd, env))
+
+    load = os.getloadavg()[0]
+    print(
+        f"# cli benchmark: median of {args.runs} runs; Python {platform.python_version()},"
+        f" {os.cpu_count()} CPUs, load average {load:.1f} at the end"
+    )
+    print("| command | median | minus `python -c pass` | target | met |")
+    print("|---|---|---|---|---|")
+    reference = statistics.median(times["python -c pass"])
+    for name, (_, target) in COMMANDS.items():
+        median = statistics.median(times[name])
+        if not target:
+            print(f"| `{name}` | {median:.3f} s | | | |")
+            continue
+        met = "yes" if median < target else "NO"
+        print(f"| `{name}` | {median:.3f} s | {median - reference:.3f} s | < {target} s | {met} |")
+
+
+if __name__ == "__main__":
+    main()
