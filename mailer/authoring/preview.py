@@ -29,7 +29,8 @@ from starlette.routing import Route
 
 from mailer import urls
 from mailer.authoring.checks import Finding, check_issue
-from mailer.authoring.content import ContentError, ImageBlock, Issue, load_issue
+from mailer.authoring.content import ImageBlock, Issue, load_issue
+from mailer.authoring.loader import ContentError
 from mailer.authoring.media import MediaStore
 from mailer.authoring.profile import load_profile
 from mailer.authoring.render import RenderedIssue, Renderer, Slot, fill

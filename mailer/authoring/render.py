@@ -30,7 +30,8 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from mailer.authoring.compiler import CompileError, compile_mjml
-from mailer.authoring.content import ContentError, Issue, Problem
+from mailer.authoring.content import Issue
+from mailer.authoring.loader import ContentError, Problem
 from mailer.authoring.markdown import Links, Markdown, Memo, Style, attr
 from mailer.authoring.media import MediaStore
 from mailer.authoring.profile import Profile, load_profile

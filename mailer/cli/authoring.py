@@ -3,7 +3,7 @@
 Thin wrappers over the `mailer.authoring` modules content, render, checks and preview.
 A broken content file prints one line per problem (file:line: field: message) on
 stderr and exits with status 1, without a traceback; so does a file over 1 MB, the
-web upload's limit (mailer.authoring.content.MAX_FILE_BYTES), which is refused before parsing.
+web upload's limit (mailer.authoring.loader.MAX_FILE_BYTES), which is refused before parsing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Annotated
 import typer
 
 from mailer.authoring.checks import Level, check_issue, has_errors
-from mailer.authoring.content import MAX_FILE_BYTES, TOO_LARGE, ContentError, Issue, load_issue
+from mailer.authoring.content import Issue, load_issue
+from mailer.authoring.loader import MAX_FILE_BYTES, TOO_LARGE, ContentError
 from mailer.authoring.preview import serve, with_sample_values
 from mailer.authoring.profile import Profile
 from mailer.authoring.render import RenderedIssue, Renderer

@@ -16,7 +16,7 @@ from rich.console import Console
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from mailer import db
-from mailer.authoring.content import ContentError
+from mailer.authoring.loader import ContentError
 from mailer.compose import Root, build
 from mailer.errors import MailerError
 from mailer.settings import Settings, load_settings

@@ -178,8 +178,7 @@ COMMANDS: tuple[Command | Group, ...] = (
             Command(
                 "unschedule",
                 "mailer.cli.schedule",
-                "Take a scheduled (or missed) campaign off the schedule; it becomes a draft"
-                " again.",
+                "Take a scheduled (or missed) campaign off the schedule; it becomes a draft again.",
             ),
         ),
     ),
@@ -212,11 +211,36 @@ def short_help(help_text: str | None) -> str:
     return " ".join(inspect.cleandoc(help_text or "").split("\n\n")[0].split())
 
 
-def load(path: tuple[str, ...], module: str) -> _click.Command:
-    """The command at `path` (e.g. ("campaign", "create")), as `module` registers it."""
+def registered(module: str) -> typer.Typer:
+    """A Typer app with the commands `module` registers: imports the module."""
     app = typer.Typer(rich_markup_mode="rich")
     importlib.import_module(module).register(app)
-    command: _click.Command = typer.main.get_group(app)
+    return app
+
+
+def registered_names(app: typer.Typer) -> list[str]:
+    """The names of the commands and command groups added to `app`, in order."""
+    commands = [
+        info.name or typer.main.get_command_name(getattr(info.callback, "__name__", ""))
+        for info in app.registered_commands
+    ]
+    return [*commands, *(str(info.name) for info in app.registered_groups)]
+
+
+def load(path: tuple[str, ...], module: str) -> _click.Command:
+    """The command at `path` (e.g. ("campaign", "create")), as `module` registers it.
+
+    Only that command (or group) is made into a click command: Typer builds a
+    validator for every parameter it converts, which costs time for the others."""
+    app = registered(module)
+    wanted = typer.Typer(rich_markup_mode="rich")
+    wanted.registered_commands = [
+        info
+        for info, name in zip(app.registered_commands, registered_names(app), strict=False)
+        if name == path[0]
+    ]
+    wanted.registered_groups = [info for info in app.registered_groups if info.name == path[0]]
+    command: _click.Command = typer.main.get_group(wanted)
     for name in path:
         found = command.commands.get(name) if isinstance(command, TyperGroup) else None
         if found is None:
