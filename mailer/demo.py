@@ -16,8 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from mailer.authoring.content import load_issue
-from mailer.authoring.preview import with_sample_values
-from mailer.authoring.render import Renderer
+from mailer.authoring.render import Renderer, with_sample_values
 from mailer.compose import Root
 from mailer.delivery import campaigns
 from mailer.delivery.campaigns import Campaign, CampaignState

@@ -1,6 +1,7 @@
-"""Editors' commands: render an issue to files, check it, preview it in a browser.
+"""Editors' commands: render an issue to files, check it (`mailer preview` is in
+mailer.cli.preview, as it needs a web server).
 
-Thin wrappers over the `mailer.authoring` modules content, render, checks and preview.
+Thin wrappers over the `mailer.authoring` modules content, render and checks.
 A broken content file prints one line per problem (file:line: field: message) on
 stderr and exits with status 1, without a traceback; so does a file over 1 MB, the
 web upload's limit (mailer.authoring.loader.MAX_FILE_BYTES), which is refused before parsing.
@@ -8,8 +9,6 @@ web upload's limit (mailer.authoring.loader.MAX_FILE_BYTES), which is refused be
 
 from __future__ import annotations
 
-import socket
-import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.headerregistry import Address
@@ -23,11 +22,10 @@ import typer
 
 from mailer.authoring.checks import Level, check_issue, has_errors
 from mailer.authoring.content import Issue, load_issue
-from mailer.authoring.loader import MAX_FILE_BYTES, TOO_LARGE, ContentError
-from mailer.authoring.preview import serve, with_sample_values
+from mailer.authoring.loader import ContentError
 from mailer.authoring.profile import Profile
-from mailer.authoring.render import RenderedIssue, Renderer
-from mailer.cli.common import fail, friendly_errors
+from mailer.authoring.render import RenderedIssue, Renderer, with_sample_values
+from mailer.cli.output import fail, friendly_errors
 from mailer.settings import Settings, load_settings
 
 IssueArg = Annotated[
@@ -169,35 +167,6 @@ def check_command(
         raise typer.Exit(1)
 
 
-def preview_command(
-    issue: IssueArg,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 8025,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    open_browser: Annotated[
-        bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")
-    ] = False,
-    env_file: EnvOpt = None,
-) -> None:
-    """Serve a live preview: desktop and phone width and the text part, reloading on save."""
-    settings = _settings(env_file)
-    if not issue.is_file():
-        raise fail(f"error: {issue}: no such file")
-    if issue.stat().st_size > MAX_FILE_BYTES:  # as `check`, `render` and the web upload
-        raise fail(f"error: {issue}: {TOO_LARGE}")
-    try:  # a port in use is one line, not a server's log
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family) as probe:
-            probe.bind((host, port))
-    except OSError as exc:
-        raise fail(f"error: cannot listen on {host}:{port}: {exc.strerror}") from None
-    url = f"http://{host}:{port}/"
-    typer.echo(f"Previewing {issue} at {url} (Ctrl+C to stop)")
-    if open_browser:
-        webbrowser.open(url)
-    with friendly_errors():
-        serve(issue, settings, host, port)
-
-
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root command."""
     app.command(
@@ -208,7 +177,3 @@ def register(app: typer.Typer) -> None:
         "check",
         epilog="Example: mailer check examples/issues/*.yaml",
     )(check_command)
-    app.command(
-        "preview",
-        epilog="Example: mailer preview examples/issues/2022-15.yaml --open",
-    )(preview_command)

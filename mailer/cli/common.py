@@ -1,28 +1,32 @@
-"""What every command needs: the composition root, and errors printed without tracebacks."""
+"""What every command that opens the database needs: the composition root, and errors
+printed without tracebacks (`fail`, `friendly_errors`: from mailer.cli.output, which
+commands that need no database import alone, and re-exported here)."""
 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from mailer import db
 from mailer.authoring.loader import ContentError
+from mailer.cli.output import err_console
+from mailer.cli.output import fail as fail
+from mailer.cli.output import friendly_errors as friendly_errors
 from mailer.compose import Root, build
-from mailer.errors import MailerError
 from mailer.settings import Settings, load_settings
 from subscribers.errors import StoreError
 
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
 
 
 def root(env_file: Path | None = None) -> Root:
@@ -79,24 +83,6 @@ def opened(env_file: Path | None = None, *, check_schema: bool = True) -> Iterat
             raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
         finally:
             the_root.close()
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one clear line to stderr and return the Exit to raise."""
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Turn our own errors into one line on stderr and exit status 1, never a traceback."""
-    try:
-        yield
-    except MailerError as exc:
-        raise fail(f"error: {exc}") from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
 
 
 def run_until_stopped(controller: Controller, listening: str) -> None:

@@ -70,7 +70,7 @@ COMMANDS: tuple[Command | Group, ...] = (
     ),
     Command(
         "preview",
-        "mailer.cli.authoring",
+        "mailer.cli.preview",
         "Serve a live preview: desktop and phone width and the text part, reloading on save.",
     ),
     Command(
