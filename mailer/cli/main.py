@@ -1,8 +1,8 @@
 """Entry point of the `mailer` command: a registry of every command, loaded lazily.
 
-Every `mailer` run used to import every command module, and with them SQLAlchemy,
-Alembic, FastAPI, MJML and APScheduler, before doing anything: 1.6 s for
-`mailer --help`. Here no command module is imported until it is needed:
+Importing every command module, and with them SQLAlchemy, Alembic, FastAPI, MJML and
+APScheduler, made every `mailer` run spend 1.6 s before doing anything, `--help`
+included. So this module imports no command module until one is used:
 
 - `COMMANDS` names each top-level command or command group, the module that defines
   it, and its one-line help (the first paragraph of the command's own help, which
@@ -12,13 +12,17 @@ Alembic, FastAPI, MJML and APScheduler, before doing anything: 1.6 s for
   command module is imported.
 - Running a command, or asking for its own `--help`, imports its module and nothing
   else: the module's `register(app)` adds its commands to a fresh `typer.Typer`
-  exactly as to any Typer app (`app.command(...)`, `app.add_typer(...)`, commands of
-  `mailer campaign` on a `campaign` sub-Typer), and the command named is taken from
-  the result. A command module therefore imports what its commands need at its top,
-  as any module does: laziness lives here, nowhere else.
+  exactly as to any Typer app, and the command named is taken from the result (only
+  it is converted to a click command).
 
-To add a command: write it in a module under `mailer/cli/` with a
-`register(app: typer.Typer) -> None` that adds it, then add a `Command(name, module,
+A command module is therefore an ordinary Typer module with its imports at the top;
+laziness lives here and nowhere else. Modules are cut by what their commands import:
+`mailer check` must not pay for the web server `mailer preview` needs.
+
+To add a command: write it in a module under `mailer/cli/` whose
+`register(app: typer.Typer) -> None` adds it by name (`app.command("name", ...)(f)`
+or `app.add_typer(group, name="name")`; commands of `mailer campaign` go on a
+`typer.Typer()` that `register` adds as "campaign"), then add a `Command(name, module,
 help)` line to `COMMANDS` (or to the `campaign` group). `tests/test_cli_registry.py`
 fails if the line's help differs from the command's, if a listed command is not
 registered by its module, or if a module registers a command the registry does not
