@@ -42,7 +42,6 @@ def loaded(tmp_path: Path, *args: str) -> set[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr

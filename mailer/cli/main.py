@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
 if TYPE_CHECKING:
     from typer import _click
@@ -224,11 +225,13 @@ def registered(module: str) -> typer.Typer:
 
 def registered_names(app: typer.Typer) -> list[str]:
     """The names of the commands and command groups added to `app`, in order."""
-    commands = [
-        info.name or typer.main.get_command_name(getattr(info.callback, "__name__", ""))
-        for info in app.registered_commands
-    ]
+    commands = [_name(info) for info in app.registered_commands]
     return [*commands, *(str(info.name) for info in app.registered_groups)]
+
+
+def _name(info: CommandInfo) -> str:
+    """A command's name: given to `app.command`, or made from its function's name."""
+    return info.name or typer.main.get_command_name(getattr(info.callback, "__name__", ""))
 
 
 def load(path: tuple[str, ...], module: str) -> _click.Command:
@@ -238,11 +241,7 @@ def load(path: tuple[str, ...], module: str) -> _click.Command:
     validator for every parameter it converts, which costs time for the others."""
     app = registered(module)
     wanted = typer.Typer(rich_markup_mode="rich")
-    wanted.registered_commands = [
-        info
-        for info, name in zip(app.registered_commands, registered_names(app), strict=False)
-        if name == path[0]
-    ]
+    wanted.registered_commands = [i for i in app.registered_commands if _name(i) == path[0]]
     wanted.registered_groups = [info for info in app.registered_groups if info.name == path[0]]
     command: _click.Command = typer.main.get_group(wanted)
     for name in path:
