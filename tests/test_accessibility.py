@@ -26,8 +26,7 @@ import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from mailer.authoring.content import load_issue
-from mailer.authoring.preview import sample_values
-from mailer.authoring.render import Renderer, fill
+from mailer.authoring.render import Renderer, fill, sample_values
 from mailer.cli.authoring import build_eml
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, tokens
