@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from mailer import db
 from mailer.settings import Settings, load_settings
-from mailer.timestamps import utcnow
+from subscribers.clock import utcnow  # the one clock (mailer.timestamps re-exports it)
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
     from mailer.authoring.profile import Profile
     from mailer.authoring.render import Renderer
     from mailer.delivery.dispatch import Worker
@@ -34,13 +33,34 @@ if TYPE_CHECKING:
 @dataclass
 class Root:
     settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session] = field(repr=False)
     clock: Callable[[], datetime] = field(default=utcnow, repr=False)
+    _engine: Engine | None = field(default=None, repr=False, init=False)
+    _sessions: sessionmaker[Session] | None = field(default=None, repr=False, init=False)
     _renderer: Renderer | None = field(default=None, repr=False, init=False)
     _profile: Profile | None = field(default=None, repr=False, init=False)
 
+    # Each part is built on first use, its module imported then: a command that needs no
+    # database (`mailer check`, `mailer render`) never imports SQLAlchemy.
+    @property
+    def engine(self) -> Engine:
+        """The database engine (SQLite or PostgreSQL, from the settings' URL)."""
+        if self._engine is None:
+            from mailer import db
+
+            self._engine = db.make_engine(self.settings.resolved_database_url)
+        return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            from mailer import db
+
+            self._sessions = db.session_factory(self.engine)
+        return self._sessions
+
     def upgrade_database(self) -> None:
+        from mailer import db
+
         db.upgrade(self.engine)
 
     @property
@@ -131,11 +151,11 @@ class Root:
         )
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def build(settings: Settings | None = None) -> Root:
     settings = settings or load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = db.make_engine(settings.resolved_database_url)
-    return Root(settings=settings, engine=engine, sessions=db.session_factory(engine))
+    return Root(settings=settings)

@@ -4,22 +4,30 @@ SQLite is the embedded default (WAL, foreign keys on, a busy timeout so a web
 request and a worker can share the file); PostgreSQL is the scale-out store. The
 schema is created and upgraded only by the Alembic migrations in
 `mailer/migrations`, never by `create_all`.
+
+Every command checks that the schema is current before it touches the database, so
+that check must be cheap: it reads Alembic's version table with one query and takes
+the head revision from the migration files' names (`NNNN_what.py` holds revision
+"NNNN"; tests/test_db.py checks that this agrees with Alembic's own view). Alembic
+itself is imported only by `upgrade` and `downgrade`, when the schema changes.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, String, column, create_engine, event, inspect, select, table
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"  # Alembic's default, which mailer/migrations/env.py keeps
+_MIGRATION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 
 
 def normalise_url(url: str) -> str:
@@ -62,6 +70,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config  # only to migrate: see the module docstring
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
@@ -69,21 +79,35 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(_alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: no schema yet), as Alembic records it."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        query = select(column("version_num", String)).select_from(table(VERSION_TABLE))
+        revisions = sorted(connection.execute(query).scalars())
+    return "+".join(revisions) or None  # several rows: branches, never current here
 
 
 def head_revision() -> str | None:
-    script = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://")))
-    return script.get_current_head()
+    """The newest migration's revision: the highest `NNNN` of `versions/NNNN_*.py`."""
+    numbers = [
+        found.group(1)
+        for path in (MIGRATIONS_DIR / "versions").iterdir()
+        if (found := _MIGRATION_FILE.match(path.name))
+    ]
+    return max(numbers, default=None)
 
 
 def is_up_to_date(engine: Engine) -> bool:

@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.app.campaigns import create_from_issue
 from mailer.authoring.content import load_issue
-from mailer.authoring.preview import with_sample_values
 from mailer.authoring.profile import Profile
-from mailer.authoring.render import Renderer
+from mailer.authoring.render import Renderer, with_sample_values
 from mailer.delivery import lifecycle
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.capture import list_captured

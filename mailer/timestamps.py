@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 # The one clock of the code base: defined in the subscriber store (a leaf package that
 # cannot import mailer) and used from here by everything in mailer; the composition
 # root hands it out as `Root.clock`.
-from subscribers.base import utcnow
+from subscribers.clock import utcnow
 
 __all__ = ["UTCDateTime", "utcnow"]
 

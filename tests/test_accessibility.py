@@ -27,8 +27,7 @@ import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from mailer.authoring.content import load_issue
-from mailer.authoring.preview import sample_values
-from mailer.authoring.render import Renderer, fill
+from mailer.authoring.render import Renderer, fill, sample_values
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle, tokens
 from mailer.delivery.testsend import preview_eml

@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailer.authoring.content import (
-    MAX_FILE_BYTES,
-    TOO_LARGE,
     ButtonBlock,
-    ContentError,
     DividerBlock,
     Issue,
     ParagraphBlock,
@@ -19,6 +16,11 @@ from mailer.authoring.content import (
     _load_fast,
     load_issue,
     load_issue_text,
+)
+from mailer.authoring.loader import (
+    MAX_FILE_BYTES,
+    TOO_LARGE,
+    ContentError,
     parse_yaml,
     validate_yaml,
 )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
@@ -8,6 +9,42 @@ from mailer import db
 
 
 def test_migrations_reach_head(engine: Engine) -> None:
+    assert db.is_up_to_date(engine)
+
+
+def test_head_revision_from_file_names_is_alembics_head() -> None:
+    """The schema check takes the head from the migration files' names, without Alembic;
+    Alembic reads the revisions inside the files: both must name the same head, and
+    every file must hold the revision its name starts with."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(config)
+    assert db.head_revision() == script.get_current_head()
+    for revision in script.walk_revisions():
+        assert Path(revision.path).name.startswith(f"{revision.revision}_"), revision.path
+
+
+def test_current_revision_reads_what_alembic_recorded(engine: Engine) -> None:
+    """The cheap read of the version table agrees with Alembic's, at head, after a
+    downgrade (not current any more) and with no schema at all."""
+    from alembic.runtime.migration import MigrationContext
+
+    def alembic_says() -> str | None:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    assert db.current_revision(engine) == alembic_says() == db.head_revision()
+    db.downgrade(engine, "0005")
+    assert db.current_revision(engine) == alembic_says() == "0005"
+    assert not db.is_up_to_date(engine)
+    db.downgrade(engine, "base")
+    assert db.current_revision(engine) is None
+    assert alembic_says() is None
+    assert not db.is_up_to_date(engine)
+    db.upgrade(engine)
     assert db.is_up_to_date(engine)
 
 

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mailer.authoring.content import ContentError, load_issue, load_issue_text
+from mailer.authoring.content import load_issue, load_issue_text
+from mailer.authoring.loader import ContentError
 from mailer.authoring.markdown import Links, Markdown
 from mailer.authoring.media import MediaError, MediaStore
 from mailer.authoring.render import (

@@ -20,8 +20,8 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from mailer.authoring.content import load_issue, load_issue_text
-from mailer.authoring.preview import create_app, sample_values
-from mailer.authoring.render import Renderer, fill
+from mailer.authoring.preview import create_app
+from mailer.authoring.render import Renderer, fill, sample_values
 from tests.conftest import make_settings
 from tests.test_render import PEOPLE, issue_yaml
 

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.app.errors import store_errors
-from mailer.authoring.content import ContentError, Issue, load_issue
+from mailer.authoring.content import Issue, load_issue
+from mailer.authoring.loader import ContentError
 from mailer.authoring.profile import Profile
 from mailer.authoring.render import Renderer
 from mailer.delivery import campaigns, ledger

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from mailer.authoring.content import ContentError, ImageBlock, Issue, StatementBlock
+from mailer.authoring.content import ImageBlock, Issue, StatementBlock
+from mailer.authoring.loader import ContentError
 from mailer.authoring.media import too_large
 from mailer.authoring.profile import Colours
 from mailer.authoring.render import RenderedIssue, Renderer, Slot

@@ -27,36 +27,14 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from mailer import urls
 from mailer.authoring.checks import Finding, check_issue
-from mailer.authoring.content import ContentError, ImageBlock, Issue, load_issue
+from mailer.authoring.content import ImageBlock, Issue, load_issue
+from mailer.authoring.loader import ContentError
 from mailer.authoring.media import MediaStore
 from mailer.authoring.profile import load_profile
-from mailer.authoring.render import RenderedIssue, Renderer, Slot, fill
+from mailer.authoring.render import RenderedIssue, Renderer, Slot, fill, sample_values
 from mailer.errors import UserInputError
 from mailer.settings import Settings
-
-
-def sample_values(base_url: str, view_url: str) -> Mapping[Slot, str]:
-    """What previews and test files show where each recipient's own values will go."""
-    return {
-        Slot.UNSUBSCRIBE_URL: urls.unsubscribe(base_url, "preview"),
-        Slot.PREFERENCES_URL: urls.preferences(base_url, "preview"),
-        Slot.VIEW_URL: view_url,
-        Slot.NAME: "Preview Reader",
-        Slot.EMAIL: "reader@example.org",
-    }
-
-
-def with_sample_values(rendered: RenderedIssue, base_url: str, view_url: str) -> RenderedIssue:
-    """The parts as files for a person to open show them (`mailer render`, the demo):
-    sample values where each recipient's own will go, never a bare `%%NAME%%`."""
-    values = sample_values(base_url, view_url)
-    return replace(
-        rendered,
-        html=fill(rendered.html, values, html=True),
-        text=fill(rendered.text, values, html=False),
-    )
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
 
-from mailer.authoring.content import (
-    MAX_NAME,
-    NonEmpty,
-    Strict,
-    Text,
-    check_source,
-    parse_yaml,
-    read_text,
-    validate_yaml,
-)
+from mailer.authoring.content import MAX_NAME, NonEmpty, Strict, Text, check_source
+from mailer.authoring.loader import parse_yaml, read_text, validate_yaml
 
 MONTHS = (
     "January February March April May June July August September October November December"

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,10 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from mailer import urls
 from mailer.authoring.compiler import CompileError, compile_mjml
-from mailer.authoring.content import ContentError, Issue, Problem
+from mailer.authoring.content import Issue
+from mailer.authoring.loader import ContentError, Problem
 from mailer.authoring.markdown import Links, Markdown, Memo, Style, attr
 from mailer.authoring.media import MediaStore
 from mailer.authoring.profile import Profile, load_profile
@@ -63,6 +65,28 @@ def fill(rendered_text: str, values: Mapping[Slot, str], *, html: bool) -> str:
 
 def _escape(value: str) -> str:
     return html.escape(value, quote=True)
+
+
+def sample_values(base_url: str, view_url: str) -> Mapping[Slot, str]:
+    """What previews and test files show where each recipient's own values will go."""
+    return {
+        Slot.UNSUBSCRIBE_URL: urls.unsubscribe(base_url, "preview"),
+        Slot.PREFERENCES_URL: urls.preferences(base_url, "preview"),
+        Slot.VIEW_URL: view_url,
+        Slot.NAME: "Preview Reader",
+        Slot.EMAIL: "reader@example.org",
+    }
+
+
+def with_sample_values(rendered: RenderedIssue, base_url: str, view_url: str) -> RenderedIssue:
+    """The parts as files for a person to open show them (`mailer render`, the demo):
+    sample values where each recipient's own will go, never a bare `%%NAME%%`."""
+    values = sample_values(base_url, view_url)
+    return replace(
+        rendered,
+        html=fill(rendered.html, values, html=True),
+        text=fill(rendered.text, values, html=False),
+    )
 
 
 # What only the email shows (its recipient's lines and links, "view in browser"), as

@@ -1,15 +1,14 @@
-"""Editors' commands: render an issue to files, check it, preview it in a browser.
+"""Editors' commands: render an issue to files, check it (`mailer preview` is in
+mailer.cli.preview, as it needs a web server).
 
-Thin wrappers over the `mailer.authoring` modules content, render, checks and preview.
+Thin wrappers over the `mailer.authoring` modules content, render and checks.
 A broken content file prints one line per problem (file:line: field: message) on
 stderr and exits with status 1, without a traceback; so does a file over 1 MB, the
-web upload's limit (mailer.authoring.content.MAX_FILE_BYTES), which is refused before parsing.
+web upload's limit (mailer.authoring.loader.MAX_FILE_BYTES), which is refused before parsing.
 """
 
 from __future__ import annotations
 
-import socket
-import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,19 +17,12 @@ from typing import Annotated
 import typer
 
 from mailer.authoring.checks import Level, check_issue, has_errors
-from mailer.authoring.content import MAX_FILE_BYTES, TOO_LARGE, ContentError, Issue, load_issue
-from mailer.authoring.preview import serve, with_sample_values
-from mailer.authoring.render import RenderedIssue
-from mailer.cli.common import fail, friendly_errors, root
+from mailer.authoring.content import Issue, load_issue
+from mailer.authoring.loader import ContentError
+from mailer.authoring.render import RenderedIssue, with_sample_values
+from mailer.cli.common import EnvOpt, fail, friendly_errors, root
 from mailer.compose import Root
 from mailer.delivery.testsend import preview_eml
-
-IssueArg = Annotated[
-    Path, typer.Argument(help="The issue's YAML content file.", dir_okay=False, show_default=False)
-]
-EnvOpt = Annotated[
-    Path | None, typer.Option("--env-file", help="Settings file (default: .env).", dir_okay=False)
-]
 
 
 @contextmanager
@@ -61,7 +53,7 @@ def render_command(
     env_file: EnvOpt = None,
 ) -> None:
     """Render issues to NAME.html, NAME.txt and a complete NAME.eml in --out."""
-    the_root = root(env_file)
+    the_root = root(env_file, database=False)
     with _content_errors():
         renderer = the_root.renderer()
         loaded: list[tuple[Path, Issue, RenderedIssue]] = []
@@ -112,7 +104,7 @@ def check_command(
     env_file: EnvOpt = None,
 ) -> None:
     """Validate issues and lint the emails they make; exit status 1 on any error."""
-    the_root = root(env_file)
+    the_root = root(env_file, database=False)
     failed = False
     with _content_errors():  # a broken profile: one line per problem
         renderer = the_root.renderer()
@@ -141,35 +133,6 @@ def check_command(
         raise typer.Exit(1)
 
 
-def preview_command(
-    issue: IssueArg,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 8025,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    open_browser: Annotated[
-        bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")
-    ] = False,
-    env_file: EnvOpt = None,
-) -> None:
-    """Serve a live preview: desktop and phone width and the text part, reloading on save."""
-    settings = root(env_file).settings
-    if not issue.is_file():
-        raise fail(f"error: {issue}: no such file")
-    if issue.stat().st_size > MAX_FILE_BYTES:  # as `check`, `render` and the web upload
-        raise fail(f"error: {issue}: {TOO_LARGE}")
-    try:  # a port in use is one line, not a server's log
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family) as probe:
-            probe.bind((host, port))
-    except OSError as exc:
-        raise fail(f"error: cannot listen on {host}:{port}: {exc.strerror}") from None
-    url = f"http://{host}:{port}/"
-    typer.echo(f"Previewing {issue} at {url} (Ctrl+C to stop)")
-    if open_browser:
-        webbrowser.open(url)
-    with friendly_errors():
-        serve(issue, settings, host, port)
-
-
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root command."""
     app.command(
@@ -180,7 +143,3 @@ def register(app: typer.Typer) -> None:
         "check",
         epilog="Example: mailer check examples/issues/*.yaml",
     )(check_command)
-    app.command(
-        "preview",
-        epilog="Example: mailer preview examples/issues/2022-15.yaml --open",
-    )(preview_command)

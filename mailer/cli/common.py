@@ -1,35 +1,44 @@
-"""What every command needs: the composition root, and errors printed without tracebacks."""
+"""What every command that opens the database needs: the composition root, and errors
+printed without tracebacks (`fail`, `friendly_errors`: from mailer.cli.output, which
+commands that need no database import alone, and re-exported here)."""
 
 from __future__ import annotations
 
 import json
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from mailer import db
-from mailer.app.errors import store_errors
-from mailer.authoring.content import ContentError
+from mailer.authoring.loader import ContentError
+from mailer.cli.output import err_console
+from mailer.cli.output import fail as fail
+from mailer.cli.output import friendly_errors as friendly_errors
 from mailer.compose import Root, build
-from mailer.errors import MailerError
 from mailer.settings import Settings, load_settings
 from subscribers.errors import ImportRejected
 
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
+    from sqlalchemy.orm import Session
 
 
-def root(env_file: Path | None = None) -> Root:
+# Arguments of the editors' commands (render, check, preview).
+IssueArg = Annotated[
+    Path, typer.Argument(help="The issue's YAML content file.", dir_okay=False, show_default=False)
+]
+EnvOpt = Annotated[
+    Path | None, typer.Option("--env-file", help="Settings file (default: .env).", dir_okay=False)
+]
+
+
+def root(env_file: Path | None = None, *, database: bool = True) -> Root:
     """Build the composition root from `.env` (or the given file) and the environment.
 
     A setting that cannot be used (a bad value, an unparseable database URL, a data
@@ -43,16 +52,24 @@ def root(env_file: Path | None = None) -> Root:
             for error in exc.errors()
         )
         raise fail(f"error: settings: {problems}") from None
-    return _build(settings)
+    return _build(settings, database)
 
 
-def _build(settings: Settings) -> Root:
+def _build(settings: Settings, database: bool) -> Root:
+    """The root; with `database`, its engine made now, so a bad URL is reported here.
+    (SQLAlchemy is imported with the database, not before: see Root.)"""
     try:
-        return build(settings)
-    except ArgumentError as exc:  # the URL is not echoed: it may hold a password
-        raise fail(f"error: database URL: {exc} (see MAILER_DATABASE_URL)") from None
+        the_root = build(settings)
     except OSError as exc:  # e.g. a data directory that cannot be made
         raise fail(f"error: {exc.filename}: {exc.strerror} (see MAILER_DATA_DIR)") from None
+    if database:
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            the_root.engine  # noqa: B018  (made now: a bad URL is this command's error)
+        except ArgumentError as exc:  # the URL is not echoed: it may hold a password
+            raise fail(f"error: database URL: {exc} (see MAILER_DATABASE_URL)") from None
+    return the_root
 
 
 @contextmanager
@@ -62,6 +79,10 @@ def opened(env_file: Path | None = None, *, check_schema: bool = True) -> Iterat
     Errors a person can act on become one line on stderr (a content file's problems,
     one line each) and exit status 1, never a traceback.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mailer import db
+
     with friendly_errors():
         the_root = root(env_file)
         try:
@@ -81,26 +102,6 @@ def opened(env_file: Path | None = None, *, check_schema: bool = True) -> Iterat
             raise fail(f"error: database {the_root.engine.url!r}: {reason}") from None
         finally:
             the_root.close()
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one clear line to stderr and return the Exit to raise."""
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Turn our own errors (and the subscriber store's, translated by the one adapter)
-    into one line on stderr and exit status 1, never a traceback."""
-    try:
-        with store_errors():
-            yield
-    except MailerError as exc:
-        raise fail(f"error: {exc}") from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
 
 
 def run_until_stopped(controller: Controller, listening: str) -> None:
@@ -143,6 +144,8 @@ def not_utf8(text: str) -> str:
 @contextmanager
 def store_opened(check_schema: bool = True) -> Iterator[Root]:
     """The composition root, with import rejections and races as one line on stderr."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
     with opened(check_schema=check_schema) as the_root:
         try:
             yield the_root

@@ -425,8 +425,12 @@ def capture_command(
         )
 
 
-def register(app: typer.Typer, campaign_app: typer.Typer) -> None:
-    """Add this area's commands to the root command and to `mailer campaign`."""
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root command and to `mailer campaign`.
+
+    The `campaign` group's own help is in mailer.cli.main, with its other commands."""
+    campaign_app = typer.Typer()
+    app.add_typer(campaign_app, name="campaign")
     campaign_app.command(
         "create",
         epilog="Example: mailer campaign create examples/issues/2022-15.yaml --list newsletter "

@@ -312,8 +312,12 @@ def serve_command(
         out.print("stopped")
 
 
-def register(app: typer.Typer, campaign_app: typer.Typer) -> None:
-    """Add this area's commands to the root command and to `mailer campaign`."""
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root command and to `mailer campaign`.
+
+    The `campaign` group's own help is in mailer.cli.main, with its other commands."""
+    campaign_app = typer.Typer()
+    app.add_typer(campaign_app, name="campaign")
     campaign_app.command("schedule", epilog=SCHEDULE_EPILOG)(schedule_command)
     campaign_app.command(
         "reschedule", epilog='Example: mailer campaign reschedule 3 --at "2026-12-02 09:00"'

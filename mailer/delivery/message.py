@@ -28,8 +28,7 @@ from html import escape as html_escape
 from urllib.parse import quote
 
 from mailer import urls
-from mailer.authoring.render import Slot
-from mailer.authoring.slots import SlotInSubject, refuse_slots
+from mailer.authoring.slots import Slot, SlotInSubject, refuse_slots
 from mailer.delivery import tokens
 from mailer.errors import UserInputError
 

@@ -14,14 +14,8 @@ from starlette.exceptions import HTTPException
 
 from mailer import urls
 from mailer.authoring.checks import check_issue
-from mailer.authoring.content import (
-    MAX_FILE_BYTES,
-    TOO_LARGE,
-    ContentError,
-    Problem,
-    decode_text,
-    load_issue_text,
-)
+from mailer.authoring.content import load_issue_text
+from mailer.authoring.loader import MAX_FILE_BYTES, TOO_LARGE, ContentError, Problem, decode_text
 from mailer.authoring.render import Slot, fill
 from mailer.delivery.testsend import send_test
 from mailer.errors import MailerError

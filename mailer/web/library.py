@@ -20,7 +20,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer.authoring.content import ContentError, Issue, load_issue_text, read_text
+from mailer.authoring.content import Issue, load_issue_text
+from mailer.authoring.loader import ContentError, read_text
 from mailer.delivery.campaigns import Campaign
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
