@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, String, and_, cast, exists, func, literal, select
+from sqlalchemy import Row, Select, String, and_, cast, exists, func, literal, select, text
 from sqlalchemy.orm import Session
 
 from subscribers.countries import normalise_country
@@ -215,9 +215,18 @@ class CountRow:
     count: int
 
 
+def _brought_up_to_date(session: Session) -> None:
+    """On PostgreSQL, count what this transaction changed so far (the triggers note the
+    changes and count them at commit; see migration 0009). A no-op in a transaction
+    that wrote nothing; SQLite counts every change at once."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT audience_flush()"))
+
+
 def count_by_country_and_partner(session: Session, audience: Audience) -> list[CountRow]:
     """Recipients per (country, partner name), from the counts the database keeps
     (`AudienceCount`): a sum over the groups in use, not a count of the people."""
+    _brought_up_to_date(session)
     people = func.sum(AudienceCount.people)
     groups = (
         select(AudienceCount.country, AudienceCount.partner_id, people.label("n"))
@@ -238,6 +247,7 @@ def count_by_country_and_partner(session: Session, audience: Audience) -> list[C
 
 def count_audience(session: Session, audience: Audience) -> int:
     """How many people `audience_query` names, from the counts the database keeps."""
+    _brought_up_to_date(session)
     total = select(func.sum(AudienceCount.people)).where(*_kept_conditions(audience))
     return int(session.scalar(total) or 0)
 

@@ -21,15 +21,22 @@ status changed, removed, also by cascade when a list or a person is deleted), or
 of a suppression. A refresh takes the person's old group out and puts the new one
 in, recomputed from the tables, so it is right whatever the write was.
 
-SQLite runs one writer at a time, so its triggers (one per row) add to and take
-from one row per group. PostgreSQL triggers run once per statement over the
-changed rows (transition tables, so an import or a list archive is one refresh)
-and lock the people they refresh, in id order, so two transactions changing the
-same person take turns. Its counts are written as signed rows (+n, -n) summed by
-the readers, never updated in place, so concurrent writers never wait for each
-other on a shared counter (a long import would otherwise hold every group it
-touched until it commits); each refresh folds the groups that have several rows
-into one, skipping rows another transaction is folding (SKIP LOCKED).
+SQLite runs one writer at a time, so its triggers (one per row) refresh at once and
+add to and take from one row per group.
+
+PostgreSQL's triggers run once per statement (transition tables) and only note
+who changed (`audience_dirty`, and the transaction in `audience_pending`, whose
+deferred constraint trigger runs `audience_flush` once at commit): a refresh
+costs a few statements, and a statement per row (an ORM flush of 100,000 rows)
+must not pay it per row. `audience_flush()` refreshes everyone noted so far, in
+one set-based pass; the count readers call it first, so a transaction sees its
+own changes counted. A refresh locks the people it refreshes, in id order, so
+two transactions changing the same person take turns. The counts are written as
+signed rows (+n, -n) summed by the readers, never updated in place, so writers
+never wait for each other on a shared counter (a long import would otherwise
+hold every group it touched until it commits); each refresh folds the groups
+that have several rows into one, skipping rows another transaction is folding
+(SKIP LOCKED).
 
 `ix_ledger_email` (on lower(email)): a subscriber's page lists their deliveries
 by address (`ledger.deliveries_to`), which read the whole ledger without it.
@@ -58,12 +65,20 @@ _SQLITE_TRIGGERS = {
         "(OLD.id, NEW.id)",
     ),
     "audience_subscribers_delete": ("AFTER DELETE ON subscribers", "(OLD.id)"),
-    "audience_subscriptions_insert": ("AFTER INSERT ON subscriptions", "(NEW.subscriber_id)"),
+    "audience_subscriptions_insert": (
+        "AFTER INSERT ON subscriptions WHEN NEW.status = 'active'",
+        "(NEW.subscriber_id)",
+    ),
     "audience_subscriptions_update": (
-        "AFTER UPDATE OF subscriber_id, list_id, status ON subscriptions",
+        "AFTER UPDATE OF subscriber_id, list_id, status ON subscriptions"
+        " WHEN OLD.subscriber_id IS NOT NEW.subscriber_id OR OLD.list_id IS NOT NEW.list_id"
+        " OR OLD.status IS NOT NEW.status",
         "(OLD.subscriber_id, NEW.subscriber_id)",
     ),
-    "audience_subscriptions_delete": ("AFTER DELETE ON subscriptions", "(OLD.subscriber_id)"),
+    "audience_subscriptions_delete": (
+        "AFTER DELETE ON subscriptions WHEN OLD.status = 'active'",
+        "(OLD.subscriber_id)",
+    ),
     "audience_suppressions_insert": (
         "AFTER INSERT ON suppressions",
         "(SELECT id FROM subscribers WHERE email_hash = NEW.email_hash)",
@@ -167,22 +182,50 @@ BEGIN
      GROUP BY country, partner_id, lists HAVING sum(people) <> 0;
 END $$;
 
+CREATE FUNCTION audience_flush() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ids integer[];
+BEGIN
+    -- Nothing written in this transaction (no transaction id yet): nothing to do.
+    IF txid_current_if_assigned() IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM audience_pending WHERE transaction_id = txid_current();
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    WITH gone AS (DELETE FROM audience_dirty RETURNING subscriber_id)
+    SELECT array_agg(subscriber_id) INTO ids FROM gone;
+    PERFORM audience_refresh(coalesce(ids, '{}'));
+END $$;
+
+CREATE FUNCTION audience_pending_flush() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM audience_flush();
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION audience_subscribers_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        PERFORM audience_refresh(ARRAY(
-            SELECT id FROM (
-                SELECT id, status, country, partner_id, email_hash FROM new_rows
-                EXCEPT SELECT id, status, country, partner_id, email_hash FROM old_rows
-            ) AS added
-            UNION
-            SELECT id FROM (
-                SELECT id, status, country, partner_id, email_hash FROM old_rows
-                EXCEPT SELECT id, status, country, partner_id, email_hash FROM new_rows
-            ) AS removed));
+        INSERT INTO audience_dirty (subscriber_id)
+        SELECT id FROM (
+            SELECT id, status, country, partner_id, email_hash FROM new_rows
+            EXCEPT SELECT id, status, country, partner_id, email_hash FROM old_rows
+        ) AS added
+        UNION
+        SELECT id FROM (
+            SELECT id, status, country, partner_id, email_hash FROM old_rows
+            EXCEPT SELECT id, status, country, partner_id, email_hash FROM new_rows
+        ) AS removed;
     ELSE
-        PERFORM audience_refresh(ARRAY(SELECT id FROM old_rows));
+        INSERT INTO audience_dirty (subscriber_id) SELECT id FROM old_rows;
+    END IF;
+    IF FOUND THEN
+        INSERT INTO audience_pending VALUES (txid_current()) ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
 END $$;
@@ -191,20 +234,25 @@ CREATE FUNCTION audience_subscriptions_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM audience_refresh(ARRAY(SELECT subscriber_id FROM new_rows));
+        INSERT INTO audience_dirty (subscriber_id)
+        SELECT subscriber_id FROM new_rows WHERE status = 'active';
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM audience_refresh(ARRAY(
-            SELECT subscriber_id FROM (
-                SELECT subscriber_id, list_id, status FROM new_rows
-                EXCEPT SELECT subscriber_id, list_id, status FROM old_rows
-            ) AS added
-            UNION
-            SELECT subscriber_id FROM (
-                SELECT subscriber_id, list_id, status FROM old_rows
-                EXCEPT SELECT subscriber_id, list_id, status FROM new_rows
-            ) AS removed));
+        INSERT INTO audience_dirty (subscriber_id)
+        SELECT subscriber_id FROM (
+            SELECT subscriber_id, list_id, status FROM new_rows
+            EXCEPT SELECT subscriber_id, list_id, status FROM old_rows
+        ) AS added
+        UNION
+        SELECT subscriber_id FROM (
+            SELECT subscriber_id, list_id, status FROM old_rows
+            EXCEPT SELECT subscriber_id, list_id, status FROM new_rows
+        ) AS removed;
     ELSE
-        PERFORM audience_refresh(ARRAY(SELECT subscriber_id FROM old_rows));
+        INSERT INTO audience_dirty (subscriber_id)
+        SELECT subscriber_id FROM old_rows WHERE status = 'active';
+    END IF;
+    IF FOUND THEN
+        INSERT INTO audience_pending VALUES (txid_current()) ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
 END $$;
@@ -213,19 +261,25 @@ CREATE FUNCTION audience_suppressions_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM audience_refresh(ARRAY(
-            SELECT s.id FROM subscribers s JOIN new_rows n ON n.email_hash = s.email_hash));
+        INSERT INTO audience_dirty (subscriber_id)
+        SELECT s.id FROM subscribers s JOIN new_rows n ON n.email_hash = s.email_hash;
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM audience_refresh(ARRAY(
-            SELECT s.id FROM subscribers s
-             WHERE s.email_hash IN (SELECT email_hash FROM new_rows
-                                    UNION SELECT email_hash FROM old_rows)));
+        INSERT INTO audience_dirty (subscriber_id)
+        SELECT s.id FROM subscribers s
+         WHERE s.email_hash IN (SELECT email_hash FROM new_rows
+                                UNION SELECT email_hash FROM old_rows);
     ELSE
-        PERFORM audience_refresh(ARRAY(
-            SELECT s.id FROM subscribers s JOIN old_rows o ON o.email_hash = s.email_hash));
+        INSERT INTO audience_dirty (subscriber_id)
+        SELECT s.id FROM subscribers s JOIN old_rows o ON o.email_hash = s.email_hash;
+    END IF;
+    IF FOUND THEN
+        INSERT INTO audience_pending VALUES (txid_current()) ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
 END $$;
+
+CREATE CONSTRAINT TRIGGER audience_flush AFTER INSERT ON audience_pending
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audience_pending_flush();
 """
 
 # table, event, transition tables (statement triggers need one trigger per event)
@@ -266,6 +320,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_ledger_email", "ledger", [sa.text("lower(email)")])
     if postgres:
+        op.create_table("audience_dirty", sa.Column("subscriber_id", sa.Integer, nullable=False))
+        op.create_table(
+            "audience_pending",
+            sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        )
         op.execute(
             """
             INSERT INTO audience_keys (subscriber_id, country, partner_id, lists)
@@ -304,9 +363,14 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table, event, _ in _POSTGRES_TRIGGERS:
             op.execute(f"DROP TRIGGER audience_{table}_{event.lower()} ON {table}")
+        op.execute("DROP TRIGGER audience_flush ON audience_pending")
         for table in ("subscribers", "subscriptions", "suppressions"):
             op.execute(f"DROP FUNCTION audience_{table}_changed()")
+        op.execute("DROP FUNCTION audience_pending_flush()")
+        op.execute("DROP FUNCTION audience_flush()")
         op.execute("DROP FUNCTION audience_refresh(integer[])")
+        op.drop_table("audience_pending")
+        op.drop_table("audience_dirty")
     else:
         for name in _SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
