@@ -55,44 +55,6 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-# The ids of the people a trigger refreshes, per table and event (SQLite, per row).
-_SQLITE_TRIGGERS = {
-    "audience_subscribers_update": (
-        "AFTER UPDATE OF status, country, partner_id, email_hash ON subscribers"
-        " WHEN OLD.status IS NOT NEW.status OR OLD.country IS NOT NEW.country"
-        " OR OLD.partner_id IS NOT NEW.partner_id OR OLD.email_hash IS NOT NEW.email_hash"
-        " OR OLD.id IS NOT NEW.id",
-        "(OLD.id, NEW.id)",
-    ),
-    "audience_subscribers_delete": ("AFTER DELETE ON subscribers", "(OLD.id)"),
-    "audience_subscriptions_insert": (
-        "AFTER INSERT ON subscriptions WHEN NEW.status = 'active'",
-        "(NEW.subscriber_id)",
-    ),
-    "audience_subscriptions_update": (
-        "AFTER UPDATE OF subscriber_id, list_id, status ON subscriptions"
-        " WHEN OLD.subscriber_id IS NOT NEW.subscriber_id OR OLD.list_id IS NOT NEW.list_id"
-        " OR OLD.status IS NOT NEW.status",
-        "(OLD.subscriber_id, NEW.subscriber_id)",
-    ),
-    "audience_subscriptions_delete": (
-        "AFTER DELETE ON subscriptions WHEN OLD.status = 'active'",
-        "(OLD.subscriber_id)",
-    ),
-    "audience_suppressions_insert": (
-        "AFTER INSERT ON suppressions",
-        "(SELECT id FROM subscribers WHERE email_hash = NEW.email_hash)",
-    ),
-    "audience_suppressions_update": (
-        "AFTER UPDATE OF email_hash ON suppressions",
-        "(SELECT id FROM subscribers WHERE email_hash IN (OLD.email_hash, NEW.email_hash))",
-    ),
-    "audience_suppressions_delete": (
-        "AFTER DELETE ON suppressions",
-        "(SELECT id FROM subscribers WHERE email_hash = OLD.email_hash)",
-    ),
-}
-
 # A person's group, if they can be mailed: the same conditions as the audience query.
 _SQLITE_KEY = """
 SELECT s.id, coalesce(s.country, ''), coalesce(s.partner_id, 0),
@@ -107,30 +69,96 @@ SELECT s.id, coalesce(s.country, ''), coalesce(s.partner_id, 0),
    AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = s.email_hash)
 """
 
+# Built from this file's constants only, never from input (hence the noqa: S608).
 
-def _sqlite_refresh(ids: str) -> str:
-    """The statements that move the people `ids` (an SQL list) to their current group."""
+
+def _one(person: str) -> str:
+    """The statements that move one person (`person`: an SQL expression of their id)
+    from their counted group, if any, to their current one, if any."""
+    group = f"SELECT country, partner_id, lists FROM audience_keys WHERE subscriber_id = {person}"  # noqa: S608
+    return f"""
+UPDATE audience_counts SET people = people - 1 WHERE (country, partner_id, lists) IN ({group});
+DELETE FROM audience_counts WHERE people = 0 AND (country, partner_id, lists) IN ({group});
+DELETE FROM audience_keys WHERE subscriber_id = {person};
+INSERT INTO audience_keys (subscriber_id, country, partner_id, lists)
+{_SQLITE_KEY} AND s.id = {person};
+INSERT INTO audience_counts (country, partner_id, lists, people)
+SELECT country, partner_id, lists, 1 FROM audience_keys WHERE subscriber_id = {person}
+ON CONFLICT (country, partner_id, lists) DO UPDATE SET people = people + 1;
+"""  # noqa: S608
+
+
+def _many(ids: str) -> str:
+    """`_one` for the people `ids` (an SQL subquery of ids: those with one address hash)."""
     same_group = (
         "k.country = audience_counts.country AND k.partner_id = audience_counts.partner_id"
         " AND k.lists = audience_counts.lists"
     )
-    # Built from this file's constants only, never from input (hence the noqa).
     groups = f"SELECT country, partner_id, lists FROM audience_keys WHERE subscriber_id IN {ids}"  # noqa: S608
     moved = f"SELECT count(*) FROM audience_keys k WHERE k.subscriber_id IN {ids} AND {same_group}"  # noqa: S608
     return f"""
 UPDATE audience_counts SET people = people - ({moved})
  WHERE (country, partner_id, lists) IN ({groups});
+DELETE FROM audience_counts WHERE people = 0 AND (country, partner_id, lists) IN ({groups});
 DELETE FROM audience_keys WHERE subscriber_id IN {ids};
 INSERT INTO audience_keys (subscriber_id, country, partner_id, lists)
 {_SQLITE_KEY} AND s.id IN {ids};
 INSERT INTO audience_counts (country, partner_id, lists, people)
-SELECT DISTINCT k.country, k.partner_id, k.lists, 0 FROM audience_keys k
- WHERE k.subscriber_id IN {ids} AND NOT EXISTS (
-     SELECT 1 FROM audience_counts WHERE {same_group});
-UPDATE audience_counts SET people = people + ({moved})
- WHERE (country, partner_id, lists) IN ({groups});
-DELETE FROM audience_counts WHERE people = 0;
+SELECT country, partner_id, lists, count(*) FROM audience_keys
+ WHERE subscriber_id IN {ids} GROUP BY country, partner_id, lists
+ON CONFLICT (country, partner_id, lists) DO UPDATE SET people = people + excluded.people;
 """  # noqa: S608
+
+
+_SUBSCRIBER_CHANGED = (
+    "OLD.status IS NOT NEW.status OR OLD.country IS NOT NEW.country"
+    " OR OLD.partner_id IS NOT NEW.partner_id OR OLD.email_hash IS NOT NEW.email_hash"
+)
+_SUBSCRIPTION_CHANGED = "OLD.list_id IS NOT NEW.list_id OR OLD.status IS NOT NEW.status"
+
+# SQLite triggers (one run per row): name -> (when, what they run).
+_SQLITE_TRIGGERS = {
+    "audience_subscribers_update": (
+        "AFTER UPDATE OF status, country, partner_id, email_hash ON subscribers"
+        f" WHEN OLD.id = NEW.id AND ({_SUBSCRIBER_CHANGED})",
+        _one("NEW.id"),
+    ),
+    "audience_subscribers_renumber": (
+        "AFTER UPDATE OF id ON subscribers WHEN OLD.id IS NOT NEW.id",
+        _one("OLD.id") + _one("NEW.id"),
+    ),
+    "audience_subscribers_delete": ("AFTER DELETE ON subscribers", _one("OLD.id")),
+    "audience_subscriptions_insert": (
+        "AFTER INSERT ON subscriptions WHEN NEW.status = 'active'",
+        _one("NEW.subscriber_id"),
+    ),
+    "audience_subscriptions_update": (
+        "AFTER UPDATE OF list_id, status ON subscriptions"
+        f" WHEN OLD.subscriber_id = NEW.subscriber_id AND ({_SUBSCRIPTION_CHANGED})",
+        _one("NEW.subscriber_id"),
+    ),
+    "audience_subscriptions_move": (
+        "AFTER UPDATE OF subscriber_id ON subscriptions"
+        " WHEN OLD.subscriber_id IS NOT NEW.subscriber_id",
+        _one("OLD.subscriber_id") + _one("NEW.subscriber_id"),
+    ),
+    "audience_subscriptions_delete": (
+        "AFTER DELETE ON subscriptions WHEN OLD.status = 'active'",
+        _one("OLD.subscriber_id"),
+    ),
+    "audience_suppressions_insert": (
+        "AFTER INSERT ON suppressions",
+        _many("(SELECT id FROM subscribers WHERE email_hash = NEW.email_hash)"),
+    ),
+    "audience_suppressions_update": (
+        "AFTER UPDATE OF email_hash ON suppressions",
+        _many("(SELECT id FROM subscribers WHERE email_hash IN (OLD.email_hash, NEW.email_hash))"),
+    ),
+    "audience_suppressions_delete": (
+        "AFTER DELETE ON suppressions",
+        _many("(SELECT id FROM subscribers WHERE email_hash = OLD.email_hash)"),
+    ),
+}
 
 
 _POSTGRES_FUNCTIONS = """
@@ -355,8 +383,8 @@ def upgrade() -> None:
                 f" EXECUTE FUNCTION audience_{table}_changed()"
             )
     else:
-        for name, (when, ids) in _SQLITE_TRIGGERS.items():
-            op.execute(f"CREATE TRIGGER {name} {when} BEGIN {_sqlite_refresh(ids)} END")
+        for name, (when, statements) in _SQLITE_TRIGGERS.items():
+            op.execute(f"CREATE TRIGGER {name} {when} BEGIN {statements} END")
 
 
 def downgrade() -> None:
