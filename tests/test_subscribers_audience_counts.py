@@ -109,7 +109,7 @@ def _id(session: Session, email: str) -> int:
     return repo.get_subscriber(session, email).id
 
 
-def _csv(rows: list[tuple[str, str, str]]) -> bytes:
+def _csv(rows: list[tuple[str, str, str, str]]) -> bytes:
     lines = ["email,country,partner,lists"]
     lines += [f"{email},{country},{partner},{lists}" for email, country, partner, lists in rows]
     return "\n".join(lines).encode()
