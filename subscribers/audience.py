@@ -6,10 +6,11 @@ exclusions are EXISTS subqueries, so a person on two selected lists is not
 doubled) and is meant to be streamed or used in `insert().from_select()`; it
 never loads the audience into memory.
 
-The counts (`count_audience`, `count_by_country_and_partner`) select the same
-people with the same conditions; on SQLite they are written as `IN` / `NOT IN`
-sets instead (see `_recipient_conditions`), which SQLite evaluates once instead
-of once per subscriber.
+The counts (`count_audience`, `count_by_country_and_partner`) count the same
+people without reading them: the database keeps, in `audience_counts`, how many
+people share each (country, partner, set of lists) group, with triggers on every
+table the audience depends on (migration 0009), so a count is a sum over the few
+hundred groups in use whatever writes the tables.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Row, Select, String, and_, cast, exists, func, literal, select, text
+from sqlalchemy.orm import Session
 
 from subscribers.countries import normalise_country
 from subscribers.errors import NotFound, StoreInputError
 from subscribers.models import (
+    AudienceCount,
     MailingList,
     Partner,
     Subscriber,
@@ -110,50 +112,17 @@ def _on_lists(slugs: Sequence[str]) -> Any:
     return exists().where(condition)
 
 
-def _members(slugs: Sequence[str]) -> Any:
-    """The ids of subscribers with an active subscription to one of `slugs` (any if empty):
-    `_on_lists` as a set."""
-    query = select(Subscription.subscriber_id).where(
-        Subscription.status == SubscriptionStatus.ACTIVE
-    )
-    if slugs:
-        list_ids = select(MailingList.id).where(MailingList.slug.in_(slugs))
-        query = query.where(Subscription.list_id.in_(list_ids))
-    return query
-
-
-def _recipient_conditions(audience: Audience, *, as_sets: bool = False) -> list[Any]:
-    """The WHERE clause of `audience`'s recipients, on `Subscriber`.
-
-    By default list membership, suppression and exclusion are correlated EXISTS,
-    which PostgreSQL turns into hash semi- and anti-joins. `as_sets` writes the same
-    tests as `id IN (...)` / `id NOT IN (...)` of subscriber ids, for SQLite: it
-    builds each set once instead of searching per subscriber (counting 100,000
-    recipients takes about 60% of the time). The ids compared are primary keys,
-    never NULL, so `NOT IN` means exactly `NOT EXISTS`; on PostgreSQL `NOT IN` is
-    not turned into an anti-join (and is quadratic when the set outgrows
-    work_mem), so it is for SQLite only.
-    """
-    conditions: list[Any] = [Subscriber.status == SubscriberStatus.ACTIVE]
-    if as_sets:
-        suppressed = aliased(Subscriber)
-        conditions += [
-            Subscriber.id.in_(_members(audience.lists)),
-            Subscriber.id.not_in(
-                select(suppressed.id).join(
-                    Suppression, Suppression.email_hash == suppressed.email_hash
-                )
-            ),
-        ]
-        if audience.exclude_lists:
-            conditions.append(Subscriber.id.not_in(_members(audience.exclude_lists)))
-    else:
-        conditions += [
-            _on_lists(audience.lists),
-            ~exists().where(Suppression.email_hash == Subscriber.email_hash),
-        ]
-        if audience.exclude_lists:
-            conditions.append(~_on_lists(audience.exclude_lists))
+def _recipient_conditions(audience: Audience) -> list[Any]:
+    """The WHERE clause of `audience`'s recipients, on `Subscriber`: list membership,
+    suppression and exclusion as correlated EXISTS (hash semi- and anti-joins on
+    PostgreSQL)."""
+    conditions: list[Any] = [
+        Subscriber.status == SubscriberStatus.ACTIVE,
+        _on_lists(audience.lists),
+        ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+    ]
+    if audience.exclude_lists:
+        conditions.append(~_on_lists(audience.exclude_lists))
     if audience.countries:
         conditions.append(Subscriber.country.in_(audience.countries))
     if audience.partners:
@@ -182,21 +151,27 @@ def audience_query(audience: Audience) -> AudienceSelect:
     )
 
 
-def _counted(session: Session, audience: Audience) -> Any:
-    """`audience`'s recipients' country and partner_id, as a subquery to count: the
-    conditions of `audience_query`, as sets on SQLite (`_recipient_conditions`) unless
-    countries or partners narrow it (then the (country, partner) index finds the few
-    rows to test, and building the sets would cost more than it saves)."""
-    as_sets = (
-        session.get_bind().dialect.name == "sqlite"
-        and not audience.countries
-        and not audience.partners
-    )
-    return (
-        select(Subscriber.country.label("country"), Subscriber.partner_id.label("partner_id"))
-        .where(*_recipient_conditions(audience, as_sets=as_sets))
-        .subquery()
-    )
+def _in_group(slugs: Sequence[str]) -> Any:
+    """Whether the outer `AudienceCount` group is on one of the lists `slugs`: its
+    `lists` text (",3,7,") holds the id of one of them."""
+    marker = literal(",") + cast(MailingList.id, String) + literal(",")
+    return exists().where(MailingList.slug.in_(slugs), AudienceCount.lists.contains(marker))
+
+
+def _kept_conditions(audience: Audience) -> list[Any]:
+    """The groups of the kept counts that `audience` reaches: the conditions of
+    `_recipient_conditions`, on groups (status and suppression are in the keeping)."""
+    conditions: list[Any] = []
+    if audience.lists:
+        conditions.append(_in_group(audience.lists))
+    if audience.exclude_lists:
+        conditions.append(~_in_group(audience.exclude_lists))
+    if audience.countries:
+        conditions.append(AudienceCount.country.in_(audience.countries))
+    if audience.partners:
+        partner_ids = select(Partner.id).where(Partner.name.in_(audience.partners))
+        conditions.append(AudienceCount.partner_id.in_(partner_ids))
+    return conditions
 
 
 def iter_audience(
@@ -240,17 +215,24 @@ class CountRow:
     count: int
 
 
+def _brought_up_to_date(session: Session) -> None:
+    """On PostgreSQL, count what this transaction changed so far (the triggers note the
+    changes and count them at commit; see migration 0009). A no-op in a transaction
+    that wrote nothing; SQLite counts every change at once."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT audience_flush()"))
+
+
 def count_by_country_and_partner(session: Session, audience: Audience) -> list[CountRow]:
-    """Recipients per (country, partner name), counted in the database."""
-    recipients = _counted(session, audience)
-    # Grouped on expressions, not the bare columns: SQLite otherwise walks the
-    # (country, partner) index and fetches every row from it out of order (1.5 s at
-    # 100,000 against 0.1 s for a scan and a sort); partner names are joined to the groups.
-    country = func.coalesce(recipients.c.country, "")
-    partner_id = func.coalesce(recipients.c.partner_id, 0)
+    """Recipients per (country, partner name), from the counts the database keeps
+    (`AudienceCount`): a sum over the groups in use, not a count of the people."""
+    _brought_up_to_date(session)
+    people = func.sum(AudienceCount.people)
     groups = (
-        select(country.label("country"), partner_id.label("partner_id"), func.count().label("n"))
-        .group_by(country, partner_id)
+        select(AudienceCount.country, AudienceCount.partner_id, people.label("n"))
+        .where(*_kept_conditions(audience))
+        .group_by(AudienceCount.country, AudienceCount.partner_id)
+        .having(people > 0)
         .subquery()
     )
     query = select(groups.c.country, Partner.name, groups.c.n).outerjoin(
@@ -264,9 +246,10 @@ def count_by_country_and_partner(session: Session, audience: Audience) -> list[C
 
 
 def count_audience(session: Session, audience: Audience) -> int:
-    """How many people `audience_query` names, counted in the database."""
-    recipients = _counted(session, audience)
-    return session.scalar(select(func.count()).select_from(recipients)) or 0
+    """How many people `audience_query` names, from the counts the database keeps."""
+    _brought_up_to_date(session)
+    total = select(func.sum(AudienceCount.people)).where(*_kept_conditions(audience))
+    return int(session.scalar(total) or 0)
 
 
 def countries_present(session: Session) -> set[str]:

@@ -185,3 +185,33 @@ class Suppression(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AudienceKey(Base):
+    """The group a person is counted in, kept by the database (triggers, migration 0009).
+
+    One row per person who can be mailed at all (active, not suppressed, on at least
+    one list): their country ('' for none), partner id (0 for none) and the ids of the
+    lists they are actively on as ",3,7,". Never written by the application.
+    """
+
+    __tablename__ = "audience_keys"
+
+    subscriber_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    country: Mapped[str] = mapped_column(String(2))
+    partner_id: Mapped[int] = mapped_column(Integer)
+    lists: Mapped[str] = mapped_column(Text)
+
+
+class AudienceCount(Base):
+    """How many `AudienceKey` rows share a (country, partner_id, lists) group, kept by the
+    database (migration 0009). On PostgreSQL a group may have several signed rows
+    (concurrent writers never update one counter): readers sum `people` per group."""
+
+    __tablename__ = "audience_counts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))
+    partner_id: Mapped[int] = mapped_column(Integer)
+    lists: Mapped[str] = mapped_column(Text)
+    people: Mapped[int] = mapped_column(Integer)
