@@ -1,6 +1,6 @@
 """Public pages, no login: unsubscribe (RFC 8058 one-click and the confirm page),
 preferences, "view in browser" (the web copy), the archive of sent issues and its Atom
-feed, and a page on how to subscribe.
+feed. (The sign-up pages at /subscribe are mailer.web.signup.)
 
 The token in an unsubscribe URL (mailer.delivery.tokens) names one subscriber and proves the
 link came from us; a page reached with it shows and changes only that subscriber,
@@ -205,13 +205,6 @@ def _set_preferences(
             return _unoffered(unoffered)
         repository.set_preferences(session, subscriber_id, wanted, source="preferences", ip=ip)
     return True
-
-
-@router.get("/subscribe")
-def subscribe_help(request: Request) -> Response:
-    """Where the web copy sends readers: how to subscribe, and how subscribers manage
-    their subscription (with the links in their own emails)."""
-    return web(request).pages.render(request, "public/subscribe.html", title="Subscribe")
 
 
 def _web_parts(request: Request, entry: ArchiveEntry) -> dict[str, str]:
