@@ -35,6 +35,7 @@ class Root:
     def scheduler(self) -> CampaignScheduler:
         """The campaign scheduler; its `start()` takes the one-per-database lock."""
         from mailer.authoring.render import Renderer
+        from mailer.people.signups import PurgeChore
         from mailer.schedule.scheduler import CampaignScheduler
 
         return CampaignScheduler(
@@ -43,6 +44,7 @@ class Root:
             default_grace_seconds=self.settings.misfire_grace_seconds,
             poll_seconds=self.settings.scheduler_poll_seconds,
             make_renderer=lambda: Renderer.from_settings(self.settings),
+            chores=[PurgeChore(self.sessions, self.settings.signup_expiry_days)],
         )
 
     def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:

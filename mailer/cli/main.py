@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mailer.cli import authoring, bounces, delivery, demo, schedule, store, web
+from mailer.cli import authoring, bounces, delivery, demo, schedule, signups, store, web
 
 app = typer.Typer(
     help="Newsletter service: write issues, keep subscriber lists, deliver by SMTP.",
@@ -17,6 +17,7 @@ app.add_typer(campaign_app, name="campaign")
 
 authoring.register(app)
 store.register(app)
+signups.register(app)  # after store: adds to its `subscribers` group
 delivery.register(app, campaign_app)
 schedule.register(app, campaign_app)
 web.register(app)

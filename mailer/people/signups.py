@@ -22,7 +22,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -414,4 +414,3 @@ class PurgeChore:
         done = purge(self.sessions, self.keep_days)
         if done.signups:
             log.info("purged %s unconfirmed sign-ups", done.signups)
-

@@ -676,7 +676,9 @@ class CampaignScheduler:
         poll_seconds: float = 5.0,
         make_renderer: Callable[[], RendererLike] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        chores: Sequence[Callable[[], None]] = (),
     ) -> None:
+        self._chores = chores  # housekeeping run after each re-read (sign-up purge)
         self._engine = engine
         self._sessions = sessions
         self._poll = poll_seconds
@@ -776,6 +778,8 @@ class CampaignScheduler:
     def _sync_quietly(self) -> None:
         try:
             self.sync()
+            for chore in self._chores:
+                chore()
         except Exception:
             log.exception("re-reading the schedule failed; trying again in %s s", self._poll)
 
