@@ -6,8 +6,10 @@ forged and expired links)."""
 # ruff: noqa: F811
 from __future__ import annotations
 
+import html
 import re
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,9 +42,7 @@ LINK = re.compile(r"https://news\.example\.org/subscribe/confirm/[0-9]+\.[0-9]+\
 def make_root(tmp_path: Path, database_url: str, smtp_port: int, **overrides: object) -> Root:
     values: dict[str, object] = {"signup_min_fill_seconds": 0, "retry_base_seconds": 0.0}
     values.update(overrides)
-    root = build(
-        make_settings(tmp_path, database_url=database_url, smtp_port=smtp_port, **values)
-    )
+    root = build(make_settings(tmp_path, database_url=database_url, smtp_port=smtp_port, **values))
     with root.sessions.begin() as session:
         repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
         repository.add_list(session, "events", "Events", "Workshops", public=True)
@@ -55,8 +55,6 @@ def form_of(http: TestClient, path: str = "/subscribe/newsletter") -> dict[str, 
     assert page.status_code == 200, page.text
     stamp, consent = STAMP.search(page.text), CONSENT.search(page.text)
     assert stamp and consent
-    import html
-
     return {"stamp": html.unescape(stamp.group(1)), "consent_text": html.unescape(consent.group(1))}
 
 
@@ -108,7 +106,7 @@ def subscription(root: Root, email: str, slug: str) -> Subscription | None:
 @pytest.fixture
 def app_root(
     tmp_path: Path, database_url: str, smtp_server: SMTPTestServer
-) -> tuple[FastAPI, Root]:
+) -> Iterator[tuple[FastAPI, Root]]:
     root = make_root(tmp_path, database_url, smtp_server.port)
     yield make_app(root), root
     root.close()
@@ -131,7 +129,7 @@ def test_sign_up_mails_a_confirmation_and_only_its_post_confirms(
     assert html_part is not None and "Confirm my subscription" in html_part.get_content()
     assert "LMEC Newsletter" in html_part.get_content() and "\\u{" not in html_part.get_content()
     link = link_in(message)
-    assert link.replace("/", "&#x2F;") in html_part.get_content() or link in html_part.get_content()
+    assert link.rsplit("/", 1)[1] in html_part.get_content()  # the button and the link shown
     with root.sessions() as session:
         assert repository.find_subscriber(session, "thuha@example.org") is None
         assert signups.count_pending(session) == 1
@@ -188,9 +186,8 @@ def test_sign_up_mails_a_confirmation_and_only_its_post_confirms(
     )
     root.worker().run(threading.Event(), until_idle=True)
     assert smtp_server.wait_for(1)
-    assert [m["To"] for m in smtp_server.parsed()] == [
-        "=?utf-8?b?Tmd1eeG7hW4gVGjhu4sgVGh1IEjDoA==?= <Thuha@example.org>"
-    ] or "Thuha@example.org" in str(smtp_server.parsed()[0]["To"])
+    assert smtp_server.count() == 1
+    assert "Thuha@example.org" in str(smtp_server.parsed()[0]["To"])
 
 
 def test_forged_altered_and_expired_links_change_nothing(
@@ -216,7 +213,8 @@ def test_forged_altered_and_expired_links_change_nothing(
     ):
         for method in ("get", "post"):
             response = getattr(http, method)(
-                f"/subscribe/confirm/{bad}", **({"data": {"csrf_token": csrf}} if method == "post" else {})
+                f"/subscribe/confirm/{bad}",
+                **({"data": {"csrf_token": csrf}} if method == "post" else {}),
             )
             assert response.status_code in (400, 404), (bad, method, response.status_code)
     assert subscription(root, "linh@example.vn", "newsletter") is None
@@ -272,9 +270,15 @@ def test_suppressed_erased_and_bounced_addresses_are_never_mailed(
         privacy.erase(session, "erased@example.org")
         person = repository.add_subscriber(session, "bounced@example.org")
         repository.set_status(session, person.id, SubscriberStatus.BOUNCED)
-    answers = {sign_up(http, address) for address in (
-        "GONE@example.org", "erased@example.org", "bounced@example.org", "new@example.org"
-    )}
+    answers = {
+        sign_up(http, address)
+        for address in (
+            "GONE@example.org",
+            "erased@example.org",
+            "bounced@example.org",
+            "new@example.org",
+        )
+    }
     assert len(answers) == 1  # the same page for all four
     assert smtp_server.wait_for(1)
     assert [m["To"] for m in smtp_server.parsed()] == ["new@example.org"]
@@ -301,9 +305,9 @@ def test_an_unsubscribed_address_comes_back_only_by_confirming(
     record = subscription(root, "left@example.org", "newsletter")
     assert record is not None and record.status == SubscriptionStatus.ACTIVE
     with root.sessions() as session:
-        person = repository.find_subscriber(session, "left@example.org")
-        assert person is not None and person.status == SubscriberStatus.ACTIVE
-        assert person.name == "Somchai"  # a sign-up never rewrites someone's details
+        found = repository.find_subscriber(session, "left@example.org")
+        assert found is not None and found.status == SubscriberStatus.ACTIVE
+        assert found.name == "Somchai"  # a sign-up never rewrites someone's details
 
 
 def test_throttles_per_client_and_per_address(
@@ -385,7 +389,7 @@ def test_bad_fields_come_back_with_messages_and_nothing_is_stored(
 def test_staff_see_pending_sign_ups_weekly_counts_and_the_snippet(
     app_root: tuple[FastAPI, Root], smtp_server: SMTPTestServer
 ) -> None:
-    app, root = app_root
+    app, _ = app_root
     add_user(app, "admin@example.org", "admin")
     add_user(app, "editor@example.org", "editor")
     sign_up(client(app), "waiting@example.org")
