@@ -215,7 +215,9 @@ def test_sign_up_through_the_snippet_on_a_partner_site(site: Site, tmp_path: Pat
         server.server_close()
 
 
-def test_the_sign_up_pages_have_no_serious_accessibility_violation(site: Site) -> None:
+def test_the_sign_up_pages_have_no_serious_accessibility_violation(
+    site: Site, artifacts: Path
+) -> None:
     if not AXE.is_file():
         pytest.fail(f"{AXE} is missing: run ./run setup")
     context = site.browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
@@ -232,7 +234,21 @@ def test_the_sign_up_pages_have_no_serious_accessibility_violation(site: Site) -
     page.get_by_role("button", name="Subscribe").click()
     page.get_by_role("heading", name="Check your inbox").wait_for()
     found["check your inbox"] = axe_violations(page)
-    page.goto(confirmation_link(site.smtp, 1))
+    link = confirmation_link(site.smtp, 1)
+    email = site.smtp.parsed()[0].get_body(("html",))
+    assert email is not None
+    mail_file = artifacts / f"signup-confirmation-email-{site.db}.html"
+    mail_file.write_text(email.get_content(), encoding="utf-8")
+    for width in (600, 375):  # the confirmation email itself, as a mail client shows it
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(mail_file.as_uri())
+        found[f"confirmation email at {width} px"] = axe_violations(page)
+        page.screenshot(
+            path=str(artifacts / f"signup-confirmation-email-{width}-{site.db}.png"),
+            full_page=True,
+        )
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(link)
     found["confirm"] = axe_violations(page)
     page.get_by_role("button", name="Confirm").click()
     page.get_by_role("heading", name="You are subscribed").wait_for()
