@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     )
     signup_expiry_days: int = Field(default=7, ge=1, le=365)  # unconfirmed: purged after
     signup_cooldown_minutes: int = Field(default=60, ge=0)  # one confirmation per address
-    signup_per_ip_per_hour: int = Field(default=10, ge=1)
+    signup_per_ip_per_hour: int = Field(default=20, ge=1)
     signup_per_address_per_day: int = Field(default=5, ge=1)
     signup_min_fill_seconds: float = Field(default=3.0, ge=0)  # faster: a robot, asked again
 

@@ -31,6 +31,7 @@ from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus, Subscription, SubscriptionStatus
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401
+from tests.waiting import wait_until
 from tests.web_harness import add_user, client, csrf_of, login, make_app
 
 SEED = REPO / "examples" / "issues" / "2022-13.yaml"
@@ -455,3 +456,30 @@ def test_migration_0011_goes_down_and_up(engine: object) -> None:
     assert db.is_up_to_date(engine)
     columns = {c["name"] for c in inspect(engine).get_columns("subscriptions")}
     assert {"consent_form", "consent_text", "consent_confirmed_at"} <= columns
+
+
+def test_the_scheduler_purges_unconfirmed_sign_ups(
+    tmp_path: Path, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    """The scheduler's re-read runs the purge (once an hour), so a running installation
+    deletes expired sign-ups without anyone running the command."""
+    root = make_root(tmp_path, database_url, smtp_server.port, scheduler_poll_seconds=0.2)
+    try:
+        sign_up(client(make_app(root)), "expired@example.org")
+        with root.sessions.begin() as session:
+            session.execute(
+                update(signups.Signup).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        scheduler = root.scheduler()
+        scheduler.start()
+        try:
+            wait_until(lambda: _pending(root) == 0, "the scheduler to purge the sign-up")
+        finally:
+            scheduler.stop()
+    finally:
+        root.close()
+
+
+def _pending(root: Root) -> int:
+    with root.sessions() as session:
+        return signups.count_pending(session)
