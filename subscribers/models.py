@@ -134,6 +134,9 @@ class MailingList(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Migration 0011: the issue (its file's stem, e.g. `2022-15`) mailed to whoever joins
+    # this list through the public sign-up, once they confirm; NULL: none.
+    welcome_issue: Mapped[str | None] = mapped_column(String(100))
 
     @property
     def archived(self) -> bool:

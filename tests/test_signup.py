@@ -483,3 +483,40 @@ def test_the_scheduler_purges_unconfirmed_sign_ups(
 def _pending(root: Root) -> int:
     with root.sessions() as session:
         return signups.count_pending(session)
+
+
+def test_a_list_s_welcome_issue_is_mailed_once_confirmed(
+    tmp_path: Path, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    issues = tmp_path / "issues"
+    issues.mkdir()
+    (issues / "2022-13.yaml").write_bytes(SEED.read_bytes())
+    root = make_root(tmp_path, database_url, smtp_server.port, issues_dir=issues)
+    try:
+        app = make_app(root)
+        add_user(app, "admin@example.org", "admin")
+        admin, token = login(app, "admin@example.org")
+        chosen = admin.post(
+            "/lists/newsletter/signup", data={"csrf_token": token, "welcome_issue": "2022-13"}
+        )
+        assert chosen.status_code == 303
+        refused = admin.post(
+            "/lists/events/signup", data={"csrf_token": token, "welcome_issue": "../etc/passwd"}
+        )
+        assert refused.status_code == 303
+        with root.sessions() as session:
+            assert repository.get_list(session, "newsletter").welcome_issue == "2022-13"
+            assert repository.get_list(session, "events").welcome_issue is None
+        http = client(app)
+        sign_up(http, "hello@example.org", lists=("newsletter", "events"))
+        assert smtp_server.wait_for(1)
+        link = link_in(smtp_server.parsed()[0])
+        http.post(link, data={"csrf_token": csrf_of(http.get(link).text)})
+        assert smtp_server.wait_for(2)
+        welcome = smtp_server.parsed()[1]
+        assert welcome["To"].addresses[0].addr_spec == "hello@example.org"
+        assert "Working-Group Meeting" in str(welcome["Subject"])
+        assert "/unsubscribe/" in str(welcome["List-Unsubscribe"])
+        assert smtp_server.count() == 2  # one welcome, for the one list that has one
+    finally:
+        root.close()

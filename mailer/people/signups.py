@@ -22,23 +22,26 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailer.authoring.content import ContentError, load_issue
 from mailer.authoring.render import Renderer
 from mailer.compose import Root
+from mailer.delivery.message import MessageTemplate, Recipient
 from mailer.errors import MailerError, PermanentError
 from mailer.settings import Settings
 from subscribers import signups
 from subscribers.countries import normalise_country
 from subscribers.errors import StoreInputError
-from subscribers.models import MailingList
+from subscribers.models import MailingList, Subscriber
 from subscribers.validation import clean_name, normalise_email
 
 log = logging.getLogger("mailer.people.signups")
@@ -380,16 +383,56 @@ class SignupService:
         log.info("sign-up %s: confirmation sent", signup_id)
         return True
 
+    def welcome(self, subscriber_id: int, issues: Sequence[Welcome]) -> int:
+        """Mail each welcome issue to a person who just confirmed, built like a campaign
+        message (their own unsubscribe and preferences links); how many were sent. Not
+        recorded in any ledger; a failure is logged and not retried."""
+        with self.sessions() as session:
+            person = session.get(Subscriber, subscriber_id)
+            if person is None or not signups.mailable(session, person.email):
+                return 0
+            recipient = Recipient(person.id, person.email, person.name or None)
+        renderer = self._renderer()
+        sender = renderer.profile.sender
+        sent = 0
+        transport = self.root.transport()
+        try:
+            for welcome in issues:
+                try:
+                    rendered = renderer.render(load_issue(welcome.path))
+                    message = MessageTemplate(
+                        identity=self.root.identity(),
+                        campaign_id=welcome.campaign_id,
+                        nonce="welcome",
+                        subject=rendered.subject,
+                        sender=formataddr((sender.name, sender.address)),
+                        html=rendered.html,
+                        text=rendered.text,
+                        reply_to=sender.reply_to,
+                    ).personalise(recipient)
+                    transport.send(
+                        message.envelope_from,
+                        [message.recipient],
+                        message.data,
+                        smtputf8=message.needs_smtputf8,
+                    )
+                    sent += 1
+                except (MailerError, ContentError) as exc:
+                    log.warning(
+                        "welcome %s to subscriber %s not sent: %s", welcome.path, subscriber_id, exc
+                    )
+        finally:
+            transport.close()
+        return sent
 
-def _wire_address(email: str) -> str:
-    """An internationalised domain as IDNA (no SMTPUTF8 needed for it)."""
-    local, _, domain = email.rpartition("@")
-    if domain.isascii():
-        return email
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return email
+
+@dataclass(frozen=True)
+class Welcome:
+    """A welcome issue's file, and the campaign that sent it (for its "view in browser"
+    link; 0 when none did)."""
+
+    path: Path
+    campaign_id: int
 
 
 # --- housekeeping --------------------------------------------------------------------------------
@@ -414,3 +457,14 @@ class PurgeChore:
         done = purge(self.sessions, self.keep_days)
         if done.signups:
             log.info("purged %s unconfirmed sign-ups", done.signups)
+
+
+def _wire_address(email: str) -> str:
+    """An internationalised domain as IDNA (no SMTPUTF8 needed for it)."""
+    local, _, domain = email.rpartition("@")
+    if domain.isascii():
+        return email
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return email

@@ -16,12 +16,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.people import signups as service_module
 from mailer.people.signups import (
     ALL,
@@ -31,15 +33,17 @@ from mailer.people.signups import (
     SignupService,
     Stamp,
     Throttled,
+    Welcome,
     check,
     check_link,
     consent_digest,
     link_id,
     read_stamp,
 )
-from mailer.web import csrf
+from mailer.web import csrf, library
 from mailer.web.auth import require_admin
 from mailer.web.context import db, web
+from mailer.web.pages import flash
 from mailer.web.public import mask
 from subscribers import repository, signups
 from subscribers.countries import REGION, country_names
@@ -51,6 +55,7 @@ public = APIRouter()
 staff = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
 DB = Annotated[Session, Depends(db)]
 HONEYPOT = "website"
+STARTED = (CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SENT)
 
 
 def install(app: FastAPI) -> None:
@@ -198,7 +203,6 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
         "public/subscribe_sent.html",
         title="Check your inbox",
         days=service.settings.signup_expiry_days,
-        background=background,
     )
 
 
@@ -316,7 +320,7 @@ def confirm_page(request: Request, session: DB, token: str) -> Response:
 
 
 @public.post("/subscribe/confirm/{token}", dependencies=[Depends(csrf.verify)])
-def confirm(request: Request, token: str) -> Response:
+def confirm(request: Request, token: str, background: BackgroundTasks) -> Response:
     service = _service(request)
     now = datetime.now(UTC)
     with service.lock, service.sessions.begin() as session:
@@ -330,6 +334,7 @@ def confirm(request: Request, token: str) -> Response:
             return _confirm_page(request, "expired", 400)
         signup_id = signup.id
         done = signups.confirm(session, signup, ip=_ip(request), now=now)
+        welcome = _welcome_issues(request, session, done.lists)
     if done.subscriber_id is None:
         log.info("sign-up %s refused at confirmation: the address may not be mailed", signup_id)
         return _confirm_page(request, "refused")
@@ -339,7 +344,29 @@ def confirm(request: Request, token: str) -> Response:
         done.subscriber_id,
         ", ".join(done.lists),
     )
+    if welcome:
+        background.add_task(service.welcome, done.subscriber_id, welcome)
     return RedirectResponse(f"/subscribe/confirm/{token}", status_code=303)
+
+
+def _welcome_issues(request: Request, session: Session, slugs: tuple[str, ...]) -> list[Welcome]:
+    """The welcome issues of the lists just joined (each once), with the newest campaign
+    that sent each, so the email's "view in browser" link leads to its web copy."""
+    issues_dir = web(request).root.settings.resolved_issues_dir
+    found: list[Welcome] = []
+    for slug in slugs:
+        key = repository.get_list(session, slug).welcome_issue
+        path = library.find_path(issues_dir, session, key) if key else None
+        if path is None or any(w.path == path for w in found):
+            continue
+        sent = session.scalar(
+            select(Campaign.id)
+            .where(Campaign.issue_path == str(path), Campaign.state.in_(STARTED))
+            .order_by(Campaign.id.desc())
+            .limit(1)
+        )
+        found.append(Welcome(path, sent or 0))
+    return found
 
 
 # --- staff ------------------------------------------------------------------------------------
@@ -382,7 +409,8 @@ def list_signup_page(request: Request, session: DB, slug: str) -> Response:
         return web(request).pages.render(
             request, "error.html", 404, status=404, message=f"No list {slug!r}."
         )
-    base = service.settings.public_base_url
+    settings = service.settings
+    base = settings.public_base_url
     snippet = (
         web(request)
         .pages.env.get_template("public/embed_snippet.html")
@@ -395,12 +423,37 @@ def list_signup_page(request: Request, session: DB, slug: str) -> Response:
             newsletter=web(request).profile.masthead.name,
         )
     )
+    issues = [i for i in library.list_issues(settings.resolved_issues_dir, session) if i.issue]
     return web(request).pages.render(
         request,
         "list_signup.html",
+        issues=issues,
         list=mailing_list,
         page_url=f"{base}/subscribe/{mailing_list.slug}",
         all_url=f"{base}/subscribe",
         snippet=snippet,
         counts=signups.weekly_counts(session).get(mailing_list.slug, []),
     )
+
+
+@staff.post("/lists/{slug}/signup")
+def set_welcome(
+    request: Request, session: DB, slug: str, welcome_issue: Annotated[str, Form()] = ""
+) -> Response:
+    """Choose the issue mailed to those who join the list by signing up (or none)."""
+    mailing_list = repository.get_list(session, slug)
+    issues_dir = web(request).root.settings.resolved_issues_dir
+    if welcome_issue:
+        found = library.find_issue(issues_dir, session, welcome_issue)
+        if found is None or found.issue is None:
+            flash(request, f"welcome_issue: no valid issue {welcome_issue[:100]!r}", "error")
+            return RedirectResponse(f"/lists/{slug}/signup", status_code=303)
+    mailing_list.welcome_issue = welcome_issue or None
+    session.commit()
+    flash(
+        request,
+        f"Those who join {mailing_list.name} by signing up now receive {welcome_issue}."
+        if welcome_issue
+        else f"No welcome email for {mailing_list.name}.",
+    )
+    return RedirectResponse(f"/lists/{slug}/signup", status_code=303)

@@ -5,7 +5,8 @@
 it asks for; `signup_throttle` the requests per client and per address (by hash) and
 when a confirmation was last mailed. Subscriptions gain what a double opt-in records
 beside source, time and IP: the form, the consent text shown, and when and from where
-the link was confirmed (NULL for subscriptions made any other way).
+the link was confirmed (NULL for subscriptions made any other way). A list may name
+an issue to mail as a welcome to those who join it that way (`lists.welcome_issue`).
 
 Revision ID: 0011
 Revises: 0008
@@ -69,6 +70,7 @@ def upgrade() -> None:
         sa.Column("last_mailed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("key", name="pk_signup_throttle"),
     )
+    op.add_column("lists", sa.Column("welcome_issue", sa.String(100), nullable=True))
     op.add_column("subscriptions", sa.Column("consent_form", sa.String(80), nullable=True))
     op.add_column("subscriptions", sa.Column("consent_text", sa.Text(), nullable=True))
     op.add_column(
@@ -82,6 +84,7 @@ def downgrade() -> None:
     # Plain DROP COLUMN (SQLite 3.35+), not a batch copy: see 0007.
     for column in ("consent_confirm_ip", "consent_confirmed_at", "consent_text", "consent_form"):
         op.drop_column("subscriptions", column)
+    op.drop_column("lists", "welcome_issue")
     op.drop_table("signup_throttle")
     op.drop_index("ix_signup_lists_list_id", table_name="signup_lists")
     op.drop_table("signup_lists")
