@@ -92,6 +92,7 @@ class Root:
 
     def scheduler(self) -> CampaignScheduler:
         """The campaign scheduler; its `start()` takes the one-per-database lock."""
+        from mailer.people.signups import PurgeChore
         from mailer.schedule.process import CampaignScheduler
 
         return CampaignScheduler(
@@ -101,6 +102,7 @@ class Root:
             poll_seconds=self.settings.scheduler_poll_seconds,
             make_renderer=self.renderer,
             clock=self.clock,
+            chores=[PurgeChore(self.sessions, self.settings.signup_expiry_days)],
         )
 
     def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:

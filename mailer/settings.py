@@ -91,6 +91,22 @@ class Settings(BaseSettings):
     # comma-separated. Empty (the default): no one's, so a client cannot pick its address.
     trusted_proxies: str = ""
 
+    # --- public sign-up (double opt-in) -----------------------------------------------
+    # The sentence a person agrees to on the sign-up forms; recorded with each consent.
+    signup_consent_text: str = Field(
+        default=(
+            "I want to receive the newsletters I ticked by email. I can unsubscribe at any"
+            " time with the link at the bottom of every email."
+        ),
+        min_length=1,
+        max_length=1000,
+    )
+    signup_expiry_days: int = Field(default=7, ge=1, le=365)  # unconfirmed: purged after
+    signup_cooldown_minutes: int = Field(default=60, ge=0)  # one confirmation per address
+    signup_per_ip_per_hour: int = Field(default=20, ge=1)
+    signup_per_address_per_day: int = Field(default=5, ge=1)
+    signup_min_fill_seconds: float = Field(default=3.0, ge=0)  # faster: a robot, asked again
+
     # --- local capture server ---------------------------------------------------
     capture_dir: Path | None = None  # empty: data_dir/captured
 

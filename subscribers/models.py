@@ -134,6 +134,9 @@ class MailingList(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Migration 0011: the issue (its file's stem, e.g. `2022-15`) mailed to whoever joins
+    # this list through the public sign-up, once they confirm; NULL: none.
+    welcome_issue: Mapped[str | None] = mapped_column(String(100))
 
     @property
     def archived(self) -> bool:
@@ -166,6 +169,13 @@ class Subscription(Base):
     consent_ip: Mapped[str | None] = mapped_column(String(45))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     unsubscribe_source: Mapped[str | None] = mapped_column(String(64))
+    # Double opt-in (migration 0011): the form the person used ("embed:newsletter",
+    # "page:all"), the consent sentence it showed, and when and from where the emailed
+    # link was confirmed. NULL for subscriptions made any other way.
+    consent_form: Mapped[str | None] = mapped_column(String(80))
+    consent_text: Mapped[str | None] = mapped_column(Text)
+    consent_confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    consent_confirm_ip: Mapped[str | None] = mapped_column(String(45))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions", lazy="raise")
     list: Mapped[MailingList] = relationship(lazy="raise")

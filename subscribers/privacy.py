@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from subscribers import signups
 from subscribers.models import Partner, Subscriber, Suppression
 from subscribers.repository import find_subscriber, subscriptions_of
 from subscribers.suppression import suppress
@@ -59,6 +60,10 @@ def subscription_records(session: Session, subscriber_id: int) -> list[dict[str,
             "consent_ip": s.consent_ip,
             "unsubscribed_at": _iso(s.unsubscribed_at),
             "unsubscribe_source": s.unsubscribe_source,
+            "consent_form": s.consent_form,
+            "consent_text": s.consent_text,
+            "consent_confirmed_at": _iso(s.consent_confirmed_at),
+            "consent_confirm_ip": s.consent_confirm_ip,
         }
         for s in subscriptions_of(session, subscriber_id)
     ]
@@ -73,6 +78,7 @@ def export_person(session: Session, email: str) -> dict[str, Any]:
     if subscriber is not None:
         data["subscriber"] = subscriber_record(session, subscriber)
         data["subscriptions"] = subscription_records(session, subscriber.id)
+    data["pending_signups"] = signups.export(session, address)
     data["suppression"] = (
         {
             "reason": entry.reason,
@@ -106,6 +112,7 @@ def erase(
     subscriber_id = subscriber.id if subscriber is not None else None
     subscriptions = len(subscriptions_of(session, subscriber.id)) if subscriber else 0
     other = sum(forget(session, subscriber_id, address) for forget in also_forget)
+    other += signups.forget(session, address)  # unconfirmed sign-ups hold the address
     if subscriber is not None:
         session.delete(subscriber)
         session.flush()

@@ -611,6 +611,11 @@ def subscribe(
     subscription.consent_ip = ip
     subscription.unsubscribed_at = None
     subscription.unsubscribe_source = None
+    # A fresh consent record: a double opt-in's details are set by subscribers.signups.
+    subscription.consent_form = None
+    subscription.consent_text = None
+    subscription.consent_confirmed_at = None
+    subscription.consent_confirm_ip = None
     session.flush()
     return subscription
 

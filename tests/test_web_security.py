@@ -9,7 +9,7 @@ from sqlalchemy import select
 from mailer.compose import Root
 from mailer.delivery import tokens
 from mailer.people.accounts import User
-from mailer.web import auth, editor, operator, public
+from mailer.web import auth, editor, operator, public, signup
 from subscribers import repository
 from subscribers.models import MailingList, Partner, SubscriberStatus
 from tests.web_harness import PASSWORD, add_user, client, csrf_of, login, make_app
@@ -55,6 +55,7 @@ def _guarded_routes() -> list[tuple[str, str]]:
         *public.router.routes,
         *editor.router.routes,
         *operator.router.routes,
+        *signup.staff.routes,
     ]:
         if isinstance(route, APIRoute) and route.path not in PUBLIC:
             for method in sorted(route.methods or ()):
@@ -65,7 +66,7 @@ def _guarded_routes() -> list[tuple[str, str]]:
 def _admin_routes() -> list[tuple[str, str]]:
     return [
         (method, _concrete(route.path))
-        for route in operator.router.routes
+        for route in [*operator.router.routes, *signup.staff.routes]
         if isinstance(route, APIRoute)
         for method in sorted(route.methods or ())
     ]

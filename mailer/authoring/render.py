@@ -135,6 +135,14 @@ class RenderedIssue:
     language: str
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """The two things the email frame (`base.mjml.j2`) reads of an issue."""
+
+    language: str
+    preheader: str
+
+
 class Renderer:
     """Built once (templates, profile, Markdown parser); renders any number of issues."""
 
@@ -216,6 +224,28 @@ class Renderer:
             raw = self._text_env.get_template("issue.txt.j2").render(context)
         lines = [line.rstrip() for line in raw.splitlines()]
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+    def render_notice(
+        self, name: str, *, subject: str, preheader: str, language: str, **values: Any
+    ) -> RenderedIssue:
+        """A service email (a sign-up confirmation) from `name.mjml.j2` and `name.txt.j2`,
+        in the same frame, profile and compiler as an issue; `values` go to both."""
+        context = {
+            "issue": _Frame(language, preheader),  # what base.mjml.j2 reads of an issue
+            "profile": self.profile,
+            "colours": self.profile.colours,
+            "labels": self.profile.labels,
+            "fonts": FONT_STACK,
+            "subject": subject,
+            "logo_url": self._logo_url(),
+            **values,
+        }
+        with _template_errors():
+            mjml = self._mjml_env.get_template(f"{name}.mjml.j2").render(context)
+            raw = self._text_env.get_template(f"{name}.txt.j2").render(context)
+        lines = [line.rstrip() for line in raw.splitlines()]
+        text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+        return RenderedIssue(subject, preheader, self.html(mjml), text, language)
 
     # --- helpers ----------------------------------------------------------------------
 

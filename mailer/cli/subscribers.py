@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from mailer.app import subscribers as finder
 from mailer.app.audiences import split
-from mailer.cli.common import JsonOpt, fail, not_utf8, print_json, transaction
+from mailer.cli.common import JsonOpt, fail, not_utf8, opened, print_json, transaction
 from mailer.people.privacy import erase_person, export_everything
 from subscribers import repository as repo
+from subscribers import signups as signup_store
 from subscribers.csvio import export_csv, import_csv
 from subscribers.models import Subscriber
 from subscribers.privacy import subscriber_record, subscription_records
@@ -381,6 +382,33 @@ def subscribers_erase(
         f"{result.email}: {what}, {result.subscriptions_deleted} subscription(s) deleted, "
         f"{result.other_rows_changed} delivery record(s) anonymised; hash kept on the "
         "suppression list"
+    )
+
+
+@subscribers_app.command(
+    "purge-unconfirmed", epilog="Example: mailer subscribers purge-unconfirmed --days 7"
+)
+def purge_unconfirmed(
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days",
+            min=1,
+            help="Delete sign-ups unconfirmed after this many days "
+            "(default: MAILER_SIGNUP_EXPIRY_DAYS, 7).",
+        ),
+    ] = None,
+) -> None:
+    """Delete sign-ups whose confirmation link expired unused, and old throttle counts."""
+    # The scheduler runs the same purge once an hour (mailer.people.signups.PurgeChore).
+    with opened() as the_root:
+        with the_root.sessions.begin() as session:
+            done = signup_store.purge_unconfirmed(
+                session, keep_days=days or the_root.settings.signup_expiry_days
+            )
+    typer.echo(
+        f"deleted {done.signups} unconfirmed sign-up{'s' if done.signups != 1 else ''}"
+        f" and {done.throttle_rows} old throttle count{'s' if done.throttle_rows != 1 else ''}"
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -48,7 +48,9 @@ class CampaignScheduler:
         poll_seconds: float = 5.0,
         make_renderer: Callable[[], RendererLike] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        chores: Sequence[Callable[[], None]] = (),
     ) -> None:
+        self._chores = chores  # housekeeping run after each re-read (sign-up purge)
         self._engine = engine
         self._sessions = sessions
         self._poll = poll_seconds
@@ -148,6 +150,8 @@ class CampaignScheduler:
     def _sync_quietly(self) -> None:
         try:
             self.sync()
+            for chore in self._chores:
+                chore()
         except Exception:
             log.exception("re-reading the schedule failed; trying again in %s s", self._poll)
 

@@ -26,7 +26,7 @@ from mailer.compose import Root
 from mailer.delivery.campaigns import CampaignNotFound
 from mailer.errors import MailerError
 from mailer.people.accounts import Accounts
-from mailer.web import auth, editor, operator, public, slashes
+from mailer.web import auth, editor, operator, public, signup, slashes
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
@@ -144,6 +144,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(editor.router)
     app.include_router(operator.router)
+    signup.install(app)  # public sign-up pages and their staff views
 
     @app.get("/", include_in_schema=False)
     def home() -> Response:

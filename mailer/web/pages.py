@@ -60,6 +60,13 @@ def in_zone(moment: datetime, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return aware.astimezone(ZoneInfo(zone)).strftime(fmt)
 
 
+def mask(email: str) -> str:
+    """`l***@example.org`: enough for a person to recognise their own address (public
+    pages show no more of it)."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
 def flash(request: Request, message: str, kind: str = "ok") -> None:
     """A message shown once on the next page (after a redirect)."""
     messages = list(request.session.get(FLASH, []))

@@ -1,6 +1,6 @@
 """Public pages, no login: unsubscribe (RFC 8058 one-click and the confirm page),
 preferences, "view in browser" (the web copy), the archive of sent issues and its Atom
-feed, and a page on how to subscribe.
+feed. (The sign-up pages at /subscribe are mailer.web.signup.)
 
 The token in an unsubscribe URL (mailer.delivery.tokens) names one subscriber and proves the
 link came from us; a page reached with it shows and changes only that subscriber,
@@ -24,7 +24,7 @@ from mailer.delivery.tokens import InvalidToken
 from mailer.web import csrf
 from mailer.web.archive import ArchiveEntry, atom_feed, public_html, sent_issues
 from mailer.web.context import WebContext, db, web
-from mailer.web.pages import EMAIL_CSP
+from mailer.web.pages import EMAIL_CSP, mask
 from subscribers import repository
 from subscribers.models import Subscriber, SubscriptionStatus
 
@@ -44,12 +44,6 @@ def _find(session: Session, subscriber_id: int) -> Subscriber | None:
             return repository.get_subscriber(session, subscriber_id)
     except RecordNotFound:
         return None  # erased: treat as already unsubscribed, say nothing more
-
-
-def mask(email: str) -> str:
-    """`l***@example.org`: enough for a person to recognise their own address."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
 
 
 def _invalid(request: Request) -> Response:
@@ -201,13 +195,6 @@ def _set_preferences(
             return _unoffered(unoffered)
         repository.set_preferences(session, subscriber_id, wanted, source="preferences", ip=ip)
     return True
-
-
-@router.get("/subscribe")
-def subscribe_help(request: Request) -> Response:
-    """Where the web copy sends readers: how to subscribe, and how subscribers manage
-    their subscription (with the links in their own emails)."""
-    return web(request).pages.render(request, "public/subscribe.html", title="Subscribe")
 
 
 def _web_parts(request: Request, entry: ArchiveEntry) -> dict[str, str]:
