@@ -14,7 +14,7 @@ from pathlib import Path
 import pyotp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 from typer.testing import CliRunner
 
 from mailer.cli.main import app as cli
