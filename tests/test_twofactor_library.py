@@ -95,7 +95,10 @@ def test_enrolment_codes_and_reset(sessions: sessionmaker[Session]) -> None:
     step = int(now.timestamp()) // 30
     with sessions.begin() as session:
         with pytest.raises(twofactor.TwoFactorError):
-            factor.confirm(session, user_id, "000000" if totp.at(now) != "000000" else "111111")
+            step = int(now.timestamp()) // 30
+            valid = {totp.generate_otp(s) for s in range(step - 1, step + 2)}
+            wrong = next(c for c in ("000000", "111111", "222222") if c not in valid)
+            factor.confirm(session, user_id, wrong, now)
     with sessions.begin() as session:
         codes = factor.confirm(session, user_id, totp.generate_otp(step), now)
         assert len(codes) == 10 and len(set(codes)) == 10
