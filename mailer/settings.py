@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For / -Proto are believed: addresses or networks,
     # comma-separated. Empty (the default): no one's, so a client cannot pick its address.
     trusted_proxies: str = ""
+    # Admins must have two-factor sign-in: one without it is sent to enrol before anything else.
+    require_2fa_for_admins: bool = False
+    password_reset_max_age_seconds: int = Field(default=1800, ge=60, le=86400)
 
     # --- public sign-up (double opt-in) -----------------------------------------------
     # The sentence a person agrees to on the sign-up forms; recorded with each consent.

@@ -9,13 +9,14 @@ from sqlalchemy import select
 from mailer.compose import Root
 from mailer.delivery import tokens
 from mailer.people.accounts import User
-from mailer.web import auth, editor, operator, public, signup
+from mailer.web import auth, editor, operator, public, signup, twofactor
 from subscribers import repository
 from subscribers.models import MailingList, Partner, SubscriberStatus
 from tests.web_harness import PASSWORD, add_user, client, csrf_of, login, make_app
 
 PUBLIC = {
     "/login",
+    "/login/code",  # the half-signed-in step: without one, it sends back to /login
     "/logout",
     "/unsubscribe",
     "/subscribe",
@@ -56,6 +57,7 @@ def _guarded_routes() -> list[tuple[str, str]]:
         *editor.router.routes,
         *operator.router.routes,
         *signup.staff.routes,
+        *twofactor.router.routes,
     ]:
         if isinstance(route, APIRoute) and route.path not in PUBLIC:
             for method in sorted(route.methods or ()):
@@ -66,7 +68,11 @@ def _guarded_routes() -> list[tuple[str, str]]:
 def _admin_routes() -> list[tuple[str, str]]:
     return [
         (method, _concrete(route.path))
-        for route in [*operator.router.routes, *signup.staff.routes]
+        for route in [
+            *operator.router.routes,
+            *signup.staff.routes,
+            *(r for r in twofactor.router.routes if getattr(r, "path", "").startswith("/users")),
+        ]
         if isinstance(route, APIRoute)
         for method in sorted(route.methods or ())
     ]

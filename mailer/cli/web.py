@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.cli.common import opened
-from mailer.people import accounts
+from mailer.people import accounts, twofactor, websessions
 from mailer.people.accounts import Accounts
 
 out = Console(highlight=False, soft_wrap=True)
@@ -93,6 +93,23 @@ def set_role(
     with opened() as the_root, the_root.sessions.begin() as session:
         user = accounts.set_role(session, email, role)
         out.print(f"{user.email} is now {user.role}")
+
+
+@user_app.command("reset-2fa", epilog="Example: mailer user reset-2fa li.xia@lmec.example.org")
+def reset_2fa(email: Annotated[str, typer.Argument(help="The user's address.")]) -> None:
+    """Turn off a user's two-factor sign-in (a lost phone; the last admin locked out).
+
+    Their authenticator codes and recovery codes stop working and their sessions end;
+    they sign in with the password alone and can set it up again (an admin is asked to
+    at once when MAILER_REQUIRE_2FA_FOR_ADMINS is on).
+    """
+    with opened() as the_root, the_root.sessions.begin() as session:
+        user = accounts.get_user(session, email)
+        if twofactor.reset(session, user.id):
+            ended = websessions.end_others(session, user.id, None)
+            out.print(f"two-factor sign-in reset for {user.email}; {ended} session(s) ended")
+        else:
+            out.print(f"{user.email} had no two-factor sign-in; nothing changed")
 
 
 @user_app.command("remove", epilog="Example: mailer user remove ed@lmec.example.org")

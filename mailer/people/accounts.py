@@ -3,7 +3,9 @@
 Editors work on issues and campaigns; admins may also manage subscribers, lists,
 partners and users. Failed logins are counted per account and per client address in
 the database (so several web processes share the count) and, past a few free tries,
-block further attempts for a time that doubles with each failure.
+block further attempts for a time that doubles with each failure. A wrong second-factor
+code counts like a wrong password, and password-reset requests are counted the same
+way under keys of their own (`mailer.people.twofactor`, `mailer.people.resets`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from sqlalchemy import Boolean, DateTime, Integer, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mailer.errors import PermanentError, TemporaryError, UserInputError
+from mailer.people import passwords
 from subscribers.base import Base
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = passwords.MIN_PASSWORD_LENGTH
 MAX_NAME_LENGTH = 200  # the column's size
 
 
@@ -79,9 +82,9 @@ class InvalidCredentials(PermanentError):
 class LoginThrottled(TemporaryError):
     """Too many failed logins for this account or from this address; wait and retry."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, what: str = "failed logins") -> None:
         self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(f"too many failed logins; try again in {self.retry_after} seconds")
+        super().__init__(f"too many {what}; try again in {self.retry_after} seconds")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,17 @@ class ThrottlePolicy:
         if failures < free:
             return 0.0
         return float(min(self.base_seconds * 2 ** (failures - free), self.cap_seconds))
+
+
+# Reset emails: three per address and ten per client address, then a quarter of an
+# hour's wait, doubling up to a day; every request counts, not only failed ones.
+RESET_POLICY = ThrottlePolicy(
+    free_per_account=3,
+    free_per_ip=10,
+    base_seconds=900.0,
+    cap_seconds=86400.0,
+    forget_after=timedelta(hours=24),
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -117,10 +131,14 @@ class Accounts:
     """
 
     def __init__(
-        self, hasher: PasswordHasher | None = None, policy: ThrottlePolicy | None = None
+        self,
+        hasher: PasswordHasher | None = None,
+        policy: ThrottlePolicy | None = None,
+        reset_policy: ThrottlePolicy | None = None,
     ) -> None:
         self.hasher = hasher or PasswordHasher()
         self.policy = policy or ThrottlePolicy()
+        self.reset_policy = reset_policy or RESET_POLICY
         self._dummy_hash = self.hasher.hash("not a real password, only for even timing")
 
     # --- users -----------------------------------------------------------------
@@ -155,36 +173,77 @@ class Accounts:
     # --- login -----------------------------------------------------------------
 
     def authenticate(
-        self, session: Session, email: str, password: str, *, ip: str, now: datetime | None = None
+        self,
+        session: Session,
+        email: str,
+        password: str,
+        *,
+        ip: str,
+        now: datetime | None = None,
+        finish: bool = True,
     ) -> User:
         """The user for these credentials, or InvalidCredentials / LoginThrottled.
 
         While an account or address is blocked the password is not even checked, so
         guessing cannot continue at full speed; the caller commits the session either way.
+        With `finish=False` (a second factor is still to come) the account's failure
+        count stays, so a right password cannot wipe out the wrong codes before it;
+        `finish_login` completes the sign-in once the code is right.
         """
         now = now or _now()
         address = email.strip().lower()
-        keys = {
-            _account_key(address): self.policy.free_per_account,
-            _ip_key(ip): self.policy.free_per_ip,
-        }
-        for key in keys:
-            row = session.get(LoginFailure, key)
-            if row is not None and row.blocked_until is not None and _utc(row.blocked_until) > now:
-                raise LoginThrottled((_utc(row.blocked_until) - now).total_seconds())
+        self.check_throttle(session, address, ip, now)
         user = find_user(session, address)
         if user is None or not user.active:
             self._verify(self._dummy_hash, password)
-            self._record_failures(session, keys, now)
+            self.record_failure(session, address, ip, now)
             raise InvalidCredentials()
         if not self._verify(user.password_hash, password):
-            self._record_failures(session, keys, now)
+            self.record_failure(session, address, ip, now)
             raise InvalidCredentials()
         if self.hasher.check_needs_rehash(user.password_hash):
             user.password_hash = self.hasher.hash(password)
-        session.execute(delete(LoginFailure).where(LoginFailure.key == _account_key(address)))
-        user.last_login_at = now
+        if finish:
+            self.finish_login(session, user, now)
         return user
+
+    def finish_login(self, session: Session, user: User, now: datetime | None = None) -> None:
+        """Every factor was right: the account's failures are forgotten."""
+        session.execute(delete(LoginFailure).where(LoginFailure.key == _account_key(user.email)))
+        user.last_login_at = now or _now()
+
+    def _login_keys(self, email: str, ip: str) -> dict[str, int]:
+        return {
+            _account_key(email): self.policy.free_per_account,
+            _ip_key(ip): self.policy.free_per_ip,
+        }
+
+    def check_throttle(
+        self, session: Session, email: str, ip: str, now: datetime | None = None
+    ) -> None:
+        """LoginThrottled while the account or the client address is blocked."""
+        _check_blocks(session, self._login_keys(email, ip), now or _now(), "failed logins")
+
+    def record_failure(
+        self, session: Session, email: str, ip: str, now: datetime | None = None
+    ) -> None:
+        """A wrong password or second-factor code, counted for the account and the address."""
+        self._record_failures(session, self._login_keys(email, ip), now or _now())
+
+    def count_reset_request(
+        self, session: Session, email: str, ip: str, now: datetime | None = None
+    ) -> None:
+        """Count a password-reset request for the address asked about (whether or not it
+        has an account, so the answer is the same) and the client's address; raises
+        LoginThrottled past `reset_policy`'s allowance, before anything is sent."""
+        now = now or _now()
+        address = email.strip().lower()
+        keys = {
+            "reset:" + _account_key(address): self.reset_policy.free_per_account,
+            "reset:" + _ip_key(ip): self.reset_policy.free_per_ip,
+        }
+        _check_blocks(session, keys, now, "password reset requests")
+        self._record_failures(session, keys, now, self.reset_policy)
 
     def verify(self, user: User, password: str) -> bool:
         """Whether `password` is this user's (for re-authentication, not for login)."""
@@ -196,19 +255,33 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             return False
 
-    def _record_failures(self, session: Session, keys: dict[str, int], now: datetime) -> None:
+    def _record_failures(
+        self,
+        session: Session,
+        keys: dict[str, int],
+        now: datetime,
+        policy: ThrottlePolicy | None = None,
+    ) -> None:
+        policy = policy or self.policy
         for key, free in keys.items():
             row = session.get(LoginFailure, key)
             if row is None:
                 row = LoginFailure(key=key, failures=0, last_failure_at=now)
                 session.add(row)
-            elif now - _utc(row.last_failure_at) > self.policy.forget_after:
+            elif now - _utc(row.last_failure_at) > policy.forget_after:
                 row.failures = 0
             row.failures += 1
             row.last_failure_at = now
-            seconds = self.policy.block_for(row.failures, free)
+            seconds = policy.block_for(row.failures, free)
             row.blocked_until = now + timedelta(seconds=seconds) if seconds else None
         session.flush()
+
+
+def _check_blocks(session: Session, keys: dict[str, int], now: datetime, what: str) -> None:
+    for key in keys:
+        row = session.get(LoginFailure, key)
+        if row is not None and row.blocked_until is not None and _utc(row.blocked_until) > now:
+            raise LoginThrottled((_utc(row.blocked_until) - now).total_seconds(), what)
 
 
 def _account_key(email: str) -> str:
@@ -250,8 +323,11 @@ def check_name(name: str) -> str:
 
 
 def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    """Long enough and not one of the most common (`mailer.people.passwords`); every way of
+    setting a password (CLI, Users page, Account page, reset link) comes through here."""
+    problem = passwords.weakness(password)
+    if problem is not None:
+        raise AccountError(problem)
 
 
 def find_user(session: Session, email: str) -> User | None:

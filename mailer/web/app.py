@@ -26,7 +26,7 @@ from mailer.compose import Root
 from mailer.delivery.campaigns import CampaignNotFound
 from mailer.errors import MailerError
 from mailer.people.accounts import Accounts
-from mailer.web import auth, editor, operator, public, signup, slashes
+from mailer.web import auth, editor, operator, public, recovery, signup, slashes, twofactor
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
@@ -141,6 +141,8 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
 
     slashes.install(app.router)  # `/archive/` -> `/archive`, never to the Host header's site
     app.include_router(auth.router)
+    app.include_router(twofactor.router)
+    app.include_router(recovery.router)
     app.include_router(public.router)
     app.include_router(editor.router)
     app.include_router(operator.router)
@@ -181,6 +183,12 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
         if request.method in ("GET", "HEAD"):
             return auth.login_redirect(request)
         return _error(request, 401, "Please sign in again.")
+
+    @app.exception_handler(auth.EnrolmentRequired)
+    async def enrolment_required(request: Request, _exc: Exception) -> Response:
+        if request.method in ("GET", "HEAD"):
+            return RedirectResponse(auth.ENROL_PATH, status_code=303)
+        return _error(request, 403, "Set up two-factor sign-in first (Account).")
 
     @app.exception_handler(auth.Forbidden)
     async def forbidden(request: Request, _exc: Exception) -> Response:
