@@ -445,11 +445,11 @@ def test_purge_deletes_unconfirmed_sign_ups_after_the_configured_days(
     assert "deleted 0 unconfirmed sign-ups" in result.output
 
 
-def test_migration_0011_goes_down_and_up(engine: object) -> None:
+def test_migration_0010_goes_down_and_up(engine: object) -> None:
     from sqlalchemy import Engine, inspect
 
     assert isinstance(engine, Engine)
-    db.downgrade(engine, "0008")
+    db.downgrade(engine, "0009")
     tables = set(inspect(engine).get_table_names())
     assert "signups" not in tables and "signup_throttle" not in tables
     db.upgrade(engine)

@@ -1,4 +1,4 @@
-"""The audience counts the database keeps (migration 0009) equal a naive count after
+"""The audience counts the database keeps (migration 0012) equal a naive count after
 any sequence of writes, through every write path, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def test_the_migration_counts_what_is_there_and_goes_back_down(engine: Engine) -
     """Upgrading an installation with subscribers in it counts them; downgrading drops
     the counts and the triggers, and writes then work as before."""
     sessions = db.session_factory(engine)
-    db.downgrade(engine, "0008")
+    db.downgrade(engine, "0011")
     with sessions.begin() as session:
         _replenish(session)
         suppress(session, EMAILS[0], "bounce")
@@ -335,7 +335,7 @@ def test_the_migration_counts_what_is_there_and_goes_back_down(engine: Engine) -
     with sessions() as session:
         assert_counts_right(session)
         assert sum(kept(session).values()) == len(EMAILS) - 2
-    db.downgrade(engine, "0008")
+    db.downgrade(engine, "0011")
     with sessions.begin() as session:
         repo.remove_subscriber(session, EMAILS[2])
         tables = "audience_counts" in {

@@ -6,8 +6,8 @@ PostgreSQL the key of the session advisory lock it holds while it lives and the
 last time it stamped the row through that lock's connection (see
 `mailer.delivery.owners`).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -7,8 +7,8 @@ code, and the time step of the last code used, so no code is accepted twice.
 `password_resets` holds the SHA-256 of each reset link's token and when it expires.
 All three go with their user (ON DELETE CASCADE).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

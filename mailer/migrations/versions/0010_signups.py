@@ -8,8 +8,8 @@ beside source, time and IP: the form, the consent text shown, and when and from 
 the link was confirmed (NULL for subscriptions made any other way). A list may name
 an issue to mail as a welcome to those who join it that way (`lists.welcome_issue`).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -41,8 +41,8 @@ that have several rows into one, skipping rows another transaction is folding
 `ix_ledger_email` (on lower(email)): a subscriber's page lists their deliveries
 by address (`ledger.deliveries_to`), which read the whole ledger without it.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
