@@ -92,7 +92,7 @@ class Root:
 
     def scheduler(self) -> CampaignScheduler:
         """The campaign scheduler; its `start()` takes the one-per-database lock."""
-        from mailer.people.signups import PurgeChore
+        from mailer.people.signup_purge import PurgeChore
         from mailer.schedule.process import CampaignScheduler
 
         return CampaignScheduler(

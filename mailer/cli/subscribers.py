@@ -22,8 +22,8 @@ from mailer.app import subscribers as finder
 from mailer.app.audiences import split
 from mailer.cli.common import JsonOpt, fail, not_utf8, opened, print_json, transaction
 from mailer.people.privacy import erase_person, export_everything
+from mailer.people.signup_purge import purge  # the scheduler's hourly chore runs it too
 from subscribers import repository as repo
-from subscribers import signups as signup_store
 from subscribers.csvio import export_csv, import_csv
 from subscribers.models import Subscriber
 from subscribers.privacy import subscriber_record, subscription_records
@@ -400,12 +400,8 @@ def purge_unconfirmed(
     ] = None,
 ) -> None:
     """Delete sign-ups whose confirmation link expired unused, and old throttle counts."""
-    # The scheduler runs the same purge once an hour (mailer.people.signups.PurgeChore).
     with opened() as the_root:
-        with the_root.sessions.begin() as session:
-            done = signup_store.purge_unconfirmed(
-                session, keep_days=days or the_root.settings.signup_expiry_days
-            )
+        done = purge(the_root.sessions, days or the_root.settings.signup_expiry_days)
     typer.echo(
         f"deleted {done.signups} unconfirmed sign-up{'s' if done.signups != 1 else ''}"
         f" and {done.throttle_rows} old throttle count{'s' if done.throttle_rows != 1 else ''}"

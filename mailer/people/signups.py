@@ -436,30 +436,6 @@ class Welcome:
     campaign_id: int
 
 
-# --- housekeeping --------------------------------------------------------------------------------
-
-
-def purge(sessions: sessionmaker[Session], keep_days: int) -> signups.Purged:
-    with sessions.begin() as session:
-        return signups.purge_unconfirmed(session, keep_days=keep_days)
-
-
-class PurgeChore:
-    """Run by the scheduler at each re-read: purges unconfirmed sign-ups once an hour."""
-
-    def __init__(self, sessions: sessionmaker[Session], keep_days: int) -> None:
-        self.sessions, self.keep_days = sessions, keep_days
-        self._last = float("-inf")
-
-    def __call__(self) -> None:
-        if time.monotonic() - self._last < 3600:
-            return
-        self._last = time.monotonic()
-        done = purge(self.sessions, self.keep_days)
-        if done.signups:
-            log.info("purged %s unconfirmed sign-ups", done.signups)
-
-
 def _wire_address(email: str) -> str:
     """An internationalised domain as IDNA (no SMTPUTF8 needed for it)."""
     local, _, domain = email.rpartition("@")
