@@ -14,7 +14,14 @@ from pathlib import Path
 import pyotp
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 from sqlalchemy import update
 
 from mailer.compose import Root, build
@@ -127,9 +134,10 @@ def wrong_code(totp: pyotp.TOTP) -> str:
 
 def enrol_in_page(page: Page, artifacts: Path | None = None) -> tuple[pyotp.TOTP, list[str]]:
     """On the enrolment page: scan (read the key), type the app's code; the codes shown."""
-    assert page.url.endswith("/account/2fa")
+    page.wait_for_url("**/account/2fa")
     qr = page.locator(".qr svg")
-    assert qr.is_visible() and qr.bounding_box()["width"] >= 150  # type: ignore[index]
+    expect(qr).to_be_visible()  # waits for the page to finish loading, however slow
+    assert qr.bounding_box()["width"] >= 150  # type: ignore[index]
     if artifacts is not None:
         page.screenshot(path=str(artifacts / "2fa-enrol.png"), full_page=True)
     totp = pyotp.TOTP(page.locator("#secret").inner_text().replace(" ", ""))
