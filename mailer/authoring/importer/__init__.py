@@ -24,11 +24,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from mailer.authoring.importer.layout import read_layout
 from mailer.authoring.importer.refusal import ImportRefused
+from mailer.authoring.importer.text import read_text_lines
 from mailer.authoring.importer.yamlfile import import_yaml
 from mailer.authoring.loader import MAX_FILE_BYTES
 from mailer.authoring.profile import Profile
+from subscribers.clock import utcnow
 
 __all__ = [
     "KINDS",
@@ -53,7 +57,7 @@ class Imported:
 
 
 # The kinds of file the importer reads, by suffix, and the largest of each it accepts.
-KINDS = {".yaml": MAX_FILE_BYTES, ".yml": MAX_FILE_BYTES}
+KINDS = {".yaml": MAX_FILE_BYTES, ".yml": MAX_FILE_BYTES, ".txt": MAX_FILE_BYTES}
 
 
 def import_file(path: Path, profile: Profile, *, today: dt.date | None = None) -> Imported:
@@ -97,5 +101,14 @@ def _import(
         raise ImportRefused(
             name, f"the file is larger than {limit // 1_000_000} MB; is it the right file?"
         )
-    document, warnings = import_yaml(data, name, profile)
-    return Imported(document=document, warnings=warnings)
+    suffix = Path(filename).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        document, found = import_yaml(data, name, profile)
+        return Imported(document=document, warnings=found)
+    warnings: list[str] = []
+    lines = read_text_lines(data, name, warnings)
+    if not lines:
+        raise ImportRefused(name, "the file holds no text")
+    day = today or utcnow().astimezone(ZoneInfo(profile.timezone)).date()
+    document, more = read_layout(lines, profile, day)
+    return Imported(document=document, warnings=warnings + more)
