@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mailer.authoring.importer.docx import read_docx_lines
 from mailer.authoring.importer.layout import read_layout
 from mailer.authoring.importer.refusal import ImportRefused
 from mailer.authoring.importer.text import read_text_lines
@@ -57,7 +58,14 @@ class Imported:
 
 
 # The kinds of file the importer reads, by suffix, and the largest of each it accepts.
-KINDS = {".yaml": MAX_FILE_BYTES, ".yml": MAX_FILE_BYTES, ".txt": MAX_FILE_BYTES}
+# A Word document may carry photos and fonts; only its text is read.
+MAX_DOCX_BYTES = 20_000_000
+KINDS = {
+    ".yaml": MAX_FILE_BYTES,
+    ".yml": MAX_FILE_BYTES,
+    ".txt": MAX_FILE_BYTES,
+    ".docx": MAX_DOCX_BYTES,
+}
 
 
 def import_file(path: Path, profile: Profile, *, today: dt.date | None = None) -> Imported:
@@ -88,7 +96,8 @@ def _limit(filename: str, name: str) -> int:
         raise ImportRefused(
             name,
             f"cannot import a {suffix or 'file without an extension'} file; the importer"
-            f" reads {kinds}",
+            f" reads {kinds} (save a document from your word processor as .docx, or as"
+            " plain text in UTF-8)",
         )
     return KINDS[suffix]
 
@@ -106,7 +115,10 @@ def _import(
         document, found = import_yaml(data, name, profile)
         return Imported(document=document, warnings=found)
     warnings: list[str] = []
-    lines = read_text_lines(data, name, warnings)
+    if suffix == ".docx":
+        lines = read_docx_lines(data, name, warnings)
+    else:
+        lines = read_text_lines(data, name, warnings)
     if not lines:
         raise ImportRefused(name, "the file holds no text")
     day = today or utcnow().astimezone(ZoneInfo(profile.timezone)).date()

@@ -33,6 +33,7 @@ from mailer.authoring.importer.matching import (
     match_contact,
     plain,
 )
+from mailer.authoring.markdown import link_targets
 from mailer.authoring.profile import Profile
 from mailer.authoring.slots import SLOT_PATTERN
 from subscribers.countries import normalise_country
@@ -210,7 +211,10 @@ class _Reader:
         position, number, year, date, leading = self._header(lines)
         title, position = self._title(lines, position, number, year)
         body, tail = self._split_tail(lines[position:])
-        blocks: list[_Block] = [self._kept(line, "before the issue number") for line in leading]
+        blocks: list[_Block] = [
+            self._kept(line, "above the issue number and not in the profile's masthead")
+            for line in leading
+        ]
         subtitle, more = self._body(_units(body), bool(title[1]))
         blocks.extend(title[1])
         blocks.extend(more)
@@ -386,8 +390,8 @@ class _Reader:
             self.warn(tail[0].where, "a contact heading with no lines under it; left out")
         units = _units(rest)
         chosen = next((unit for unit in units if _is_about(unit.text, lead)), None)
-        if chosen is None and units and units[-1].prose:
-            chosen = units[-1]
+        if chosen is None:  # the About text follows the contact block
+            chosen = next((unit for unit in units if unit.prose), None)
         after: list[_Block] = []
         for unit in units:
             if unit is not chosen:
@@ -430,7 +434,7 @@ def _unwrap(text: str) -> str:
     names and roles itself)."""
     found = _WRAPPED.match(text)
     if found and "*" not in found.group(2):
-        return found.group(2).strip()
+        return found.group(2).strip() or text
     return text
 
 
@@ -471,6 +475,22 @@ def _country(roles: list[str]) -> str | None:
 # --- making the document valid --------------------------------------------------------
 
 _LINK_SYNTAX = re.compile(r"([\[\]<>])")
+# The links the content model accepts (mailer.authoring.content checks the same).
+_ABSOLUTE = re.compile(r"^(https?://[^\s/$.?#][^\s]*|mailto:[^\s@]+@[^\s@]+)$", re.IGNORECASE)
+
+
+def _unlinked(value: str) -> str:
+    """`value` with its refused links escaped (shown as the text they are); when they
+    cannot be found as written, every bracket is escaped."""
+    out = value
+    for target in link_targets(value):
+        if not _ABSOLUTE.match(target):
+            out = out.replace(f"]({target}", f"\\]({target}").replace(
+                f"<{target}>", f"\\<{target}>"
+            )
+    if out == value or any(not _ABSOLUTE.match(t) for t in link_targets(out)):
+        out = _LINK_SYNTAX.sub(r"\\\1", value)
+    return out
 
 
 def _repaired(document: dict[str, Any], blocks: list[_Block], reader: _Reader) -> dict[str, Any]:
@@ -516,7 +536,7 @@ def _escape_at(
     value = holder[last]
     if not isinstance(value, str) or not _LINK_SYNTAX.search(value):
         return False
-    holder[last] = _LINK_SYNTAX.sub(r"\\\1", value)
+    holder[last] = _unlinked(value)
     reader.warn(
         where,
         f"a link to something other than a web or mail address is kept as text: {value!r}",
