@@ -309,6 +309,22 @@ def test_a_bulletin_of_another_masthead_without_a_contact_block(profile: Profile
     Issue.model_validate(document)
 
 
+def test_bold_names_and_roles_lose_their_markers(profile: Profile) -> None:
+    """A card styles names and roles itself; bold over both, or over a role wrapped
+    onto the next line, is dropped (the wrapped role is one role again)."""
+    text = (
+        "Issue 5, 2024\nJune 2 2024\nTitle\n\n**Ms. Dara Keo\nAdvisor\nMinistry of Environment**"
+        "\n\nWe will plant ten thousand trees along the river before the rains come.\n\n"
+        "Mr. Tan Wei\n**Head of the Water Office of the Provincial\nGovernment of Yunnan**\n\n"
+        "Our office shares its river data with every partner who asks for it.\n"
+    )
+    document = import_bytes(text.encode(), "x.txt", profile).document
+    assert [(s.name, s.roles) for s in statements(document)] == [
+        ("Ms. Dara Keo", ["Advisor", "Ministry of Environment"]),
+        ("Mr. Tan Wei", ["Head of the Water Office of the Provincial Government of Yunnan"]),
+    ]
+
+
 def test_what_fits_nowhere_is_kept_and_named(profile: Profile) -> None:
     text = (
         "Issue 3, 2024\n2024-05-06\nA Title\n\nA lead paragraph that reads as a sentence,"
@@ -391,7 +407,7 @@ def _seen(text: str) -> str:
     text = re.sub("[\x80-\x9f]", _cp1252, text)
     text = " ".join(text.split())
     text = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Co", "Cn"))
-    return " ".join(re.sub(r"[*\\<>]", "", text).split())
+    return " ".join(re.sub(r"[*_\\<>]", "", text).split())
 
 
 def _cp1252(found: re.Match[str]) -> str:

@@ -1,7 +1,8 @@
 """A Word document (.docx) as lines, read with python-docx.
 
 Each paragraph is a line (a line break inside a paragraph starts another line of the
-same paragraph); empty paragraphs are the empty lines of a text file, and tables are
+same paragraph, which may continue the one before, as lines do in a text file); empty
+paragraphs are the empty lines of a text file, and tables are
 read cell by cell. Italic runs become `*...*`, bold runs `**...**` and hyperlinks
 Markdown links, so that the layout parser reads a Word document as it reads the
 same issue in plain text. Characters that Markdown would take as formatting (`*`,
@@ -107,7 +108,12 @@ def _pieces(paragraph: Paragraph) -> list[_Piece]:
     merged: list[_Piece] = []
     for piece in pieces:
         last = merged[-1] if merged else None
-        if last and (last.bold, last.italic, last.link) == (piece.bold, piece.italic, piece.link):
+        same = last and (last.bold, last.italic, last.link) == (
+            piece.bold,
+            piece.italic,
+            piece.link,
+        )
+        if last and (same or (piece.text.isspace() and not last.link)):  # spaces show no format
             merged[-1] = _Piece(last.text + piece.text, last.bold, last.italic, last.link)
         elif piece.text:
             merged.append(piece)
@@ -115,16 +121,9 @@ def _pieces(paragraph: Paragraph) -> list[_Piece]:
 
 
 def _markdown_lines(paragraph: Paragraph) -> list[str]:
-    """The paragraph's lines (split at line breaks) as inline Markdown."""
-    lines: list[list[_Piece]] = [[]]
-    for piece in _pieces(paragraph):
-        parts = piece.text.split("\n")
-        for index, part in enumerate(parts):
-            if index:
-                lines.append([])
-            if part:
-                lines[-1].append(_Piece(part, piece.bold, piece.italic, piece.link))
-    return ["".join(_markdown(piece) for piece in line) for line in lines]
+    """The paragraph's lines (split at line breaks) as inline Markdown. Formatting that
+    goes on over a line break is one span (`**two\nlines**`), as in a text file."""
+    return "".join(_markdown(piece) for piece in _pieces(paragraph)).split("\n")
 
 
 _SPECIAL = re.compile(r"([\\*_])")

@@ -285,7 +285,8 @@ class _Reader:
             self.warn(lines[-1].where, f"no title found; set to {stand_in!r}")
             return (stand_in, []), position
         line = lines[position]
-        text = _unwrap(line.text)
+        # The title takes no Markdown (it is the subject too): formatting is dropped.
+        text = line.text if link_targets(line.text) else plain(line.text)
         if (
             len(text) <= MAX_SUBJECT
             and not SLOT_PATTERN.search(text)
@@ -353,8 +354,16 @@ class _Reader:
         return _Block({"paragraph": line.text}, line.where)
 
     def _card(self, head: list[_Unit], text: _Unit) -> dict[str, Any]:
-        name = _unwrap(head[0].text)
-        roles = _roles([unit.text for unit in head[1:]])
+        name, lines = head[0].text, [unit.text for unit in head[1:]]
+        if name.startswith("**") and name.count("**") % 2:  # name and roles all bold
+            name = name[2:]
+            for index, line in enumerate(lines):
+                if line.count("**") % 2:
+                    at = line.rfind("**")
+                    lines[index] = (line[:at] + line[at + 2 :]).strip()
+                    break
+        name = _unwrap(name)
+        roles = _roles(lines)
         statement: dict[str, Any] = {"name": name, "roles": roles}
         country = _country(roles)
         if country:
