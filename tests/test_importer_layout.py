@@ -309,6 +309,45 @@ def test_a_bulletin_of_another_masthead_without_a_contact_block(profile: Profile
     Issue.model_validate(document)
 
 
+def test_quoted_statements_however_short_and_names_without_case(profile: Profile) -> None:
+    imported = import_file(SAMPLES / "voices-quoted.txt", profile)
+    document = imported.document
+    assert [(s.name, s.roles, s.country, s.text) for s in statements(document)] == [
+        (
+            "周军",
+            ["生态环境部国际合作司司长"],
+            None,
+            "“我们将继续推动澜沧江-湄公河环境合作，为区域可持续发展作出贡献。”",
+        ),
+        (
+            "Mrs. Nguyen Thi Lan",
+            [
+                "Director",
+                "Department of Climate Change",
+                "Ministry of Natural Resources and Environment",
+                "Viet Nam",
+            ],
+            "VN",
+            "“We agree.”",
+        ),
+        (
+            "Dr. Aung Ko Ko",
+            ["Senior Lecturer, Yangon University"],
+            None,
+            '"Our students now monitor air quality in six townships, and the data are open'
+            ' to everyone."',
+        ),
+    ]
+    assert document["blocks"][-1] == {
+        "paragraph": "Thank you to all our partners.\nSee you next year!"
+    }
+    assert document["contact"] == ["LMEC Secretariat", "Email: info@lmec.example.org"]
+    assert imported.warnings == [
+        "line 1: above the issue number and not in the profile's masthead; kept as a"
+        " paragraph: 'LMEC Newsletter'"
+    ]
+
+
 def test_bold_names_and_roles_lose_their_markers(profile: Profile) -> None:
     """A card styles names and roles itself; bold over both, or over a role wrapped
     onto the next line, is dropped (the wrapped role is one role again)."""

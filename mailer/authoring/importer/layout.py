@@ -42,6 +42,8 @@ from subscribers.errors import StoreInputError
 # --- the shape of a line -------------------------------------------------------------
 
 _END = re.compile(r"[.!?…:。！？][\"'”’»)\]]*$")
+# A statement given in quotation marks, however short.
+_QUOTED = re.compile(r"^[\"“„«「『‘'].*[\"”“»」』’'][.!?…。]?$", re.DOTALL)
 _HONORIFIC = re.compile(
     r"^(mr|mrs|ms|miss|dr|prof|professor|h\.?\s?e|sir|madam|dame|assoc\.? prof)\.?\s",
     re.IGNORECASE,
@@ -87,10 +89,10 @@ def _first_letter(word: str) -> str:
 
 
 def is_prose(text: str) -> bool:
-    """A paragraph's line: long, or a sentence (ends like one, mostly lower-case words;
-    for scripts without case, long enough). Role lines are short and capitalised."""
+    """A paragraph's line: long, quoted, or a sentence (ends like one, mostly lower-case
+    words; for scripts without case, long enough). Role lines are short and capitalised."""
     words = plain(text)
-    if len(words) >= 200:
+    if len(words) >= 200 or _QUOTED.match(words):
         return True
     cased, lower = _lower_share(words)
     ends = bool(_END.search(words))
