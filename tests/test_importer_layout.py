@@ -386,6 +386,34 @@ def test_what_fits_nowhere_is_kept_and_named(profile: Profile) -> None:
     ]
 
 
+def test_a_heading_between_cards_starts_paragraphs_of_their_own(profile: Profile) -> None:
+    text = (
+        "2024-02-03\n2024-02-04\nIssue 9, 2024\nTitle\n\n"
+        "Ms. Dara Keo\nAdvisor, Ministry of Environment\n\n"
+        "We will plant ten thousand trees along the river before the rains come.\n\n"
+        "Second session\n\nThe afternoon turned to money, and who should pay for what.\n\n"
+        "Mr. Tan Wei\nHead of the Water Office\n\n"
+        "Our office shares its river data with every partner who asks for it.\n"
+    )
+    imported = import_bytes(text.encode(), "x.txt", profile)
+    blocks = imported.document["blocks"]
+    assert imported.document["date"] == "2024-02-03"
+    assert blocks[0] == {"paragraph": "2024-02-04"}  # a second date is not dropped
+    assert [next(iter(block)) for block in blocks] == [
+        "paragraph",
+        "statement",
+        "paragraph",
+        "paragraph",
+        "statement",
+    ]
+    assert blocks[3] == {"paragraph": "The afternoon turned to money, and who should pay for what."}
+    assert imported.warnings == [
+        "line 2: above the issue number and not in the profile's masthead; kept as a"
+        " paragraph: '2024-02-04'",
+        "line 11: a short line outside a statement; kept as a paragraph: 'Second session'",
+    ]
+
+
 def test_a_file_without_number_or_date_gets_them_with_a_warning(profile: Profile) -> None:
     text = "Just a title\n\nAnd a paragraph that says something, as paragraphs do.\n"
     imported = import_bytes(text.encode(), "x.txt", profile, today=TODAY)

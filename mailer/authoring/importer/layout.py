@@ -248,20 +248,20 @@ class _Reader:
         found_number: tuple[int, int | None] | None = None
         found_date: dt.date | None = None
         end = 0
-        window = lines[:8]
-        for index, line in enumerate(window):
+        used: set[int] = set()  # the lines read as number and date
+        for index, line in enumerate(lines[:8]):
             if found_number is None and (parsed := issue_number(line.text, self.profile)):
                 found_number, end = parsed, index + 1
+                used.add(index)
             elif found_date is None and (day := issue_date(line.text, self.profile)):
                 found_date, end = day, index + 1
+                used.add(index)
         while end < len(lines) and is_masthead(lines[end].text, self.profile):
             end += 1
         leading = [
             line
-            for line in lines[:end]
-            if not is_masthead(line.text, self.profile)
-            and not issue_number(line.text, self.profile)
-            and not issue_date(line.text, self.profile)
+            for index, line in enumerate(lines[:end])
+            if index not in used and not is_masthead(line.text, self.profile)
         ]
         first = lines[0].where
         if found_date is None:
@@ -346,8 +346,10 @@ class _Reader:
                 subtitle = unit.text
             elif _END.search(plain(unit.text)):
                 blocks.append(_Block({"paragraph": unit.text}, unit.where))
+                current = None  # what follows is no longer the card's
             else:
                 blocks.append(self._kept(unit.lines[0], "a short line outside a statement"))
+                current = None
             index += 1
         return subtitle, blocks
 
