@@ -29,8 +29,10 @@ def issue_number(text: str, profile: Profile) -> tuple[int, int | None] | None:
     found = _issue_pattern(profile).fullmatch(plain(text))
     if not found:
         return None
-    year = found.group("year")
-    return int(found.group("number")), int(year) if year else None
+    number, year = int(found.group("number")), found.group("year")
+    if number < 1:  # the content model's numbers start at 1
+        return None
+    return number, int(year) if year else None
 
 
 def _issue_pattern(profile: Profile) -> re.Pattern[str]:
@@ -46,6 +48,8 @@ def _issue_pattern(profile: Profile) -> re.Pattern[str]:
     )
 
 
+# The years the content model accepts; other "dates" are text.
+YEARS = (1900, 2999)
 _ORDINAL = re.compile(r"(?<=\d)(st|nd|rd|th)\b", re.IGNORECASE)
 _FORMATS = ("%m %d %Y", "%d %m %Y", "%Y %m %d")
 
@@ -64,9 +68,11 @@ def issue_date(text: str, profile: Profile) -> dt.date | None:
     joined = " ".join(tokens)
     for form in _FORMATS:
         try:
-            return dt.datetime.strptime(joined, form).date()
+            day = dt.datetime.strptime(joined, form).date()
         except ValueError:
             continue
+        if YEARS[0] <= day.year <= YEARS[1]:
+            return day
     return None
 
 
