@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -18,13 +19,31 @@ from docx.opc.constants import RELATIONSHIP_TYPE
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.text.paragraph import Paragraph
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailer.authoring.content import Issue
 from mailer.authoring.importer import ImportRefused, import_bytes
 from mailer.authoring.importer import docx as docx_reader
+from mailer.authoring.importer.header import is_masthead, issue_date, issue_number
+from mailer.authoring.importer.matching import is_contact_heading
 from mailer.authoring.profile import Profile, load_profile
 from tests.conftest import REPO
-from tests.test_importer_layout import SAMPLES, SEED_13, SEED_15, TODAY, needs_seeds
+from tests.test_importer_layout import (
+    LINE,
+    SAMPLES,
+    SEED_13,
+    SEED_15,
+    TODAY,
+    needs_seeds,
+    seen_as,
+    strings_of,
+)
+
+
+def _xml_safe(text: str) -> bool:
+    """What a Word document can hold (XML refuses control characters)."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") or c in "\ufffe\uffff" for c in text)
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +181,36 @@ def test_a_word_document_that_unpacks_too_large_is_refused(
     monkeypatch.setattr(docx_reader, "MAX_UNPACKED_BYTES", 1000)
     with pytest.raises(ImportRefused, match=r"x\.docx: the document unpacks to more than"):
         import_bytes(data, "x.docx", profile)
+
+
+XML_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    max_size=200,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.one_of(XML_TEXT, LINE.filter(_xml_safe)), max_size=25))
+def test_random_word_documents_never_crash_nor_lose_a_line(
+    profile: Profile, lines: list[str]
+) -> None:
+    text = "\n".join(lines)
+    try:
+        imported = import_bytes(docx_from_text(text), "random.docx", profile, today=TODAY)
+    except ImportRefused as exc:
+        assert "holds no text" in str(exc)
+        return
+    document = imported.document
+    if document["blocks"]:
+        Issue.model_validate(document)
+    found = "\n".join(seen_as(s) for s in strings_of(document) + imported.warnings)
+    for line in text.split("\n"):
+        number, day = issue_number(line, profile), issue_date(line, profile)
+        consumed = (
+            (number and number[0] == document["number"])
+            or (day and day.isoformat() == document["date"])
+            or is_masthead(line, profile)
+            or is_contact_heading(line, profile)
+        )
+        if not consumed:
+            assert seen_as(line) in found, line

@@ -467,7 +467,7 @@ LINE = st.one_of(
 )
 
 
-def _seen(text: str) -> str:
+def seen_as(text: str) -> str:
     """A line as the document may hold it: control characters removed and
     Windows-1252 punctuation restored (as the importer does), without Markdown markers,
     escapes, angle brackets and invisible characters, whitespace collapsed."""
@@ -482,11 +482,11 @@ def _cp1252(found: re.Match[str]) -> str:
     return found.group().encode("latin-1").decode("cp1252", "ignore")
 
 
-def _strings(value: Any) -> list[str]:
+def strings_of(value: Any) -> list[str]:
     if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item)]
+        return [s for item in value.values() for s in strings_of(item)]
     if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
+        return [s for item in value for s in strings_of(item)]
     return [value] if isinstance(value, str) else []
 
 
@@ -503,12 +503,12 @@ def test_random_text_never_crashes_nor_loses_a_line(
         imported = import_bytes(text.encode(), "random.txt", profile, today=TODAY)
     except ImportRefused as exc:  # only for a file with no text at all
         assert "holds no text" in str(exc)
-        assert not _seen(text)
+        assert not seen_as(text)
         return
     document = imported.document
     if document["blocks"]:
         Issue.model_validate(document)
-    found = "\n".join(_seen(s) for s in _strings(document) + imported.warnings)
+    found = "\n".join(seen_as(s) for s in strings_of(document) + imported.warnings)
     for line in re.split(r"\r\n|\r|\n", text):
         number, day = issue_number(line, profile), issue_date(line, profile)
         consumed = (
@@ -518,4 +518,4 @@ def test_random_text_never_crashes_nor_loses_a_line(
             or is_contact_heading(line, profile)
         )
         if not consumed:
-            assert _seen(line) in found, line
+            assert seen_as(line) in found, line
