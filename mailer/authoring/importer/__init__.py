@@ -50,8 +50,10 @@ class Imported:
 
     `document` has the fields of a YAML content file (newsletter, number, year, date as
     "YYYY-MM-DD", language, title, subtitle, subject, preheader, blocks, contact,
-    about), JSON-compatible; optional fields are absent when the file gave none.
-    `warnings` name the line (or the paragraph of a .docx) each one is about."""
+    about), JSON-compatible; optional fields are absent when the file gave none. The
+    content model accepts it, unless the file held no paragraph and no statement (an
+    issue needs one block; a warning says so). `warnings` name the line (or the
+    paragraph of a .docx) each one is about."""
 
     document: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
