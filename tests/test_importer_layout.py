@@ -519,3 +519,10 @@ def test_random_text_never_crashes_nor_loses_a_line(
         )
         if not consumed:
             assert seen_as(line) in found, line
+
+
+def test_a_title_alone_is_imported_with_a_warning(profile: Profile) -> None:
+    imported = import_bytes(b"Issue 1, 2022\nMay 1 2022\nOnly a Title\n", "x.txt", profile)
+    assert imported.document["title"] == "Only a Title"
+    assert imported.document["blocks"] == []
+    assert imported.warnings == ["line 3: no paragraph or statement found; add at least one block"]
