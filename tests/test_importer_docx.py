@@ -35,7 +35,6 @@ from tests.test_importer_layout import (
     SEED_13,
     SEED_15,
     TODAY,
-    needs_seeds,
     seen_as,
     strings_of,
 )
@@ -99,7 +98,6 @@ def _add_link(paragraph: Paragraph, text: str, url: str) -> None:
     paragraph._p.append(link)
 
 
-@needs_seeds
 @pytest.mark.parametrize("seed", [SEED_13, SEED_15], ids=["issue-13", "issue-15"])
 def test_a_seed_as_a_word_document_imports_as_its_text(seed: Path, profile: Profile) -> None:
     from_text = import_bytes(seed.read_bytes(), "seed.txt", profile)
