@@ -16,6 +16,7 @@ import re
 import threading
 import unicodedata
 from functools import lru_cache
+from itertools import accumulate
 
 import icu
 
@@ -61,55 +62,52 @@ def display_width(text: str) -> int:
     joiners, soft hyphens) none, every other character one."""
     if text.isascii():
         return len(text)
-    return sum(_char_width(char) for char in text)
-
-
-@lru_cache(maxsize=4096)
-def _char_width(char: str) -> int:
-    if unicodedata.category(char) in _ZERO_WIDTH:
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return sum(map(_char_width, text))
 
 
 def _tokens(line: str, locale: str) -> list[tuple[str, str, int]]:
     """(joiner before, text, display width) for each unbreakable piece of a line."""
     tokens: list[tuple[str, str, int]] = []
     for word in line.split():
-        if (
-            word.isascii()
-            or not any(_breaks_without_space(char) for char in word)
-            or _WHOLE.search(word)
-        ):
+        if word.isascii():
+            tokens.append((" ", word, len(word)))
+            continue
+        kinds = list(map(_char_kind, word))
+        if not any(kinds) or _WHOLE.search(word):
             tokens.append((" ", word, display_width(word)))
             continue
         joiner = " "
-        for piece in _pieces(word, locale):
-            tokens.append((joiner, piece, display_width(piece)))
+        for piece, width in _pieces(word, kinds, locale):
+            tokens.append((joiner, piece, width))
             joiner = ""
     if tokens:
         tokens[0] = ("", tokens[0][1], tokens[0][2])
     return tokens
 
 
-@lru_cache(maxsize=4096)
-def _breaks_without_space(char: str) -> bool:
+_WIDE, _COMPLEX = 1, 2  # kinds of characters a line may break next to without a space
+
+
+@lru_cache(maxsize=8192)
+def _char_kind(char: str) -> int:
     """Whether a line may break next to `char` with no space: ideographs, kana and
-    the like (East Asian wide) and the scripts that ICU breaks with a dictionary
-    (line-break class SA: Thai, Lao, Khmer, Burmese...)."""
+    the like (East Asian wide), and the scripts ICU breaks with a dictionary
+    (line-break class SA: Thai, Lao, Khmer, Burmese...); 0 for any other."""
     if unicodedata.east_asian_width(char) in ("W", "F"):
-        return True
-    return _is_complex(char)
+        return _WIDE
+    line_break = int(icu.Char.getIntPropertyValue(char, icu.UProperty.LINE_BREAK))
+    return _COMPLEX if line_break == _COMPLEX_CONTEXT else 0
 
 
-@lru_cache(maxsize=4096)
-def _is_complex(char: str) -> bool:
-    """Whether `char` is Thai, Lao, Khmer, Burmese or another script without spaces
-    that ICU breaks with a dictionary."""
-    return int(icu.Char.getIntPropertyValue(char, icu.UProperty.LINE_BREAK)) == _COMPLEX_CONTEXT
+@lru_cache(maxsize=8192)
+def _char_width(char: str) -> int:
+    if unicodedata.category(char) in _ZERO_WIDTH:
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
-def _pieces(word: str, locale: str) -> list[str]:
-    """`word` (no spaces) cut where a line may break inside it.
+def _pieces(word: str, kinds: list[int], locale: str) -> list[tuple[str, int]]:
+    """`word` (no spaces) cut where a line may break inside it, with each piece's width.
 
     A cut must be an ICU line-break opportunity next to a character that breaks
     without spaces; next to Thai, Khmer, Lao or Burmese it must also be an ICU
@@ -117,40 +115,40 @@ def _pieces(word: str, locale: str) -> list[str]:
     """
     lines, words = _iterators(locale)
     lines.setText(word)
+    offsets = _utf16_to_index(word)  # ICU counts UTF-16 code units, Python code points
     line_breaks = [int(b) for b in lines]
+    if offsets is not None:
+        line_breaks = [offsets[unit] for unit in line_breaks]
     word_breaks: set[int] | None = None
     slots = [match.span() for match in _SLOT.finditer(word)] if "%%" in word else []
-    # ICU counts UTF-16 code units; map them to Python's code points.
-    offsets = _utf16_to_index(word)
-    pieces: list[str] = []
+    columns = list(accumulate(map(_char_width, word), initial=0))
+    pieces: list[tuple[str, int]] = []
     start = 0
-    for unit in line_breaks:
-        cut = offsets[unit] if offsets is not None else unit
-        if cut <= start or cut >= len(word):
+    end = len(word)
+    for cut in line_breaks:
+        if cut <= start or cut >= end or word[cut - 1] in _NO_BREAK_AFTER:
             continue
-        before, after = word[cut - 1], word[cut]
-        if before in _NO_BREAK_AFTER:
+        kind = kinds[cut - 1] | kinds[cut]
+        if not kind or (slots and any(low < cut < high for low, high in slots)):
             continue
-        if not (_breaks_without_space(before) or _breaks_without_space(after)):
-            continue
-        if any(low < cut < high for low, high in slots):
-            continue
-        if _is_complex(before) or _is_complex(after):
+        if kind & _COMPLEX:
             if word_breaks is None:
                 words.setText(word)
-                word_breaks = {offsets[int(b)] if offsets else int(b) for b in words}
+                word_breaks = {int(b) for b in words}
+                if offsets is not None:
+                    word_breaks = {offsets[unit] for unit in word_breaks}
             if cut not in word_breaks:
                 continue
-        pieces.append(word[start:cut])
+        pieces.append((word[start:cut], columns[cut] - columns[start]))
         start = cut
-    pieces.append(word[start:])
+    pieces.append((word[start:], columns[end] - columns[start]))
     return pieces
 
 
 def _utf16_to_index(text: str) -> list[int] | None:
     """Code-point index for each UTF-16 offset, or None when they are the same (no
     character outside the Basic Multilingual Plane)."""
-    if all(ord(char) < 0x10000 for char in text):
+    if max(text) < "\U00010000":
         return None
     offsets: list[int] = []
     for index, char in enumerate(text):
