@@ -311,7 +311,10 @@ def _no_backslash(value: Any) -> Any:
     return value
 
 
-_HONORIFICS = re.compile(r"^(mr|mrs|ms|miss|dr|prof|h\.?e)\.?\s+", re.IGNORECASE)
+# Thai titles are written against the name, with no space: "นายโจว จวิน", "ดร.หลี่ เสีย".
+_HONORIFICS = re.compile(
+    r"^((mr|mrs|ms|miss|dr|prof|h\.?e)\.?\s+|(นางสาว|นาง|นาย|ดร\.)\s*(?=\S))", re.IGNORECASE
+)
 
 
 def initials(name: str) -> str:
