@@ -290,3 +290,33 @@ def test_the_password_reset_mail_keeps_name_clusters(name: str) -> None:
         found = re.search(rf"^{field}: (.*?)\r\n(?! )", head, re.S | re.M)
         assert found is not None, field
         assert_whole_clusters(name, encoded(found.group(1)))
+
+
+def test_characters_outside_the_basic_plane_keep_their_place() -> None:
+    """ICU counts UTF-16 units: a CJK Extension B character or an emoji takes two, and
+    the cuts must still land between the right code points."""
+    text = "𠮷野家的𩸽鱼饭。" * 12 + " 👩‍👩‍👧 ไทย👍🏽ภาษาไทยอ่านง่ายมาก" * 4
+    lines = wrap(text, width=30, locale="zh").split("\n")
+    assert len(lines) > 3
+    for start in breaks(text, lines):
+        assert start in grapheme_offsets(text)
+    for line in lines:
+        assert columns(line) <= 30, line
+    name = " 👩‍👩‍👧 ไทย👍🏽ภาษาไทยอ่านง่ายมาก" * 2
+    pieces = encoded(encoded_words(name))
+    assert len(pieces) > 2 and "".join(pieces) == name
+    position = 0
+    for piece in pieces:
+        position += len(piece)
+        assert position in grapheme_offsets(name), piece
+
+
+def grapheme_offsets(text: str) -> set[int]:
+    """ICU's grapheme boundaries as code-point offsets (for text outside the BMP too)."""
+    units = [
+        index for index, char in enumerate(text) for _ in range(len(char.encode("utf-16-le")) // 2)
+    ]
+    units.append(len(text))
+    iterator = icu.BreakIterator.createCharacterInstance(icu.Locale.getRoot())
+    iterator.setText(text)
+    return {0, *(units[int(offset)] for offset in iterator)}
