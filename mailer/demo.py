@@ -104,7 +104,9 @@ def prepare(
             report.rendered.append(target)
     say(f"rendered {len(issue_paths)} issues into {out_dir}")
 
-    for path in issue_paths:
+    # One campaign per issue, made from its main file; `2022-13.zh.yaml` and the other
+    # language variants beside it are rendered above, not campaigns of their own.
+    for path in (path for path in issue_paths if "." not in path.stem):
         with sessions.begin() as session:
             campaign_id, state = _campaign_for(session, renderer.profile, path)
         if state in (CampaignState.DRAFT, CampaignState.SENDING, CampaignState.PAUSED):

@@ -93,7 +93,7 @@ def render_seed(tmp_path: Path, slug: str) -> tuple[Path, str]:
     return path, rendered.preheader
 
 
-@pytest.mark.parametrize("slug", ["2022-13", "2022-15"])
+@pytest.mark.parametrize("slug", ["2022-13", "2022-15", "2022-13.zh", "2022-13.th"])
 @pytest.mark.parametrize("width", [600, 375])
 def test_seed_emails_have_no_serious_violation(
     browser: Browser, tmp_path: Path, slug: str, width: int

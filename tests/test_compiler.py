@@ -3,6 +3,7 @@ the whole source, and copies each body verbatim as the official compiler does.""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -55,6 +56,10 @@ def whole(source: str) -> str:
     return squeeze(str(mjml.mjml2html(source, disable_comments=True)))
 
 
+def _chars(markup: str) -> int:
+    return len(re.sub(r"&#\d+;", "x", markup))
+
+
 def doc(body: str, head: str = "") -> str:
     return (
         f"<mjml><mj-head>{head}</mj-head><mj-body><mj-section><mj-column>{body}"
@@ -71,7 +76,9 @@ def test_seed_issues_compile_to_the_same_document(seed: Path) -> None:
         source = Renderer.from_settings(settings).mjml(load_issue(seed))
     skeleton, bodies = _hold_out(source)
     assert len(bodies) > 10  # the fast path is the one taken
-    assert len(skeleton) < len(source) / 3
+    # Most of the document is held out (counted in characters: attributes write
+    # Thai or Chinese as numeric references, seven bytes a character).
+    assert _chars(skeleton) < _chars(source) / 3
     assert stream(compile_mjml(source)) == stream(whole(source))
 
 

@@ -340,6 +340,9 @@ def test_wrap_keeps_long_words_and_hard_breaks() -> None:
         ("ສົມພອນ", "ສົ"),
         ("นฤมล โอริส", "น"),
         ("เพ็ญศรี", "พ็"),
+        ("นายโจว จวิน", "จ"),
+        ("ดร.หลี่ เสีย", "ห"),
+        ("นางสาวนฤมล โอริส", "น"),
         ("Lê Ngọc Tuấn", "LT"),
         ("Ông Nguyễn", "ÔN"),
     ],
@@ -554,7 +557,11 @@ def test_the_demo_writes_its_rendered_issues_with_sample_values(root: Root) -> N
     )
     assert sorted(path.name for path in report.rendered) == [
         "2022-13.html",
+        "2022-13.th.html",
+        "2022-13.th.txt",
         "2022-13.txt",
+        "2022-13.zh.html",
+        "2022-13.zh.txt",
         "2022-15.html",
         "2022-15.txt",
     ]

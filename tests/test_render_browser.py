@@ -92,6 +92,77 @@ def test_seed_issue_fits_and_shows_every_card(
         page.close()
 
 
+# Draws each character of the page in the font the page uses for it and compares
+# it with what the same font draws for a code point no font has (the box, .notdef):
+# the number of characters drawn as that box.
+COUNT_BOXES = r"""
+(selector) => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 64;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const draw = (text, font) => {
+    ctx.clearRect(0, 0, 64, 64);
+    ctx.font = font; ctx.fillStyle = '#000'; ctx.textBaseline = 'middle';
+    ctx.fillText(text, 8, 32);
+    return ctx.getImageData(0, 0, 64, 64).data.join(',');
+  };
+  const missing = [];
+  for (const element of document.querySelectorAll(selector)) {
+    const style = getComputedStyle(element);
+    const font = `${style.fontWeight} 24px ${style.fontFamily}`;
+    const box = draw('\u{10FFFD}', font);
+    for (const char of new Set(element.innerText.replace(/\s/g, ''))) {
+      if (draw(char, font) === box) missing.push(char);
+    }
+  }
+  return missing;
+}
+"""
+
+
+@pytest.mark.parametrize("language", ["zh", "th"])
+@pytest.mark.parametrize("width", [600, 375])
+def test_language_variants_fit_and_show_every_glyph(
+    browser: Browser, artifacts: Path, tmp_path: Path, language: str, width: int
+) -> None:
+    """The Chinese and Thai variants of Issue 13: every card, no overflow at phone width
+    and no character drawn as a box (a font missing for the script)."""
+    settings = make_settings(tmp_path)
+    issue = load_issue(EXAMPLES / f"2022-13.{language}.yaml")
+    rendered = Renderer.from_settings(settings).render(issue)
+    html_path = artifacts / f"authoring-2022-13-{language}-{width}.html"
+    values = sample_values(settings.public_base_url, html_path.as_uri())
+    html_path.write_text(fill(rendered.html, values, html=True), encoding="utf-8")
+    assert f'lang="{language}"' in rendered.html
+
+    page = open_email(browser, html_path, width)
+    try:
+        shot = artifacts / f"authoring-2022-13-{language}-{width}.png"
+        page.screenshot(path=shot, full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.get_by_text(issue.title, exact=True).first.is_visible()
+        cards = page.locator("table.s")
+        assert cards.count() == len(issue.statements)
+        for index, statement in enumerate(issue.statements):
+            box = cards.nth(index).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+            assert statement.name in cards.nth(index).inner_text()
+        assert page.evaluate(COUNT_BOXES, "h1, h2, h3, p, td") == []
+    finally:
+        page.close()
+
+
+def test_the_box_counter_sees_a_missing_glyph(browser: Browser, tmp_path: Path) -> None:
+    """The check above can fail: a private-use character no font draws is a box."""
+    path = tmp_path / "box.html"
+    path.write_text('<p style="font-family: sans-serif">ok \ue000 ไทย</p>', encoding="utf-8")
+    page = open_email(browser, path, 375)
+    try:
+        assert page.evaluate(COUNT_BOXES, "p") == ["\ue000"]
+    finally:
+        page.close()
+
+
 def test_names_in_six_scripts_render_with_real_glyphs(
     browser: Browser, artifacts: Path, tmp_path: Path
 ) -> None:

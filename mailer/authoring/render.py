@@ -37,10 +37,10 @@ from mailer.authoring.markdown import Links, Markdown, Memo, Style, attr
 from mailer.authoring.media import MediaStore
 from mailer.authoring.profile import Profile, load_profile
 from mailer.authoring.slots import Slot as Slot  # re-exported: delivery and previews fill slots
+from mailer.authoring.wrapping import TEXT_WIDTH as TEXT_WIDTH
+from mailer.authoring.wrapping import wrap as wrap  # re-exported: tests and callers wrap text
 from mailer.errors import UserInputError
 from mailer.settings import Settings
-
-TEXT_WIDTH = 78
 
 # Latin, Vietnamese, Chinese, Thai, Khmer, Lao and Burmese on Windows, macOS, Android
 # and Linux. Unquoted family names are valid CSS and keep `"` out of attributes.
@@ -176,7 +176,7 @@ class Renderer:
             initials=initials,
         )
         self._text_env.filters.update(md=_text_md(self._md), md_inline=_text_md_inline(self._md))
-        self._text_env.filters["wrap"] = wrap
+        self._text_env.filters["wrap"] = _wrap_filter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Renderer:
@@ -311,7 +311,10 @@ def _no_backslash(value: Any) -> Any:
     return value
 
 
-_HONORIFICS = re.compile(r"^(mr|mrs|ms|miss|dr|prof|h\.?e)\.?\s+", re.IGNORECASE)
+# Thai titles are written against the name, with no space: "นายโจว จวิน", "ดร.หลี่ เสีย".
+_HONORIFICS = re.compile(
+    r"^((mr|mrs|ms|miss|dr|prof|h\.?e)\.?\s+|(นางสาว|นาง|นาย|ดร\.)\s*(?=\S))", re.IGNORECASE
+)
 
 
 def initials(name: str) -> str:
@@ -343,62 +346,14 @@ def _first_grapheme(word: str) -> str:
     return out
 
 
-def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
-    """Wrap each line at `width` columns; never split words, URLs, slots or hyphenations.
-
-    Greedy, like textwrap with break_long_words and break_on_hyphens off, but several
-    times faster; runs of spaces inside a line become one. Chinese characters count
-    two columns and a line may break between them (not before closing punctuation).
-    """
-    out: list[str] = []
-    for line in str(text).split("\n"):
-        tokens = _tokens(line)
-        if not tokens:
-            out.append("")
-            continue
-        current, used = indent + tokens[0][1], len(indent) + tokens[0][2]
-        for joiner, piece, piece_width in tokens[1:]:
-            if used + len(joiner) + piece_width <= width:
-                current += joiner + piece
-                used += len(joiner) + piece_width
-            else:
-                out.append(current)
-                current, used = indent + piece, len(indent) + piece_width
-        out.append(current)
-    return "\n".join(out)
+@pass_context
+def _wrap_filter(context: Context, text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
+    """The `wrap` filter: `wrap` with the rules of the language being rendered."""
+    return wrap(text, width, indent, _language(context))
 
 
-_CLOSING = set("，。、；：？！）」』】》〉’”,.;:?!)")
-
-
-def _tokens(line: str) -> list[tuple[str, str, int]]:
-    """(joiner before, text, display width) for each unbreakable piece of a line.
-
-    Space-separated words are pieces; inside a word, each wide (Chinese) character is
-    a piece of its own, and closing punctuation sticks to the piece before it.
-    """
-    tokens: list[tuple[str, str, int]] = []
-    for word in line.split():
-        if word.isascii():
-            tokens.append((" ", word, len(word)))
-            continue
-        joiner = " "
-        for char in word:
-            wide = _is_wide(char)
-            glue = joiner == "" and (char in _CLOSING or not (wide or _is_wide(tokens[-1][1][-1])))
-            if glue:
-                before, piece, piece_width = tokens[-1]
-                tokens[-1] = (before, piece + char, piece_width + (2 if wide else 1))
-            else:
-                tokens.append((joiner, char, 2 if wide else 1))
-            joiner = ""
-    if tokens:
-        tokens[0] = ("", tokens[0][1], tokens[0][2])
-    return tokens
-
-
-def _is_wide(char: str) -> bool:
-    return unicodedata.east_asian_width(char) in ("W", "F")
+def _language(context: Context) -> str:
+    return str(getattr(context.get("issue"), "language", "") or "")
 
 
 def _html_md(md: Markdown, style: Style) -> Callable[..., Markup]:
@@ -421,7 +376,8 @@ def _text_md(md: Markdown) -> Callable[..., str]:
     @pass_context
     def render(context: Context, source: str, indent: str = "") -> str:
         paragraphs = md.text(str(source), context["links"], context["md_memo"])
-        return "\n\n".join(wrap(p, indent=indent) for p in paragraphs)
+        language = _language(context)
+        return "\n\n".join(wrap(p, indent=indent, locale=language) for p in paragraphs)
 
     return render
 

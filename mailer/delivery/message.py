@@ -25,10 +25,12 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from html import escape as html_escape
+from itertools import pairwise
 from urllib.parse import quote
 
 from mailer import urls
 from mailer.authoring.slots import Slot, SlotInSubject, refuse_slots
+from mailer.authoring.wrapping import grapheme_boundaries
 from mailer.delivery import tokens
 from mailer.errors import UserInputError
 
@@ -139,26 +141,50 @@ class Identity:
     bounce_verp: bool = False
 
 
-def _encoded_words(text: str) -> str:
+_WORD_BYTES = 45  # UTF-8 bytes per encoded word: 60 base64 characters + 12 = 75
+
+
+def encoded_words(text: str) -> str:
     """RFC 2047 base64 encoded words, each within 75 characters, folded with CRLF SP.
 
-    Chunks end on character boundaries (45 UTF-8 bytes at most: 60 base64 characters
-    plus the 12 of `=?utf-8?b??=`), so every word decodes on its own.
+    The email library encodes each chunk; the chunks end on grapheme cluster
+    boundaries (ICU's character break iterator), so every word decodes on its own to
+    whole user-perceived characters: a Thai, Khmer, Lao or Burmese consonant with its
+    vowel signs and tone marks, or a Vietnamese letter with its combining accents, is
+    never split between two words (readers that show each word apart would show a
+    mark without its letter). The email library's own folding splits anywhere. A
+    single cluster longer than 45 bytes (nothing a real name holds) is split between
+    code points rather than break the 75-character limit.
     """
-    if len(text.encode("utf-8")) <= 45:
+    if len(text.encode("utf-8")) <= _WORD_BYTES:
         return base64mime.header_encode(text, "utf-8")
     words: list[str] = []
     chunk = ""
     size = 0
-    for char in text:
-        width = len(char.encode("utf-8"))
-        if size + width > 45:
-            words.append(base64mime.header_encode(chunk, "utf-8"))
-            chunk, size = "", 0
-        chunk += char
-        size += width
+    bounds = grapheme_boundaries(text)
+    for start, end in pairwise(bounds):
+        for cluster in _at_most(text[start:end], _WORD_BYTES):
+            width = len(cluster.encode("utf-8"))
+            if size + width > _WORD_BYTES:
+                words.append(base64mime.header_encode(chunk, "utf-8"))
+                chunk, size = "", 0
+            chunk += cluster
+            size += width
     words.append(base64mime.header_encode(chunk, "utf-8"))
     return "\r\n ".join(words)
+
+
+def _at_most(cluster: str, limit: int) -> list[str]:
+    """`cluster` as one piece, or cut between code points when its UTF-8 is over `limit`."""
+    if len(cluster.encode("utf-8")) <= limit:
+        return [cluster]
+    pieces, piece = [], ""
+    for char in cluster:
+        if len((piece + char).encode("utf-8")) > limit:
+            pieces.append(piece)
+            piece = ""
+        piece += char
+    return [*pieces, piece]
 
 
 class BadAddress(UserInputError):
@@ -191,7 +217,7 @@ def _display_name(name: str) -> str:
     or RFC 2047-encoded when it is not ASCII (any script) or looks encoded itself."""
     if _literal(name):  # formataddr quotes; it would refuse a non-ASCII address
         return formataddr((name, "x@x")).removesuffix(" <x@x>")
-    return _encoded_words(name)
+    return encoded_words(name)
 
 
 def _address_header(name: str | None, address: str) -> str:
@@ -199,6 +225,14 @@ def _address_header(name: str | None, address: str) -> str:
     if not name:
         return address
     return f"{_display_name(name)} <{address}>"
+
+
+def address_header(name: str | None, address: str) -> str:
+    """`Name <addr>` for a header set with `EmailMessage.set_raw` (which writes it as
+    it is): a name not in ASCII as encoded words that never split a grapheme cluster."""
+    return _address_header(
+        check_header_value("name", name or ""), check_header_value("address", address)
+    )
 
 
 def _header_name(field: str, raw: str) -> str:
@@ -276,8 +310,8 @@ class MessageTemplate:
             check_header_value("reply_to", reply_to)
             own.append(_header("Reply-To", _mailbox_header("reply_to", reply_to)))
         skeleton = EmailMessage(policy=policy.SMTP)
-        if "=?" in subject:
-            own.append(_header("Subject", _encoded_words(subject)))
+        if "=?" in subject or not subject.isascii():
+            own.append(_header("Subject", encoded_words(subject)))
         else:
             skeleton["Subject"] = subject
         skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

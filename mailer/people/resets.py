@@ -14,12 +14,13 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
 from urllib.parse import quote
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from mailer.delivery.message import address_header
 from subscribers.base import Base
 
 
@@ -111,8 +112,9 @@ def message(
 ) -> tuple[bytes, bool]:
     """The reset email (plain text) as bytes, and whether it needs SMTPUTF8."""
     mail = EmailMessage()
-    mail["From"] = formataddr((sender_name, sender_address))
-    mail["To"] = formataddr((name, to)) if name else to
+    # Names are set raw and written as given: encoded words never split a grapheme.
+    mail.set_raw("From", address_header(sender_name, sender_address))
+    mail.set_raw("To", address_header(name, to))
     mail["Subject"] = f"Reset your password for {site}"
     mail["Date"] = format_datetime(now or _now())
     mail["Message-ID"] = make_msgid("reset", domain=domain)
@@ -127,4 +129,5 @@ def message(
         "If you did not ask for this, ignore this message: your password stays as it is.\n"
     )
     needs_utf8 = not (to.isascii() and sender_address.isascii())
-    return mail.as_bytes(policy=SMTPUTF8 if needs_utf8 else SMTP), needs_utf8
+    chosen = SMTPUTF8 if needs_utf8 else SMTP
+    return mail.as_bytes(policy=chosen.clone(refold_source="none")), needs_utf8

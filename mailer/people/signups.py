@@ -36,7 +36,13 @@ from mailer.authoring.content import load_issue
 from mailer.authoring.loader import ContentError
 from mailer.authoring.render import Renderer
 from mailer.compose import Root
-from mailer.delivery.message import MessageTemplate, Recipient
+from mailer.delivery.message import (
+    MessageTemplate,
+    Recipient,
+    address_header,
+    check_header_value,
+    encoded_words,
+)
 from mailer.errors import MailerError, PermanentError
 from mailer.settings import Settings
 from subscribers import signups
@@ -344,12 +350,18 @@ class SignupService:
         )
         wire = _wire_address(signup.email)
         smtputf8 = not wire.isascii()
-        message = EmailMessage(policy=policy.SMTPUTF8 if smtputf8 else policy.SMTP)
-        message["From"] = formataddr((profile.sender.name, profile.sender.address))
+        # Headers set raw are written as given: encoded words never split a grapheme.
+        chosen = policy.SMTPUTF8 if smtputf8 else policy.SMTP
+        message = EmailMessage(policy=chosen.clone(refold_source="none"))
+        message.set_raw("From", address_header(profile.sender.name, profile.sender.address))
         message["To"] = wire
         if profile.sender.reply_to:
             message["Reply-To"] = profile.sender.reply_to
-        message["Subject"] = rendered.subject
+        if rendered.subject.isascii():
+            message["Subject"] = rendered.subject
+        else:
+            subject = check_header_value("subject", rendered.subject)
+            message.set_raw("Subject", encoded_words(subject))
         message["Date"] = format_datetime(datetime.now(UTC).replace(microsecond=0))
         message["Message-ID"] = (
             f"<signup.{signup.id}.{secrets.token_hex(6)}@{self.settings.sender_domain}>"
