@@ -120,9 +120,9 @@ def test_each_language_gets_its_labels_in_both_parts(renderer: Renderer, languag
         assert words in rendered.text, words
         assert words in seen, words
     assert f'<html lang="{language}"' in rendered.html
-    for other, words in WORDS.items():  # no other language's footer slipped in
+    for other, theirs in WORDS.items():  # no other language's footer slipped in
         if other != language and other != "en":
-            assert words[1] not in rendered.text
+            assert theirs[1] not in rendered.text
     # The per-recipient places stay slots, whatever the words around them.
     assert "%%NAME%%" in rendered.text and "%%UNSUBSCRIBE_URL%%" in rendered.html
 
