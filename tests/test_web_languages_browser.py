@@ -158,7 +158,7 @@ def _page(browser: Browser, width: int, console: ConsoleLog) -> Page:
 def test_the_box_finder_finds_a_box(served: tuple[str, Site, Browser]) -> None:
     """A CJK Extension H character (Unicode 15) no installed font has is found; the
     Thai, Khmer, Lao and Burmese letters next to it are not."""
-    base, site, browser = served
+    base, _, browser = served
     page = _page(browser, 600, ConsoleLog())
     page.goto(f"{base}/archive?lang=en")
     assert page.evaluate(BOXES, "กខລမ\U00031350") == ["\U00031350"]
