@@ -174,3 +174,16 @@ def test_a_label_key_that_is_neither_a_label_nor_a_language_is_named(tmp_path: P
     path.write_text(base + "labels:\n  th:\n    issue: 'ฉบับ {nummer}'\n", encoding="utf-8")
     with pytest.raises(ContentError, match=r"labels\.th\.issue: may only use the placeholders"):
         load_profile(path)
+
+
+@pytest.mark.parametrize(("language", "spaced"), [("en", True), ("vi", True), ("km", False)])
+def test_spaced_capitals_only_where_the_script_takes_them(
+    renderer: Renderer, language: str, spaced: bool
+) -> None:
+    """Letter-spacing pulls a Khmer (Thai, Lao, Burmese) cluster apart; Chinese has no
+    capitals: the "Contact Us" heading and a subtitle are spaced capitals in Latin only."""
+    source = _issue(language).replace("blocks:", "subtitle: Views of experts\nblocks:")
+    markup = renderer.render(load_issue_text(source, f"{language}.yaml")).html
+    heading = f'letter-spacing:1.5px;text-transform:uppercase;color:#0b5d4b">{WORDS[language][1]}'
+    assert (heading in markup) is spaced
+    assert ('<span style="text-transform:uppercase">Views of experts' in markup) is spaced

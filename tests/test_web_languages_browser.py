@@ -14,7 +14,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from mailer import db
 from mailer.authoring.content import load_issue
-from mailer.authoring.render import Renderer
+from mailer.authoring.labels import label
+from mailer.authoring.render import Renderer, fill, sample_values
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle, tokens
 from mailer.languages import LANGUAGES
@@ -204,3 +205,36 @@ def test_each_public_page_in_each_language(
     assert problems == {}
     # The "link not valid" page answers 400, which Chromium logs; nothing else may.
     assert [e for e in console.errors if "not-a-valid-token" not in e] == []
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_emails_labels_in_each_language(
+    served: tuple[str, Site, Browser], lang: str, artifacts: Path, tmp_path: Path
+) -> None:
+    """Issue 13 rendered with each `language`: its labels and date drawn without a box,
+    nothing wider than a 375 px phone. Screenshots of the masthead and the footer in
+    test-artifacts/email-labels-<lang>-<width>-{top,footer}.png."""
+    _, _, browser = served
+    issue = load_issue(REPO / "examples" / "issues" / "2022-13.yaml")
+    renderer = Renderer.from_settings(make_settings(tmp_path))
+    rendered = renderer.render(issue.model_copy(update={"language": lang}))
+    values = sample_values("https://news.example.org", "https://news.example.org/view/1")
+    markup = fill(rendered.html, values, html=True)
+    for width in WIDTHS:
+        page = _page(browser, width, ConsoleLog())
+        page.set_content(markup)
+        assert page.evaluate("document.documentElement.lang") == lang
+        assert page.evaluate(BOXES, "") == []
+        if width == 375:
+            assert page.evaluate(
+                "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+            )
+        page.screenshot(path=str(artifacts / f"email-labels-{lang}-{width}-top.png"))
+        page.locator("a", has_text=values_label(lang)).last.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / f"email-labels-{lang}-{width}-footer.png"))
+        page.context.close()
+
+
+def values_label(lang: str) -> str:
+    """The footer's unsubscribe link text in `lang`, from the catalog."""
+    return label("unsubscribe", lang)

@@ -35,6 +35,12 @@ ENGLISH_WORDS: dict[str, str] = {
 DATE_FORMATS: dict[str, str] = {ENGLISH: "MMMM d y", "th": "d MMMM y"}
 
 
+# Spaced capitals (the "CONTACT US" heading, a subtitle) suit the Latin script only:
+# letter-spacing pulls apart the clusters of Thai, Khmer, Lao and Burmese (a consonant
+# and its vowel signs are drawn as one), and Chinese has no capitals.
+SPACED_CAPITALS = frozenset({ENGLISH, "vi"})
+
+
 @dataclass(frozen=True)
 class Words:
     """The labels of one issue in one language, ready for the templates."""
@@ -48,6 +54,11 @@ class Words:
     unsubscribe: str
     sent_to: str
     links: str
+
+    @property
+    def spaced(self) -> bool:
+        """Whether headings in this language may be set in spaced capitals."""
+        return self.language in SPACED_CAPITALS
 
 
 def issue_date(date: dt.date, language: str) -> str:
