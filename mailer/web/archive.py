@@ -42,10 +42,15 @@ class ArchiveEntry:
     summary: str
     published: datetime
 
+    @property
+    def label(self) -> str:
+        """ "Issue 15, 2022" from the slug ("2022-15"); the slug itself otherwise."""
+        match = SLUG.match(self.slug)
+        return f"Issue {int(match[2])}, {match[1]}" if match else self.slug
+
 
 def issue_label(entry: ArchiveEntry, language: str) -> str:
-    """ "Issue 15, 2022" from the slug ("2022-15") in `language` (the catalogs' label);
-    the slug itself for other slugs."""
+    """ "Issue 15, 2022" in `language` (the catalogs' label); the slug for other slugs."""
     match = SLUG.match(entry.slug)
     if not match:
         return entry.slug
