@@ -199,7 +199,7 @@ class Profile(Strict):
     labels: Labels = Field(default_factory=Labels)
     countries: dict[str, str] = Field(default_factory=dict)  # code -> name shown on cards
     language: str = "en"
-    # The language of a reader whose own has no variant or catalog (public pages).
+    # The variant everyone gets whose language has none (mailer.authoring.variants).
     default_language: str = "en"
     timezone: str = "UTC"
 
