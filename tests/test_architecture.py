@@ -93,6 +93,7 @@ WEB_SUPPORT = {
     "charts",
     "archive",  # the public archive's queries and feed
     "library",  # the issue files
+    "language",  # which language a public page speaks, its switch
     "slashes",
 }
 # `auth` is a page (sign-in) that also gives every page its guards (current_user,

@@ -422,11 +422,13 @@ def test_wrap_counts_chinese_as_two_columns_and_breaks_between_characters() -> N
 
 
 def test_labels_come_from_the_profile_not_the_server_locale(tmp_path: Path) -> None:
+    # The profile's labels for a language are under its tag (the flat form is English:
+    # mailer.authoring.labels); what it gives wins over the catalogs.
     profile = (REPO / "config" / "newsletter.yaml").read_text(encoding="utf-8")
     profile += (
-        "labels:\n  issue: '第{number}期 ({year})'\n  date: '{year}年{month}{day}日'\n"
-        "  months: [1月, 2月, 3月, 4月, 5月, 6月, 7月, 8月, 9月, 10月, 11月, 12月]\n"
-        "  contact: 联系我们\n"
+        "labels:\n  zh:\n    issue: '第{number}期 ({year})'\n    date: '{year}年{month}{day}日'\n"
+        "    months: [1月, 2月, 3月, 4月, 5月, 6月, 7月, 8月, 9月, 10月, 11月, 12月]\n"
+        "    contact: 联系我们\n"
     )
     (tmp_path / "newsletter.yaml").write_text(profile, encoding="utf-8")
     settings = make_settings(tmp_path, newsletter_profile=tmp_path / "newsletter.yaml")

@@ -12,17 +12,21 @@ import unicodedata
 from email.headerregistry import Address
 from pathlib import Path
 from string import Formatter
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mailer.authoring.content import MAX_NAME, NonEmpty, Strict, Text, check_source
 from mailer.authoring.loader import parse_yaml, read_text, validate_yaml
-
-MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
 
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 
@@ -105,22 +109,27 @@ class Colours(Strict):
     link: Colour = "#0b6e4f"
 
 
-class Labels(Strict):
-    """Words the templates print, so a profile in another language can change them."""
+class LabelFields(Strict):
+    """Words the templates print around the content, for one language. Each one left
+    out comes from the gettext catalogs (mailer.authoring.labels), so a profile gives
+    only the words it wants different."""
 
-    issue: str = "Issue {number}, {year}"
-    date: str = "{month} {day} {year}"  # as printed in the masthead: "September 29 2022"
-    months: list[str] = Field(default_factory=lambda: list(MONTHS), min_length=12, max_length=12)
-    contact: str = "Contact Us"
-    view_in_browser: str = "View in your browser"
-    preferences: str = "Manage your subscription"
-    unsubscribe: str = "Unsubscribe"
-    sent_to: str = "This email was sent to {name} ({email})."
-    links: str = "Links"
+    issue: str | None = None  # "Issue {number}, {year}"
+    # "{month} {day} {year}"; left out: the date as CLDR writes it in the language
+    date: str | None = None
+    months: list[str] | None = Field(default=None, min_length=12, max_length=12)
+    contact: str | None = None
+    view_in_browser: str | None = None
+    preferences: str | None = None
+    unsubscribe: str | None = None
+    sent_to: str | None = None  # "This email was sent to {name} ({email})."
+    links: str | None = None
 
     @field_validator("issue", "date", "sent_to")
     @classmethod
-    def _placeholders(cls, value: str, info: ValidationInfo) -> str:
+    def _placeholders(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         allowed = {"issue": ("number", "year"), "date": ("month", "day", "year")}.get(
             str(info.field_name), ("name", "email")
         )
@@ -134,6 +143,45 @@ class Labels(Strict):
             shown = " ".join(f"{{{name}}}" for name in allowed)
             raise ValueError(f"may only use the placeholders {shown}: {value!r}")
         return value
+
+    def given(self) -> dict[str, object]:
+        """The labels this profile wrote (the rest come from the catalogs)."""
+        return {
+            name: getattr(self, name)
+            for name in self.model_fields_set
+            if name in LabelFields.model_fields
+        }
+
+
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class Labels(LabelFields):
+    """The profile's `labels:`: per language (`labels: {zh: {contact: 联系我们}}`), and
+    the older flat form (`labels: {contact: Contact us}`), which is English."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, LabelFields] = Field(init=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _language_keys(cls, data: Any) -> Any:
+        """A key that is neither a label nor a language tag is a typo: say which."""
+        if isinstance(data, dict):
+            for key in data:
+                if key not in LabelFields.model_fields and not _LANGUAGE_TAG.match(str(key)):
+                    known = ", ".join(LabelFields.model_fields)
+                    raise ValueError(
+                        f"unknown label {key!r}: a label is one of {known}, or a language"
+                        " tag such as zh or th holding the labels for that language"
+                    )
+        return data
+
+    def languages(self) -> dict[str, LabelFields]:
+        return dict(self.__pydantic_extra__ or {})
+
+    def flat(self) -> LabelFields:
+        return LabelFields.model_validate(self.given())
 
 
 class Profile(Strict):
@@ -151,6 +199,8 @@ class Profile(Strict):
     labels: Labels = Field(default_factory=Labels)
     countries: dict[str, str] = Field(default_factory=dict)  # code -> name shown on cards
     language: str = "en"
+    # The variant everyone gets whose language has none (mailer.authoring.variants).
+    default_language: str = "en"
     timezone: str = "UTC"
 
     _folder: Path | None = PrivateAttr(default=None)

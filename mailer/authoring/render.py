@@ -32,6 +32,7 @@ from markupsafe import Markup
 from mailer import urls
 from mailer.authoring.compiler import CompileError, compile_mjml
 from mailer.authoring.content import Issue
+from mailer.authoring.labels import words_for
 from mailer.authoring.loader import ContentError, Problem
 from mailer.authoring.markdown import Links, Markdown, Memo, Style, attr
 from mailer.authoring.media import MediaStore
@@ -234,7 +235,6 @@ class Renderer:
             "issue": _Frame(language, preheader),  # what base.mjml.j2 reads of an issue
             "profile": self.profile,
             "colours": self.profile.colours,
-            "labels": self.profile.labels,
             "fonts": FONT_STACK,
             "subject": subject,
             "logo_url": self._logo_url(),
@@ -262,7 +262,15 @@ class Renderer:
                     )
                 ]
             )
-        labels = profile.labels
+        labels = words_for(
+            profile.labels,
+            issue.language,
+            number=issue.number,
+            year=issue.year,
+            date=issue.date,
+            name=Slot.NAME.value,
+            email=Slot.EMAIL.value,
+        )
         return {
             "issue": issue,
             "profile": profile,
@@ -270,15 +278,11 @@ class Renderer:
             "labels": labels,
             "fonts": FONT_STACK,
             "subject": self.subject(issue),
-            "issue_label": labels.issue.format(number=issue.number, year=issue.year),
-            "date_label": labels.date.format(
-                month=labels.months[issue.date.month - 1],
-                day=issue.date.day,
-                year=issue.date.year,
-            ),
+            "issue_label": labels.issue,
+            "date_label": labels.date,
             "contact": issue.contact if issue.contact is not None else profile.contact,
             "about": issue.about if issue.about is not None else profile.about,
-            "sent_to": labels.sent_to.format(name=Slot.NAME.value, email=Slot.EMAIL.value),
+            "sent_to": labels.sent_to,
             "slot": {slot.name: slot.value for slot in Slot},
             "portrait_width": PORTRAIT_WIDTH,
             "image_width": IMAGE_WIDTH,

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer import urls
+from mailer.authoring.labels import issue_date, label
 from mailer.authoring.profile import Masthead
 from mailer.authoring.render import Slot, fill, web_copy
 from mailer.delivery.campaigns import Campaign, CampaignState
@@ -46,6 +47,19 @@ class ArchiveEntry:
         """ "Issue 15, 2022" from the slug ("2022-15"); the slug itself otherwise."""
         match = SLUG.match(self.slug)
         return f"Issue {int(match[2])}, {match[1]}" if match else self.slug
+
+
+def issue_label(entry: ArchiveEntry, language: str) -> str:
+    """ "Issue 15, 2022" in `language` (the catalogs' label); the slug for other slugs."""
+    match = SLUG.match(entry.slug)
+    if not match:
+        return entry.slug
+    return label("issue", language).format(number=int(match[2]), year=match[1])
+
+
+def long_date(moment: datetime, language: str) -> str:
+    """The day an issue went out, as CLDR writes dates in `language`."""
+    return issue_date(moment.date(), language)
 
 
 def _published(campaign: Campaign) -> datetime:

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 
+from mailer.languages import ENGLISH, translations
 from mailer.web import csrf
 
 FLASH = "flash"
@@ -35,6 +37,13 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
+        )
+        # Public pages' words in the page's `lang` (mailer.web.language); staff pages set
+        # none and stay English. Per render, not per environment: pages render at once.
+        self.env.policies["ext.i18n.trimmed"] = True
+        self.env.install_gettext_callables(  # type: ignore[attr-defined]
+            _gettext, _ngettext, newstyle=True
         )
         self.env.globals.update(globals_ or {})
         self.env.filters["in_zone"] = in_zone
@@ -52,6 +61,16 @@ class Pages:
         values.update(context)
         html = self.env.get_template(template).render(values)
         return HTMLResponse(html, status_code=status_code)
+
+
+@pass_context
+def _gettext(context: Context, message: str) -> str:
+    return translations(str(context.get("lang") or ENGLISH)).gettext(message)
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, count: int) -> str:
+    return translations(str(context.get("lang") or ENGLISH)).ngettext(singular, plural, count)
 
 
 def in_zone(moment: datetime, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -10,7 +10,7 @@ anything (mail scanners follow links); changes are POSTs.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -21,9 +21,18 @@ from mailer import urls
 from mailer.app.errors import RecordNotFound, store_errors
 from mailer.delivery import tokens
 from mailer.delivery.tokens import InvalidToken
+from mailer.languages import N_, translations
 from mailer.web import csrf
-from mailer.web.archive import ArchiveEntry, atom_feed, public_html, sent_issues
+from mailer.web.archive import (
+    ArchiveEntry,
+    atom_feed,
+    issue_label,
+    long_date,
+    public_html,
+    sent_issues,
+)
 from mailer.web.context import WebContext, db, web
+from mailer.web.language import keep, language_context
 from mailer.web.pages import EMAIL_CSP, mask
 from subscribers import repository
 from subscribers.models import Subscriber, SubscriptionStatus
@@ -46,16 +55,32 @@ def _find(session: Session, subscriber_id: int) -> Subscriber | None:
         return None  # erased: treat as already unsubscribed, say nothing more
 
 
-def _invalid(request: Request) -> Response:
+def _page(
+    request: Request,
+    template: str,
+    title: str,
+    status_code: int = 200,
+    /,
+    subscriber: Subscriber | None = None,
+    **context: Any,
+) -> Response:
+    """A public page in its reader's language (mailer.web.language); `title` is the
+    English message id (marked N_), translated here."""
+    words = language_context(request, subscriber.language if subscriber else None)
+    title = translations(words["lang"]).gettext(title)
     return web(request).pages.render(
-        request, "public/invalid.html", 400, title="This link is not valid"
+        request, template, status_code, title=title, **words, **context
     )
+
+
+def _invalid(request: Request) -> Response:
+    return _page(request, "public/invalid.html", N_("This link is not valid"), 400)
 
 
 @router.get("/unsubscribe")
 def unsubscribe_help(request: Request) -> Response:
     """Where "view in browser" copies point: unsubscribing needs one's own email's link."""
-    return web(request).pages.render(request, "public/unsubscribe_help.html", title="Unsubscribe")
+    return _page(request, "public/unsubscribe_help.html", N_("Unsubscribe"))
 
 
 @router.get("/unsubscribe/{token}")
@@ -65,14 +90,16 @@ def unsubscribe_page(request: Request, session: DB, token: str) -> Response:
     except InvalidToken:
         return _invalid(request)
     subscriber = _find(session, subscriber_id)
-    return web(request).pages.render(
+    return _page(
         request,
         "public/unsubscribe.html",
-        title="Unsubscribe",
+        N_("Unsubscribe"),
+        subscriber=subscriber,
         token=token,
         address=mask(subscriber.email) if subscriber else None,
         done=subscriber is None or subscriber.status.value != "active",
-        preferences_url=urls.preferences("", token),
+        preferences_url=keep(urls.preferences("", token), request),
+        action=keep(f"/unsubscribe/{token}", request),
     )
 
 
@@ -94,7 +121,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
     )
     if one_click:
         return PlainTextResponse("unsubscribed\n")
-    return RedirectResponse(f"/unsubscribe/{token}", status_code=303)
+    return RedirectResponse(keep(f"/unsubscribe/{token}", request), status_code=303)
 
 
 def _preferences(
@@ -116,12 +143,14 @@ def _preferences(
             if s.status == SubscriptionStatus.ACTIVE
         }
     blocked = subscriber is not None and subscriber.status.value in ("bounced", "complained")
-    return web(request).pages.render(
+    return _page(
         request,
         "public/preferences.html",
+        N_("Your subscription"),
         400 if error else 200,
-        title="Your subscription",
+        subscriber=subscriber,
         token=token,
+        action=keep(f"/preferences/{token}", request),
         address=mask(subscriber.email) if subscriber else None,
         lists=repository.preference_lists(session, subscriber_id) if subscriber else [],
         active=active,
@@ -156,7 +185,7 @@ async def save_preferences(request: Request, token: str) -> Response:
     outcome = await run_in_threadpool(_set_preferences, context, subscriber_id, wanted, ip)
     if isinstance(outcome, bool):
         return RedirectResponse(
-            f"/preferences/{token}{'?saved=1' if outcome else ''}", status_code=303
+            keep(f"/preferences/{token}{'?saved=1' if outcome else ''}", request), status_code=303
         )
 
     def refused_page() -> Response:
@@ -199,10 +228,15 @@ def _set_preferences(
 
 def _web_parts(request: Request, entry: ArchiveEntry) -> dict[str, str]:
     """The web copy's own top line and footer, in place of the email's (see
-    `mailer.authoring.render.web_copy`): no recipient, no per-recipient links, no link to itself."""
+    `mailer.authoring.render.web_copy`): no recipient, no per-recipient links, no link to
+    itself; in the reader's language (the issue's own words stay the issue's)."""
     env = web(request).pages.env
+    words = language_context(request)
+    label = issue_label(entry, words["lang"])
     return {
-        part: env.get_template(f"public/web_copy_{part}.html").render(entry=entry)
+        part: env.get_template(f"public/web_copy_{part}.html").render(
+            entry=entry, label=label, **words
+        )
         for part in ("top", "footer")
     }
 
@@ -216,20 +250,20 @@ def view_in_browser(request: Request, session: DB, campaign_id: int) -> Response
         lambda entry: _web_parts(request, entry),
     )
     if html is None:
-        return web(request).pages.render(
-            request, "public/invalid.html", 404, title="This issue is not available"
-        )
+        return _page(request, "public/invalid.html", N_("This issue is not available"), 404)
     return HTMLResponse(html, headers={"Content-Security-Policy": EMAIL_CSP})
 
 
 @router.get("/archive")
 def archive_page(request: Request, session: DB) -> Response:
-    return web(request).pages.render(
+    return _page(
         request,
         "public/archive.html",
-        title="Archive",
+        N_("Archive"),
         entries=sent_issues(session),
         feed_url="/archive/feed.atom",
+        issue_label=issue_label,
+        long_date=long_date,
     )
 
 
