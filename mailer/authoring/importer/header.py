@@ -12,8 +12,10 @@ import datetime as dt
 import re
 from string import Formatter
 
-from mailer.authoring.importer.matching import plain
-from mailer.authoring.profile import MONTHS, Profile
+from babel.dates import get_month_names
+
+from mailer.authoring.importer.matching import plain, profile_label
+from mailer.authoring.profile import Profile
 
 
 def is_masthead(text: str, profile: Profile) -> bool:
@@ -37,7 +39,8 @@ def issue_number(text: str, profile: Profile) -> tuple[int, int | None] | None:
 
 def _issue_pattern(profile: Profile) -> re.Pattern[str]:
     words = ["issue", "no.", "no", "number", "n°", "#"]
-    literal = next(iter(Formatter().parse(profile.labels.issue)), ("", None, None, None))[0]
+    label = profile_label(profile, "issue")
+    literal = next(iter(Formatter().parse(label)), ("", None, None, None))[0]
     if literal.strip(" ,#"):
         words.insert(0, literal.strip(" ,#"))
     alternatives = "|".join(re.escape(word) for word in words)
@@ -79,7 +82,8 @@ def issue_date(text: str, profile: Profile) -> dt.date | None:
 def _month_numbers(profile: Profile) -> dict[str, str]:
     """Month names (full, and their first three letters, and "sept") -> "1".."12"."""
     table: dict[str, str] = {"sept": "9"}
-    for names in (MONTHS, profile.labels.months):
+    english = list(get_month_names("wide", locale="en").values())
+    for names in (english, profile.labels.flat().months or []):
         for index, name in enumerate(names, start=1):
             folded = name.casefold()
             table[folded] = str(index)

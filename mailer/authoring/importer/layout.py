@@ -32,6 +32,7 @@ from mailer.authoring.importer.matching import (
     match_about,
     match_contact,
     plain,
+    profile_label,
 )
 from mailer.authoring.markdown import link_targets
 from mailer.authoring.profile import Profile
@@ -282,7 +283,7 @@ class _Reader:
         self, lines: list[Line], position: int, number: int, year: int
     ) -> tuple[tuple[str, list[_Block]], int]:
         """The title line, or a stand-in (and the line kept as a paragraph)."""
-        stand_in = self.profile.labels.issue.format(number=number, year=year)
+        stand_in = profile_label(self.profile, "issue").format(number=number, year=year)
         if position >= len(lines):
             self.warn(lines[-1].where, f"no title found; set to {stand_in!r}")
             return (stand_in, []), position

@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from mailer.authoring.labels import label as catalog_label
 from mailer.authoring.markdown import Links, Markdown
 from mailer.authoring.profile import Profile
+from mailer.languages import ENGLISH
 
 _MARKDOWN = Markdown()
 
@@ -62,4 +64,12 @@ def is_contact_heading(text: str, profile: Profile) -> bool:
     """A line that introduces the contact block: the profile's label ("Contact Us")
     or the usual English ones, with or without a colon, in any case."""
     words = plain(text).rstrip(":").strip().casefold()
-    return words in {plain(profile.labels.contact).casefold(), "contact us", "contact", "contacts"}
+    label = plain(profile_label(profile, "contact")).casefold()
+    return words in {label, "contact us", "contact", "contacts"}
+
+
+def profile_label(profile: Profile, field: str) -> str:
+    """A label as the profile's printed issues show it: its own flat `labels:` (the
+    English ones), else the catalog's English word."""
+    own = getattr(profile.labels.flat(), field)
+    return str(own) if own is not None else catalog_label(field, ENGLISH)
