@@ -8,13 +8,16 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from PIL import Image, ImageCms
+from sqlalchemy import JSON, DateTime, column, insert, inspect, table, text
 from sqlalchemy.orm import Session
 
 from mailer.app import media as usage
@@ -456,3 +459,89 @@ def test_renderer_copies_and_other_files_stay_public_and_inside_the_folder(root:
 def test_every_media_staff_route_is_registered_with_its_guards() -> None:
     paths = {getattr(r, "path", "") for r in media_page.staff.routes}
     assert paths == {"/media.json", "/media/library", "/media/library/{hash_}/delete"}
+
+
+def _draft_tables(session: Session) -> tuple[Any, Any]:
+    """The drafts' tables as migration 0013 makes them; made here when this branch runs
+    without that migration (the columns this test writes are the same)."""
+    json_type = "json" if session.get_bind().dialect.name == "postgresql" else "text"
+    stamp = "timestamp with time zone" if json_type == "json" else "datetime"
+    if not inspect(session.connection()).has_table("drafts"):
+        session.execute(
+            text(
+                f"CREATE TABLE drafts (id integer PRIMARY KEY, created_by integer,"
+                f" created_at {stamp} NOT NULL, updated_at {stamp} NOT NULL,"
+                f" version integer NOT NULL, document {json_type} NOT NULL,"
+                f" head_revision_id integer)"
+            )
+        )
+        session.execute(
+            text(
+                f"CREATE TABLE draft_revisions (id integer PRIMARY KEY, draft_id integer NOT NULL,"
+                f" number integer NOT NULL, author_id integer, created_at {stamp} NOT NULL,"
+                f" updated_at {stamp} NOT NULL, document {json_type} NOT NULL,"
+                f" kind varchar(16) NOT NULL, restored_from integer)"
+            )
+        )
+
+    def stamps() -> tuple[Any, Any]:
+        return (
+            column("created_at", DateTime(timezone=True)),
+            column("updated_at", DateTime(timezone=True)),
+        )
+
+    drafts = table("drafts", column("id"), column("version"), column("document", JSON), *stamps())
+    revisions = table(
+        "draft_revisions",
+        column("id"),
+        column("draft_id"),
+        column("number"),
+        column("kind"),
+        column("document", JSON),
+        *stamps(),
+    )
+    return drafts, revisions
+
+
+def test_drafts_and_their_revisions_use_photos_but_do_not_make_them_public(root: Root) -> None:
+    now = datetime.now(UTC)
+    old = {
+        "title": "Issue 13",
+        "blocks": [{"statement": {"photo": "https://x/media/cccccccccccccccccccc.jpg"}}],
+    }
+    new = {
+        "title": "Issue 13",
+        "blocks": [{"image": {"src": "https://x/media/dddddddddddddddddddd.jpg"}}],
+    }
+    with root.sessions() as session:
+        drafts, revisions = _draft_tables(session)
+        session.execute(
+            insert(drafts).values(id=7, version=2, document=new, created_at=now, updated_at=now)
+        )
+        for number, document in ((1, old), (2, new)):
+            session.execute(
+                insert(revisions).values(
+                    id=70 + number,
+                    draft_id=7,
+                    number=number,
+                    kind="save",
+                    document=document,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        session.commit()
+        issues = root.settings.resolved_issues_dir
+        found = usage.where_used(
+            session,
+            issues,
+            ["cccccccccccccccccccc", "dddddddddddddddddddd", "eeeeeeeeeeeeeeeeeeee"],
+        )
+        assert found["dddddddddddddddddddd"] == [
+            usage.Usage("draft", "Draft 7: Issue 13", "/drafts/7/edit", False)
+        ]
+        assert found["cccccccccccccccccccc"] == [
+            usage.Usage("draft", "Draft 7 (an earlier revision)", "/drafts/7/history", False)
+        ]
+        assert found["eeeeeeeeeeeeeeeeeeee"] == []
+        assert not usage.is_public(session, issues, "dddddddddddddddddddd")
