@@ -6,6 +6,7 @@ an upload at its public /media/ URL."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from datetime import UTC, datetime
@@ -19,10 +20,12 @@ from httpx2 import Response
 from PIL import Image, ImageCms
 from sqlalchemy import JSON, DateTime, column, insert, inspect, table, text
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from mailer.app import media as usage
 from mailer.authoring import media_library
 from mailer.authoring.content import load_issue_text
+from mailer.authoring.loader import ContentError
 from mailer.authoring.media import (
     UPLOAD_WIDTH,
     MediaStore,
@@ -30,6 +33,7 @@ from mailer.authoring.media import (
     UploadLimits,
     prepare_upload,
 )
+from mailer.cli.main import app as cli
 from mailer.compose import Root, build
 from mailer.delivery.campaigns import Campaign
 from mailer.web import media_page
@@ -545,3 +549,56 @@ def test_drafts_and_their_revisions_use_photos_but_do_not_make_them_public(root:
         ]
         assert found["eeeeeeeeeeeeeeeeeeee"] == []
         assert not usage.is_public(session, issues, "dddddddddddddddddddd")
+
+
+ISSUE_HEAD = (
+    "newsletter: lmec\nnumber: 1\nyear: 2022\ndate: 2022-01-05\nlanguage: en\ntitle: T\nblocks:\n"
+)
+
+
+def test_alt_text_is_required_where_a_photo_is_placed(root: Root) -> None:
+    """Not at upload: in the issue. An image block without alt is refused with its line;
+    a statement's photo is described by photo_alt, or else by the person's name."""
+    url = "https://news.example.org/media/0123456789abcdef0123.jpg"
+    with pytest.raises(ContentError) as refused:
+        load_issue_text(ISSUE_HEAD + f"  - image: {{src: '{url}'}}\n", "a.yaml")
+    assert [(p.line, p.field) for p in refused.value.problems] == [(8, "blocks[0].image.alt")]
+    with pytest.raises(ContentError) as empty:
+        load_issue_text(ISSUE_HEAD + f"  - image: {{src: '{url}', alt: ''}}\n", "b.yaml")
+    assert empty.value.problems[0].field == "blocks[0].image.alt"
+    issue = load_issue_text(
+        ISSUE_HEAD + "  - statement:\n      name: Ms. Dara Chan\n"
+        f"      photo: {url}\n      text: Words.\n",
+        "c.yaml",
+    )
+    html = root.renderer().render(issue).html
+    assert f'src="{url}" alt="Ms. Dara Chan"' in html
+
+
+def test_the_media_commands(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("MAILER_DATABASE_URL", database_url)
+    monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MAILER_PUBLIC_BASE_URL", "https://news.example.org")
+    runner = CliRunner()
+    (tmp_path / "zhou.jpg").write_bytes(camera_jpeg())
+    (tmp_path / "notes.png").write_text("not a photo", encoding="utf-8")
+
+    added = runner.invoke(cli, ["media", "add", "zhou.jpg"])
+    assert added.exit_code == 0, added.output
+    assert "added zhou.jpg (40 x 80 px) https://news.example.org/media/" in added.stdout
+    again = runner.invoke(cli, ["media", "add", "zhou.jpg"])
+    assert "already in the library: zhou.jpg" in again.stdout
+    refused = runner.invoke(cli, ["media", "add", "notes.png"])
+    assert refused.exit_code == 1
+    assert "error: notes.png: the content is not an image" in refused.stderr
+    listed = json.loads(runner.invoke(cli, ["media", "list", "--json"]).stdout)
+    assert [(row["filename"], row["width"], row["used_in"]) for row in listed] == [
+        ("zhou.jpg", 40, [])
+    ]
+    assert "zhou.jpg" in runner.invoke(cli, ["media", "list"]).stdout
+    assert (
+        "mailer media add photos/zhou.jpg" in runner.invoke(cli, ["media", "add", "--help"]).stdout
+    )
