@@ -602,3 +602,27 @@ def test_the_media_commands(
     assert (
         "mailer media add photos/zhou.jpg" in runner.invoke(cli, ["media", "add", "--help"]).stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("src", "accepted"),
+    [
+        ("http://127.0.0.1:8000/media/0123456789abcdef0123.jpg", True),
+        ("http://localhost:8000/media/0123456789abcdef0123.jpg", True),
+        ("http://[::1]:8000/media/0123456789abcdef0123.jpg", True),
+        ("https://news.example.org/media/0123456789abcdef0123.jpg", True),
+        ("http://news.example.org/media/0123456789abcdef0123.jpg", False),
+        ("http://127.0.0.1.example.org/x.jpg", False),
+        ("http://localhost@example.org/x.jpg", False),
+    ],
+)
+def test_the_local_web_apps_http_photo_urls_can_be_placed(src: str, accepted: bool) -> None:
+    """The demo and development serve on http://127.0.0.1: their uploads' URLs are the
+    only http images an issue may use (nobody else could load them anyway)."""
+    text = ISSUE_HEAD + f"  - image: {{src: '{src}', alt: A river}}\n"
+    if accepted:
+        assert load_issue_text(text, "a.yaml").blocks[0].image.src == src  # type: ignore[union-attr]
+    else:
+        with pytest.raises(ContentError) as refused:
+            load_issue_text(text, "a.yaml")
+        assert "an https URL" in str(refused.value.problems[0])
