@@ -96,6 +96,15 @@ def test_upload_list_where_used_and_delete_asks_first(
     login(page, base)
     assert "No photos yet" in page.inner_text("main")
 
+    # Over the limit: refused in the page, with the size and the limit, and not sent.
+    big = tmp_path / "big.jpg"
+    big.write_bytes(bytes(12 * 1024 * 1024))
+    page.set_input_files("input[type=file]", str(big))
+    page.click("button:has-text('Upload')")
+    message = page.locator("input[type=file]").evaluate("i => i.validationMessage")
+    assert "big.jpg: 12.0 MB is more than the limit of 10.0 MB" in message
+    assert page.url == f"{base}/media/library"
+
     river = photo(tmp_path / "river.jpg", ("#5fa8d3", "#1b4965"), (1600, 1000))
     page.set_input_files("input[type=file]", str(river))
     page.click("button:has-text('Upload')")
