@@ -95,6 +95,10 @@ class Campaign(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The draft revision the campaign was made from and froze (None: a content file).
+    # The foreign key is the database's (migration 0013), not declared here, so that
+    # processes that never load mailer.drafts can flush campaigns.
+    draft_revision_id: Mapped[int | None] = mapped_column(Integer)
 
     @property
     def frozen(self) -> bool:
