@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from mailer.authoring.content import BLOCK_TYPES, Issue
 from mailer.authoring.loader import ContentError, Problem
@@ -151,6 +152,30 @@ def validate_document(
 def issue_from_document(document: dict[str, Any], profile: Profile, name: str = "draft") -> Issue:
     """The validated issue, for the same Renderer as files; a ContentError naming
     every field otherwise (`name` says which draft, in the messages)."""
+    issue = _issue(document, name)
+    if issue.newsletter != profile.id:
+        message = f"unknown newsletter {issue.newsletter!r}; this profile is {profile.id!r}"
+        raise ContentError([Problem(name, None, "newsletter", message)])
+    return issue
+
+
+def revision_issue(session: Session, revision_id: int, subject: str | None = None) -> Issue:
+    """A stored revision as an issue (what a campaign made from it freezes), with the
+    campaign's own `subject` if it has one; the renderer checks the newsletter."""
+    from mailer.drafts.models import DraftRevision
+
+    revision = session.get(DraftRevision, revision_id)
+    if revision is None:
+        raise ContentError([Problem(f"draft revision {revision_id}", None, "", "no such revision")])
+    name = f"draft {revision.draft_id} revision {revision.number}"
+    issue = _issue(revision.document, name)
+    if subject:
+        issue = issue.model_copy(update={"subject": subject})
+        issue._name = name
+    return issue
+
+
+def _issue(document: dict[str, Any], name: str) -> Issue:
     problems = [
         Problem(name, None, p.field, p.message)
         for p in _top_level_types(document) + _block_shapes(document)
@@ -168,9 +193,6 @@ def issue_from_document(document: dict[str, Any], profile: Profile, name: str = 
         raise ContentError(_unique(problems)) from None
     if problems:
         raise ContentError(problems)
-    if issue.newsletter != profile.id:
-        message = f"unknown newsletter {issue.newsletter!r}; this profile is {profile.id!r}"
-        raise ContentError([Problem(name, None, "newsletter", message)])
     issue._name = name
     return issue
 

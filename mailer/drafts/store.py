@@ -264,6 +264,12 @@ def restore(
     return _view(draft, revision)
 
 
+def lock_head(session: Session, draft_id: int) -> RevisionView:
+    """The draft's head revision, with the draft locked until the transaction ends (a
+    campaign made from it refers to a revision no autosave is merging into)."""
+    return _revision_view(_head(session, _draft(session, draft_id, lock=True)))
+
+
 def is_frozen(session: Session, revision_id: int) -> bool:
     """Whether a campaign was made from this revision (it never changes then)."""
     query = select(exists().where(_campaigns.c.draft_revision_id == revision_id))
@@ -403,6 +409,7 @@ __all__ = [
     "get_revision",
     "history",
     "list_drafts",
+    "lock_head",
     "restore",
     "revision_by_id",
     "save_draft",
