@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mailer.compose import Root, build
+from mailer.delivery import campaigns as campaign_store
 from mailer.delivery.campaigns import Campaign
 from mailer.drafts import store
 from mailer.drafts.models import Draft
@@ -179,6 +180,25 @@ def test_a_campaign_made_on_the_web_from_a_draft_links_its_revision(web_root: Ro
         assert campaign.draft_revision_id == store.get_revision(session, draft_id, 1).id
     history = http.get(f"/drafts/{draft_id}/history").text
     assert f'href="/campaigns/{campaign.id}"' in history
+    # the edit form names the revision's own subject as the default, and a subject
+    # chosen there is the one the frozen content carries
+    edit = http.get(f"/campaigns/{campaign.id}/edit").text
+    assert 'placeholder="2022 Second Working-Group Meeting' in edit
+    saved = http.post(
+        f"/campaigns/{campaign.id}/edit",
+        data={"csrf_token": token, "subject": "Our own subject", "lists": ["newsletter"]},
+    )
+    assert saved.status_code == 303, saved.text
+    with web_root.sessions.begin() as session:
+        frozen = campaign_store.freeze(
+            session,
+            campaign.id,
+            campaign_store.render_campaign(
+                web_root.renderer(), campaign_store.get_campaign(session, campaign.id)
+            ),
+        )
+        assert frozen.frozen_subject == "Our own subject"
+        assert "<title>Our own subject</title>" in (frozen.frozen_html or "")
 
 
 def test_an_unfinished_draft_makes_no_campaign(web_root: Root) -> None:
