@@ -252,3 +252,37 @@ def test_admins_use_the_draft_pages_too(web_root: Root) -> None:
     assert http.post("/drafts/new", data={"csrf_token": token}).status_code == 303
     assert http.get("/drafts/1/history").status_code == 200
     assert csrf_of(http.get("/drafts/1/history").text) == token
+
+
+PARTNER_TEXT = """\
+Lancang-Mekong Environmental Cooperation Center
+
+Newsletter
+
+Issue 17, 2023
+
+March 8 2023
+
+River Basin Partners Met in Vientiane
+
+Partners from six countries met to plan the year's field work.
+
+Ms. Bounmy Keola
+
+Director of the Water Resources Institute, Lao PDR
+
+Clean rivers need shared data & trust; we will publish ours every month.
+"""
+
+
+def test_a_text_file_laid_out_like_an_issue_becomes_a_draft(web_root: Root) -> None:
+    _, http, token = _editor(web_root)
+    response = _import(http, token, "partner.txt", PARTNER_TEXT.encode("utf-8"))
+    assert response.status_code == 200  # type: ignore[attr-defined]
+    assert "Imported partner.txt into draft 1." in response.text  # type: ignore[attr-defined]
+    with web_root.sessions() as session:
+        [revision] = store.history(session, 1)
+    assert revision.kind == "import"
+    assert revision.document["number"] == 17 and revision.document["year"] == 2023
+    names = [b["statement"]["name"] for b in revision.document["blocks"] if "statement" in b]
+    assert names == ["Ms. Bounmy Keola"]
