@@ -6,7 +6,7 @@ library page shows (original file name, size in pixels and bytes, who uploaded i
 when). The uploader's account may be removed later: the row stays, without them.
 
 Revision ID: 0014
-Revises: 0012 (the lead rechains the numbers at merge)
+Revises: 0013
 """
 
 from __future__ import annotations
