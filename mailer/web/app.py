@@ -27,6 +27,7 @@ from mailer.delivery.campaigns import CampaignNotFound
 from mailer.errors import MailerError
 from mailer.people.accounts import Accounts
 from mailer.web import auth, editor, operator, public, recovery, signup, slashes, twofactor
+from mailer.web import draft_editor
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
@@ -147,6 +148,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     app.include_router(editor.router)
     app.include_router(operator.router)
     signup.install(app)  # public sign-up pages and their staff views
+    draft_editor.install(app)  # the block editor of drafts, its preview and saves
 
     @app.get("/", include_in_schema=False)
     def home() -> Response:
