@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from mailer.app.errors import store_errors
 from mailer.authoring.content import Issue, load_issue
-from mailer.authoring.loader import ContentError
+from mailer.authoring.loader import ContentError, Problem
 from mailer.authoring.profile import Profile
 from mailer.authoring.render import Renderer
 from mailer.delivery import campaigns, ledger
@@ -61,14 +61,76 @@ def create_from_issue(
     )
 
 
+def create_from_draft(
+    session: Session,
+    renderer: Renderer,
+    draft_id: int,
+    audience: Audience,
+    *,
+    name: str | None = None,
+    subject: str | None = None,
+    sender: str | None = None,
+    reply_to: str | None = None,
+) -> Campaign:
+    """A new campaign from the draft's head revision, which it keeps (`draft_revision_id`)
+    and freezes when it is scheduled or started, as a file's campaign freezes its file.
+
+    A draft that `mailer check` would refuse is refused here, with every field named
+    (ContentError): a half-written draft is never sent."""
+    from mailer.authoring.checks import Level, check_issue
+    from mailer.drafts.document import issue_from_document
+    from mailer.drafts.store import lock_head
+
+    head = lock_head(session, draft_id)
+    label = f"draft {draft_id}"
+    issue = issue_from_document(head.document, renderer.profile, label)
+    errors = [f for f in check_issue(issue, renderer) if f.level is Level.ERROR]
+    if errors:
+        raise ContentError([Problem(label, None, f.field, f.message) for f in errors])
+    profile = renderer.profile
+    with store_errors():
+        check_audience(session, audience)
+    return campaigns.create_campaign(
+        session,
+        name=(name or "").strip() or default_name(issue),
+        issue_path=revision_path(draft_id, head.number),
+        issue=issue,
+        sender=sender or profile.sender.mailbox,
+        reply_to=reply_to or profile.sender.reply_to,
+        subject=(subject or "").strip() or None,
+        audience=audience,
+        draft_revision_id=head.id,
+    )
+
+
+def revision_path(draft_id: int, number: int) -> str:
+    """Where a draft's revision is shown (`/drafts/12/revisions/3`): the "issue path"
+    of a campaign made from it."""
+    return f"/drafts/{draft_id}/revisions/{number}"
+
+
 def issue_subject(renderer: Renderer, campaign: Campaign) -> str:
     """The subject the campaign's issue gives itself (read from its file now)."""
+    if campaign.draft_revision_id is not None:
+        return _revision_subject(renderer, campaign)
     try:
         return renderer.subject(load_issue(Path(campaign.issue_path)))
     except ContentError as exc:
         return f"the issue's own (its file has errors: {exc.problems[0] if exc.problems else exc})"
     except OSError:
         return "the issue's own (its file is missing)"
+
+
+def _revision_subject(renderer: Renderer, campaign: Campaign) -> str:
+    from mailer.drafts.document import revision_issue
+
+    session = object_session(campaign)
+    if session is None or campaign.draft_revision_id is None:
+        return "the issue's own"
+    try:
+        return renderer.subject(revision_issue(session, campaign.draft_revision_id))
+    except ContentError as exc:
+        return f"the issue's own (its draft has errors: {exc.problems[0] if exc.problems else exc})"
 
 
 def subject_of(renderer: Renderer, campaign: Campaign) -> str:

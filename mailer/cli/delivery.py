@@ -48,7 +48,17 @@ CampaignArg = Annotated[int, typer.Argument(help="Campaign id (see `mailer campa
 
 
 def create_command(
-    issue_path: Annotated[Path, typer.Argument(help="The issue's YAML file.", dir_okay=False)],
+    issue_path: Annotated[
+        Path | None,
+        typer.Argument(help="The issue's YAML file (or give --draft).", dir_okay=False),
+    ] = None,
+    draft: Annotated[
+        int | None,
+        typer.Option(
+            "--draft",
+            help="Make it from this draft's latest revision (see `mailer drafts list`).",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Campaign name (default: the issue).")] = None,
     lists: Annotated[
         list[str] | None, typer.Option("--list", help="List slug(s); none: every list.")
@@ -69,22 +79,38 @@ def create_command(
     reply_to: Annotated[str | None, typer.Option(help="Reply-To (default: the profile).")] = None,
 ) -> None:
     """Create a draft campaign: an issue, an audience and a sender."""
+    if (issue_path is None) == (draft is None):
+        raise fail("error: give either an issue file or --draft N, not both")
     with opened() as the_root:
-        issue = load_issue(issue_path)
+        issue = load_issue(issue_path) if issue_path is not None else None
         with the_root.sessions.begin() as session:
             audience = audience_from(session, lists, countries, partners, exclude)
-            campaign = app_campaigns.create_from_issue(
-                session,
-                the_root.profile,
-                issue_path,
-                issue,
-                audience,
-                name=name,
-                subject=subject,
-                sender=sender,
-                reply_to=reply_to,
-            )
+            if issue_path is not None and issue is not None:
+                campaign = app_campaigns.create_from_issue(
+                    session,
+                    the_root.profile,
+                    issue_path,
+                    issue,
+                    audience,
+                    name=name,
+                    subject=subject,
+                    sender=sender,
+                    reply_to=reply_to,
+                )
+            elif draft is not None:
+                campaign = app_campaigns.create_from_draft(
+                    session,
+                    the_root.renderer(),
+                    draft,
+                    audience,
+                    name=name,
+                    subject=subject,
+                    sender=sender,
+                    reply_to=reply_to,
+                )
             recipients = count_audience(session, audience)
+        if campaign.draft_revision_id is not None:
+            out.print(f"made from {campaign.issue_path.lstrip('/').replace('/', ' ')}")
         out.print(
             f"campaign {campaign.id} created (draft): {campaign.name}, "
             f"{audience.describe()}, {recipients} recipient(s) now"
@@ -433,8 +459,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(campaign_app, name="campaign")
     campaign_app.command(
         "create",
-        epilog="Example: mailer campaign create examples/issues/2022-15.yaml --list newsletter "
-        "--country VN,LA",
+        epilog="Examples: mailer campaign create examples/issues/2022-15.yaml --list newsletter "
+        "--country VN,LA; mailer campaign create --draft 4 --list newsletter (the draft's "
+        "latest revision, which the campaign keeps; it must pass `mailer check`)",
     )(create_command)
     campaign_app.command("list", epilog="Example: mailer campaign list --state sending")(
         list_command

@@ -202,6 +202,11 @@ COMMANDS: tuple[Command | Group, ...] = (
     ),
     Command("suppression", "mailer.cli.suppression", "Addresses never to be mailed again."),
     Command("schedule", "mailer.cli.schedule", "The schedule: what goes out when."),
+    Command(
+        "drafts",
+        "mailer.cli.drafts",
+        "Drafts of issues composed in the browser: import, list, show, export, history, restore.",
+    ),
     Command("user", "mailer.cli.web", "Accounts of the web app (editors and admins)."),
     Command(
         "bounces",

@@ -30,7 +30,7 @@ from sqlalchemy import (
     delete,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from mailer.authoring.slots import SlotInSubject, refuse_slots
 from mailer.delivery.ledger import AnySelect
@@ -95,6 +95,10 @@ class Campaign(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The draft revision the campaign was made from and froze (None: a content file).
+    # The foreign key is the database's (migration 0013), not declared here, so that
+    # processes that never load mailer.drafts can flush campaigns.
+    draft_revision_id: Mapped[int | None] = mapped_column(Integer)
 
     @property
     def frozen(self) -> bool:
@@ -208,11 +212,15 @@ def create_campaign(
     audience: Any,
     subject: str | None = None,
     reply_to: str | None = None,
+    draft_revision_id: int | None = None,
 ) -> Campaign:
-    """A new draft; the subject defaults to the issue's (resolved when content is frozen)."""
+    """A new draft; the subject defaults to the issue's (resolved when content is frozen).
+    Made from a draft's revision (`draft_revision_id`), `issue_path` names that revision
+    ("drafts/12/revisions/3"), not a file."""
     campaign = Campaign(
         name=_check_name(name),
-        issue_path=str(Path(issue_path).resolve()),
+        issue_path=str(issue_path if draft_revision_id else Path(issue_path).resolve()),
+        draft_revision_id=draft_revision_id,
         issue_slug=issue.slug,
         issue_number=issue.number,
         language=issue.language,
@@ -278,6 +286,19 @@ def render_issue_file(
     if subject:
         issue = issue.model_copy(update={"subject": subject})
     return renderer.render(issue)
+
+
+def render_campaign(renderer: RendererLike, campaign: Campaign) -> RenderedLike:
+    """The campaign's content rendered for freezing: its issue file's, or the draft
+    revision's it was made from (a revision a campaign refers to never changes)."""
+    if campaign.draft_revision_id is None:
+        return render_issue_file(renderer, campaign.issue_path, campaign.subject)
+    from mailer.drafts.document import revision_issue  # drafts' module; imported when needed
+
+    session = object_session(campaign)
+    if session is None:
+        raise CampaignError(f"campaign {campaign.id} is not attached to a database session")
+    return renderer.render(revision_issue(session, campaign.draft_revision_id, campaign.subject))
 
 
 def edit_draft(

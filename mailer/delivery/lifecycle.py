@@ -52,7 +52,7 @@ from mailer.delivery.campaigns import (
     audience_select,
     freeze,
     get_campaign,
-    render_issue_file,
+    render_campaign,
 )
 from mailer.delivery.ledger import AnySelect
 from mailer.errors import UserInputError
@@ -424,7 +424,7 @@ def _start_sending(
         freeze(
             session,
             campaign_id,
-            render_issue_file(renderer, campaign.issue_path, campaign.subject),
+            render_campaign(renderer, campaign),
         )
     if state not in UNDER_WAY:
         campaign = _move(session, campaign_id, START, S.SENDING)

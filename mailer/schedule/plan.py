@@ -232,7 +232,7 @@ def _schedule(
         campaigns.freeze(
             session,
             campaign.id,
-            campaigns.render_issue_file(renderer, campaign.issue_path, campaign.subject),
+            campaigns.render_campaign(renderer, campaign),
         )
     return _store_plan(session, campaign, planned, counts, grace_seconds, again)
 
