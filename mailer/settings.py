@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     newsletter_profile: Path | None = None  # empty: config_dir/newsletter.yaml
     public_base_url: str = "http://127.0.0.1:8000"  # links, photos, unsubscribe
     media_dir: Path | None = None  # empty: data_dir/media
+    media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one photo upload
+    media_max_pixels: int = Field(default=50_000_000, ge=1)  # width x height of an upload
     issues_dir: Path | None = None  # empty: data_dir/issues (web uploads, web issue list)
 
     # --- secrets ---------------------------------------------------------------

@@ -294,7 +294,7 @@ class Renderer:
 
     def _photo_url(self, issue: Issue) -> Callable[[str, int], str]:
         def photo_url(src: str, width: int) -> str:
-            local = issue.resolve(src)
+            local = issue.resolve(src) or self.media.local_copy(src)  # or an upload's URL
             return src if local is None else self.media.publish(local, width)
 
         return photo_url

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +26,17 @@ from mailer.compose import Root
 from mailer.delivery.campaigns import CampaignNotFound
 from mailer.errors import MailerError
 from mailer.people.accounts import Accounts
-from mailer.web import auth, editor, operator, public, recovery, signup, slashes, twofactor
+from mailer.web import (
+    auth,
+    editor,
+    media_page,
+    operator,
+    public,
+    recovery,
+    signup,
+    slashes,
+    twofactor,
+)
 from mailer.web import draft_editor
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
@@ -136,9 +146,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    media_dir = settings.resolved_media_dir
-    media_dir.mkdir(parents=True, exist_ok=True)
-    app.mount("/media", StaticFiles(directory=media_dir, check_dir=False), name="media")
+    settings.resolved_media_dir.mkdir(parents=True, exist_ok=True)  # /media/: media_page
 
     slashes.install(app.router)  # `/archive/` -> `/archive`, never to the Host header's site
     app.include_router(auth.router)
@@ -149,6 +157,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     app.include_router(operator.router)
     signup.install(app)  # public sign-up pages and their staff views
     draft_editor.install(app)  # the block editor of drafts, its preview and saves
+    media_page.install(app)  # photo uploads, the media library, /media/ files
 
     @app.get("/", include_in_schema=False)
     def home() -> Response:
@@ -238,7 +247,21 @@ def _theme_css(primary: str, background: str) -> str:
     return f"body.public {{ --accent: {primary}; background: {background}; }}\n"
 
 
-def _error(request: Request, status_code: int, message: str) -> HTMLResponse:
+def _wants_json(request: Request) -> bool:
+    """The JSON endpoints (`POST /media`, `*.json`) and clients asking for JSON get their
+    errors as {"error": "..."}, not as a page."""
+    path = request.url.path
+    accept = request.headers.get("accept", "")
+    return (
+        path == "/media"
+        or path.endswith(".json")
+        or ("application/json" in accept and "text/html" not in accept)
+    )
+
+
+def _error(request: Request, status_code: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": message}, status_code=status_code)
     return web(request).pages.render(
         request, "error.html", status_code, status=status_code, message=message
     )
