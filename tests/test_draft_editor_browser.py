@@ -61,7 +61,16 @@ class Site:
         self, viewport: ViewportSize = DESKTOP, email: str = "editor@example.org", axe: bool = False
     ) -> Page:
         # axe-core is injected as an inline script: only its pages bypass the CSP.
-        page = self.browser.new_context(viewport=viewport, bypass_csp=axe).new_page()
+        context = self.browser.new_context(viewport=viewport, bypass_csp=axe)
+        public = self.root.settings.public_base_url
+        # The email's images are at the https public URL: fetched from this server.
+        context.route(
+            f"{public}/**",
+            lambda route: route.fulfill(
+                response=route.fetch(url=route.request.url.replace(public, self.base, 1))
+            ),
+        )
+        page = context.new_page()
         self.console.attach(page)
         page.goto(f"{self.base}/login")
         page.fill("input[name=email]", email)
@@ -92,7 +101,10 @@ def site(browser: Browser, tmp_path: Path) -> Iterator[Site]:
     engine.dispose()
     sock = free_socket()
     host, port = sock.getsockname()
-    settings = make_settings(tmp_path, database_url=url, public_base_url=f"http://{host}:{port}")
+    # Photos are https URLs in content (the model refuses http): the public URL is https
+    # (Chromium keeps Secure cookies for 127.0.0.1 over http; Site.page routes the
+    # public URL's requests to this server).
+    settings = make_settings(tmp_path, database_url=url, public_base_url=f"https://{host}:{port}")
     root = build(settings)
     app = make_app(root)
     add_user(app, "editor@example.org", "editor")
@@ -148,7 +160,7 @@ def test_compose_issue_13_from_an_empty_draft(site: Site, artifacts: Path, tmp_p
     photo = tmp_path / "zhou.jpg"
     _portrait(photo)
     for index, item in enumerate(seed["blocks"]):
-        (kind, value), = item.items()
+        ((kind, value),) = item.items()
         card = add_block(page, kind)
         if kind == "paragraph":
             card.locator("textarea").fill(value.strip())
@@ -162,7 +174,9 @@ def test_compose_issue_13_from_an_empty_draft(site: Site, artifacts: Path, tmp_p
         card.get_by_label("Country", exact=True).select_option(value["country"])
         card.get_by_label("Statement text", exact=True).fill(value["text"].strip())
         if index == 2:  # the first card gets a photo, uploaded from the card
-            card.get_by_label("Upload a photo (JPEG, PNG or WebP)", exact=True).set_input_files(str(photo))
+            card.get_by_label("Upload a photo (JPEG, PNG or WebP)", exact=True).set_input_files(
+                str(photo)
+            )
             expect(card.get_by_role("status").first).to_contain_text("Uploaded zhou.jpg")
             shot(page, artifacts, "02-photo-uploaded")
     page.locator("#footer-fields summary").click()
@@ -187,7 +201,7 @@ def test_compose_issue_13_from_an_empty_draft(site: Site, artifacts: Path, tmp_p
     profile = site.root.profile
     from_draft = renderer.render(issue_from_document(stored, profile))
     photo_url = stored["blocks"][2]["statement"].pop("photo")
-    assert photo_url.startswith(f"{site.base}/media/")
+    assert photo_url.startswith(f"{site.root.settings.public_base_url}/media/")
     with_photo = copy.deepcopy(seed)
     with_photo["blocks"][2]["statement"]["photo"] = photo_url
     from_file = renderer.render(issue_from_document(with_photo, profile))
@@ -356,7 +370,9 @@ def test_messages_appear_beside_their_fields_and_the_page_passes_axe(
         body = page.frame_locator("#preview-desktop" if label == "desktop" else "#preview-phone")
         if label == "phone":
             page.get_by_role("button", name="375 px").click()
-        expect(body.locator("body")).to_contain_text('<script>alert(1)</script> {{ 7*7 }} R&D "quoted"', timeout=15_000)
+        expect(body.locator("body")).to_contain_text(
+            '<script>alert(1)</script> {{ 7*7 }} R&D "quoted"', timeout=15_000
+        )
         shot(page, artifacts, f"10-literal-text-{label}")
         violations = axe_violations(page)
         assert violations == [], "\n".join(violations)
