@@ -175,7 +175,7 @@ def test_the_preview_is_the_rendered_email_and_editor_text_stays_text(app: FastA
     draft = new_draft(app)
     http, token = login(app, "editor@example.org")
     document = copy.deepcopy(DOCUMENT)
-    document["blocks"][0] = {"paragraph": "<script>alert(1)</script> {{ 7*7 }} R&D \"quoted\""}
+    document["blocks"][0] = {"paragraph": '<script>alert(1)</script> {{ 7*7 }} R&D "quoted"'}
     document["preheader"] = ""
     checked = post(http, token, f"/drafts/{draft}/check", {"document": document}).json()
     assert checked["problems"] == []
