@@ -29,6 +29,8 @@ PATH_VALUES = {
     "{partner_id:int}": "1",
     "{user_id:int}": "1",
     "{campaign_id:int}": "1",
+    "{draft_id:int}": "1",
+    "{number:int}": "1",
     "{slug}": "newsletter",
     "{key}": "2022-13",
     "{token}": "not-a-token",
@@ -72,7 +74,7 @@ def _send(
     if not is_form:
         return http.request(method, path, params=fields)
     data = {"csrf_token": token, **fields}
-    if path in ("/issues/upload", "/subscribers/import"):  # multipart, with a harmless file
+    if path in ("/issues/upload", "/subscribers/import", "/drafts/import"):  # multipart
         return http.request(method, path, data=data, files={"file": ("a.csv", b"email\n")})
     return http.request(method, path, data=data)
 

@@ -86,6 +86,7 @@ class DraftSummary:
     created_at: datetime
     updated_at: datetime
     updated_by: int | None
+    date: str | None = None  # the date as written (YYYY-MM-DD), if any
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def list_drafts(session: Session) -> list[DraftSummary]:
                 created_at=draft.created_at,
                 updated_at=draft.updated_at,
                 updated_by=head.author_id,
+                date=document["date"] if isinstance(document.get("date"), str) else None,
             )
         )
     return summaries

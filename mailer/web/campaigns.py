@@ -22,6 +22,7 @@ from mailer.app.errors import RecordError, store_errors
 from mailer.delivery import campaigns as campaign_store
 from mailer.delivery import progress
 from mailer.delivery.campaigns import Campaign, CampaignState
+from mailer.drafts.store import list_drafts
 from mailer.errors import MailerError
 from mailer.people.accounts import User
 from mailer.web import confirm as confirm_page
@@ -107,6 +108,7 @@ def _campaign_form(
         "campaign_new.html",
         status_code,
         issues=issues,
+        drafts=[] if editing is not None else list_drafts(session),
         issue_key=issue_key,
         name=name,
         subject=subject,
@@ -192,6 +194,8 @@ def create_campaign(
 ) -> Response:
     context = web(request)
     audience = audience_from(session, lists, countries, partners, exclude)
+    if issue.startswith(DRAFT_KEY):
+        return _create_from_draft(request, session, context, issue, name, subject, audience)
     found = library.find_issue(context.root.settings.resolved_issues_dir, session, issue)
     error = None
     if found is None or found.issue is None:
@@ -234,6 +238,49 @@ def create_campaign(
         )
     flash(request, f"Created campaign “{campaign.name}” as a draft.")
     return back(f"/campaigns/{campaign.id}")
+
+
+DRAFT_KEY = "draft:"  # the form's value for a draft: "draft:12"
+
+
+def _create_from_draft(
+    request: Request,
+    session: Session,
+    context: WebContext,
+    key: str,
+    name: str,
+    subject: str,
+    audience: Audience,
+) -> Response:
+    """A campaign from a draft's latest revision, which it keeps (see app.campaigns)."""
+    number = key.removeprefix(DRAFT_KEY)
+    error = None
+    if not number.isdigit() or not 0 < int(number) < 2**31:
+        error = "Choose a valid issue."
+    elif count_audience(session, audience) == 0:
+        error = "Nobody is in this audience; widen it before creating the campaign."
+    else:
+        try:
+            campaign = app_campaigns.create_from_draft(
+                session, context.renderer(), int(number), audience, name=name, subject=subject
+            )
+            session.commit()
+        except MailerError as exc:
+            session.rollback()
+            error = str(exc)
+        else:
+            flash(request, f"Created campaign “{campaign.name}” as a draft.")
+            return back(f"/campaigns/{campaign.id}")
+    return _campaign_form(
+        request,
+        session,
+        context,
+        issue_key=key,
+        name=name,
+        subject=subject,
+        audience=audience,
+        error=error,
+    )
 
 
 @router.get("/campaigns/{campaign_id:int}/edit")

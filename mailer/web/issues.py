@@ -18,6 +18,7 @@ from mailer.authoring.content import load_issue_text
 from mailer.authoring.loader import MAX_FILE_BYTES, TOO_LARGE, ContentError, Problem, decode_text
 from mailer.authoring.render import Slot, fill
 from mailer.delivery.testsend import send_test
+from mailer.drafts.store import list_drafts
 from mailer.errors import MailerError
 from mailer.people.accounts import User
 from mailer.web import csrf, library
@@ -43,6 +44,7 @@ def issues_page(request: Request, session: DB) -> Response:
         request,
         "issues.html",
         issues=library.list_issues(context.root.settings.resolved_issues_dir, session),
+        drafts=list_drafts(session),
         problems=None,
         filename=None,
     )
