@@ -6,20 +6,26 @@ an upload at its public /media/ URL."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from PIL import Image, ImageCms
+from sqlalchemy import JSON, DateTime, column, insert, inspect, table, text
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from mailer.app import media as usage
 from mailer.authoring import media_library
 from mailer.authoring.content import load_issue_text
+from mailer.authoring.loader import ContentError
 from mailer.authoring.media import (
     UPLOAD_WIDTH,
     MediaStore,
@@ -27,6 +33,7 @@ from mailer.authoring.media import (
     UploadLimits,
     prepare_upload,
 )
+from mailer.cli.main import app as cli
 from mailer.compose import Root, build
 from mailer.delivery.campaigns import Campaign
 from mailer.web import media_page
@@ -456,3 +463,166 @@ def test_renderer_copies_and_other_files_stay_public_and_inside_the_folder(root:
 def test_every_media_staff_route_is_registered_with_its_guards() -> None:
     paths = {getattr(r, "path", "") for r in media_page.staff.routes}
     assert paths == {"/media.json", "/media/library", "/media/library/{hash_}/delete"}
+
+
+def _draft_tables(session: Session) -> tuple[Any, Any]:
+    """The drafts' tables as migration 0013 makes them; made here when this branch runs
+    without that migration (the columns this test writes are the same)."""
+    json_type = "json" if session.get_bind().dialect.name == "postgresql" else "text"
+    stamp = "timestamp with time zone" if json_type == "json" else "datetime"
+    if not inspect(session.connection()).has_table("drafts"):
+        session.execute(
+            text(
+                f"CREATE TABLE drafts (id integer PRIMARY KEY, created_by integer,"
+                f" created_at {stamp} NOT NULL, updated_at {stamp} NOT NULL,"
+                f" version integer NOT NULL, document {json_type} NOT NULL,"
+                f" head_revision_id integer)"
+            )
+        )
+        session.execute(
+            text(
+                f"CREATE TABLE draft_revisions (id integer PRIMARY KEY, draft_id integer NOT NULL,"
+                f" number integer NOT NULL, author_id integer, created_at {stamp} NOT NULL,"
+                f" updated_at {stamp} NOT NULL, document {json_type} NOT NULL,"
+                f" kind varchar(16) NOT NULL, restored_from integer)"
+            )
+        )
+
+    def stamps() -> tuple[Any, Any]:
+        return (
+            column("created_at", DateTime(timezone=True)),
+            column("updated_at", DateTime(timezone=True)),
+        )
+
+    drafts = table("drafts", column("id"), column("version"), column("document", JSON), *stamps())
+    revisions = table(
+        "draft_revisions",
+        column("id"),
+        column("draft_id"),
+        column("number"),
+        column("kind"),
+        column("document", JSON),
+        *stamps(),
+    )
+    return drafts, revisions
+
+
+def test_drafts_and_their_revisions_use_photos_but_do_not_make_them_public(root: Root) -> None:
+    now = datetime.now(UTC)
+    old = {
+        "title": "Issue 13",
+        "blocks": [{"statement": {"photo": "https://x/media/cccccccccccccccccccc.jpg"}}],
+    }
+    new = {
+        "title": "Issue 13",
+        "blocks": [{"image": {"src": "https://x/media/dddddddddddddddddddd.jpg"}}],
+    }
+    with root.sessions() as session:
+        drafts, revisions = _draft_tables(session)
+        session.execute(
+            insert(drafts).values(id=7, version=2, document=new, created_at=now, updated_at=now)
+        )
+        for number, document in ((1, old), (2, new)):
+            session.execute(
+                insert(revisions).values(
+                    id=70 + number,
+                    draft_id=7,
+                    number=number,
+                    kind="save",
+                    document=document,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        session.commit()
+        issues = root.settings.resolved_issues_dir
+        found = usage.where_used(
+            session,
+            issues,
+            ["cccccccccccccccccccc", "dddddddddddddddddddd", "eeeeeeeeeeeeeeeeeeee"],
+        )
+        assert found["dddddddddddddddddddd"] == [
+            usage.Usage("draft", "Draft 7: Issue 13", "/drafts/7/edit", False)
+        ]
+        assert found["cccccccccccccccccccc"] == [
+            usage.Usage("draft", "Draft 7 (an earlier revision)", "/drafts/7/history", False)
+        ]
+        assert found["eeeeeeeeeeeeeeeeeeee"] == []
+        assert not usage.is_public(session, issues, "dddddddddddddddddddd")
+
+
+ISSUE_HEAD = (
+    "newsletter: lmec\nnumber: 1\nyear: 2022\ndate: 2022-01-05\nlanguage: en\ntitle: T\nblocks:\n"
+)
+
+
+def test_alt_text_is_required_where_a_photo_is_placed(root: Root) -> None:
+    """Not at upload: in the issue. An image block without alt is refused with its line;
+    a statement's photo is described by photo_alt, or else by the person's name."""
+    url = "https://news.example.org/media/0123456789abcdef0123.jpg"
+    with pytest.raises(ContentError) as refused:
+        load_issue_text(ISSUE_HEAD + f"  - image: {{src: '{url}'}}\n", "a.yaml")
+    assert [(p.line, p.field) for p in refused.value.problems] == [(8, "blocks[0].image.alt")]
+    with pytest.raises(ContentError) as empty:
+        load_issue_text(ISSUE_HEAD + f"  - image: {{src: '{url}', alt: ''}}\n", "b.yaml")
+    assert empty.value.problems[0].field == "blocks[0].image.alt"
+    issue = load_issue_text(
+        ISSUE_HEAD + "  - statement:\n      name: Ms. Dara Chan\n"
+        f"      photo: {url}\n      text: Words.\n",
+        "c.yaml",
+    )
+    html = root.renderer().render(issue).html
+    assert f'src="{url}" alt="Ms. Dara Chan"' in html
+
+
+def test_the_media_commands(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("MAILER_DATABASE_URL", database_url)
+    monkeypatch.setenv("MAILER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MAILER_PUBLIC_BASE_URL", "https://news.example.org")
+    runner = CliRunner()
+    (tmp_path / "zhou.jpg").write_bytes(camera_jpeg())
+    (tmp_path / "notes.png").write_text("not a photo", encoding="utf-8")
+
+    added = runner.invoke(cli, ["media", "add", "zhou.jpg"])
+    assert added.exit_code == 0, added.output
+    assert "added zhou.jpg (40 x 80 px) https://news.example.org/media/" in added.stdout
+    again = runner.invoke(cli, ["media", "add", "zhou.jpg"])
+    assert "already in the library: zhou.jpg" in again.stdout
+    refused = runner.invoke(cli, ["media", "add", "notes.png"])
+    assert refused.exit_code == 1
+    assert "error: notes.png: the content is not an image" in refused.stderr
+    listed = json.loads(runner.invoke(cli, ["media", "list", "--json"]).stdout)
+    assert [(row["filename"], row["width"], row["used_in"]) for row in listed] == [
+        ("zhou.jpg", 40, [])
+    ]
+    assert "zhou.jpg" in runner.invoke(cli, ["media", "list"]).stdout
+    assert (
+        "mailer media add photos/zhou.jpg" in runner.invoke(cli, ["media", "add", "--help"]).stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("src", "accepted"),
+    [
+        ("http://127.0.0.1:8000/media/0123456789abcdef0123.jpg", True),
+        ("http://localhost:8000/media/0123456789abcdef0123.jpg", True),
+        ("http://[::1]:8000/media/0123456789abcdef0123.jpg", True),
+        ("https://news.example.org/media/0123456789abcdef0123.jpg", True),
+        ("http://news.example.org/media/0123456789abcdef0123.jpg", False),
+        ("http://127.0.0.1.example.org/x.jpg", False),
+        ("http://localhost@example.org/x.jpg", False),
+    ],
+)
+def test_the_local_web_apps_http_photo_urls_can_be_placed(src: str, accepted: bool) -> None:
+    """The demo and development serve on http://127.0.0.1: their uploads' URLs are the
+    only http images an issue may use (nobody else could load them anyway)."""
+    text = ISSUE_HEAD + f"  - image: {{src: '{src}', alt: A river}}\n"
+    if accepted:
+        assert load_issue_text(text, "a.yaml").blocks[0].image.src == src  # type: ignore[union-attr]
+    else:
+        with pytest.raises(ContentError) as refused:
+            load_issue_text(text, "a.yaml")
+        assert "an https URL" in str(refused.value.problems[0])

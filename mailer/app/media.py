@@ -2,10 +2,10 @@
 
 A photo is placed in an issue by its URL, which holds its hash, so "where is it used"
 is a search of every document for the hash. Each kind of document has a finder in
-`FINDERS`: content files (the issues folder and every file a campaign was made from)
-and frozen campaigns (their HTML) are here. Other documents join by adding a finder
-(`FINDERS.append(...)`; drafts, for one): it gets the session, the issues folder and
-the hashes asked about, and yields (hash, Usage) for each place it finds.
+`FINDERS`: content files (the issues folder and every file a campaign was made from),
+frozen campaigns (their HTML) and drafts (their document and every revision) are here.
+Other documents join by adding a finder (`FINDERS.append(...)`): it gets the session,
+the issues folder and the hashes asked about, and yields (hash, Usage) for each place.
 
 A `Usage` is `public` when subscribers or the public may see the document (a content
 file, which can be sent or test-sent; a frozen campaign); only then does the public
@@ -14,12 +14,13 @@ file, which can be sent or test-sent; a frozen campaign); only then does the pub
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import JSON, Integer, Text, cast, column, inspect, or_, select, table
 from sqlalchemy.orm import Session
 
 from mailer.authoring.loader import MAX_FILE_BYTES
@@ -85,7 +86,49 @@ def in_frozen_campaigns(
                 yield hash_, Usage("campaign", label, url, True)
 
 
-FINDERS: list[UsageFinder] = [in_content_files, in_frozen_campaigns]
+# The drafts' tables (migration 0013, `mailer.drafts.models`), named here rather than
+# imported: only the two columns searched are needed.
+_DRAFTS = table("drafts", column("id", Integer), column("document", JSON))
+_REVISIONS = table("draft_revisions", column("draft_id", Integer), column("document", JSON))
+
+
+def in_drafts(
+    session: Session, _issues_dir: Path, hashes: Sequence[str]
+) -> Iterable[tuple[str, Usage]]:
+    """Drafts whose document, or any revision of it, uses the photo: a revision can be
+    restored, so its photos stay. Drafts are not public."""
+    if not hashes or not inspect(session.connection()).has_table("drafts"):
+        return
+    current: dict[int, set[str]] = {}
+    rows = session.execute(
+        select(_DRAFTS.c.id, _DRAFTS.c.document).where(_mentions(_DRAFTS, hashes))
+    )
+    for draft_id, document in rows:
+        text = json.dumps(document, ensure_ascii=False)
+        current[draft_id] = {hash_ for hash_ in hashes if hash_ in text}
+        for hash_ in sorted(current[draft_id]):
+            title = document.get("title") if isinstance(document, dict) else None
+            label = f"Draft {draft_id}: {title}" if title else f"Draft {draft_id}"
+            yield hash_, Usage("draft", label, f"/drafts/{draft_id}/edit", False)
+    rows = session.execute(
+        select(_REVISIONS.c.draft_id, _REVISIONS.c.document).where(_mentions(_REVISIONS, hashes))
+    )
+    earlier: dict[int, set[str]] = {}
+    for draft_id, document in rows:
+        text = json.dumps(document, ensure_ascii=False)
+        earlier.setdefault(draft_id, set()).update(h for h in hashes if h in text)
+    for draft_id, found in sorted(earlier.items()):
+        for hash_ in sorted(found - current.get(draft_id, set())):
+            label = f"Draft {draft_id} (an earlier revision)"
+            yield hash_, Usage("draft", label, f"/drafts/{draft_id}/history", False)
+
+
+def _mentions(documents: Any, hashes: Sequence[str]) -> Any:
+    text = cast(documents.c.document, Text)
+    return or_(*(text.contains(hash_, autoescape=True) for hash_ in hashes))
+
+
+FINDERS: list[UsageFinder] = [in_content_files, in_frozen_campaigns, in_drafts]
 
 
 def where_used(session: Session, issues_dir: Path, hashes: Sequence[str]) -> dict[str, list[Usage]]:

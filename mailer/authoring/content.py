@@ -151,9 +151,22 @@ class Statement(Strict):
         return check_source(value) if value is not None else None
 
 
+# The web app's own address while it runs on this machine (the demo, development): the
+# photos uploaded there have such URLs, and no one else can load them, so they are the
+# only http images accepted.
+_LOOPBACK_HTTP = re.compile(
+    r"^http://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?/", re.IGNORECASE
+)
+
+
+def is_url(src: str) -> bool:
+    """An image source that is a web address (https, or the local web app's), not a file."""
+    return src.lower().startswith("https://") or _LOOPBACK_HTTP.match(src) is not None
+
+
 def check_source(value: str) -> str:
     """An image is an https URL or a file in the content's folder, never elsewhere."""
-    if value.lower().startswith("https://"):
+    if is_url(value):
         return value
     parts = value.replace("\\", "/").split("/")
     if (
@@ -363,7 +376,7 @@ class Issue(Strict):
 
     def resolve(self, src: str) -> Path | None:
         """The local file behind a photo or image source (None for https URLs)."""
-        if src.lower().startswith("https://"):
+        if is_url(src):
             return None
         path = Path(src)
         if path.is_absolute() or self.base_dir is None:

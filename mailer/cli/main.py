@@ -189,6 +189,7 @@ COMMANDS: tuple[Command | Group, ...] = (
     ),
     Command("db", "mailer.cli.database", "Create and upgrade the database schema."),
     Command("partners", "mailer.cli.partners", "Partner organisations."),
+    Command("media", "mailer.cli.media", "Uploaded photos (the media library)."),
     Command(
         "lists",
         "mailer.cli.lists",

@@ -201,6 +201,7 @@ def library_page(request: Request, session: DB) -> Response:
         used=usage.where_used(session, _issues_dir(request), [i.hash for i in items]),
         uploaders=_uploaders(session, items),
         store=_store(request),
+        max_bytes=settings.media_max_bytes,
         max_mb=f"{settings.media_max_bytes / (1024 * 1024):g}",
         max_megapixels=f"{settings.media_max_pixels / 1_000_000:g}",
         zone=settings.timezone,
