@@ -147,9 +147,11 @@ def seed_document() -> dict[str, Any]:
 
 def test_compose_issue_13_from_an_empty_draft(site: Site, artifacts: Path, tmp_path: Path) -> None:
     seed = seed_document()
-    draft = site.draft()
     page = site.page()
-    site.edit(page, draft)
+    page.get_by_role("button", name="New draft").click()  # on the Issues page
+    page.wait_for_url(re.compile(r".*/drafts/\d+/edit$"))
+    draft = int(page.url.rsplit("/", 2)[-2])
+    page.locator("#issue-fields input").first.wait_for()
     shot(page, artifacts, "01-empty")
     page.fill("#f-number", str(seed["number"]))
     page.fill("#f-year", str(seed["year"]))
