@@ -186,7 +186,7 @@ function field(opts) {
     : el("input", { id: opts.id, type: opts.type || "text", "data-path": opts.path, inputmode: opts.inputmode, autocomplete: "off" });
   input.value = opts.value || "";
   if (opts.required) input.setAttribute("aria-required", "true");
-  input.addEventListener("input", () => opts.oninput(input.value));
+  input.addEventListener("input", () => { input.dataset.touched = "1"; opts.oninput(input.value); });
   const hintId = opts.hint ? `${opts.id}-hint` : null;
   if (hintId) input.setAttribute("data-hint", hintId);
   if (hintId) input.setAttribute("aria-describedby", hintId);
@@ -480,7 +480,9 @@ export class BlockForm {
 
 // --- messages beside their fields ------------------------------------------------
 
-export function showMessages(form, messages) {
+// On a new, empty draft, messages about fields nobody has filled in yet wait until the
+// editor has typed there (or saves a revision): a page all in red helps no one.
+export function showMessages(form, messages, showAll) {
   for (const node of form.querySelectorAll(".field-error")) {
     node.hidden = true;
     node.textContent = "";
@@ -496,6 +498,8 @@ export function showMessages(form, messages) {
     const target = placeFor(form, m.field);
     if (!target) { unplaced.push(m); continue; }
     const { input, slot } = target;
+    if (!showAll && input && !input.dataset.touched && input.value === "") continue;
+    if (!showAll && !input && m.field === "blocks") continue;
     if (slot.textContent) slot.append(document.createElement("br"));
     slot.append(`${m.level === "warning" ? "Warning: " : ""}${m.message}`);
     slot.hidden = false;

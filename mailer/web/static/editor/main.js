@@ -56,7 +56,8 @@ const state = {
   previewSeq: 0,
   previewShown: 0,
   previewUrl: null,
-  lastPreviewAt: 0,
+  // A brand-new draft shows messages only where the editor has typed, until a save.
+  showAll: Boolean((initial.document.blocks || []).length || initial.document.title),
 };
 
 const live = document.createElement("p");
@@ -227,7 +228,7 @@ async function saveNow(autosave) {
   if (result.status === 409 && result.data) { showConflict(result.data); return; }
   if (result.status === 422 && result.data) {
     setStatus(`Not saved: ${result.data.error} See the messages beside the fields.`, "error");
-    showMessages(formNode, result.data.problems || []);
+    showMessages(formNode, result.data.problems || [], true);
     return;
   }
   const why = result.status === 0 ? "the connection to the server was lost"
@@ -243,7 +244,11 @@ function savedLine() {
   return state.savedAt ? `Saved at ${timeOf(state.savedAt)} (version ${state.version}).` : `Version ${state.version}, no changes.`;
 }
 
-document.getElementById("save-now").addEventListener("click", () => saveNow(false));
+document.getElementById("save-now").addEventListener("click", () => {
+  state.showAll = true;
+  saveNow(false);
+  schedulePreview();
+});
 window.addEventListener("online", () => { if (!state.conflict) saveNow(true); });
 window.addEventListener("pagehide", () => {
   const local = readLocal();
@@ -382,7 +387,7 @@ async function runCheck() {
   state.previewShown = seq;
   const data = result.data;
   const messages = [...data.problems, ...data.findings.filter((f) => f.field)];
-  const unplaced = showMessages(formNode, messages);
+  const unplaced = showMessages(formNode, messages, state.showAll);
   const pageLevel = [...unplaced, ...data.findings.filter((f) => !f.field)];
   checksList.replaceChildren(...pageLevel.map((f) => {
     const li = document.createElement("li");
