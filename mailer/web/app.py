@@ -28,6 +28,7 @@ from mailer.errors import MailerError
 from mailer.people.accounts import Accounts
 from mailer.web import (
     auth,
+    draft_editor,
     editor,
     media_page,
     operator,
@@ -37,7 +38,6 @@ from mailer.web import (
     slashes,
     twofactor,
 )
-from mailer.web import draft_editor
 from mailer.web.context import WebContext, web
 from mailer.web.csrf import CSRFError
 from mailer.web.pages import Pages
