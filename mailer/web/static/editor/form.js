@@ -268,8 +268,9 @@ export class BlockForm {
     const position = index + 1;
     const count = this.model.blocks.length;
     const title = el("h3", { className: "block-title", id: `b${block.id}-title`, text: describeBlock(block, position) });
-    const handle = el("button", {
-      type: "button", className: "handle", draggable: "true", "data-control": "handle",
+    // A span, not a <button>: Chromium starts no drag from a form control.
+    const handle = el("span", {
+      role: "button", tabindex: "0", className: "handle", draggable: "true", "data-control": "handle",
       "aria-label": `Move ${describeBlock(block, position)}: press the up or down arrow key`,
       "aria-describedby": "reorder-help", text: "⠿",
     });
@@ -279,13 +280,6 @@ export class BlockForm {
         this.move(index, event.key === "ArrowUp" ? index - 1 : index + 1, "handle");
       }
     });
-    handle.addEventListener("dragstart", (event) => {
-      this.dragging = block.id;
-      event.dataTransfer.effectAllowed = "move";
-      event.dataTransfer.setData("text/plain", String(block.id));
-      event.dataTransfer.setDragImage(handle.closest("li"), 10, 10);
-    });
-    handle.addEventListener("dragend", () => { this.dragging = null; this.clearDrop(); });
     const button = (label, control, action, disabled) => {
       const b = el("button", { type: "button", "data-control": control, text: label, disabled,
         "aria-label": `${label}: ${describeBlock(block, position)}` });
@@ -311,6 +305,12 @@ export class BlockForm {
       body,
       this.addBar(index + 1, "Add below"),
     ]);
+    handle.addEventListener("dragstart", (event) => {
+      this.dragging = block.id;
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", String(block.id));
+    });
+    handle.addEventListener("dragend", () => { this.dragging = null; this.clearDrop(); });
     li.addEventListener("dragover", (event) => {
       if (this.dragging === null) return;
       event.preventDefault();
