@@ -14,7 +14,8 @@ const draftId = Number(root.dataset.draftId);
 const csrf = root.dataset.csrf;
 const initial = JSON.parse(document.getElementById("draft-state").textContent);
 const countries = JSON.parse(document.getElementById("draft-countries").textContent);
-const localKey = `mailer-draft-${draftId}`;
+// Per person and draft: another editor signing in on this browser is not offered them.
+const localKey = `mailer-draft-${root.dataset.user}-${draftId}`;
 const formNode = document.getElementById("editor-form");
 const statusNode = document.getElementById("save-status");
 const banners = document.getElementById("banners");
