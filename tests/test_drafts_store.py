@@ -397,3 +397,13 @@ def test_diff_of_a_renamed_statement_is_a_change_not_a_new_card() -> None:
 def test_seed_fixture_is_the_file(profile) -> None:
     assert Path(SEED).exists()
     assert validate_document(seed_document(), profile) == []
+
+
+def test_word_changes_mark_only_what_changed() -> None:
+    from mailer.drafts.diff import words
+
+    old, new = words("Clean rivers matter to us all.", "Clean seas matter to all of us.")
+    assert "".join(t for t, _ in old) == "Clean rivers matter to us all."
+    assert "".join(t for t, _ in new) == "Clean seas matter to all of us."
+    assert ("Clean ", False) in old and ("rivers", True) in old and ("seas", True) in new
+    assert words("", "new") == ([], [("new", True)])

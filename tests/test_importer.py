@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,28 @@ def test_unreadable_files_are_refused(
 def test_a_missing_file_is_refused(profile: Profile, tmp_path: Path) -> None:
     with pytest.raises(ImportRefused, match="no such file"):
         import_file(tmp_path / "gone.yaml", profile)
+
+
+def test_the_importer_is_library_code() -> None:
+    """It reads files and text only: the CLI and the web app call it, the database
+    stores what it returns (tests/test_architecture.py keeps the general rules)."""
+    for path in sorted((REPO / "mailer" / "authoring" / "importer").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        forbidden = {
+            name
+            for name in names
+            if name.startswith(
+                ("mailer.web", "mailer.cli", "mailer.db", "mailer.delivery", "sqlalchemy")
+            )
+        }
+        assert forbidden == set(), path.name

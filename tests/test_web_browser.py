@@ -121,7 +121,7 @@ def test_login_and_preview_both_seed_issues(site: Site, artifacts: Path) -> None
     assert site.console.errors == []
 
 
-def test_upload_of_a_broken_file_shows_each_error_by_line_and_field(
+def test_import_of_a_broken_file_shows_each_error_by_line_and_field(
     site: Site, artifacts: Path, tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken.yaml"
@@ -134,15 +134,16 @@ def test_upload_of_a_broken_file_shows_each_error_by_line_and_field(
     page = site.page(PHONE)
     site.login(page, "editor@example.org")
     page.set_input_files("input[type=file]", str(broken))
-    page.click("text=Check and upload")
+    page.click("button:has-text('Import into a draft')")
     page.wait_for_selector("#upload-errors")
     table = page.locator("#upload-errors").inner_text()
-    assert "broken.yaml was not saved" in table
+    assert "broken.yaml was not imported" in table
     assert "number" in table and "blocks[1].statement.name" in table
     assert "carousel" in table
     assert no_horizontal_overflow(page)
     shot(page, artifacts, "upload-errors-phone", _db(site))
     assert not (site.root.settings.resolved_issues_dir / "broken.yaml").exists()
+    assert page.locator("tr.draft-row").count() == 0
     assert site.console.errors == []
 
 
@@ -304,22 +305,25 @@ def test_preview_reloads_when_the_content_file_changes(site: Site, artifacts: Pa
     assert site.console.errors == []
 
 
-def test_upload_of_a_valid_file_stores_it_under_its_slug(
+def test_import_of_a_valid_file_makes_a_draft_each_time(
     site: Site, artifacts: Path, tmp_path: Path
 ) -> None:
+    """The Issues page's upload imports into a draft (the issues folder is not written);
+    importing the same file again makes another draft, nothing is replaced."""
     source = (REPO / "examples" / "issues" / "2022-13.yaml").read_text(encoding="utf-8")
     upload = tmp_path / "my draft.yaml"
     upload.write_text(source.replace("number: 13", "number: 16", 1), encoding="utf-8")
     page = site.page(DESKTOP)
     site.login(page, "editor@example.org")
     page.set_input_files("input[type=file]", str(upload))
-    page.click("text=Check and upload")
-    page.wait_for_url(f"{site.base}/issues/2022-16")
-    assert "Uploaded my draft.yaml: issue 16, 2022 is valid." in page.inner_text("main")
-    assert (site.root.settings.resolved_issues_dir / "2022-16.yaml").exists()
+    page.click("button:has-text('Import into a draft')")
+    page.wait_for_selector("text=Imported my draft.yaml into draft 1.")
+    assert not (site.root.settings.resolved_issues_dir / "2022-16.yaml").exists()
     page.goto(f"{site.base}/issues")
     assert page.locator("text=Issue 16, 2022").count() == 1
     page.set_input_files("input[type=file]", str(upload))
-    page.click("text=Check and upload")
-    page.wait_for_selector("text=It replaces the earlier file")
+    page.click("button:has-text('Import into a draft')")
+    page.wait_for_selector("text=Imported my draft.yaml into draft 2.")
+    page.goto(f"{site.base}/issues")
+    assert page.locator("text=Issue 16, 2022").count() == 2
     assert site.console.errors == []

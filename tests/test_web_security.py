@@ -47,6 +47,8 @@ def _concrete(path: str) -> str:
         .replace("{partner_id:int}", "1")
         .replace("{user_id:int}", "1")
         .replace("{campaign_id:int}", "1")
+        .replace("{draft_id:int}", "1")
+        .replace("{number:int}", "1")
         .replace("{slug}", "newsletter")
         .replace("{key}", "2022-13")
     )

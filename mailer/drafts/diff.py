@@ -10,7 +10,9 @@ place reads as moved.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +70,16 @@ class Change:
             return self.field.capitalize() if self.field else "The issue"
         label = f"{self.block_type}, {self.name}" if self.name else self.block_type
         return f"Block {self.block} ({label})"
+
+    @property
+    def old_parts(self) -> list[tuple[str, bool]]:
+        """The old text as (piece, removed) pieces: what the history page strikes out."""
+        return words(self.old, self.new)[0]
+
+    @property
+    def new_parts(self) -> list[tuple[str, bool]]:
+        """The new text as (piece, added) pieces: what the history page marks as new."""
+        return words(self.old, self.new)[1]
 
     def __str__(self) -> str:
         if self.kind == MOVED:
@@ -128,6 +140,24 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
                 Change(REMOVED, "", _block_text(block), "", index + 1, kind, _name(block))
             )
     return changes
+
+
+_TOKENS = re.compile(r"\s+|[^\s]+")
+
+
+def words(old: str, new: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """Both texts cut into runs of words, each marked changed or not, so a reader sees
+    the two words that changed in a long paragraph rather than two paragraphs."""
+    before, after = _TOKENS.findall(old), _TOKENS.findall(new)
+    old_parts: list[tuple[str, bool]] = []
+    new_parts: list[tuple[str, bool]] = []
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if i2 > i1:
+            old_parts.append(("".join(before[i1:i2]), tag != "equal"))
+        if j2 > j1:
+            new_parts.append(("".join(after[j1:j2]), tag != "equal"))
+    return old_parts, new_parts
 
 
 def _fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -21,7 +21,13 @@ from typing import Any
 from sqlalchemy import column, exists, func, select, table
 from sqlalchemy.orm import Session
 
-from mailer.drafts.document import FieldProblem, structural_problems
+from mailer.drafts.diff import Change, diff
+from mailer.drafts.document import (
+    FieldProblem,
+    issue_from_document,
+    structural_problems,
+    validate_document,
+)
 from mailer.drafts.models import Draft, DraftRevision, RevisionKind
 from mailer.errors import UserInputError
 
@@ -397,22 +403,28 @@ def revision_count(session: Session, draft_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
+# The whole API in one place (validation and changes live in their own modules).
 __all__ = [
     "MERGE_WINDOW",
+    "Change",
     "DraftConflict",
     "DraftError",
     "DraftNotFound",
     "DraftRefused",
     "DraftSummary",
     "DraftView",
+    "FieldProblem",
     "RevisionView",
     "create_draft",
+    "diff",
     "get_draft",
     "get_revision",
     "history",
+    "issue_from_document",
     "list_drafts",
     "lock_head",
     "restore",
     "revision_by_id",
     "save_draft",
+    "validate_document",
 ]

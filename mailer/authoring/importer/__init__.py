@@ -24,11 +24,16 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from mailer.authoring.importer.docx import read_docx_lines
+from mailer.authoring.importer.layout import read_layout
 from mailer.authoring.importer.refusal import ImportRefused
+from mailer.authoring.importer.text import read_text_lines
 from mailer.authoring.importer.yamlfile import import_yaml
 from mailer.authoring.loader import MAX_FILE_BYTES
 from mailer.authoring.profile import Profile
+from subscribers.clock import utcnow
 
 __all__ = [
     "KINDS",
@@ -45,15 +50,24 @@ class Imported:
 
     `document` has the fields of a YAML content file (newsletter, number, year, date as
     "YYYY-MM-DD", language, title, subtitle, subject, preheader, blocks, contact,
-    about), JSON-compatible; optional fields are absent when the file gave none.
-    `warnings` name the line (or the paragraph of a .docx) each one is about."""
+    about), JSON-compatible; optional fields are absent when the file gave none. The
+    content model accepts it, unless the file held no paragraph and no statement (an
+    issue needs one block; a warning says so). `warnings` name the line (or the
+    paragraph of a .docx) each one is about."""
 
     document: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
 
 
 # The kinds of file the importer reads, by suffix, and the largest of each it accepts.
-KINDS = {".yaml": MAX_FILE_BYTES, ".yml": MAX_FILE_BYTES}
+# A Word document may carry photos and fonts; only its text is read.
+MAX_DOCX_BYTES = 20_000_000
+KINDS = {
+    ".yaml": MAX_FILE_BYTES,
+    ".yml": MAX_FILE_BYTES,
+    ".txt": MAX_FILE_BYTES,
+    ".docx": MAX_DOCX_BYTES,
+}
 
 
 def import_file(path: Path, profile: Profile, *, today: dt.date | None = None) -> Imported:
@@ -84,7 +98,8 @@ def _limit(filename: str, name: str) -> int:
         raise ImportRefused(
             name,
             f"cannot import a {suffix or 'file without an extension'} file; the importer"
-            f" reads {kinds}",
+            f" reads {kinds} (save a document from your word processor as .docx, or as"
+            " plain text in UTF-8)",
         )
     return KINDS[suffix]
 
@@ -97,5 +112,17 @@ def _import(
         raise ImportRefused(
             name, f"the file is larger than {limit // 1_000_000} MB; is it the right file?"
         )
-    document, warnings = import_yaml(data, name, profile)
-    return Imported(document=document, warnings=warnings)
+    suffix = Path(filename).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        document, found = import_yaml(data, name, profile)
+        return Imported(document=document, warnings=found)
+    warnings: list[str] = []
+    if suffix == ".docx":
+        lines = read_docx_lines(data, name, warnings)
+    else:
+        lines = read_text_lines(data, name, warnings)
+    if not lines:
+        raise ImportRefused(name, "the file holds no text")
+    day = today or utcnow().astimezone(ZoneInfo(profile.timezone)).date()
+    document, more = read_layout(lines, profile, day)
+    return Imported(document=document, warnings=warnings + more)
