@@ -247,15 +247,16 @@ def _theme_css(primary: str, background: str) -> str:
     return f"body.public {{ --accent: {primary}; background: {background}; }}\n"
 
 
+# Endpoints whose errors are JSON {"error": "..."} (the block editor's photo uploads).
+JSON_ERROR_PATHS = frozenset({"/media", "/media.json"})
+
+
 def _wants_json(request: Request) -> bool:
-    """The JSON endpoints (`POST /media`, `*.json`) and clients asking for JSON get their
-    errors as {"error": "..."}, not as a page."""
-    path = request.url.path
+    """The JSON endpoints above and clients asking only for JSON get their errors as
+    {"error": "..."}, not as a page."""
     accept = request.headers.get("accept", "")
-    return (
-        path == "/media"
-        or path.endswith(".json")
-        or ("application/json" in accept and "text/html" not in accept)
+    return request.url.path in JSON_ERROR_PATHS or (
+        "application/json" in accept and "text/html" not in accept
     )
 
 
