@@ -28,6 +28,7 @@ from mailer.errors import MailerError
 from mailer.people.accounts import Accounts
 from mailer.web import (
     auth,
+    draft_editor,
     editor,
     media_page,
     operator,
@@ -155,6 +156,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     app.include_router(editor.router)
     app.include_router(operator.router)
     signup.install(app)  # public sign-up pages and their staff views
+    draft_editor.install(app)  # the block editor of drafts, its preview and saves
     media_page.install(app)  # photo uploads, the media library, /media/ files
 
     @app.get("/", include_in_schema=False)
