@@ -38,9 +38,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.send import drop_database, fresh_database, make_campaign, populate  # noqa: E402
+from mailer.authoring.importer import import_file  # noqa: E402
 from mailer.compose import Root, build  # noqa: E402
 from mailer.delivery import lifecycle  # noqa: E402
 from mailer.delivery.ledger import LedgerRow  # noqa: E402
+from mailer.drafts.store import create_draft, save_draft  # noqa: E402
 from mailer.people.accounts import Accounts  # noqa: E402
 from mailer.schedule import plan  # noqa: E402
 from mailer.schedule.waves import parse_wall_time  # noqa: E402
@@ -86,7 +88,21 @@ def build_data(root: Root, count: int) -> dict[str, str]:
         plan.schedule(
             session, scheduled, parse_wall_time(f"{now.year + 1}-01-15 09:00"), local_time=True
         )
-    draft = make_campaign(root)  # a draft, for its edit page
+    draft = make_campaign(root)  # a campaign in state draft, for its edit page
+    # A draft document (the browser editor's), from Issue 15, with two revisions.
+    issue15 = import_file(REPO / "examples" / "issues" / "2022-15.yaml", root.profile)
+    with root.sessions.begin() as session:
+        document = create_draft(session, issue15.document, author_id=None, now=datetime.now(UTC))
+        retitled = {**issue15.document, "title": issue15.document["title"] + " (revised)"}
+        save_draft(
+            session,
+            document.id,
+            retitled,
+            base_version=document.version,
+            author_id=None,
+            now=datetime.now(UTC),
+            autosave=False,
+        )
     # What autovacuum does after a bulk change on PostgreSQL (the visibility map lets
     # counts be read from indexes alone); statistics for SQLite's planner.
     vacuum = "VACUUM ANALYZE" if root.engine.dialect.name == "postgresql" else "ANALYZE"
@@ -94,7 +110,9 @@ def build_data(root: Root, count: int) -> dict[str, str]:
         connection.execute(text(vacuum))
     return {
         "campaign_id": str(sending),
-        "draft_id": str(draft),
+        "campaign_draft_id": str(draft),
+        "draft_id": str(document.id),
+        "number": "1",
         "key": "2022-15",
         "subscriber_id": "1",
         "partner_id": "1",
@@ -119,6 +137,11 @@ def signed_in(root: Root) -> tuple[TestClient, TestClient]:
     return http, TestClient(app, base_url=base, follow_redirects=False)
 
 
+# Pages of signing in that a signed-in admin is sent on from; and previews that exist
+# only after the editor's last check made them.
+SIGN_IN_STEPS = {"/login/code", "/login/recovery"}
+
+
 def staff_paths(http: TestClient, anonymous: TestClient, values: dict[str, str]) -> list[str]:
     paths = []
     routes = [
@@ -132,8 +155,10 @@ def staff_paths(http: TestClient, anonymous: TestClient, values: dict[str, str])
         if not isinstance(route, APIRoute) or "GET" not in route.methods:
             continue
         path = route.path
-        if path.endswith("/edit"):  # only a draft has an edit page
-            path = path.replace("{campaign_id:int}", values["draft_id"])
+        if path.endswith("{token}.html") or path in SIGN_IN_STEPS:
+            continue
+        if path.startswith("/campaigns/") and path.endswith("/edit"):  # a draft campaign's
+            path = path.replace("{campaign_id:int}", values["campaign_draft_id"])
         for name, value in values.items():
             path = path.replace(f"{{{name}:int}}", value).replace(f"{{{name}}}", value)
         unknown = "{" in path
@@ -141,6 +166,12 @@ def staff_paths(http: TestClient, anonymous: TestClient, values: dict[str, str])
         if answer.status_code in (302, 303, 307) and "/login" in answer.headers["location"]:
             if unknown:
                 raise SystemExit(f"no value for a parameter of the staff page {route.path}")
+            if path in paths:  # a router gathered into another one lists it again
+                continue
+            if http.get(path).status_code in (302, 303, 307):
+                # a step that needs state these data lack (a second factor to reset)
+                print(f"skipped {path}: it sends this admin elsewhere", flush=True)
+                continue
             paths.append(path)
     return paths
 
