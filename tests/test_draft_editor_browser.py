@@ -119,7 +119,10 @@ def shot(page: Page, artifacts: Path, name: str) -> None:
 
 
 def saved(page: Page) -> None:
-    expect(page.locator("#save-status")).to_contain_text("Saved at", timeout=15_000)
+    """Everything typed so far is on the server (not only an earlier save)."""
+    status = page.locator("#save-status")
+    expect(status).to_have_class(re.compile(r"\bsave-ok\b"), timeout=15_000)
+    expect(status).to_contain_text("Saved at")
 
 
 def block(page: Page, index: int) -> Any:

@@ -199,7 +199,7 @@ async function saveNow(autosave) {
   if (state.saving) { state.saveTimer = window.setTimeout(() => saveNow(autosave), 300); return; }
   const document_ = model.document();
   const sentText = canonical(document_);
-  if (autosave && sentText === state.savedText) { writeLocal(false); setStatus(savedLine()); return; }
+  if (autosave && sentText === state.savedText) { writeLocal(false); setStatus(savedLine(), "ok"); return; }
   state.saving = true;
   setStatus("Saving…", "pending");
   let result;
@@ -221,8 +221,14 @@ async function saveNow(autosave) {
     state.retryDelay = 2000;
     const unchanged = canonical(model.document()) === sentText;
     writeLocal(!unchanged);
-    setStatus(savedLine(), "ok");
-    if (!unchanged) state.saveTimer = window.setTimeout(() => saveNow(true), SAVE_DELAY);
+    if (unchanged) {
+      setStatus(savedLine(), "ok");
+    } else {
+      // Edits made while this save was on its way: not saved yet, and the line says so.
+      setStatus(`${savedLine()} Newer changes not saved yet…`, "pending");
+      window.clearTimeout(state.saveTimer);
+      state.saveTimer = window.setTimeout(() => saveNow(true), SAVE_DELAY);
+    }
     return;
   }
 
