@@ -30,6 +30,12 @@ to `retry_max_attempts`, then failed; 5xx failed, and 5.1.x also suppresses the
 address. After `pause_after_consecutive_failures` temporary failures in a row the
 worker pauses the campaigns it is sending (reason recorded, `auto_resume`), probes
 the server while idle and resumes them when it answers again.
+
+One concern, kept whole although it is over 400 lines: the send loop and its
+retry policy share the state of one batch (lanes, outcomes, writes in flight), and
+splitting them would pass that state around; what is separable is apart already:
+the SQL (the `Store`), the connection lanes (`lanes`), the leases (`lease`), who
+is alive (`owners`).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from mailer.delivery import campaigns as campaign_store
 from mailer.delivery import ledger, lifecycle, owners
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.lanes import Lane, Step, answered, wait_readable
+from mailer.delivery.lease import LeaseKeeper
 from mailer.delivery.ledger import Job, LedgerStatus, Outcome
 from mailer.delivery.ledger.store import SqlLedger
 from mailer.delivery.message import (
@@ -162,7 +169,7 @@ class Worker:
         self.store: Store = store or SqlLedger(sessions, self.name)
         # Who we are, in the `workers` table; finds the rows of dead workers.
         self._presence = owners.Presence(sessions.kw["bind"], self.name)
-        self._keeper: _LeaseKeeper | None = None
+        self._keeper: LeaseKeeper | None = None
         self._templates: dict[int, MessageTemplate] = {}
         # Groups of outcomes handed to the store, and of those the ones committed.
         self._writes_started = self._writes_done = 0
@@ -469,8 +476,14 @@ class Worker:
         """
         waiting = deque(jobs)
         lanes = self._lanes()
-        keeper = _LeaseKeeper(
-            self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs}), waiting
+        keeper = LeaseKeeper(
+            self.settings.worker_lease_seconds,
+            [job.row_id for job in jobs],
+            sorted({job.campaign_id for job in jobs}),
+            waiting,
+            renew=self._renew,
+            check=self._check_campaigns,
+            recheck=self._recheck,
         )
         self._keeper = keeper
         outcomes: list[Outcome] = []
@@ -622,62 +635,3 @@ class Worker:
         for transport in transports:
             transport.close()
         self.store.close()
-
-
-class _LeaseKeeper:
-    """As the batch goes: renew its leases every third of the lease, and about once a
-    second look at its campaigns' states and at who of its waiting rows left.
-
-    A worker that stalled past its lease (stopped, suspended, starved) may find some
-    rows taken by another worker meanwhile: `holds` renews before a message goes out
-    once half the lease has passed, and rows no longer ours are dropped, not sent.
-    """
-
-    def __init__(
-        self, worker: Worker, ids: list[int], campaign_ids: list[int], waiting: deque[Job]
-    ) -> None:
-        self.worker = worker
-        self.ids = ids
-        self.campaign_ids = campaign_ids
-        self.waiting = waiting
-        self.lease = worker.settings.worker_lease_seconds
-        self.check_every = min(1.0, self.lease / 3)
-        self.renewed = self.checked = time.monotonic()
-        self.lost: set[int] = set()  # rows of the batch that are no longer ours
-
-    def tend(self) -> None:
-        now = time.monotonic()
-        if now - self.checked < self.check_every:
-            return
-        self.checked = now
-        self.worker._check_campaigns(self.campaign_ids)
-        self.worker._recheck(self.waiting)
-        if now - self.renewed >= self.lease / 3:
-            self._renew(now)
-
-    def _renew(self, now: float) -> None:
-        try:
-            kept = self.worker._renew(self.ids)
-        except SQLAlchemyError as exc:
-            log.warning("could not renew leases: %s", exc)
-            return
-        self.renewed = now
-        gone = set(self.ids) - kept  # recorded since, or taken by another worker
-        if not gone:
-            return
-        self.ids = sorted(kept)
-        self.lost |= gone
-        taken = [job for job in self.waiting if job.row_id in gone]
-        if taken:
-            log.warning("%d row(s) of this batch were taken by another worker", len(taken))
-            kept_jobs = [job for job in self.waiting if job.row_id not in gone]
-            self.waiting.clear()
-            self.waiting.extend(kept_jobs)
-
-    def holds(self, job: Job) -> bool:
-        """Is `job`'s row still ours by a lease that has surely not run out?"""
-        now = time.monotonic()
-        if now - self.renewed >= self.lease / 2 and now - self.checked >= self.check_every:
-            self.checked = now
-            self._renew(now)
-        return job.row_id not in self.lost and time.monotonic() - self.renewed < self.lease * 0.9
