@@ -83,6 +83,9 @@ from mailer.settings import Settings
 from mailer.timestamps import utcnow
 
 log = logging.getLogger(__name__)
+# How long a batch takes more rows as it empties before it ends, and with it the worker's
+# chores between batches (finishing campaigns, pausing halted ones).
+REFILL_SECONDS = 5.0
 __all__ = ["Job", "Outcome", "RecordingFailed", "Store", "Worker"]
 
 
@@ -488,9 +491,13 @@ class Worker:
         self._keeper = keeper
         outcomes: list[Outcome] = []
         back: list[Job] = []
+        refill_until = time.monotonic() + REFILL_SECONDS
         while True:
             keeper.tend()
             stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
+            if not stopping and len(waiting) < len(lanes) and time.monotonic() < refill_until:
+                if not self._refill(keeper, waiting):
+                    refill_until = 0.0  # nothing more due, or the worker's name changed
             limit_wait = self._hand_over(lanes, outcomes, back)
             if not stopping and not limit_wait:
                 # An envelope is written only while a slot awaits it and every message
@@ -540,6 +547,17 @@ class Worker:
         self._record(outcomes)
         self._release(back)
         self._release(waiting)
+
+    def _refill(self, keeper: LeaseKeeper, waiting: deque[Job]) -> bool:
+        """Claim the next batch while this one's last messages are still on the wire, so
+        the connections never stand idle at a batch boundary (waiting for the claim, the
+        last outcomes' commit, the campaign chores). False if nothing was claimed."""
+        if self._halted or self._presence.tend() != self.name:
+            return False  # a paused campaign or a new name: `run_once` sorts them out first
+        jobs = self.claim()
+        keeper.add(jobs)
+        waiting.extend(jobs)
+        return bool(jobs)
 
     def _lanes(self) -> list[Lane]:
         while len(self._transports) < self.settings.smtp_connections:

@@ -50,6 +50,13 @@ class LeaseKeeper:
         self.renewed = self.checked = time.monotonic()
         self.lost: set[int] = set()  # rows of the batch that are no longer ours
 
+    def add(self, jobs: list[Job]) -> None:
+        """Keep the leases of rows claimed into the batch as it goes, too."""
+        if not jobs:
+            return
+        self.ids = sorted({*self.ids, *(job.row_id for job in jobs)})
+        self.campaign_ids = sorted({*self.campaign_ids, *(job.campaign_id for job in jobs)})
+
     def tend(self) -> None:
         now = time.monotonic()
         if now - self.checked < self.check_every:
