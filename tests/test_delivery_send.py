@@ -35,7 +35,8 @@ from mailer.delivery.dispatch import Worker
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
 from mailer.delivery.tokens import read_token
 from mailer.delivery.transport import AuthenticationError
-from subscribers import repository, suppression
+from subscribers import mailing_lists, repository, suppression
+from subscribers import partners as partner_store
 from subscribers.audience import Audience
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import REPO, make_settings
@@ -67,9 +68,9 @@ def delivery_root(tmp_path: Path, database_url: str, port: int, **overrides: obj
 
 def add_recipients(session: Session, count: int, list_slug: str = "newsletter") -> list[str]:
     """`count` subscribers spread over the six countries, names in their own scripts."""
-    if repository.find_partner(session, "MEE") is None:
-        repository.add_list(session, list_slug)
-        repository.add_partner(session, "MEE", "CN")
+    if partner_store.find_partner(session, "MEE") is None:
+        mailing_lists.add_list(session, list_slug)
+        partner_store.add_partner(session, "MEE", "CN")
     emails = []
     countries = sorted(NAMES)
     for index in range(count):
@@ -336,7 +337,7 @@ def test_recipients_who_left_after_the_campaign_was_queued_are_skipped(
     root = delivery_root(tmp_path, database_url, server.port)
     with root.sessions.begin() as session:
         emails = add_recipients(session, 12)
-        repository.add_list(session, "events")
+        mailing_lists.add_list(session, "events")
         repository.subscribe(session, repository.get_subscriber(session, emails[4]).id, "events")
     campaign_id = seed_campaign(root)  # every row queued
     left = {

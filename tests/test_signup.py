@@ -26,7 +26,7 @@ from mailer.authoring.render import Renderer
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle
 from mailer.people.signups import make_stamp
-from subscribers import privacy, repository, signups, suppression
+from subscribers import mailing_lists, privacy, repository, signups, suppression
 from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus, Subscription, SubscriptionStatus
 from tests.conftest import REPO, make_settings
@@ -45,9 +45,9 @@ def make_root(tmp_path: Path, database_url: str, smtp_port: int, **overrides: ob
     values.update(overrides)
     root = build(make_settings(tmp_path, database_url=database_url, smtp_port=smtp_port, **values))
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
-        repository.add_list(session, "events", "Events", "Workshops", public=True)
-        repository.add_list(session, "partners-only", "Partners only", public=False)
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
+        mailing_lists.add_list(session, "events", "Events", "Workshops", public=True)
+        mailing_lists.add_list(session, "partners-only", "Partners only", public=False)
     return root
 
 
@@ -505,8 +505,8 @@ def test_a_list_s_welcome_issue_is_mailed_once_confirmed(
         )
         assert refused.status_code == 303
         with root.sessions() as session:
-            assert repository.get_list(session, "newsletter").welcome_issue == "2022-13"
-            assert repository.get_list(session, "events").welcome_issue is None
+            assert mailing_lists.get_list(session, "newsletter").welcome_issue == "2022-13"
+            assert mailing_lists.get_list(session, "events").welcome_issue is None
         http = client(app)
         sign_up(http, "hello@example.org", lists=("newsletter", "events"))
         assert smtp_server.wait_for(1)

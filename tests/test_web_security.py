@@ -13,7 +13,7 @@ from mailer.compose import Root
 from mailer.delivery import tokens
 from mailer.people.accounts import User
 from mailer.web import auth, editor, operator, public, signup, twofactor
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.models import MailingList, Partner, SubscriberStatus
 from tests.web_harness import PASSWORD, add_user, client, csrf_of, login, make_app
 
@@ -214,7 +214,7 @@ def test_login_never_redirects_off_site(root: Root) -> None:
 def _subscriber(root: Root, email: str, name: str = "Somchai") -> int:
     with root.sessions.begin() as session:
         if session.scalars(select(MailingList)).first() is None:
-            repository.add_list(session, "newsletter", "Newsletter")
+            mailing_lists.add_list(session, "newsletter", "Newsletter")
         return repository.add_subscriber(
             session, email, name=name, country="TH", lists=["newsletter"]
         ).id

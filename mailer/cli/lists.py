@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.cli.common import JsonOpt, print_json, transaction
-from subscribers import repository as repo
+from subscribers import mailing_lists
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -49,7 +49,7 @@ def lists_add(
 ) -> None:
     """Add a list (private unless --public)."""
     with transaction() as session:
-        created = repo.add_list(session, slug, name, description, public=public)
+        created = mailing_lists.add_list(session, slug, name, description, public=public)
         out.print(f"added {_visibility(created.public)} list {created.slug}: {created.name}")
 
 
@@ -65,7 +65,7 @@ def lists_list(as_json: JsonOpt = False) -> None:
                 "active": c.active,
                 "unsubscribed": c.unsubscribed,
             }
-            for c in repo.list_counts(session)
+            for c in mailing_lists.list_counts(session)
         ]
     if as_json:
         print_json(rows)
@@ -100,7 +100,9 @@ def lists_edit(
 ) -> None:
     """Change a list's name, description or visibility."""
     with transaction() as session:
-        updated = repo.update_list(session, slug, name=name, description=description, public=public)
+        updated = mailing_lists.update_list(
+            session, slug, name=name, description=description, public=public
+        )
         out.print(f"list {updated.slug}: {updated.name} ({_visibility(updated.public)})")
 
 

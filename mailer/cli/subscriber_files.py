@@ -1,7 +1,7 @@
 """`mailer subscribers import` and `export`: subscribers from and to CSV files.
 
 Apart from the group's other commands (mailer.cli.subscribers) because they alone
-need the CSV reader and writer (subscribers.csvio).
+need the CSV import and export (subscribers.csvimport, subscribers.csvexport).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from rich.console import Console
 
 from mailer.app import subscribers as finder
 from mailer.cli.common import JsonOpt, fail, print_json, transaction
-from subscribers.csvio import export_csv, import_csv
+from subscribers.csvexport import export_csv
+from subscribers.csvimport import import_csv
 
 out = Console(highlight=False, soft_wrap=True)
 subscribers_app = typer.Typer()

@@ -45,7 +45,7 @@ from mailer.web import csrf, library
 from mailer.web.auth import require_admin
 from mailer.web.context import db, web
 from mailer.web.pages import flash, mask
-from subscribers import repository, signups
+from subscribers import mailing_lists, signups
 from subscribers.countries import REGION, country_names
 
 log = logging.getLogger("mailer.web.signup")
@@ -354,7 +354,7 @@ def _welcome_issues(request: Request, session: Session, slugs: tuple[str, ...]) 
     issues_dir = web(request).root.settings.resolved_issues_dir
     found: list[Welcome] = []
     for slug in slugs:
-        key = repository.get_list(session, slug).welcome_issue
+        key = mailing_lists.get_list(session, slug).welcome_issue
         path = library.find_path(issues_dir, session, key) if key else None
         if path is None or any(w.path == path for w in found):
             continue
@@ -394,7 +394,7 @@ def signups_page(request: Request, session: DB) -> Response:
         names=country_names(),
         weekly=weekly,
         weeks=weeks,
-        list_names={lst.slug: lst.name for lst in repository.list_lists(session, archived=True)},
+        list_names={lst.slug: lst.name for lst in mailing_lists.list_lists(session, archived=True)},
         days=service.settings.signup_expiry_days,
     )
 
@@ -404,7 +404,7 @@ def list_signup_page(request: Request, session: DB, slug: str) -> Response:
     service = _service(request)
     try:
         with store_errors():
-            mailing_list = repository.get_list(session, slug)
+            mailing_list = mailing_lists.get_list(session, slug)
     except RecordNotFound:
         return web(request).pages.render(
             request, "error.html", 404, status=404, message=f"No list {slug!r}."
@@ -441,7 +441,7 @@ def set_welcome(
     request: Request, session: DB, slug: str, welcome_issue: Annotated[str, Form()] = ""
 ) -> Response:
     """Choose the issue mailed to those who join the list by signing up (or none)."""
-    mailing_list = repository.get_list(session, slug)
+    mailing_list = mailing_lists.get_list(session, slug)
     issues_dir = web(request).root.settings.resolved_issues_dir
     if welcome_issue:
         found = library.find_issue(issues_dir, session, welcome_issue)
