@@ -12,7 +12,7 @@ from sqlalchemy import select
 from mailer.compose import Root
 from mailer.delivery import tokens
 from mailer.people.accounts import User
-from mailer.web import auth, editor, operator, public, signup, twofactor
+from mailer.web import auth, editor, operator, public, twofactor
 from subscribers import mailing_lists, repository
 from subscribers.models import MailingList, Partner, SubscriberStatus
 from tests.web_harness import PASSWORD, add_user, client, csrf_of, login, make_app
@@ -59,7 +59,6 @@ def _guarded_routes() -> list[tuple[str, str]]:
         *public.router.routes,
         *editor.router.routes,
         *operator.router.routes,
-        *signup.staff.routes,
         *twofactor.router.routes,
     ]:
         if isinstance(route, APIRoute) and route.path not in PUBLIC:
@@ -73,7 +72,6 @@ def _admin_routes() -> list[tuple[str, str]]:
         (method, _concrete(route.path))
         for route in [
             *operator.router.routes,
-            *signup.staff.routes,
             *(r for r in twofactor.router.routes if getattr(r, "path", "").startswith("/users")),
         ]
         if isinstance(route, APIRoute)

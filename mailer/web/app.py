@@ -146,7 +146,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(editor.router)
     app.include_router(operator.router)
-    signup.install(app)  # public sign-up pages and their staff views
+    signup.install(app)  # public sign-up pages and the service behind them
 
     @app.get("/", include_in_schema=False)
     def home() -> Response:
