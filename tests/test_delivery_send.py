@@ -29,7 +29,7 @@ from mailer.authoring.render import Renderer
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
 from mailer.compose import Root, build
-from mailer.delivery import campaigns, ledger, lifecycle, progress
+from mailer.delivery import campaigns, dispatch, ledger, lifecycle, progress
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.dispatch import Worker
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
@@ -436,6 +436,30 @@ def test_server_down_pauses_then_resumes_when_back(tmp_path: Path, database_url:
         send_all(worker, root.sessions, campaign_id)
         arrivals = server.arrivals()
     assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    root.close()
+
+
+def test_a_batch_takes_more_rows_as_it_empties(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connections do not wait at a batch boundary: as the batch empties the worker
+    claims the next rows into it, each still sent exactly once (issue 12, PostgreSQL
+    send speed). The time a batch may go on taking rows is lifted, so a slow machine
+    cannot end it early."""
+    monkeypatch.setattr(dispatch, "REFILL_SECONDS", 3600.0)
+    with SMTPTestServer() as server:
+        root = delivery_root(tmp_path, database_url, server.port, worker_batch_size=3)
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 10)
+        campaign_id = seed_campaign(root)
+        worker = root.worker()
+        assert worker.run_once() == 10  # a batch of 3, topped up three times
+        worker.close()
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    with root.sessions() as session:
+        assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENT
+        assert ledger.progress(session, campaign_id).sent == 10
     root.close()
 
 

@@ -141,7 +141,8 @@ def _log_skipped(count: int) -> None:
 
 
 class Worker:
-    """Sends due ledger rows; `run_once()` handles one batch, `run(stop)` loops."""
+    """Sends due ledger rows; `run_once()` handles one batch (topped up as it empties),
+    `run(stop)` loops."""
 
     def __init__(
         self,
@@ -458,15 +459,15 @@ class Worker:
         if not jobs:
             self.finish_done()
             return 0
-        self._send_batch(jobs)
+        handled = self._send_batch(jobs)
         if self.fatal is not None:
             raise self.fatal
         if self._halted:
             self._pause_halted()
         self.finish_done()
-        return len(jobs)
+        return handled
 
-    def _send_batch(self, jobs: list[Job]) -> None:
+    def _send_batch(self, jobs: list[Job]) -> int:
         """Send the batch over every connection from this one thread, each connection
         moving its own message along as its server answers (a slow reply holds up only
         its own connection).
@@ -475,8 +476,10 @@ class Worker:
         send its next message: so at most one accepted message per connection is ever
         unrecorded. Meanwhile the worker renews its leases, notices campaigns paused or
         cancelled by someone else and stops when asked; their rows and the rest of the
-        batch go back untried.
+        batch go back untried. As the batch empties it takes more due rows, for up to
+        REFILL_SECONDS (`_refill`); returns how many rows it took in all.
         """
+        handled = len(jobs)
         waiting = deque(jobs)
         lanes = self._lanes()
         keeper = LeaseKeeper(
@@ -496,7 +499,9 @@ class Worker:
             keeper.tend()
             stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
             if not stopping and len(waiting) < len(lanes) and time.monotonic() < refill_until:
-                if not self._refill(keeper, waiting):
+                more = self._refill(keeper, waiting)
+                handled += more
+                if not more:
                     refill_until = 0.0  # nothing more due, or the worker's name changed
             limit_wait = self._hand_over(lanes, outcomes, back)
             if not stopping and not limit_wait:
@@ -547,17 +552,18 @@ class Worker:
         self._record(outcomes)
         self._release(back)
         self._release(waiting)
+        return handled
 
-    def _refill(self, keeper: LeaseKeeper, waiting: deque[Job]) -> bool:
+    def _refill(self, keeper: LeaseKeeper, waiting: deque[Job]) -> int:
         """Claim the next batch while this one's last messages are still on the wire, so
         the connections never stand idle at a batch boundary (waiting for the claim, the
-        last outcomes' commit, the campaign chores). False if nothing was claimed."""
+        last outcomes' commit, the campaign chores). Returns how many rows it took."""
         if self._halted or self._presence.tend() != self.name:
-            return False  # a paused campaign or a new name: `run_once` sorts them out first
+            return 0  # a paused campaign or a new name: `run_once` sorts them out first
         jobs = self.claim()
         keeper.add(jobs)
         waiting.extend(jobs)
-        return bool(jobs)
+        return len(jobs)
 
     def _lanes(self) -> list[Lane]:
         while len(self._transports) < self.settings.smtp_connections:
