@@ -558,9 +558,13 @@ class Worker:
         """Claim the next batch while this one's last messages are still on the wire, so
         the connections never stand idle at a batch boundary (waiting for the claim, the
         last outcomes' commit, the campaign chores). Returns how many rows it took."""
-        if self._halted or self._presence.tend() != self.name:
-            return 0  # a paused campaign or a new name: `run_once` sorts them out first
-        jobs = self.claim()
+        try:
+            if self._halted or self._presence.tend() != self.name:
+                return 0  # a paused campaign or a new name: `run_once` sorts them out first
+            jobs = self.claim()
+        except SQLAlchemyError as exc:  # the batch in hand goes on, its outcomes recorded
+            log.warning("database unavailable while sending: %s", exc)
+            return 0
         keeper.add(jobs)
         waiting.extend(jobs)
         return len(jobs)
