@@ -12,6 +12,12 @@ with a ~20 KB rendered issue (slots in both parts), then
 The reference is `smtp-source` sending the same number of 20 KB messages to the
 same sink over the same number of connections (processes x connections), in the
 same run.
+
+`smtp-sink` and `smtp-source` come with Debian's Postfix, which is not installed by
+`./run setup` (nothing else needs it). As root:
+
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
+    service postfix stop    # if it started: the benchmark needs only the two tools
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ from sqlalchemy import Engine, create_engine, text
 
 from mailer import db
 from subscribers.audience import Audience, count_audience, iter_audience
-from subscribers.csvio import import_csv
-from subscribers.repository import add_list
+from subscribers.csvimport import import_csv
+from subscribers.mailing_lists import add_list
 
 GIVEN = {
     "CN": ["王", "李", "张", "刘", "陈"],

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mailer.delivery.dispatch import Worker
     from mailer.delivery.message import Identity
     from mailer.delivery.ratelimit import RateLimiter
-    from mailer.delivery.transport import SMTPTransport
+    from mailer.delivery.smtp import SMTPTransport
     from mailer.schedule.process import CampaignScheduler
 
 
@@ -107,7 +107,7 @@ class Root:
 
     def transport(self, limiter: RateLimiter | None = None) -> SMTPTransport:
         """A new SMTP connection; `limiter` rate-limits its `send` (the worker has its own)."""
-        from mailer.delivery.transport import SMTPTransport
+        from mailer.delivery.smtp import SMTPTransport
 
         return SMTPTransport.from_settings(self.settings, limiter)
 

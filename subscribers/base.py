@@ -8,12 +8,17 @@ created only by the Alembic migrations.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from subscribers.clock import utcnow as utcnow  # re-exported for the store's modules
+
+# "Leave this field as it is", for update functions whose None means "clear it".
+UNSET: Any = object()
+
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

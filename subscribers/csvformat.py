@@ -1,7 +1,7 @@
 """Reading subscriber CSV files: encodings, delimiters, headers, rows, formula cells.
 
 Turns the bytes of a file into validated `Row`s and a `Problem` for every bad
-line, without touching the database; `subscribers.csvio` merges and writes them.
+line, without touching the database; `subscribers.csvimport` merges and writes them.
 Spreadsheet formulas: export puts an apostrophe before a cell starting with
 = + - @ TAB or CR (`neutralise`), and reading removes it (`unneutralise`).
 """

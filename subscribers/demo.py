@@ -12,9 +12,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from subscribers.csvio import ImportReport, import_csv
+from subscribers.csvimport import ImportReport, import_csv
+from subscribers.mailing_lists import add_list
 from subscribers.models import MailingList
-from subscribers.repository import add_list
 
 # slug, name, description, public: the newsletter is public (on everyone's preferences
 # page, its issues in the archive); partners-only is private (only its members see it).

@@ -11,15 +11,15 @@ times, for the per-week counts operators see.
 in fixed windows, in the database like the login throttle, and remembers when a
 confirmation was last mailed to an address, for the cooldown.
 
-Store logic only: tokens, mail and pages are `mailer.people.signups` and
-`mailer.web.signup`.
+Store logic only: the staff's counts are `subscribers.signup_counts`; tokens, mail and
+pages are `mailer.people.signup_tokens`, `mailer.people.signups`, `mailer.web.signup`
+and `mailer.web.signup_staff`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +33,6 @@ from sqlalchemy import (
     String,
     Text,
     delete,
-    func,
     or_,
     select,
 )
@@ -331,75 +330,6 @@ def purge_unconfirmed(session: Session, *, keep_days: int, now: datetime | None 
     )
     session.flush()
     return Purged(int(stale.rowcount or 0), int(throttle.rowcount or 0))  # type: ignore[attr-defined]
-
-
-def pending(session: Session, *, limit: int = 200) -> Sequence[Signup]:
-    """Requests waiting for confirmation (expired ones too, until purged), newest first."""
-    return session.scalars(
-        select(Signup)
-        .where(Signup.status == SignupStatus.PENDING.value)
-        .order_by(Signup.created_at.desc(), Signup.id.desc())
-        .limit(limit)
-    ).all()
-
-
-def count_pending(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Signup)
-            .where(Signup.status == SignupStatus.PENDING.value)
-        )
-        or 0
-    )
-
-
-@dataclass(frozen=True)
-class WeekCounts:
-    """Sign-ups of one list in one week (Monday, UTC): requested and confirmed."""
-
-    week: datetime
-    requested: int
-    confirmed: int
-
-
-def weekly_counts(
-    session: Session, *, weeks: int = 8, now: datetime | None = None
-) -> dict[str, list[WeekCounts]]:
-    """Per list slug, the last `weeks` weeks, newest first. Requests are counted by the
-    week they were made (expired ones only until purged), confirmations by the week
-    they were confirmed."""
-    now = now or utcnow()
-    this_monday = (now - timedelta(days=now.weekday())).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    starts = [this_monday - timedelta(weeks=n) for n in range(weeks)]
-    first = starts[-1]
-    rows = session.execute(
-        select(MailingList.slug, Signup.created_at, Signup.confirmed_at)
-        .join(SignupList, SignupList.signup_id == Signup.id)
-        .join(MailingList, MailingList.id == SignupList.list_id)
-        .where(or_(Signup.created_at >= first, Signup.confirmed_at >= first))
-    ).all()
-    requested: dict[tuple[str, datetime], int] = defaultdict(int)
-    confirmed: dict[tuple[str, datetime], int] = defaultdict(int)
-    slugs: set[str] = set()
-
-    def week_of(moment: datetime) -> datetime:
-        return (moment - timedelta(days=moment.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-
-    for slug, created_at, confirmed_at in rows:
-        slugs.add(slug)
-        if created_at >= first:
-            requested[(slug, week_of(created_at))] += 1
-        if confirmed_at is not None and confirmed_at >= first:
-            confirmed[(slug, week_of(confirmed_at))] += 1
-    return {
-        slug: [WeekCounts(w, requested[(slug, w)], confirmed[(slug, w)]) for w in starts]
-        for slug in sorted(slugs)
-    }
 
 
 def forget(session: Session, email: str) -> int:

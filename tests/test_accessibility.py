@@ -31,7 +31,8 @@ from mailer.authoring.render import Renderer, fill, sample_values
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle, tokens
 from mailer.delivery.testsend import preview_eml
-from subscribers import repository, suppression
+from subscribers import mailing_lists, repository, suppression
+from subscribers import partners as partner_store
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings
 from tests.web_harness import CHROMIUM_ARGS, PASSWORD, add_user, free_socket, make_app, serve
@@ -138,9 +139,9 @@ class Site:
         # The app's Content-Security-Policy forbids inline scripts; axe is one.
         self.page = browser.new_context(viewport=DESKTOP, bypass_csp=True).new_page()
         with root.sessions.begin() as session:
-            repository.add_list(session, "newsletter", "Newsletter", "Every issue", public=True)
-            repository.add_list(session, "events", "Events", "Invitations to workshops")
-            repository.add_partner(session, "Mekong River Commission", "LA")
+            mailing_lists.add_list(session, "newsletter", "Newsletter", "Every issue", public=True)
+            mailing_lists.add_list(session, "events", "Events", "Invitations to workshops")
+            partner_store.add_partner(session, "Mekong River Commission", "LA")
             self.subscriber = repository.add_subscriber(
                 session,
                 "linh@example.vn",

@@ -23,7 +23,8 @@ from mailer.authoring.content import load_issue
 from mailer.authoring.profile import Sender
 from mailer.compose import Root
 from mailer.errors import PermanentError, UserInputError
-from subscribers import repository
+from subscribers import mailing_lists
+from subscribers import partners as partner_store
 from subscribers.audience import Audience
 from subscribers.countries import REGION
 from subscribers.errors import Conflict, NotFound, StoreError, StoreInputError
@@ -66,7 +67,7 @@ def test_a_campaign_from_an_issue_gets_the_same_defaults_everywhere(root: Root) 
     root.upgrade_database()
     issue = load_issue(SEED)
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter")
+        mailing_lists.add_list(session, "newsletter")
         made = app_campaigns.create_from_issue(
             session, root.profile, SEED, issue, Audience(lists=("newsletter",)), name="  "
         )
@@ -101,7 +102,7 @@ def test_the_failures_csv_is_neutralised_for_every_caller(root: Root) -> None:
     root.upgrade_database()
     issue = load_issue(SEED)
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter")
+        mailing_lists.add_list(session, "newsletter")
         made = app_campaigns.create_from_issue(session, root.profile, SEED, issue, Audience())
         campaign_id = made.id
     with root.sessions() as session:
@@ -117,7 +118,7 @@ def test_the_failures_csv_is_neutralised_for_every_caller(root: Root) -> None:
 def test_audiences_from_typed_or_ticked_values(root: Root) -> None:
     root.upgrade_database()
     with root.sessions.begin() as session:
-        repository.add_partner(session, "Green Delta", "VN")
+        partner_store.add_partner(session, "Green Delta", "VN")
         audience = audience_from(
             session, ["Newsletter, staff"], ["Viet Nam", "la"], ["green delta"], [" Old "]
         )

@@ -15,7 +15,7 @@ from mailer.delivery import campaigns, ledger, lifecycle, progress
 from mailer.schedule import plan
 from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave, WaveStatus, parse_wall_time
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.audience import Audience
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -65,7 +65,7 @@ def test_skipped_rows_count_as_settled_in_the_whole_audience() -> None:
 
 def test_sending_everyone_by_hand_settles_the_waves(root: Root, tmp_path: Path) -> None:
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter")
+        mailing_lists.add_list(session, "newsletter")
         for email, country in (
             ("a@example.th", "TH"),
             ("b@example.vn", "VN"),
@@ -98,7 +98,7 @@ def test_the_scheduler_firing_a_wave_records_its_own_start(root: Root, tmp_path:
     """Its fire sends everyone (one instant): that wave is not settled as "sent at once",
     even when it fires a moment before its time (the scheduler's early tolerance)."""
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter")
+        mailing_lists.add_list(session, "newsletter")
         for email in ("a@example.th", "b@example.th"):
             repository.add_subscriber(session, email, country="TH", lists=["newsletter"])
         campaign = campaigns.create_campaign(

@@ -15,7 +15,7 @@ from mailer.cli.main import app as cli
 from mailer.compose import Root
 from mailer.delivery.campaigns import Campaign, create_campaign
 from mailer.errors import UserInputError
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from tests.conftest import REPO
 from tests.web_harness import add_user, login, make_app
 
@@ -25,7 +25,7 @@ HUGE = "S" * 200_000  # 200 KB, as the web app once accepted
 
 def _audience(root: Root) -> None:
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "Newsletter")
+        mailing_lists.add_list(session, "newsletter", "Newsletter")
         repository.add_subscriber(session, "a@example.org", lists=["newsletter"])
 
 

@@ -95,3 +95,38 @@ def test_store_commands_need_no_web_app_renderer_scheduler_or_alembic(
     assert "sqlalchemy" in modules
     assert not modules & {"fastapi", "starlette", "uvicorn", "mjml", "jinja2", "apscheduler"}
     assert "alembic" not in modules  # the schema check reads the version table itself
+
+
+# What the group's other commands need, and these two do not (issue 16: under 0.7 s).
+NOT_FOR_SHOW_OR_LIST = {
+    "ruamel",  # the content loader's YAML parser: only its errors are caught here
+    "mailer.authoring.loader",
+    "subscribers.csvimport",  # `subscribers import`
+    "subscribers.csvexport",  # `subscribers export`
+    "mailer.people.privacy",  # `subscribers privacy-export` and `erase`: the ledger
+    "mailer.delivery.ledger",
+    "mailer.people.removals",  # `lists remove`: what a removal takes with it
+    "mailer.delivery.campaigns",
+}
+
+
+@pytest.mark.parametrize(
+    "args", [("subscribers", "show", "x@example.org", "--json"), ("lists", "list")]
+)
+def test_show_and_list_load_neither_files_nor_ledger_nor_removals(
+    store: Path, args: tuple[str, ...]
+) -> None:
+    modules = loaded(store, *args)
+    assert "subscribers.models" in modules  # it does read the store
+    assert not modules & NOT_FOR_SHOW_OR_LIST
+
+
+def test_the_group_commands_that_need_them_still_load_them(store: Path) -> None:
+    """The probe above would pass vacuously if these names were wrong: the commands
+    cut away from `show` and `list` do load them."""
+    assert {"subscribers.csvexport"} <= loaded(store, "subscribers", "export", "-")
+    assert {"mailer.people.privacy", "mailer.delivery.ledger"} <= loaded(
+        store, "subscribers", "privacy-export", "x@example.org"
+    )
+    removal = loaded(store, "lists", "remove", "newsletter", "--yes")
+    assert {"mailer.people.removals", "mailer.delivery.campaigns"} <= removal

@@ -74,7 +74,7 @@ def test_migration_0006_keeps_existing_lists_public_and_makes_new_ones_private(
     """An installation upgraded with lists in it keeps them public (every list was
     public before 0006); a list created afterwards is private unless said otherwise.
     Going back down and up again keeps every list and subscription."""
-    from subscribers import repository
+    from subscribers import mailing_lists
 
     db.downgrade(engine, "0005")
     with engine.begin() as connection:
@@ -121,8 +121,8 @@ def test_migration_0006_keeps_existing_lists_public_and_makes_new_ones_private(
             {"now": datetime.now(UTC)},
         )
     with db.session_factory(engine).begin() as session:
-        assert repository.add_list(session, "staff").public is False
-        assert repository.add_list(session, "events", public=True).public is True
+        assert mailing_lists.add_list(session, "staff").public is False
+        assert mailing_lists.add_list(session, "events", public=True).public is True
     assert flags() == {
         "newsletter": True,
         "partners-only": True,

@@ -14,7 +14,8 @@ from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
 from mailer.delivery.lifecycle import IllegalTransition
 from mailer.errors import UserInputError
-from subscribers import repository, suppression
+from subscribers import mailing_lists, repository, suppression
+from subscribers import partners as partner_store
 from subscribers.audience import Audience
 
 
@@ -35,9 +36,9 @@ class Rendered:
 
 
 def populate(session: Session) -> None:
-    repository.add_list(session, "newsletter")
-    repository.add_list(session, "staff")
-    repository.add_partner(session, "MONRE", "VN")
+    mailing_lists.add_list(session, "newsletter")
+    mailing_lists.add_list(session, "staff")
+    partner_store.add_partner(session, "MONRE", "VN")
     people = [
         ("zhang@example.cn", "张玉军", "CN", None),
         ("le@example.vn", "Lê Ngọc Tuấn", "VN", "MONRE"),
@@ -284,7 +285,7 @@ def test_sending_to_an_empty_audience_is_refused(sessions: sessionmaker[Session]
     """`mailer send` before the import marked the campaign sent, to nobody, for good."""
     with sessions.begin() as session:
         populate(session)
-        repository.add_list(session, "empty")
+        mailing_lists.add_list(session, "empty")
         cid = new_campaign(session, audience=Audience(lists=("empty",))).id
         campaigns.freeze(session, cid, Rendered())
         other = new_campaign(session).id

@@ -125,7 +125,7 @@ def test_bad_issue_file_names_file_and_line(mailer, tmp_path: Path) -> None:
 
 
 def test_capture_server_stores_and_lists(tmp_path: Path) -> None:
-    from mailer.delivery.transport import SMTPTransport
+    from mailer.delivery.smtp import SMTPTransport
 
     port = free_port()
     directory = tmp_path / "captured"

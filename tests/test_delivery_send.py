@@ -29,13 +29,14 @@ from mailer.authoring.render import Renderer
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
 from mailer.compose import Root, build
-from mailer.delivery import campaigns, ledger, lifecycle, progress
+from mailer.delivery import campaigns, dispatch, ledger, lifecycle, progress
 from mailer.delivery.campaigns import CampaignState
 from mailer.delivery.dispatch import Worker
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
 from mailer.delivery.tokens import read_token
 from mailer.delivery.transport import AuthenticationError
-from subscribers import repository, suppression
+from subscribers import mailing_lists, repository, suppression
+from subscribers import partners as partner_store
 from subscribers.audience import Audience
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import REPO, make_settings
@@ -67,9 +68,9 @@ def delivery_root(tmp_path: Path, database_url: str, port: int, **overrides: obj
 
 def add_recipients(session: Session, count: int, list_slug: str = "newsletter") -> list[str]:
     """`count` subscribers spread over the six countries, names in their own scripts."""
-    if repository.find_partner(session, "MEE") is None:
-        repository.add_list(session, list_slug)
-        repository.add_partner(session, "MEE", "CN")
+    if partner_store.find_partner(session, "MEE") is None:
+        mailing_lists.add_list(session, list_slug)
+        partner_store.add_partner(session, "MEE", "CN")
     emails = []
     countries = sorted(NAMES)
     for index in range(count):
@@ -336,7 +337,7 @@ def test_recipients_who_left_after_the_campaign_was_queued_are_skipped(
     root = delivery_root(tmp_path, database_url, server.port)
     with root.sessions.begin() as session:
         emails = add_recipients(session, 12)
-        repository.add_list(session, "events")
+        mailing_lists.add_list(session, "events")
         repository.subscribe(session, repository.get_subscriber(session, emails[4]).id, "events")
     campaign_id = seed_campaign(root)  # every row queued
     left = {
@@ -435,6 +436,30 @@ def test_server_down_pauses_then_resumes_when_back(tmp_path: Path, database_url:
         send_all(worker, root.sessions, campaign_id)
         arrivals = server.arrivals()
     assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    root.close()
+
+
+def test_a_batch_takes_more_rows_as_it_empties(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connections do not wait at a batch boundary: as the batch empties the worker
+    claims the next rows into it, each still sent exactly once (issue 12, PostgreSQL
+    send speed). The time a batch may go on taking rows is lifted, so a slow machine
+    cannot end it early."""
+    monkeypatch.setattr(dispatch, "REFILL_SECONDS", 3600.0)
+    with SMTPTestServer() as server:
+        root = delivery_root(tmp_path, database_url, server.port, worker_batch_size=3)
+        with root.sessions.begin() as session:
+            emails = add_recipients(session, 10)
+        campaign_id = seed_campaign(root)
+        worker = root.worker()
+        assert worker.run_once() == 10  # a batch of 3, topped up three times
+        worker.close()
+        arrivals = server.arrivals()
+    assert set(arrivals) == set(emails) and set(arrivals.values()) == {1}
+    with root.sessions() as session:
+        assert campaigns.get_campaign(session, campaign_id).state == CampaignState.SENT
+        assert ledger.progress(session, campaign_id).sent == 10
     root.close()
 
 

@@ -20,7 +20,7 @@ from mailer.drafts import store
 from mailer.drafts.models import Draft
 from mailer.timestamps import utcnow
 from mailer.web.pages import EMAIL_CSP
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from tests.conftest import REPO, make_settings
 from tests.web_harness import add_user, client, csrf_of, login, make_app
 
@@ -33,7 +33,7 @@ def web_root(database_url: str, tmp_path: Path) -> Root:
         make_settings(tmp_path, database_url=database_url, issues_dir=REPO / "examples" / "issues")
     )
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "Newsletter", public=True)
+        mailing_lists.add_list(session, "newsletter", "Newsletter", public=True)
         repository.add_subscriber(
             session, "linh@example.vn", name="Nguyễn Thị Linh", country="VN", lists=["newsletter"]
         )

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from mailer.cli import delivery as delivery_cli
 from mailer.cli.main import app
 from mailer.delivery.message import HeaderInjection, Identity, MessageTemplate, Recipient
-from mailer.delivery.transport import SMTPTransport
+from mailer.delivery.smtp import SMTPTransport
 from mailer.errors import UserInputError
 from tests.smtpd import SMTPTestServer
 

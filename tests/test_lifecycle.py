@@ -19,7 +19,7 @@ from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.ledger import LedgerRow, LedgerStatus
 from mailer.delivery.lifecycle import IllegalTransition
 from mailer.schedule.waves import CampaignWave, WaveStatus
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.audience import Audience
 from tests.conftest import REPO
 
@@ -113,7 +113,7 @@ def test_the_table_is_the_one_the_module_enforces() -> None:
 
 
 def populate(session: Session) -> None:
-    repository.add_list(session, "newsletter")
+    mailing_lists.add_list(session, "newsletter")
     repository.add_subscriber(
         session, "somchai@example.th", name="สมชาย", country="TH", lists=["newsletter"]
     )

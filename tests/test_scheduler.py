@@ -20,7 +20,7 @@ from mailer.schedule import plan
 from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave, DstRule, ScheduleError, WaveStatus
 from mailer.settings import Settings
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.audience import Audience
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -53,7 +53,7 @@ PEOPLE: list[tuple[str, str, str, str | None]] = [
 
 
 def populate(session: Session, people: list[tuple[str, str, str, str | None]] = PEOPLE) -> None:
-    repository.add_list(session, "newsletter")
+    mailing_lists.add_list(session, "newsletter")
     for email, name, country, tz in people:
         repository.add_subscriber(
             session, email, name=name, country=country, timezone=tz, lists=["newsletter"]

@@ -25,8 +25,8 @@ from mailer.authoring.content import load_issue
 from mailer.authoring.render import Renderer
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle
-from mailer.people.signups import make_stamp
-from subscribers import privacy, repository, signups, suppression
+from mailer.people.signup_tokens import make_stamp
+from subscribers import mailing_lists, privacy, repository, signup_counts, signups, suppression
 from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus, Subscription, SubscriptionStatus
 from tests.conftest import REPO, make_settings
@@ -45,9 +45,9 @@ def make_root(tmp_path: Path, database_url: str, smtp_port: int, **overrides: ob
     values.update(overrides)
     root = build(make_settings(tmp_path, database_url=database_url, smtp_port=smtp_port, **values))
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
-        repository.add_list(session, "events", "Events", "Workshops", public=True)
-        repository.add_list(session, "partners-only", "Partners only", public=False)
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
+        mailing_lists.add_list(session, "events", "Events", "Workshops", public=True)
+        mailing_lists.add_list(session, "partners-only", "Partners only", public=False)
     return root
 
 
@@ -133,7 +133,7 @@ def test_sign_up_mails_a_confirmation_and_only_its_post_confirms(
     assert link.rsplit("/", 1)[1] in html_part.get_content()  # the button and the link shown
     with root.sessions() as session:
         assert repository.find_subscriber(session, "thuha@example.org") is None
-        assert signups.count_pending(session) == 1
+        assert signup_counts.count_pending(session) == 1
 
     shown = http.get(link)  # what a mail scanner does: nothing changes
     assert shown.status_code == 200 and ">Confirm</button>" in shown.text
@@ -163,7 +163,7 @@ def test_sign_up_mails_a_confirmation_and_only_its_post_confirms(
         assert person is not None and person.status == SubscriberStatus.ACTIVE
         assert person.name == "Nguyễn Thị Thu Hà" and person.country == "VN"
         assert person.timezone == "Asia/Ho_Chi_Minh"
-        assert signups.count_pending(session) == 0
+        assert signup_counts.count_pending(session) == 0
         row = session.scalars(select(signups.Signup)).one()
         assert row.email is None and row.ip is None  # the subscription holds it now
         exported = privacy.export_person(session, "thuha@example.org")
@@ -257,7 +257,7 @@ def test_a_repeated_sign_up_sends_nothing_more_within_the_cooldown_and_says_the_
         "aung@example.mm",
     ]
     with root.sessions() as session:  # the first request's link still works
-        assert signups.count_pending(session) == 2
+        assert signup_counts.count_pending(session) == 2
 
 
 def test_suppressed_erased_and_bounced_addresses_are_never_mailed(
@@ -284,7 +284,7 @@ def test_suppressed_erased_and_bounced_addresses_are_never_mailed(
     assert smtp_server.wait_for(1)
     assert [m["To"] for m in smtp_server.parsed()] == ["new@example.org"]
     with root.sessions() as session:
-        assert signups.count_pending(session) == 1
+        assert signup_counts.count_pending(session) == 1
 
 
 def test_an_unsubscribed_address_comes_back_only_by_confirming(
@@ -353,7 +353,7 @@ def test_the_honeypot_and_a_form_sent_too_fast_mail_nothing(
         assert status == 400 and "press Subscribe again" in page
         assert 'value="quick@example.org"' in page  # what was typed comes back
         with root.sessions() as session:
-            assert signups.count_pending(session) == 0
+            assert signup_counts.count_pending(session) == 0
         forged = {
             "stamp": make_stamp("another secret", "page", "newsletter", "I agree.", 0),
             "consent_text": "I agree.",
@@ -383,7 +383,7 @@ def test_bad_fields_come_back_with_messages_and_nothing_is_stored(
     assert http.get("/subscribe/partners-only").status_code == 404  # private: like unknown
     assert http.get("/subscribe/nothing-here").status_code == 404
     with root.sessions() as session:
-        assert signups.count_pending(session) == 0
+        assert signup_counts.count_pending(session) == 0
     assert smtp_server.count() == 0
 
 
@@ -440,7 +440,7 @@ def test_purge_deletes_unconfirmed_sign_ups_after_the_configured_days(
     assert result.exit_code == 0, result.output
     assert "deleted 1 unconfirmed sign-up " in result.output
     with root.sessions() as session:
-        assert [s.email for s in signups.pending(session)] == ["new@example.org"]
+        assert [s.email for s in signup_counts.pending(session)] == ["new@example.org"]
     result = CliRunner().invoke(cli, ["subscribers", "purge-unconfirmed"])
     assert "deleted 0 unconfirmed sign-ups" in result.output
 
@@ -482,7 +482,7 @@ def test_the_scheduler_purges_unconfirmed_sign_ups(
 
 def _pending(root: Root) -> int:
     with root.sessions() as session:
-        return signups.count_pending(session)
+        return signup_counts.count_pending(session)
 
 
 def test_a_list_s_welcome_issue_is_mailed_once_confirmed(
@@ -505,8 +505,8 @@ def test_a_list_s_welcome_issue_is_mailed_once_confirmed(
         )
         assert refused.status_code == 303
         with root.sessions() as session:
-            assert repository.get_list(session, "newsletter").welcome_issue == "2022-13"
-            assert repository.get_list(session, "events").welcome_issue is None
+            assert mailing_lists.get_list(session, "newsletter").welcome_issue == "2022-13"
+            assert mailing_lists.get_list(session, "events").welcome_issue is None
         http = client(app)
         sign_up(http, "hello@example.org", lists=("newsletter", "events"))
         assert smtp_server.wait_for(1)

@@ -23,7 +23,7 @@ from mailer.authoring.content import load_issue
 from mailer.authoring.render import Renderer
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.audience import Audience
 from subscribers.models import SubscriptionStatus
 from tests.conftest import REPO, make_settings
@@ -70,9 +70,9 @@ def site(tmp_path: Path, database_url: str, smtp_server: SMTPTestServer) -> Iter
     )
     root = build(settings)
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
-        repository.add_list(session, "events", "Events", "Workshops and meetings", public=True)
-        repository.add_list(session, "partners-only", "Partners only", public=False)
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
+        mailing_lists.add_list(session, "events", "Events", "Workshops and meetings", public=True)
+        mailing_lists.add_list(session, "partners-only", "Partners only", public=False)
     app = make_app(root)
     add_user(app, "admin@example.org", "admin")
     with serve(app, sock) as base, sync_playwright() as p:

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from subscribers import mailing_lists
+from subscribers import partners as partner_store
 from subscribers import repository as repo
 from subscribers.audience import (
     Audience,
@@ -28,11 +30,11 @@ from subscribers.suppression import is_suppressed, list_suppressions, suppress, 
 
 
 def _seed(session: Session) -> None:
-    repo.add_list(session, "newsletter", "Newsletter")
-    repo.add_list(session, "partners-only", "Partners only")
-    repo.add_list(session, "staff")
-    repo.add_partner(session, "Mekong Water Institute", "LA")
-    repo.add_partner(session, "Green Delta", "VN")
+    mailing_lists.add_list(session, "newsletter", "Newsletter")
+    mailing_lists.add_list(session, "partners-only", "Partners only")
+    mailing_lists.add_list(session, "staff")
+    partner_store.add_partner(session, "Mekong Water Institute", "LA")
+    partner_store.add_partner(session, "Green Delta", "VN")
     repo.add_subscriber(
         session,
         "an@example.org",
@@ -162,9 +164,9 @@ def _random_people(session: Session, seed: int, people: int = 60) -> None:
     and ended, suppressed addresses (kept and erased), some without country or partner."""
     rng = random.Random(seed)
     for slug in LISTS:
-        repo.add_list(session, slug)
+        mailing_lists.add_list(session, slug)
     for name, country in zip(PARTNERS, ("LA", "VN"), strict=True):
-        repo.add_partner(session, name, country)
+        partner_store.add_partner(session, name, country)
     for n in range(people):
         email = f"p{n}@example.org"
         person = repo.add_subscriber(
@@ -269,7 +271,7 @@ def test_an_audience_is_public_only_when_every_list_it_can_reach_is(
 ) -> None:
     with sessions.begin() as session:
         _seed(session)  # newsletter, partners-only and staff: all private
-        repo.update_list(session, "newsletter", public=True)
+        mailing_lists.update_list(session, "newsletter", public=True)
         visibility = list_visibility(session)
     assert visibility == {"newsletter": True, "partners-only": False, "staff": False}
 

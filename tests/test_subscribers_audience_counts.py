@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import db
+from subscribers import mailing_lists
+from subscribers import partners as partner_store
 from subscribers import repository as repo
 from subscribers.audience import (
     Audience,
@@ -21,7 +23,7 @@ from subscribers.audience import (
     count_audience,
     count_by_country_and_partner,
 )
-from subscribers.csvio import import_csv
+from subscribers.csvimport import import_csv
 from subscribers.errors import StoreError
 from subscribers.models import (
     AudienceCount,
@@ -116,7 +118,7 @@ def _csv(rows: list[tuple[str, str, str, str]]) -> bytes:
 
 
 def _archive(session: Session, slug: str) -> object:
-    return repo.remove_list(session, slug, campaigns=1)  # a list campaigns used
+    return mailing_lists.remove_list(session, slug, campaigns=1)  # a list campaigns used
 
 
 def _replenish(session: Session) -> None:
@@ -126,10 +128,10 @@ def _replenish(session: Session) -> None:
     for slug in LISTS:
         found = session.scalar(select(MailingList).where(MailingList.slug == slug))
         if found is None:
-            repo.add_list(session, slug)
+            mailing_lists.add_list(session, slug)
     for name, country in zip(PARTNERS, ("LA", "VN", "VN"), strict=True):
-        if repo.find_partner(session, name) is None:
-            repo.add_partner(session, name, country)
+        if partner_store.find_partner(session, name) is None:
+            partner_store.add_partner(session, name, country)
     for n, address in enumerate(EMAILS):  # people removed or erased come back too
         if repo.find_subscriber(session, address) is None:
             repo.add_subscriber(
@@ -212,10 +214,10 @@ writes: st.SearchStrategy[tuple[str, Write]] = st.one_of(
     st.builds(lambda e: ("erase", lambda s: erase(s, e)), email),
     st.builds(lambda e: ("suppress", lambda s: suppress(s, e, "bounce")), email),
     st.builds(lambda e: ("unsuppress", lambda s: unsuppress(s, e)), email),
-    st.builds(lambda x: ("delete list", lambda s: repo.remove_list(s, x)), slug),
+    st.builds(lambda x: ("delete list", lambda s: mailing_lists.remove_list(s, x)), slug),
     st.builds(lambda x: ("archive list", lambda s: _archive(s, x)), slug),
     st.builds(
-        lambda p: ("remove partner", lambda s: repo.remove_partner(s, p)),
+        lambda p: ("remove partner", lambda s: partner_store.remove_partner(s, p)),
         st.sampled_from(PARTNERS),
     ),
     st.just(

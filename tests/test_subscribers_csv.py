@@ -12,9 +12,12 @@ from typer.testing import CliRunner
 
 from mailer.cli.main import app as cli
 from mailer.compose import Root
+from subscribers import mailing_lists
+from subscribers import partners as partner_store
 from subscribers import repository as repo
+from subscribers.csvexport import export_csv
 from subscribers.csvformat import neutralise, unneutralise
-from subscribers.csvio import export_csv, import_csv
+from subscribers.csvimport import import_csv
 from subscribers.errors import ImportRejected, StoreInputError
 from subscribers.models import Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from subscribers.suppression import suppress
@@ -39,10 +42,10 @@ GOOD = (
 
 def _setup(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        repo.add_list(session, "newsletter", "Newsletter")
-        repo.add_list(session, "partners-only", "Partners only")
+        mailing_lists.add_list(session, "newsletter", "Newsletter")
+        mailing_lists.add_list(session, "partners-only", "Partners only")
         for code in NAMES:
-            repo.add_partner(session, f"Partner {code}", code)
+            partner_store.add_partner(session, f"Partner {code}", code)
 
 
 def _snapshot(session: Session) -> tuple[int, int, list[tuple[str, str]]]:
@@ -278,7 +281,7 @@ def test_defaults_partner_creation_and_suppressed_rows(sessions: sessionmaker[Se
     with sessions() as session:
         new = repo.get_subscriber(session, "new@example.org")
         assert (new.country, new.timezone) == ("KH", "Asia/Phnom_Penh")
-        assert repo.get_partner(session, "Brand New Org").id == new.partner_id
+        assert partner_store.get_partner(session, "Brand New Org").id == new.partner_id
         assert repo.find_subscriber(session, "erased@example.org") is None
 
 
@@ -403,7 +406,7 @@ def test_list_slugs_are_matched_in_any_case(sessions: sessionmaker[Session]) -> 
         )
     assert report.subscribed == 2
     with sessions() as session:
-        assert repo.get_list(session, "PARTNERS-ONLY").slug == "partners-only"
+        assert mailing_lists.get_list(session, "PARTNERS-ONLY").slug == "partners-only"
 
 
 DEEP = b'email,attributes\ndeep@example.org,"' + b"[" * 995 + b"]" * 995 + b'"\n'
@@ -413,7 +416,7 @@ def test_deep_attributes_are_a_row_error_in_the_cli_and_the_web_import(
     root: Root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with root.sessions.begin() as session:
-        repo.add_list(session, "newsletter", "Newsletter")
+        mailing_lists.add_list(session, "newsletter", "Newsletter")
     deep = tmp_path / "deep.csv"
     deep.write_bytes(DEEP)
     monkeypatch.chdir(tmp_path)  # no .env of the checkout
@@ -440,7 +443,7 @@ def test_deep_attributes_are_a_row_error_in_the_cli_and_the_web_import(
 
 def test_the_report_counts_in_english() -> None:
     """ "1 invalid rows skipped" read badly; one of anything is singular."""
-    from subscribers.csvio import ImportReport
+    from subscribers.csvimport import ImportReport
     from subscribers.errors import Problem
 
     one = ImportReport(file="a.csv", rows=1, created=1, subscribed=1, suppressed_skipped=1)

@@ -13,6 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import db
+from subscribers import mailing_lists, search
+from subscribers import partners as partner_store
 from subscribers import repository as repo
 from subscribers.audience import Audience, audience_query
 from subscribers.countries import default_timezone, normalise_country, validate_timezone
@@ -108,8 +110,8 @@ def test_email_unique_case_insensitively(sessions: sessionmaker[Session]) -> Non
 
 def test_subscriber_fields_and_updates(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        repo.add_partner(session, "ກະຊວງຊັບພະຍາກອນທຳມະຊາດ", "Laos")
-        repo.add_list(session, "newsletter", "Newsletter")
+        partner_store.add_partner(session, "ກະຊວງຊັບພະຍາກອນທຳມະຊາດ", "Laos")
+        mailing_lists.add_list(session, "newsletter", "Newsletter")
         s = repo.add_subscriber(
             session,
             "s@example.org",
@@ -138,34 +140,36 @@ def test_subscriber_fields_and_updates(sessions: sessionmaker[Session]) -> None:
         with pytest.raises(NotFound):
             repo.get_subscriber(session, "nobody@example.org")
     with sessions() as session:
-        found = repo.search_subscribers(session, "ສົມ")
+        found = search.search_subscribers(session, "ສົມ")
         assert [x.email for x in found] == ["s@example.org"]
-        assert repo.search_subscribers(session, "100%") == []
-        assert [x.email for x in repo.search_subscribers(session, list_slug="newsletter")] == [
+        assert search.search_subscribers(session, "100%") == []
+        assert [x.email for x in search.search_subscribers(session, list_slug="newsletter")] == [
             "s@example.org"
         ]
 
 
 def test_partner_and_list_management(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        partner = repo.add_partner(session, "Green Delta", "VN")
-        repo.add_list(session, "newsletter", "Newsletter", "Monthly news")
+        partner = partner_store.add_partner(session, "Green Delta", "VN")
+        mailing_lists.add_list(session, "newsletter", "Newsletter", "Monthly news")
         repo.add_subscriber(session, "a@example.org", partner="green delta", lists=["newsletter"])
         with pytest.raises(Conflict):
-            repo.add_partner(session, "Green Delta")
+            partner_store.add_partner(session, "Green Delta")
         with pytest.raises(StoreInputError, match="invalid list slug"):
-            repo.add_list(session, "Bad Slug")
-        assert [(c.slug, c.active) for c in repo.list_counts(session)] == [("newsletter", 1)]
-        repo.remove_partner(session, partner.id)
+            mailing_lists.add_list(session, "Bad Slug")
+        assert [(c.slug, c.active) for c in mailing_lists.list_counts(session)] == [
+            ("newsletter", 1)
+        ]
+        partner_store.remove_partner(session, partner.id)
     with sessions.begin() as session:
         assert repo.get_subscriber(session, "a@example.org").partner_id is None
-        repo.remove_list(session, "newsletter")
+        mailing_lists.remove_list(session, "newsletter")
     with sessions() as session:
         assert (
             repo.subscriptions_of(session, repo.get_subscriber(session, "a@example.org").id) == []
         )
         with pytest.raises(NotFound, match="no list 'newsletter'"):
-            repo.get_list(session, "newsletter")
+            mailing_lists.get_list(session, "newsletter")
 
 
 def _recipients(session: Session) -> list[str]:
@@ -174,8 +178,8 @@ def _recipients(session: Session) -> list[str]:
 
 def test_unsubscribe_resubscribe_and_preferences(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        repo.add_list(session, "newsletter")
-        repo.add_list(session, "partners-only")
+        mailing_lists.add_list(session, "newsletter")
+        mailing_lists.add_list(session, "partners-only")
         s = repo.add_subscriber(session, "p@example.org", lists=["newsletter", "partners-only"])
         sid = s.id
     with sessions.begin() as session:
@@ -210,7 +214,7 @@ def test_unsubscribe_resubscribe_and_preferences(sessions: sessionmaker[Session]
 
 def test_erase_keeps_only_a_hash(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        repo.add_list(session, "newsletter")
+        mailing_lists.add_list(session, "newsletter")
         repo.add_subscriber(session, "Erase.Me@example.org", name="ឈ្មោះ", lists=["newsletter"])
         suppress(session, "erase.me@example.org", "bounce: 550 5.1.1 <erase.me@example.org>")
     with sessions() as session:
@@ -292,9 +296,11 @@ def test_preference_lists_are_the_public_ones_and_the_private_ones_a_person_is_o
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions.begin() as session:
-        assert repo.add_list(session, "newsletter", public=True).public is True
-        assert repo.add_list(session, "partners-only").public is False  # private by default
-        repo.add_list(session, "staff")
+        assert mailing_lists.add_list(session, "newsletter", public=True).public is True
+        assert (
+            mailing_lists.add_list(session, "partners-only").public is False
+        )  # private by default
+        mailing_lists.add_list(session, "staff")
         member = repo.add_subscriber(session, "m@example.org", lists=["partners-only"]).id
         left = repo.add_subscriber(session, "l@example.org", lists=["staff"]).id
         repo.unsubscribe(session, left, "staff")
@@ -302,18 +308,18 @@ def test_preference_lists_are_the_public_ones_and_the_private_ones_a_person_is_o
     with sessions() as session:
 
         def offered(subscriber_id: int) -> list[str]:
-            return [x.slug for x in repo.preference_lists(session, subscriber_id)]
+            return [x.slug for x in mailing_lists.preference_lists(session, subscriber_id)]
 
         assert offered(member) == ["newsletter", "partners-only"]
         assert offered(left) == ["newsletter"]  # a private list one left is not offered again
         assert offered(outsider) == ["newsletter"]
-        counts = {c.slug: c.public for c in repo.list_counts(session)}
+        counts = {c.slug: c.public for c in mailing_lists.list_counts(session)}
         assert counts == {"newsletter": True, "partners-only": False, "staff": False}
     with sessions.begin() as session:
-        repo.update_list(session, "staff", public=True)
-        repo.update_list(session, "newsletter", name="News")  # visibility unchanged
-        assert repo.get_list(session, "newsletter").public is True
-        assert [x.slug for x in repo.preference_lists(session, outsider)] == [
+        mailing_lists.update_list(session, "staff", public=True)
+        mailing_lists.update_list(session, "newsletter", name="News")  # visibility unchanged
+        assert mailing_lists.get_list(session, "newsletter").public is True
+        assert [x.slug for x in mailing_lists.preference_lists(session, outsider)] == [
             "newsletter",
             "staff",
         ]
@@ -336,7 +342,7 @@ def test_a_zone_sent_back_unchanged_does_not_pin_it(sessions: sessionmaker[Sessi
 
 def test_store_errors_name_their_field(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        repo.add_partner(session, "Green Delta", "VN")
+        partner_store.add_partner(session, "Green Delta", "VN")
         s = repo.add_subscriber(session, "a@example.org")
         cases: list[tuple[Callable[[], object], str]] = [
             (lambda: repo.update_subscriber(session, s.id, timezone="Mars/Olympus"), "timezone"),
@@ -347,8 +353,8 @@ def test_store_errors_name_their_field(sessions: sessionmaker[Session]) -> None:
             (lambda: repo.update_subscriber(session, s.id, status="gone"), "status"),
             (lambda: repo.add_subscriber(session, "A@example.org"), "email"),
             (lambda: repo.add_subscriber(session, "b@example.org", lists=["x"]), "lists"),
-            (lambda: repo.add_partner(session, "green delta"), "name"),
-            (lambda: repo.add_list(session, "Bad Slug"), "slug"),
+            (lambda: partner_store.add_partner(session, "green delta"), "name"),
+            (lambda: mailing_lists.add_list(session, "Bad Slug"), "slug"),
         ]
         for call, field in cases:
             with pytest.raises((StoreInputError, NotFound, Conflict)) as caught:
@@ -360,20 +366,20 @@ def test_a_list_campaigns_used_is_archived_not_deleted(sessions: sessionmaker[Se
     from subscribers.audience import check_audience, count_audience
 
     with sessions.begin() as session:
-        repo.add_list(session, "newsletter", public=True)
-        repo.add_list(session, "events")
+        mailing_lists.add_list(session, "newsletter", public=True)
+        mailing_lists.add_list(session, "events")
         for n in range(3):
             repo.add_subscriber(session, f"p{n}@example.org", lists=["newsletter", "events"])
-        before = repo.list_removal(session, "newsletter", campaigns=2, sent=1)
+        before = mailing_lists.list_removal(session, "newsletter", campaigns=2, sent=1)
         assert (before.active, before.unsubscribed, before.archives) == (3, 0, True)
-        done = repo.remove_list(session, "newsletter", campaigns=2, sent=1)
+        done = mailing_lists.remove_list(session, "newsletter", campaigns=2, sent=1)
         assert done == before
     with sessions() as session:
-        assert [x.slug for x in repo.list_lists(session)] == ["events"]
-        assert [x.slug for x in repo.list_lists(session, archived=True)] == ["newsletter"]
-        assert [c.slug for c in repo.list_counts(session)] == ["events"]
+        assert [x.slug for x in mailing_lists.list_lists(session)] == ["events"]
+        assert [x.slug for x in mailing_lists.list_lists(session, archived=True)] == ["newsletter"]
+        assert [c.slug for c in mailing_lists.list_counts(session)] == ["events"]
         with pytest.raises(NotFound, match="was removed on"):
-            repo.get_list(session, "newsletter")
+            mailing_lists.get_list(session, "newsletter")
         with pytest.raises(NotFound, match="removed list"):
             check_audience(session, Audience(lists=("newsletter",)))
         assert count_audience(session, Audience()) == 3  # through "events" only
@@ -381,12 +387,12 @@ def test_a_list_campaigns_used_is_archived_not_deleted(sessions: sessionmaker[Se
         person = repo.get_subscriber(session, "p0@example.org")
         with pytest.raises(NotFound):
             repo.subscribe(session, person.id, "newsletter")
-        assert [x.slug for x in repo.preference_lists(session, person.id)] == ["events"]
+        assert [x.slug for x in mailing_lists.preference_lists(session, person.id)] == ["events"]
         with pytest.raises(Conflict, match="a removed list"):
-            repo.add_list(session, "newsletter")
+            mailing_lists.add_list(session, "newsletter")
     with sessions.begin() as session:  # a list no campaign used is deleted
-        gone = repo.remove_list(session, "events")
+        gone = mailing_lists.remove_list(session, "events")
         assert (gone.active, gone.archives) == (3, False)
     with sessions() as session:
-        assert repo.list_lists(session) == []
-        assert len(repo.list_lists(session, archived=True)) == 1
+        assert mailing_lists.list_lists(session) == []
+        assert len(mailing_lists.list_lists(session, archived=True)) == 1

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from mailer.delivery.ratelimit import RateLimiter
+from mailer.delivery.smtp import SMTPTransport
 from mailer.delivery.transport import (
     AuthenticationError,
     ConnectionFailed,
     MemoryTransport,
     PermanentSMTPError,
-    SMTPTransport,
     TemporarySMTPError,
 )
 from tests.smtpd import SMTPTestServer, free_port, tls_contexts

@@ -16,7 +16,8 @@ from playwright.sync_api import Browser, Dialog, Page, ViewportSize, sync_playwr
 from mailer.compose import Root, build
 from mailer.delivery import tokens
 from mailer.settings import Settings
-from subscribers import repository
+from subscribers import mailing_lists, repository
+from subscribers import partners as partner_store
 from tests.conftest import REPO, make_settings
 from tests.web_harness import (
     CHROMIUM_ARGS,
@@ -149,11 +150,11 @@ def test_import_of_a_broken_file_shows_each_error_by_line_and_field(
 
 def _seed_people(root: Root) -> dict[str, int]:
     with root.sessions.begin() as session:
-        repository.add_list(
+        mailing_lists.add_list(
             session, "newsletter", "Newsletter", "Every issue, about six a year", public=True
         )
-        repository.add_list(session, "events", "Events", "Invitations to workshops")  # private
-        repository.add_partner(session, "Mekong River Commission", "LA")
+        mailing_lists.add_list(session, "events", "Events", "Invitations to workshops")  # private
+        partner_store.add_partner(session, "Mekong River Commission", "LA")
         ids = {
             "xss": repository.add_subscriber(
                 session, "xss@example.org", name=XSS, country="TH", lists=["newsletter"]

@@ -25,7 +25,7 @@ from mailer.compose import Root, build
 from mailer.delivery import lifecycle
 from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture
 from tests.test_accessibility import axe_violations
@@ -76,7 +76,7 @@ def site(
         )
     )
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "Newsletter", public=True)
+        mailing_lists.add_list(session, "newsletter", "Newsletter", public=True)
         for email, name, country in PEOPLE:
             repository.add_subscriber(
                 session, email, name=name, country=country, lists=["newsletter"]

@@ -18,7 +18,8 @@ from mailer.compose import Root, build
 from mailer.delivery.campaigns import Campaign
 from mailer.schedule.runner import WaveRunner
 from mailer.schedule.waves import CampaignWave
-from subscribers import repository
+from subscribers import mailing_lists, repository
+from subscribers import partners as partner_store
 from tests.conftest import REPO, make_settings
 from tests.smtpd import SMTPTestServer, smtp_server  # noqa: F401 - the fixture
 from tests.web_harness import add_user, login, make_app
@@ -41,8 +42,8 @@ def web_root(
         )
     )
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "Newsletter", public=True)  # archived
-        repository.add_partner(session, "Mekong River Commission", "LA")
+        mailing_lists.add_list(session, "newsletter", "Newsletter", public=True)  # archived
+        partner_store.add_partner(session, "Mekong River Commission", "LA")
         for email, name, country in (
             ("somchai@example.th", "สมชาย ใจดี", "TH"),
             ("linh@example.vn", "Nguyễn Thị Linh", "VN"),
@@ -101,11 +102,11 @@ def test_count_then_send_shows_failures_with_their_smtp_reply(
     assert http.get(f"/view/{campaign_id}").status_code == 404  # not published yet
     assert "Public archive: published once it goes out" in draft
     with web_root.sessions.begin() as session:
-        repository.update_list(session, "newsletter", public=False)
+        mailing_lists.update_list(session, "newsletter", public=False)
     private = http.get(f"/campaigns/{campaign_id}").text
     assert "Public archive: not published (its audience includes a private list" in private
     with web_root.sessions.begin() as session:
-        repository.update_list(session, "newsletter", public=True)
+        mailing_lists.update_list(session, "newsletter", public=True)
 
     smtp_server.reject("nosuch@example.la", "550 5.1.1 <nosuch@example.la>: no such user")
     sent = http.post(f"/campaigns/{campaign_id}/send", data={"csrf_token": token})

@@ -17,7 +17,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from mailer.authoring.content import load_issue
 from mailer.compose import Root, build
 from mailer.delivery import campaigns
-from subscribers import repository
+from subscribers import mailing_lists, repository
+from subscribers import partners as partner_store
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings
 from tests.web_harness import (
@@ -125,8 +126,8 @@ def test_removing_a_list_asks_with_counts_then_archives(site: Site, artifacts: P
     what will be lost; Cancel changes nothing; confirming archives it, and the web copy
     of every issue sent to it still opens."""
     with site.root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", public=True)
-        repository.add_list(session, "events", "Events")
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter", public=True)
+        mailing_lists.add_list(session, "events", "Events")
         for n in range(64):
             repository.add_subscriber(session, f"person{n}@example.org", lists=["newsletter"])
         sent = [_sent(session, 13), _sent(session, 15)]
@@ -147,7 +148,7 @@ def test_removing_a_list_asks_with_counts_then_archives(site: Site, artifacts: P
     page.wait_for_url(f"{site.base}/lists")
     assert page.locator("td code", has_text="newsletter").count() == 1
     with site.root.sessions() as session:
-        assert len(repository.list_lists(session)) == 2
+        assert len(mailing_lists.list_lists(session)) == 2
 
     row = page.locator("tr", has=page.locator("code", has_text="newsletter"))
     row.get_by_role("button", name="Remove…").click()
@@ -168,8 +169,8 @@ def test_removing_a_list_asks_with_counts_then_archives(site: Site, artifacts: P
 
 def test_a_failed_save_keeps_the_edits_beside_the_error(site: Site, artifacts: Path) -> None:
     with site.root.sessions.begin() as session:
-        repository.add_partner(session, "Green Delta", "VN")
-        repository.add_partner(session, "Mekong Watch", "TH")
+        partner_store.add_partner(session, "Green Delta", "VN")
+        partner_store.add_partner(session, "Mekong Watch", "TH")
         person = repository.add_subscriber(
             session, "aung@example.org", name="Aung", country="MM", partner="Green Delta"
         )
@@ -213,9 +214,9 @@ def test_lists_slug_check_works_in_chromium(site: Site, artifacts: Path) -> None
     """The old pattern `[a-z0-9][a-z0-9-]*` is invalid with the `v` flag Chromium uses:
     a console error, and no check at all."""
     with site.root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter")
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter")
         for n in range(24):
-            repository.add_partner(session, f"Partner organisation {n}", "TH")
+            partner_store.add_partner(session, f"Partner organisation {n}", "TH")
     page = site.admin_page()
     page.goto(f"{site.base}/lists")
     slug = page.locator("#add input[name=slug]")

@@ -16,7 +16,7 @@ from mailer.authoring.render import Renderer
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle, tokens
 from mailer.languages import negotiate
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings
 from tests.web_harness import client, csrf_of, make_app
@@ -55,7 +55,7 @@ def _root(tmp_path: Path, database_url: str, default_language: str = "en") -> Ro
 def site(tmp_path: Path, database_url: str) -> Iterator[tuple[Root, TestClient]]:
     root = _root(tmp_path, database_url, default_language="vi")
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
     yield root, client(make_app(root))
     root.close()
 

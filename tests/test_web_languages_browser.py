@@ -19,7 +19,7 @@ from mailer.authoring.render import Renderer, fill, sample_values
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle, tokens
 from mailer.languages import LANGUAGES
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.audience import Audience
 from tests.conftest import REPO, make_settings
 from tests.test_accessibility import AXE, axe_violations
@@ -76,10 +76,10 @@ class Site:
         path = REPO / "examples" / "issues" / "2022-13.yaml"
         issue = load_issue(path)
         with root.sessions.begin() as session:
-            repository.add_list(
+            mailing_lists.add_list(
                 session, "newsletter", "LMEC Newsletter", "Every issue", public=True
             )
-            repository.add_list(session, "partners-only", "Partners only", "Invitations")
+            mailing_lists.add_list(session, "partners-only", "Partners only", "Invitations")
             reader = repository.add_subscriber(
                 session,
                 "sokha@example.org",

@@ -17,7 +17,8 @@ from mailer.delivery import campaigns
 from mailer.delivery.ledger import LedgerRow
 from mailer.people.accounts import User
 from mailer.people.privacy import erase_person
-from subscribers import repository, suppression
+from subscribers import mailing_lists, repository, suppression
+from subscribers import partners as partner_store
 from subscribers.audience import Audience, count_audience
 from subscribers.models import Subscriber
 from tests.conftest import REPO
@@ -36,7 +37,7 @@ def _admin(root: Root) -> tuple[FastAPI, TestClient, str]:
     app = make_app(root)
     add_user(app, "admin@example.org", "admin")
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "Newsletter")
+        mailing_lists.add_list(session, "newsletter", "Newsletter")
     http, token = login(app, "admin@example.org")
     return app, http, token
 
@@ -202,7 +203,7 @@ def test_lists_page_sets_public_or_private_with_the_csrf_token(root: Root) -> No
 
     def public() -> dict[str, bool]:
         with root.sessions() as session:
-            return {x.slug: x.public for x in repository.list_lists(session)}
+            return {x.slug: x.public for x in mailing_lists.list_lists(session)}
 
     page = http.get("/lists").text
     assert 'name="public" value="true"' in page and "private list is shown only" in page
@@ -259,8 +260,8 @@ def test_removing_a_list_campaigns_used_asks_then_archives_it(root: Root) -> Non
     changes nothing until confirmed, and then archives the list instead."""
     _, http, token = _admin(root)
     with root.sessions.begin() as session:
-        repository.update_list(session, "newsletter", public=True)
-        repository.add_list(session, "unused", "Unused")
+        mailing_lists.update_list(session, "newsletter", public=True)
+        mailing_lists.add_list(session, "unused", "Unused")
         for n in range(3):
             repository.add_subscriber(session, f"p{n}@example.org", lists=["newsletter", "unused"])
         repository.unsubscribe(
@@ -279,7 +280,7 @@ def test_removing_a_list_campaigns_used_asks_then_archives_it(root: Root) -> Non
     assert 'name="confirm" value="yes"' in asked.text and f'value="{token}"' in asked.text
     assert http.get("/lists/newsletter/delete").text.count("2 active subscriptions end") == 1
     with root.sessions() as session:  # asking changed nothing
-        assert [x.slug for x in repository.list_lists(session)] == ["newsletter", "unused"]
+        assert [x.slug for x in mailing_lists.list_lists(session)] == ["newsletter", "unused"]
 
     done = http.post("/lists/newsletter/delete", data={"csrf_token": token, "confirm": "yes"})
     assert done.status_code == 303
@@ -290,7 +291,7 @@ def test_removing_a_list_campaigns_used_asks_then_archives_it(root: Root) -> Non
     assert http.get(f"/view/{sent}").status_code == 200  # the web copy still opens
     assert f"/view/{sent}" in http.get("/archive").text
     with root.sessions() as session:
-        kept = repository.get_list(session, "newsletter", archived=True)
+        kept = mailing_lists.get_list(session, "newsletter", archived=True)
         assert kept.archived and kept.public
         states = {
             (x.list.slug, x.status.value, x.unsubscribe_source)
@@ -322,14 +323,14 @@ def test_removing_a_list_campaigns_used_asks_then_archives_it(root: Root) -> Non
     assert "No campaign used this list, so it is deleted for good." in asked.text
     http.post("/lists/unused/delete", data={"csrf_token": token, "confirm": "yes"})
     with root.sessions() as session:
-        assert repository.list_lists(session) == []
-        assert [x.slug for x in repository.list_lists(session, archived=True)] == ["newsletter"]
+        assert mailing_lists.list_lists(session) == []
+        assert [x.slug for x in mailing_lists.list_lists(session, archived=True)] == ["newsletter"]
 
 
 def test_removing_a_partner_and_cancelling_a_campaign_ask_first(root: Root) -> None:
     _, http, token = _admin(root)
     with root.sessions.begin() as session:
-        partner = repository.add_partner(session, "Green Delta", "VN")
+        partner = partner_store.add_partner(session, "Green Delta", "VN")
         partner_id = partner.id
         for n in range(2):
             repository.add_subscriber(
@@ -350,7 +351,7 @@ def test_removing_a_partner_and_cancelling_a_campaign_ask_first(root: Root) -> N
     assert "2 contacts lose this partner" in asked.text
     assert "1 campaign names this partner in its audience" in asked.text
     with root.sessions() as session:
-        assert repository.list_partners(session)
+        assert partner_store.list_partners(session)
     cancel = http.post(f"/campaigns/{draft_id}/cancel", data={"csrf_token": token})
     assert cancel.status_code == 200 and "Cancel campaign Issue 13?" in cancel.text
     assert "Nobody gets it: its audience of 2 people." in cancel.text
@@ -366,7 +367,7 @@ def test_removing_a_partner_and_cancelling_a_campaign_ask_first(root: Root) -> N
 
     http.post(f"/partners/{partner_id}/delete", data={"csrf_token": token, "confirm": "yes"})
     with root.sessions() as session:
-        assert repository.list_partners(session) == []
+        assert partner_store.list_partners(session) == []
         assert repository.get_subscriber(session, "g0@example.vn").partner_id is None
 
 
@@ -375,8 +376,8 @@ def test_a_failed_save_comes_back_with_what_was_typed(root: Root) -> None:
     and every edit kept (it used to come back with the stored values)."""
     _, http, token = _admin(root)
     with root.sessions.begin() as session:
-        repository.add_partner(session, "Green Delta", "VN")
-        repository.add_partner(session, "Mekong Watch", "TH")
+        partner_store.add_partner(session, "Green Delta", "VN")
+        partner_store.add_partner(session, "Mekong Watch", "TH")
         sub = repository.add_subscriber(
             session, "aung@example.org", name="Aung", country="MM", partner="Green Delta"
         )
@@ -418,7 +419,7 @@ def test_a_failed_save_comes_back_with_what_was_typed(root: Root) -> None:
     assert partner.status_code == 400 and 'id="err-add-name"' in partner.text
     assert "already exists" in partner.text
     with root.sessions() as session:
-        green = repository.get_partner(session, "Green Delta").id
+        green = partner_store.get_partner(session, "Green Delta").id
     edit = http.post(f"/partners/{green}", data={"csrf_token": token, "name": "Mekong Watch"})
     assert (
         edit.status_code == 400
@@ -528,13 +529,13 @@ def test_lists_and_partners_pages_are_compact_and_well_formed(root: Root) -> Non
     _, http, _ = _admin(root)
     with root.sessions.begin() as session:
         for n in range(24):
-            repository.add_partner(session, f"Partner organisation number {n}", "VN")
+            partner_store.add_partner(session, f"Partner organisation number {n}", "VN")
     partners = http.get("/partners")
     assert len(partners.content) < 40_000, len(partners.content)  # was 257 KB
     assert partners.text.count("<thead>") == 1 and partners.text.count("<select") == 1
     assert partners.text.count(">Edit</a>") == 24
     with root.sessions() as session:
-        first = repository.list_partners(session)[0].id
+        first = partner_store.list_partners(session)[0].id
     editing = http.get(f"/partners?edit={first}").text
     assert editing.count("<select") == 2 and 'form="edit-partner"' in editing
     assert http.get("/partners?edit=999999").status_code == 404

@@ -23,7 +23,7 @@ from mailer.authoring.render import Renderer
 from mailer.compose import Root, build
 from mailer.delivery import campaigns, lifecycle, tokens
 from mailer.errors import UserInputError
-from subscribers import privacy, repository
+from subscribers import mailing_lists, privacy, repository
 from subscribers.audience import Audience
 from subscribers.models import SubscriberStatus
 from tests.conftest import REPO, make_settings
@@ -45,8 +45,8 @@ CHECKBOX = re.compile(r'<input type="checkbox" name="lists" value="([^"]+)"( che
 
 def _setup(root: Root) -> tuple[TestClient, dict[str, int]]:
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
-        repository.add_list(session, "partners-only", "Partners only", "Invitations")  # private
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter", "Every issue", public=True)
+        mailing_lists.add_list(session, "partners-only", "Partners only", "Invitations")  # private
         ids = {
             name: repository.add_subscriber(
                 session, f"{name}@example.org", name=name, country="KH", lists=["newsletter"]
@@ -202,7 +202,7 @@ def test_a_member_of_a_private_list_sees_it_and_can_leave_it(root: Root) -> None
     assert _active_lists(root, ids["dara"]) == {"newsletter"}
     # A list the operator makes public is offered to everyone.
     with root.sessions.begin() as session:
-        repository.update_list(session, "partners-only", public=True)
+        mailing_lists.update_list(session, "partners-only", public=True)
     assert _offered(http.get(f"/preferences/{_token(root, ids['vanna'])}").text) == {
         "newsletter": True,
         "partners-only": False,
@@ -259,7 +259,7 @@ def _published(http: TestClient, candidates: set[int]) -> tuple[set[int], set[in
 def test_the_archive_publishes_only_campaigns_sent_to_public_lists(root: Root) -> None:
     http, ids = _setup(root)
     with root.sessions.begin() as session:
-        repository.add_list(session, "events", "Events", public=True)
+        mailing_lists.add_list(session, "events", "Events", public=True)
         repository.subscribe(session, ids["sokha"], "partners-only")
         repository.subscribe(session, ids["dara"], "events")
         public = _sent(session, "2022-13", "Issue 13 for everyone", ("newsletter", "events"))
@@ -286,11 +286,11 @@ def test_the_archive_publishes_only_campaigns_sent_to_public_lists(root: Root) -
     # Visibility is read when asked: once every list is public, an audience naming no
     # list is published too; a list made private takes its campaigns off at once.
     with root.sessions.begin() as session:
-        repository.update_list(session, "partners-only", public=True)
+        mailing_lists.update_list(session, "partners-only", public=True)
     everything = every - {later}
     assert _published(http, every)[0] == everything  # issue 15's first campaign is now public
     with root.sessions.begin() as session:
-        repository.update_list(session, "events", public=False)
+        mailing_lists.update_list(session, "events", public=False)
     archived = {private, mixed, early}
     assert _published(http, every) == (archived, archived, archived | {later})
 
@@ -344,7 +344,7 @@ def _send_seed(root: Root, subject: str | None = None) -> int:
     """Issue 13 (the real seed, rendered by the real renderer) sent to two people of the
     public list through the SMTP server the root names; the campaign's id."""
     with root.sessions.begin() as session:
-        repository.add_list(session, "newsletter", "LMEC Newsletter", public=True)
+        mailing_lists.add_list(session, "newsletter", "LMEC Newsletter", public=True)
         for index, name in enumerate(("sokha", "ລອນຄຳ")):
             repository.add_subscriber(
                 session, f"p{index}@example.org", name=name, lists=["newsletter"]

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from mailer.compose import Root
 from mailer.delivery import tokens
 from mailer.people.accounts import User
-from mailer.web import auth, editor, operator, public, signup, twofactor
-from subscribers import repository
+from mailer.web import auth, editor, operator, public, twofactor
+from subscribers import mailing_lists, repository
 from subscribers.models import MailingList, Partner, SubscriberStatus
 from tests.web_harness import PASSWORD, add_user, client, csrf_of, login, make_app
 
@@ -61,7 +61,6 @@ def _guarded_routes() -> list[tuple[str, str]]:
         *public.router.routes,
         *editor.router.routes,
         *operator.router.routes,
-        *signup.staff.routes,
         *twofactor.router.routes,
     ]:
         if isinstance(route, APIRoute) and route.path not in PUBLIC:
@@ -75,7 +74,6 @@ def _admin_routes() -> list[tuple[str, str]]:
         (method, _concrete(route.path))
         for route in [
             *operator.router.routes,
-            *signup.staff.routes,
             *(r for r in twofactor.router.routes if getattr(r, "path", "").startswith("/users")),
         ]
         if isinstance(route, APIRoute)
@@ -216,7 +214,7 @@ def test_login_never_redirects_off_site(root: Root) -> None:
 def _subscriber(root: Root, email: str, name: str = "Somchai") -> int:
     with root.sessions.begin() as session:
         if session.scalars(select(MailingList)).first() is None:
-            repository.add_list(session, "newsletter", "Newsletter")
+            mailing_lists.add_list(session, "newsletter", "Newsletter")
         return repository.add_subscriber(
             session, email, name=name, country="TH", lists=["newsletter"]
         ).id

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from mailer.app.errors import store_errors
-from subscribers import repository
+from subscribers import partners as partner_store
 from subscribers.audience import (
     Audience,
     CountRow,
@@ -52,7 +52,7 @@ def audience_from(
 
 def _partner_name(session: Session, name: str) -> str:
     """The stored name of a partner given in any case (unknown names are checked later)."""
-    partner = repository.find_partner(session, name)
+    partner = partner_store.find_partner(session, name)
     return partner.name if partner else name.strip()
 
 

@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from mailer.app.errors import InvalidRecord, store_errors
-from subscribers import repository
+from subscribers import mailing_lists
+from subscribers import partners as partner_store
 from subscribers.countries import normalise_country
 from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.search import count_subscribers, search_subscribers
 
 STATUSES = tuple(status.value for status in SubscriberStatus)
 
@@ -68,7 +70,7 @@ class SubscriberFilter:
         }
 
     def export_options(self, *, active_on_list: bool) -> dict[str, Any]:
-        """Keyword arguments of `subscribers.csvio.export_csv` and `iter_csv`: with
+        """Keyword arguments of `subscribers.csvexport.export_csv` and `iter_csv`: with
         `active_on_list` a list selects its active members (what a search shows),
         otherwise anyone with a subscription to it."""
         return {
@@ -86,7 +88,7 @@ def search(
 ) -> Sequence[Subscriber]:
     """The subscribers that match, in id order."""
     with store_errors():
-        return repository.search_subscribers(
+        return search_subscribers(
             session, found.text, **found._criteria(), limit=limit, offset=offset
         )
 
@@ -94,7 +96,7 @@ def search(
 def count(session: Session, found: SubscriberFilter) -> int:
     """How many subscribers match, without a limit."""
     with store_errors():
-        return repository.count_subscribers(session, found.text, **found._criteria())
+        return count_subscribers(session, found.text, **found._criteria())
 
 
 def resolve(
@@ -107,9 +109,11 @@ def resolve(
         slug = found.list_slug
         return replace(
             found,
-            list_slug=repository.get_list(session, slug, archived=removed_lists).slug
+            list_slug=mailing_lists.get_list(session, slug, archived=removed_lists).slug
             if slug
             else None,
             country=normalise_country(found.country) if found.country else None,
-            partner=repository.get_partner(session, found.partner).name if found.partner else None,
+            partner=partner_store.get_partner(session, found.partner).name
+            if found.partner
+            else None,
         )

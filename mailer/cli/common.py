@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from mailer.authoring.loader import ContentError
+from mailer.authoring.problems import ContentError
 from mailer.cli.output import err_console
 from mailer.cli.output import fail as fail
 from mailer.cli.output import friendly_errors as friendly_errors

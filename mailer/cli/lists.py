@@ -1,4 +1,9 @@
-"""`mailer lists`: mailing lists, public or private (add, list, edit, remove or archive)."""
+"""`mailer lists`: mailing lists, public or private (add, list, edit).
+
+Removing (or archiving) a list is in mailer.cli.list_removal: it alone needs to know
+what a removal takes with it (mailer.people.removals, and through it the ledger and
+the campaigns), which `mailer lists list` should not load. The group's help is in
+mailer.cli.main's registry."""
 
 from __future__ import annotations
 
@@ -8,24 +13,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mailer.cli.common import JsonOpt, fail, print_json, transaction
-from mailer.people import removals
-from subscribers import repository as repo
+from mailer.cli.common import JsonOpt, print_json, transaction
+from subscribers import mailing_lists
 
 out = Console(highlight=False, soft_wrap=True)
 
 
 # --- lists --------------------------------------------------------------------------------
 
-lists_app = typer.Typer(
-    help=(
-        "Mailing lists people subscribe to. A public list is offered on the preferences "
-        "page and its campaigns go into the public archive; a private list (the default "
-        "for a new list) is shown only to the people on it, and campaigns that reach it "
-        "stay out of the archive."
-    ),
-    no_args_is_help=True,
-)
+lists_app = typer.Typer()
 
 PUBLIC_HELP = (
     "Public: offered to every subscriber on the preferences page, and its campaigns "
@@ -53,7 +49,7 @@ def lists_add(
 ) -> None:
     """Add a list (private unless --public)."""
     with transaction() as session:
-        created = repo.add_list(session, slug, name, description, public=public)
+        created = mailing_lists.add_list(session, slug, name, description, public=public)
         out.print(f"added {_visibility(created.public)} list {created.slug}: {created.name}")
 
 
@@ -69,7 +65,7 @@ def lists_list(as_json: JsonOpt = False) -> None:
                 "active": c.active,
                 "unsubscribed": c.unsubscribed,
             }
-            for c in repo.list_counts(session)
+            for c in mailing_lists.list_counts(session)
         ]
     if as_json:
         print_json(rows)
@@ -104,40 +100,12 @@ def lists_edit(
 ) -> None:
     """Change a list's name, description or visibility."""
     with transaction() as session:
-        updated = repo.update_list(session, slug, name=name, description=description, public=public)
+        updated = mailing_lists.update_list(
+            session, slug, name=name, description=description, public=public
+        )
         out.print(f"list {updated.slug}: {updated.name} ({_visibility(updated.public)})")
 
 
-@lists_app.command(
-    "remove",
-    epilog="Example: mailer lists remove old-list --yes",
-    help="Remove a list. A list no campaign used is deleted with its subscriptions (the "
-    "subscribers stay). A list any campaign used is archived instead: its active "
-    "subscriptions end, it is offered nowhere again, and the campaigns that used it keep "
-    "their audience, ledger, archive entry and web copy. Without --yes, says what would "
-    "be lost and changes nothing.",
-)
-def lists_remove(
-    slug: str,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm: subscriptions end.")] = False,
-) -> None:
-    with transaction() as session:
-        if not yes:
-            plan = removals.list_consequences(removals.list_removal(session, slug))
-            raise fail(
-                f"error: removing list {slug}: " + " ".join(plan) + " Pass --yes to confirm."
-            )
-        done = removals.remove_list(session, slug)
-    if done.archives:
-        out.print(
-            f"archived list {done.slug}: {removals.plural(done.active, 'active subscription')}"
-            f" ended; kept for the {removals.plural(done.campaigns, 'campaign')} that used it"
-        )
-    else:
-        subscriptions = removals.plural(done.active + done.unsubscribed, "subscription")
-        out.print(f"removed list {done.slug} and its {subscriptions}")
-
-
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the root command."""
+    """Add these commands to `mailer lists` (its help is in the registry)."""
     app.add_typer(lists_app, name="lists")

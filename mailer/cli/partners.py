@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.cli.common import JsonOpt, print_json, transaction
-from subscribers import repository as repo
+from subscribers import partners as partner_store
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -30,7 +30,7 @@ def partners_add(
 ) -> None:
     """Add a partner organisation."""
     with transaction() as session:
-        partner = repo.add_partner(session, name, country)
+        partner = partner_store.add_partner(session, name, country)
         out.print(f"added partner {partner.id}: {partner.name} ({partner.country or '-'})")
 
 
@@ -38,10 +38,10 @@ def partners_add(
 def partners_list(as_json: JsonOpt = False) -> None:
     """List partners with how many subscribers each has."""
     with transaction() as session:
-        counts = repo.partner_contact_counts(session)
+        counts = partner_store.partner_contact_counts(session)
         rows: list[dict[str, Any]] = [
             {"id": p.id, "name": p.name, "country": p.country, "subscribers": counts.get(p.id, 0)}
-            for p in repo.list_partners(session)
+            for p in partner_store.list_partners(session)
         ]
     if as_json:
         print_json(rows)
@@ -63,7 +63,7 @@ def partners_edit(
         kwargs: dict[str, Any] = {"name": name}
         if country is not None:
             kwargs["country"] = country
-        updated = repo.update_partner(session, partner, **kwargs)
+        updated = partner_store.update_partner(session, partner, **kwargs)
         out.print(f"partner {updated.id}: {updated.name} ({updated.country or '-'})")
 
 
@@ -71,7 +71,7 @@ def partners_edit(
 def partners_remove(partner: Annotated[str, typer.Argument(help="Name or id.")]) -> None:
     """Delete a partner; its contacts stay, with no partner."""
     with transaction() as session:
-        repo.remove_partner(session, partner)
+        partner_store.remove_partner(session, partner)
         out.print(f"removed partner {partner}")
 
 

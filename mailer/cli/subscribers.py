@@ -1,16 +1,16 @@
-"""`mailer subscribers`: add, show, edit, remove, search, import, export, unsubscribe,
-resubscribe, privacy export and erase.
+"""`mailer subscribers`: add, show, edit, remove, search, unsubscribe and resubscribe.
 
 Thin wrappers over `subscribers.*` and the application layer's filters
 (`mailer.app.subscribers`): each command opens one transaction, calls the library,
-and prints a short result (or JSON with `--json`).
+and prints a short result (or JSON with `--json`). The group's other commands live
+where their imports do, so that `mailer subscribers show` loads neither the CSV
+reader nor the ledger: import and export in mailer.cli.subscriber_files, the
+data-protection commands in mailer.cli.subscriber_privacy (the group's help is in
+mailer.cli.main's registry).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,11 +20,8 @@ from sqlalchemy.orm import Session
 
 from mailer.app import subscribers as finder
 from mailer.app.audiences import split
-from mailer.cli.common import JsonOpt, fail, not_utf8, opened, print_json, transaction
-from mailer.people.privacy import erase_person, export_everything
-from mailer.people.signup_purge import purge  # the scheduler's hourly chore runs it too
+from mailer.cli.common import JsonOpt, fail, not_utf8, print_json, transaction
 from subscribers import repository as repo
-from subscribers.csvio import export_csv, import_csv
 from subscribers.models import Subscriber
 from subscribers.privacy import subscriber_record, subscription_records
 from subscribers.suppression import is_suppressed
@@ -34,9 +31,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 # --- subscribers --------------------------------------------------------------------------
 
-subscribers_app = typer.Typer(
-    help="Subscribers: add, find, edit, import, export.", no_args_is_help=True
-)
+subscribers_app = typer.Typer()
 
 
 def _attributes(pairs: list[str] | None) -> dict[str, str]:
@@ -221,96 +216,6 @@ def subscribers_search(
 
 
 @subscribers_app.command(
-    "import",
-    epilog="Example: mailer subscribers import partners.csv --list newsletter "
-    "--partner 'Green Delta' --dry-run",
-)
-def subscribers_import(
-    file: Annotated[Path, typer.Argument(help="CSV with a header row naming an email column.")],
-    list_slug: Annotated[
-        str | None, typer.Option("--list", help="Subscribe every row to this list.")
-    ] = None,
-    partner: Annotated[str | None, typer.Option(help="Partner for rows without one.")] = None,
-    country: Annotated[str | None, typer.Option(help="Country for rows without one.")] = None,
-    encoding: Annotated[
-        str | None, typer.Option(help="File encoding if not UTF-8, e.g. cp1252, gb18030.")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Check and report; write nothing.")] = False,
-    skip_invalid: Annotated[
-        bool, typer.Option(help="Import the good rows and report the bad ones.")
-    ] = False,
-    create_partners: Annotated[
-        bool, typer.Option(help="Create partners the file names that do not exist yet.")
-    ] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Import subscribers from CSV: all or nothing, duplicates merged, safe to run twice.
-
-    Columns (case-insensitive, with aliases): email (e-mail, mail), name (full name,
-    or first name + last name), country, partner (organisation), language, timezone,
-    status, lists, attributes; any other column is kept as an attribute. Nobody who
-    unsubscribed is subscribed again.
-    """
-    with transaction() as session:
-        report = import_csv(
-            session,
-            file,
-            list_slug=list_slug,
-            partner=partner,
-            country=country,
-            encoding=encoding,
-            dry_run=dry_run,
-            skip_invalid=skip_invalid,
-            create_partners=create_partners,
-        )
-    if as_json:
-        print_json(report.as_dict())
-        return
-    for problem in report.problems:
-        typer.echo(f"skipped {problem}", err=True)
-    for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    for line, first, email in report.duplicates:
-        out.print(f"{file}:{line}: {email} merged with line {first}")
-    typer.echo(report.summary())
-
-
-@subscribers_app.command(
-    "export", epilog="Example: mailer subscribers export subscribers.csv --list newsletter"
-)
-def subscribers_export(
-    file: Annotated[str, typer.Argument(help="Output file, or - for standard output.")] = "-",
-    list_slug: Annotated[str | None, typer.Option("--list", help="Only this list.")] = None,
-    country: Annotated[str | None, typer.Option()] = None,
-    partner: Annotated[str | None, typer.Option()] = None,
-    active_only: Annotated[bool, typer.Option(help="Only active subscribers.")] = False,
-) -> None:
-    """Export subscribers as CSV (UTF-8, the columns import reads; formulas neutralised)."""
-    wanted = finder.SubscriberFilter.parse(
-        country=country,
-        partner=partner,
-        list_slug=list_slug,
-        status="active" if active_only else None,
-    )
-    with transaction() as session:
-        # Unknown filters are errors (as in `mailer audience`), found before the file is made.
-        resolved = finder.resolve(session, wanted, removed_lists=False)
-        options = resolved.export_options(active_on_list=False)
-        if file == "-":
-            count = export_csv(session, sys.stdout, **options)
-            sys.stdout.flush()
-            typer.echo(f"{count} subscribers exported", err=True)
-            return
-        try:
-            handle = open(file, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise fail(f"error: {file}: cannot write: {exc.strerror}") from None
-        with handle:
-            count = export_csv(session, handle, **options)
-        out.print(f"{count} subscribers exported to {file}")
-
-
-@subscribers_app.command(
     "unsubscribe", epilog="Example: mailer subscribers unsubscribe an@example.org --list newsletter"
 )
 def subscribers_unsubscribe(
@@ -343,71 +248,6 @@ def subscribers_resubscribe(
         out.print(f"{target.email}: active again")
 
 
-@subscribers_app.command(
-    "privacy-export",
-    epilog="Example: mailer subscribers privacy-export an@example.org -o an.json",
-)
-def subscribers_privacy_export(
-    email: str,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file.")
-    ] = None,
-) -> None:
-    """Everything held about one address, as JSON (a data-protection access request)."""
-    with transaction() as session:
-        data = export_everything(session, email)
-    text = json.dumps(data, ensure_ascii=False, indent=2)
-    if output is None:
-        typer.echo(text)
-    else:
-        try:
-            output.write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise fail(f"error: {output}: cannot write: {exc.strerror}") from None
-        out.print(f"wrote {output}")
-
-
-@subscribers_app.command("erase", epilog="Example: mailer subscribers erase an@example.org --yes")
-def subscribers_erase(
-    email: str,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
-) -> None:
-    """Erase a person: delete their data; only a hash stays, so they are never mailed again."""
-    if not yes:
-        raise fail("error: erasing cannot be undone; pass --yes to confirm")
-    with transaction() as session:
-        result = erase_person(session, email)
-    what = "subscriber deleted" if result.subscriber_deleted else "no subscriber held"
-    out.print(
-        f"{result.email}: {what}, {result.subscriptions_deleted} subscription(s) deleted, "
-        f"{result.other_rows_changed} delivery record(s) anonymised; hash kept on the "
-        "suppression list"
-    )
-
-
-@subscribers_app.command(
-    "purge-unconfirmed", epilog="Example: mailer subscribers purge-unconfirmed --days 7"
-)
-def purge_unconfirmed(
-    days: Annotated[
-        int | None,
-        typer.Option(
-            "--days",
-            min=1,
-            help="Delete sign-ups unconfirmed after this many days "
-            "(default: MAILER_SIGNUP_EXPIRY_DAYS, 7).",
-        ),
-    ] = None,
-) -> None:
-    """Delete sign-ups whose confirmation link expired unused, and old throttle counts."""
-    with opened() as the_root:
-        done = purge(the_root.sessions, days or the_root.settings.signup_expiry_days)
-    typer.echo(
-        f"deleted {done.signups} unconfirmed sign-up{'s' if done.signups != 1 else ''}"
-        f" and {done.throttle_rows} old throttle count{'s' if done.throttle_rows != 1 else ''}"
-    )
-
-
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the root command."""
+    """Add these commands to `mailer subscribers` (its help is in the registry)."""
     app.add_typer(subscribers_app, name="subscribers")

@@ -30,6 +30,12 @@ to `retry_max_attempts`, then failed; 5xx failed, and 5.1.x also suppresses the
 address. After `pause_after_consecutive_failures` temporary failures in a row the
 worker pauses the campaigns it is sending (reason recorded, `auto_resume`), probes
 the server while idle and resumes them when it answers again.
+
+One concern, kept whole although it is over 400 lines: the send loop and its
+retry policy share the state of one batch (lanes, outcomes, writes in flight), and
+splitting them would pass that state around; what is separable is apart already:
+the SQL (the `Store`), the connection lanes (`lanes`), the leases (`lease`), who
+is alive (`owners`).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from mailer.delivery import campaigns as campaign_store
 from mailer.delivery import ledger, lifecycle, owners
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.delivery.lanes import Lane, Step, answered, wait_readable
+from mailer.delivery.lease import LeaseKeeper
 from mailer.delivery.ledger import Job, LedgerStatus, Outcome
 from mailer.delivery.ledger.store import SqlLedger
 from mailer.delivery.message import (
@@ -76,6 +83,9 @@ from mailer.settings import Settings
 from mailer.timestamps import utcnow
 
 log = logging.getLogger(__name__)
+# How long a batch takes more rows as it empties before it ends, and with it the worker's
+# chores between batches (finishing campaigns, pausing halted ones).
+REFILL_SECONDS = 5.0
 __all__ = ["Job", "Outcome", "RecordingFailed", "Store", "Worker"]
 
 
@@ -131,7 +141,8 @@ def _log_skipped(count: int) -> None:
 
 
 class Worker:
-    """Sends due ledger rows; `run_once()` handles one batch, `run(stop)` loops."""
+    """Sends due ledger rows; `run_once()` handles one batch (topped up as it empties),
+    `run(stop)` loops."""
 
     def __init__(
         self,
@@ -162,7 +173,7 @@ class Worker:
         self.store: Store = store or SqlLedger(sessions, self.name)
         # Who we are, in the `workers` table; finds the rows of dead workers.
         self._presence = owners.Presence(sessions.kw["bind"], self.name)
-        self._keeper: _LeaseKeeper | None = None
+        self._keeper: LeaseKeeper | None = None
         self._templates: dict[int, MessageTemplate] = {}
         # Groups of outcomes handed to the store, and of those the ones committed.
         self._writes_started = self._writes_done = 0
@@ -448,15 +459,15 @@ class Worker:
         if not jobs:
             self.finish_done()
             return 0
-        self._send_batch(jobs)
+        handled = self._send_batch(jobs)
         if self.fatal is not None:
             raise self.fatal
         if self._halted:
             self._pause_halted()
         self.finish_done()
-        return len(jobs)
+        return handled
 
-    def _send_batch(self, jobs: list[Job]) -> None:
+    def _send_batch(self, jobs: list[Job]) -> int:
         """Send the batch over every connection from this one thread, each connection
         moving its own message along as its server answers (a slow reply holds up only
         its own connection).
@@ -465,19 +476,33 @@ class Worker:
         send its next message: so at most one accepted message per connection is ever
         unrecorded. Meanwhile the worker renews its leases, notices campaigns paused or
         cancelled by someone else and stops when asked; their rows and the rest of the
-        batch go back untried.
+        batch go back untried. As the batch empties it takes more due rows, for up to
+        REFILL_SECONDS (`_refill`); returns how many rows it took in all.
         """
+        handled = len(jobs)
         waiting = deque(jobs)
         lanes = self._lanes()
-        keeper = _LeaseKeeper(
-            self, [job.row_id for job in jobs], sorted({job.campaign_id for job in jobs}), waiting
+        keeper = LeaseKeeper(
+            self.settings.worker_lease_seconds,
+            [job.row_id for job in jobs],
+            sorted({job.campaign_id for job in jobs}),
+            waiting,
+            renew=self._renew,
+            check=self._check_campaigns,
+            recheck=self._recheck,
         )
         self._keeper = keeper
         outcomes: list[Outcome] = []
         back: list[Job] = []
+        refill_until = time.monotonic() + REFILL_SECONDS
         while True:
             keeper.tend()
             stopping = self.fatal is not None or (self._stop is not None and self._stop.is_set())
+            if not stopping and len(waiting) < len(lanes) and time.monotonic() < refill_until:
+                more = self._refill(keeper, waiting)
+                handled += more
+                if not more:
+                    refill_until = 0.0  # nothing more due, or the worker's name changed
             limit_wait = self._hand_over(lanes, outcomes, back)
             if not stopping and not limit_wait:
                 # An envelope is written only while a slot awaits it and every message
@@ -527,6 +552,22 @@ class Worker:
         self._record(outcomes)
         self._release(back)
         self._release(waiting)
+        return handled
+
+    def _refill(self, keeper: LeaseKeeper, waiting: deque[Job]) -> int:
+        """Claim the next batch while this one's last messages are still on the wire, so
+        the connections never stand idle at a batch boundary (waiting for the claim, the
+        last outcomes' commit, the campaign chores). Returns how many rows it took."""
+        try:
+            if self._halted or self._presence.tend() != self.name:
+                return 0  # a paused campaign or a new name: `run_once` sorts them out first
+            jobs = self.claim()
+        except SQLAlchemyError as exc:  # the batch in hand goes on, its outcomes recorded
+            log.warning("database unavailable while sending: %s", exc)
+            return 0
+        keeper.add(jobs)
+        waiting.extend(jobs)
+        return len(jobs)
 
     def _lanes(self) -> list[Lane]:
         while len(self._transports) < self.settings.smtp_connections:
@@ -622,62 +663,3 @@ class Worker:
         for transport in transports:
             transport.close()
         self.store.close()
-
-
-class _LeaseKeeper:
-    """As the batch goes: renew its leases every third of the lease, and about once a
-    second look at its campaigns' states and at who of its waiting rows left.
-
-    A worker that stalled past its lease (stopped, suspended, starved) may find some
-    rows taken by another worker meanwhile: `holds` renews before a message goes out
-    once half the lease has passed, and rows no longer ours are dropped, not sent.
-    """
-
-    def __init__(
-        self, worker: Worker, ids: list[int], campaign_ids: list[int], waiting: deque[Job]
-    ) -> None:
-        self.worker = worker
-        self.ids = ids
-        self.campaign_ids = campaign_ids
-        self.waiting = waiting
-        self.lease = worker.settings.worker_lease_seconds
-        self.check_every = min(1.0, self.lease / 3)
-        self.renewed = self.checked = time.monotonic()
-        self.lost: set[int] = set()  # rows of the batch that are no longer ours
-
-    def tend(self) -> None:
-        now = time.monotonic()
-        if now - self.checked < self.check_every:
-            return
-        self.checked = now
-        self.worker._check_campaigns(self.campaign_ids)
-        self.worker._recheck(self.waiting)
-        if now - self.renewed >= self.lease / 3:
-            self._renew(now)
-
-    def _renew(self, now: float) -> None:
-        try:
-            kept = self.worker._renew(self.ids)
-        except SQLAlchemyError as exc:
-            log.warning("could not renew leases: %s", exc)
-            return
-        self.renewed = now
-        gone = set(self.ids) - kept  # recorded since, or taken by another worker
-        if not gone:
-            return
-        self.ids = sorted(kept)
-        self.lost |= gone
-        taken = [job for job in self.waiting if job.row_id in gone]
-        if taken:
-            log.warning("%d row(s) of this batch were taken by another worker", len(taken))
-            kept_jobs = [job for job in self.waiting if job.row_id not in gone]
-            self.waiting.clear()
-            self.waiting.extend(kept_jobs)
-
-    def holds(self, job: Job) -> bool:
-        """Is `job`'s row still ours by a lease that has surely not run out?"""
-        now = time.monotonic()
-        if now - self.renewed >= self.lease / 2 and now - self.checked >= self.check_every:
-            self.checked = now
-            self._renew(now)
-        return job.row_id not in self.lost and time.monotonic() - self.renewed < self.lease * 0.9

@@ -19,7 +19,8 @@ from mailer.delivery import ledger
 from mailer.delivery.campaigns import Campaign, CampaignState, get_campaign
 from mailer.people import websessions
 from mailer.people.accounts import User
-from subscribers import repository
+from subscribers import mailing_lists, repository
+from subscribers import partners as partner_store
 from subscribers.audience import Audience, count_audience
 from subscribers.errors import StoreInputError
 from subscribers.models import MailingList, Subscriber, SubscriptionStatus
@@ -65,23 +66,23 @@ class _Use:
 
 
 def _list_use(session: Session, slug: str) -> _Use:
-    campaigns = campaigns_using_list(session, repository.get_list(session, slug))
+    campaigns = campaigns_using_list(session, mailing_lists.get_list(session, slug))
     return _Use(len(campaigns), sum(1 for c in campaigns if c.started_at is not None))
 
 
-def list_removal(session: Session, slug: str) -> repository.ListRemoval:
+def list_removal(session: Session, slug: str) -> mailing_lists.ListRemoval:
     """What removing the list would take away, and whether it would be archived."""
     use = _list_use(session, slug)
-    return repository.list_removal(session, slug, campaigns=use.campaigns, sent=use.sent)
+    return mailing_lists.list_removal(session, slug, campaigns=use.campaigns, sent=use.sent)
 
 
-def remove_list(session: Session, slug: str) -> repository.ListRemoval:
+def remove_list(session: Session, slug: str) -> mailing_lists.ListRemoval:
     """Archive the list if any campaign used it, else delete it (the CLI and the web app)."""
     use = _list_use(session, slug)
-    return repository.remove_list(session, slug, campaigns=use.campaigns, sent=use.sent)
+    return mailing_lists.remove_list(session, slug, campaigns=use.campaigns, sent=use.sent)
 
 
-def list_consequences(removal: repository.ListRemoval) -> list[str]:
+def list_consequences(removal: mailing_lists.ListRemoval) -> list[str]:
     if removal.archives:
         ends = "ends" if removal.active == 1 else "end"
         return [
@@ -100,7 +101,7 @@ def list_consequences(removal: repository.ListRemoval) -> list[str]:
 
 
 def partner_consequences(session: Session, partner_id: int) -> list[str]:
-    partner = repository.get_partner(session, partner_id)
+    partner = partner_store.get_partner(session, partner_id)
     contacts = session.scalar(
         select(func.count()).select_from(Subscriber).where(Subscriber.partner_id == partner.id)
     )

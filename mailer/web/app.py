@@ -155,7 +155,7 @@ def create_app(root: Root, accounts: Accounts | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(editor.router)
     app.include_router(operator.router)
-    signup.install(app)  # public sign-up pages and their staff views
+    signup.install(app)  # public sign-up pages and the service behind them
     draft_editor.install(app)  # the block editor of drafts, its preview and saves
     media_page.install(app)  # photo uploads, the media library, /media/ files
 

@@ -15,8 +15,9 @@ from mailer.web import csrf
 from mailer.web.auth import require_admin
 from mailer.web.context import web
 from mailer.web.forms import DB, INVALID, upload_name
-from subscribers import repository
-from subscribers.csvio import import_csv, iter_csv
+from subscribers import mailing_lists
+from subscribers.csvexport import iter_csv
+from subscribers.csvimport import import_csv
 from subscribers.errors import ImportRejected, Problem
 
 router = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
@@ -30,7 +31,7 @@ def import_page(request: Request, session: DB) -> Response:
     return web(request).pages.render(
         request,
         "import.html",
-        lists=repository.list_lists(session),
+        lists=mailing_lists.list_lists(session),
         report=None,
         problems=[],
         filename=None,
@@ -92,7 +93,7 @@ def import_subscribers(
         request,
         "import.html",
         INVALID if problems else 200,
-        lists=repository.list_lists(session),
+        lists=mailing_lists.list_lists(session),
         report=report,
         problems=problems,
         filename=name,

@@ -16,7 +16,7 @@ from mailer.web.confirm import ask, confirmed
 from mailer.web.context import web
 from mailer.web.forms import DB, INVALID, Errors, back, field_errors
 from mailer.web.pages import flash
-from subscribers import repository
+from subscribers import mailing_lists
 from subscribers.errors import about
 
 router = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
@@ -31,8 +31,8 @@ def _lists_view(
     row: str | None = None,
 ) -> Response:
     """`form` and `errors` are the add form's, or with `row` (a slug) that row's."""
-    lists = repository.list_lists(session)
-    counts = {c.slug: c for c in repository.list_counts(session)}
+    lists = mailing_lists.list_lists(session)
+    counts = {c.slug: c for c in mailing_lists.list_counts(session)}
     empty = {"slug": "", "name": "", "description": "", "public": False}
     return web(request).pages.render(
         request,
@@ -40,7 +40,7 @@ def _lists_view(
         INVALID if errors else 200,
         lists=lists,
         counts=counts,
-        archived=repository.list_lists(session, archived=True),
+        archived=mailing_lists.list_lists(session, archived=True),
         form=(form or empty) if row is None else empty,
         errors=(errors or {}) if row is None else {},
         row=row,
@@ -65,7 +65,7 @@ def add_list(
 ) -> Response:
     try:
         with store_errors():
-            repository.add_list(session, slug, name or None, description, public=public)
+            mailing_lists.add_list(session, slug, name or None, description, public=public)
         session.commit()
     except RecordError as exc:
         session.rollback()
@@ -86,10 +86,12 @@ def update_list(
 ) -> Response:
     """The row's form: an unticked "public" box is simply absent, so it makes the list
     private (the form always shows the box)."""
-    repository.get_list(session, slug)  # 404 before anything else
+    mailing_lists.get_list(session, slug)  # 404 before anything else
     try:
         with store_errors(), about("name"):
-            repository.update_list(session, slug, name=name, description=description, public=public)
+            mailing_lists.update_list(
+                session, slug, name=name, description=description, public=public
+            )
         session.commit()
     except RecordError as exc:
         session.rollback()

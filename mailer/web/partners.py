@@ -18,7 +18,7 @@ from mailer.web.confirm import ask, confirmed
 from mailer.web.context import web
 from mailer.web.forms import DB, INVALID, Errors, back, field_errors
 from mailer.web.pages import flash
-from subscribers import repository
+from subscribers import partners as partner_store
 from subscribers.countries import country_names
 
 router = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
@@ -34,7 +34,7 @@ def _partners_view(
 ) -> Response:
     """One table with one header; the row being edited (`edit`) is the only one with
     fields, so the page stays small however many partners there are."""
-    partners = repository.list_partners(session)
+    partners = partner_store.list_partners(session)
     editing = next((p for p in partners if p.id == edit), None)
     if edit is not None and editing is None:
         raise HTTPException(404, "Not found.")
@@ -43,7 +43,7 @@ def _partners_view(
         "partners.html",
         INVALID if errors else 200,
         partners=partners,
-        contacts=repository.partner_contact_counts(session),
+        contacts=partner_store.partner_contact_counts(session),
         countries=country_choices(),
         names=country_names(),
         editing=editing,
@@ -66,7 +66,7 @@ def add_partner(
 ) -> Response:
     try:
         with store_errors():
-            partner = repository.add_partner(session, name, country or None)
+            partner = partner_store.add_partner(session, name, country or None)
         session.commit()
     except RecordError as exc:
         session.rollback()
@@ -88,10 +88,10 @@ def update_partner(
     name: Annotated[str, Form()],
     country: Annotated[str, Form()] = "",
 ) -> Response:
-    repository.get_partner(session, partner_id)  # 404 before anything else
+    partner_store.get_partner(session, partner_id)  # 404 before anything else
     try:
         with store_errors():
-            repository.update_partner(session, partner_id, name=name, country=country or None)
+            partner_store.update_partner(session, partner_id, name=name, country=country or None)
         session.commit()
     except RecordError as exc:
         session.rollback()
@@ -111,7 +111,7 @@ def update_partner(
 def remove_partner(
     request: Request, session: DB, partner_id: int, confirm: Annotated[str, Form()] = ""
 ) -> Response:
-    partner = repository.get_partner(session, partner_id)
+    partner = partner_store.get_partner(session, partner_id)
     if request.method != "POST" or not confirmed(confirm):
         return ask(
             request,
@@ -121,7 +121,7 @@ def remove_partner(
             button="Remove partner",
             back="/partners",
         )
-    repository.remove_partner(session, partner_id)
+    partner_store.remove_partner(session, partner_id)
     session.commit()
     flash(request, f"Removed partner {partner.name}; its contacts stay, without a partner.")
     return back("/partners")

@@ -1,68 +1,58 @@
-"""Public sign-up pages and their staff views.
+"""Public sign-up pages (the staff's views of sign-ups are mailer.web.signup_staff).
 
 Public (no login): `GET /subscribe` (every public list) and `GET /subscribe/<list>`,
 `POST /subscribe` (our pages and partners' embedded snippets; no CSRF token, see
 `mailer.people.signups`), and the confirmation link `GET /subscribe/confirm/<token>`,
 which only shows a Confirm button: mail scanners open links, and only the button's
 POST (with this browser session's CSRF token) confirms.
-
-Staff (admins): `/subscribers/signups` (pending sign-ups, counts per list and week)
-and `/lists/<slug>/signup` (the list's page URL and the snippet for partners).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from mailer.app.errors import RecordNotFound, store_errors
 from mailer.delivery.campaigns import Campaign, CampaignState
 from mailer.people import signups as service_module
-from mailer.people.signups import (
-    ALL,
+from mailer.people.signup_tokens import (
     EMBED,
     InvalidLink,
     InvalidStamp,
-    SignupService,
     Stamp,
-    Throttled,
-    Welcome,
-    check,
     check_link,
     consent_digest,
     link_id,
     read_stamp,
 )
+from mailer.people.signups import ALL, SignupService, Throttled, Welcome, check
 from mailer.web import csrf, library
-from mailer.web.auth import require_admin
 from mailer.web.context import db, web
-from mailer.web.pages import flash, mask
-from subscribers import repository, signups
+from mailer.web.pages import mask
+from subscribers import mailing_lists, signups
 from subscribers.countries import REGION, country_names
 
 log = logging.getLogger("mailer.web.signup")
 
 public = APIRouter()
-staff = APIRouter(dependencies=[Depends(require_admin), Depends(csrf.verify)])
 DB = Annotated[Session, Depends(db)]
 HONEYPOT = "website"
 STARTED = (CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SENT)
 
 
 def install(app: FastAPI) -> None:
-    """Add the sign-up routes and the service behind them to the app."""
+    """Add the public sign-up routes and the service behind them (which the staff's
+    views, mailer.web.signup_staff, use too) to the app."""
     context = app.state.web
     app.state.signups = SignupService(context.root, context.renderer)
     app.include_router(public)
-    app.include_router(staff)
 
 
 def _service(request: Request) -> SignupService:
@@ -354,7 +344,7 @@ def _welcome_issues(request: Request, session: Session, slugs: tuple[str, ...]) 
     issues_dir = web(request).root.settings.resolved_issues_dir
     found: list[Welcome] = []
     for slug in slugs:
-        key = repository.get_list(session, slug).welcome_issue
+        key = mailing_lists.get_list(session, slug).welcome_issue
         path = library.find_path(issues_dir, session, key) if key else None
         if path is None or any(w.path == path for w in found):
             continue
@@ -366,94 +356,3 @@ def _welcome_issues(request: Request, session: Session, slugs: tuple[str, ...]) 
         )
         found.append(Welcome(path, sent or 0))
     return found
-
-
-# --- staff ------------------------------------------------------------------------------------
-
-
-@staff.get("/subscribers/signups")
-def signups_page(request: Request, session: DB) -> Response:
-    service = _service(request)
-    now = datetime.now(UTC)
-    weekly = signups.weekly_counts(session, now=now)
-    weeks = (
-        [c.week for c in next(iter(weekly.values()))]
-        if weekly
-        else [
-            (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-            - timedelta(weeks=n)
-            for n in range(8)
-        ]
-    )
-    return web(request).pages.render(
-        request,
-        "signups.html",
-        rows=signups.pending(session),
-        total=signups.count_pending(session),
-        now=now,
-        names=country_names(),
-        weekly=weekly,
-        weeks=weeks,
-        list_names={lst.slug: lst.name for lst in repository.list_lists(session, archived=True)},
-        days=service.settings.signup_expiry_days,
-    )
-
-
-@staff.get("/lists/{slug}/signup")
-def list_signup_page(request: Request, session: DB, slug: str) -> Response:
-    service = _service(request)
-    try:
-        with store_errors():
-            mailing_list = repository.get_list(session, slug)
-    except RecordNotFound:
-        return web(request).pages.render(
-            request, "error.html", 404, status=404, message=f"No list {slug!r}."
-        )
-    settings = service.settings
-    base = settings.public_base_url
-    snippet = (
-        web(request)
-        .pages.env.get_template("public/embed_snippet.html")
-        .render(
-            action=f"{base}/subscribe",
-            stamp=service.embed_stamp(mailing_list.slug),
-            consent_text=service.consent_text,
-            list=mailing_list,
-            countries=[(code, country_names()[code]) for code in REGION],
-            newsletter=web(request).profile.masthead.name,
-        )
-    )
-    issues = [i for i in library.list_issues(settings.resolved_issues_dir, session) if i.issue]
-    return web(request).pages.render(
-        request,
-        "list_signup.html",
-        issues=issues,
-        list=mailing_list,
-        page_url=f"{base}/subscribe/{mailing_list.slug}",
-        all_url=f"{base}/subscribe",
-        snippet=snippet,
-        counts=signups.weekly_counts(session).get(mailing_list.slug, []),
-    )
-
-
-@staff.post("/lists/{slug}/signup")
-def set_welcome(
-    request: Request, session: DB, slug: str, welcome_issue: Annotated[str, Form()] = ""
-) -> Response:
-    """Choose the issue mailed to those who join the list by signing up (or none)."""
-    mailing_list = repository.get_list(session, slug)
-    issues_dir = web(request).root.settings.resolved_issues_dir
-    if welcome_issue:
-        found = library.find_issue(issues_dir, session, welcome_issue)
-        if found is None or found.issue is None:
-            flash(request, f"welcome_issue: no valid issue {welcome_issue[:100]!r}", "error")
-            return RedirectResponse(f"/lists/{slug}/signup", status_code=303)
-    mailing_list.welcome_issue = welcome_issue or None
-    session.commit()
-    flash(
-        request,
-        f"Those who join {mailing_list.name} by signing up now receive {welcome_issue}."
-        if welcome_issue
-        else f"No welcome email for {mailing_list.name}.",
-    )
-    return RedirectResponse(f"/lists/{slug}/signup", status_code=303)

@@ -26,7 +26,8 @@ from mailer.web.confirm import ask, confirmed
 from mailer.web.context import web
 from mailer.web.forms import DB, INVALID, PAGE_SIZE, Errors, back, field_errors, page_number
 from mailer.web.pages import flash
-from subscribers import repository, suppression
+from subscribers import mailing_lists, repository, suppression
+from subscribers import partners as partner_store
 from subscribers.countries import country_names
 from subscribers.errors import about
 from subscribers.models import Subscriber, SubscriberStatus
@@ -90,8 +91,8 @@ def _subscribers_view(
         error=error,
         countries=country_choices(),
         names=country_names(),
-        partners=repository.list_partners(session),
-        lists=repository.list_lists(session),
+        partners=partner_store.list_partners(session),
+        lists=mailing_lists.list_lists(session),
         statuses=[s.value for s in SubscriberStatus],
         form=form or {"email": "", "name": "", "country": "", "partner": "", "lists": []},
         errors=errors or {},
@@ -151,7 +152,7 @@ def add_subscriber(
 
 def _stored_form(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     partner = (
-        repository.get_partner(session, subscriber.partner_id) if subscriber.partner_id else None
+        partner_store.get_partner(session, subscriber.partner_id) if subscriber.partner_id else None
     )
     return {
         "email": subscriber.email,
@@ -181,7 +182,7 @@ def _subscriber_view(
     subscriber = repository.get_subscriber(session, subscriber_id)
     subscriptions = repository.subscriptions_of(session, subscriber_id)
     partner = (
-        repository.get_partner(session, subscriber.partner_id) if subscriber.partner_id else None
+        partner_store.get_partner(session, subscriber.partner_id) if subscriber.partner_id else None
     )
     history = app_campaigns.history(session, subscriber.email)
     return web(request).pages.render(
@@ -197,8 +198,8 @@ def _subscriber_view(
         errors=errors or {},
         suppressed=suppression.is_suppressed(session, subscriber.email),
         countries=country_choices(),
-        partners=repository.list_partners(session),
-        lists=repository.list_lists(session),
+        partners=partner_store.list_partners(session),
+        lists=mailing_lists.list_lists(session),
         statuses=[s.value for s in SubscriberStatus],
     )
 

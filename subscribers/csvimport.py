@@ -1,4 +1,5 @@
-"""CSV import and export of subscribers (reading a file is `subscribers.csvformat`).
+"""CSV import of subscribers (reading a file is `subscribers.csvformat`, writing one
+`subscribers.csvexport`).
 
 Import is all-or-nothing by default: every row is read and validated first, each
 bad row reported with its line number, and only when none is bad are the changes
@@ -7,28 +8,27 @@ transaction. Duplicates inside the file and against the store are merged; runnin
 the same import twice changes nothing the second time; an unsubscribed
 subscription is never re-activated by an import.
 
-Export writes what import reads, and neutralises spreadsheet formulas: a cell
-starting with = + - @ TAB or CR gets a leading apostrophe, which import removes.
+One concern, kept whole although it is over 400 lines: `import_csv` is one pass
+(read, validate, merge, write set-based) whose steps share the file's rows and the
+store's current state; its helpers are the writes it makes.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, cast
 
-from sqlalchemy import Select, Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from subscribers.base import utcnow
 from subscribers.countries import default_timezone, normalise_country
-from subscribers.csvformat import Row, decode, neutralise, read_rows, unneutralise
+from subscribers.csvformat import Row, decode, read_rows
 from subscribers.errors import ImportRejected, Problem, StoreInputError
 from subscribers.models import (
     MailingList,
@@ -39,33 +39,10 @@ from subscribers.models import (
     SubscriptionStatus,
     Suppression,
 )
-from subscribers.repository import subscriber_conditions
 from subscribers.validation import clean_name, email_hash
-
-# neutralise/unneutralise live in csvformat; they are re-exported for callers of this module.
-__all__ = [
-    "EXPORT_COLUMNS",
-    "ImportReport",
-    "export_csv",
-    "import_csv",
-    "neutralise",
-    "unneutralise",
-]
 
 BATCH = 500
 ANALYZE_AFTER = 5000  # rows written by one import
-EXPORT_COLUMNS = (
-    "email",
-    "name",
-    "country",
-    "partner",
-    "language",
-    "timezone",
-    "status",
-    "lists",
-    "attributes",
-    "created_at",
-)
 
 
 def _count(number: int, noun: str) -> str:
@@ -476,104 +453,3 @@ def _existing_subscriptions(
         ):
             found[(subscriber_id, list_id)] = status
     return found
-
-
-# --- exporting --------------------------------------------------------------------------
-
-
-def export_csv(
-    session: Session,
-    out: TextIO,
-    *,
-    text: str = "",
-    list_slug: str | None = None,
-    country: str | None = None,
-    partner: str | None = None,
-    statuses: Iterable[SubscriberStatus] | None = None,
-    active_on_list: bool = False,
-) -> int:
-    """Write subscribers as CSV (the columns import reads), streaming; returns rows written.
-
-    The filters are the subscribers page's (`repository.subscriber_conditions`); `list_slug`
-    selects anyone with a subscription to the list, or with `active_on_list` only its
-    active members (what the page shows).
-    """
-    written = 0
-    for chunk, rows in iter_csv(
-        session,
-        text=text,
-        list_slug=list_slug,
-        country=country,
-        partner=partner,
-        statuses=statuses,
-        active_on_list=active_on_list,
-    ):
-        out.write(chunk)
-        written += rows
-    return written
-
-
-def iter_csv(
-    session: Session,
-    *,
-    text: str = "",
-    list_slug: str | None = None,
-    country: str | None = None,
-    partner: str | None = None,
-    statuses: Iterable[SubscriberStatus] | None = None,
-    active_on_list: bool = False,
-) -> Iterator[tuple[str, int]]:
-    """`export_csv` as text chunks (the header, then one chunk per batch of rows) and
-    the rows in each, so a web response can stream an export of any size.
-
-    The filters are checked before the first chunk (a `StoreError` for an unknown
-    partner, list or country), so a caller sees a bad filter before it answers."""
-    conditions = subscriber_conditions(
-        session,
-        text,
-        country=country,
-        partner=partner,
-        list_slug=list_slug,
-        statuses=statuses,
-        any_subscription=not active_on_list,
-    )
-    return _csv_chunks(session, select(Subscriber).where(*conditions).order_by(Subscriber.id))
-
-
-def _csv_chunks(session: Session, query: Select[Subscriber]) -> Iterator[tuple[str, int]]:
-    partner_names = {pid: pname for pid, pname in session.execute(select(Partner.id, Partner.name))}
-    list_slugs = {
-        lid: slug for lid, slug in session.execute(select(MailingList.id, MailingList.slug))
-    }
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
-    yield buffer.getvalue(), 0
-    for batch in session.execute(query.execution_options(yield_per=BATCH)).scalars().partitions():
-        buffer.seek(0)
-        buffer.truncate()
-        active: dict[int, list[str]] = {}
-        for subscriber_id, list_id in session.execute(
-            select(Subscription.subscriber_id, Subscription.list_id).where(
-                Subscription.subscriber_id.in_([s.id for s in batch]),
-                Subscription.status == SubscriptionStatus.ACTIVE,
-            )
-        ):
-            active.setdefault(subscriber_id, []).append(list_slugs[list_id])
-        for s in batch:
-            cells = [
-                s.email,
-                s.name,
-                s.country or "",
-                partner_names.get(s.partner_id, "") if s.partner_id else "",
-                s.language,
-                s.timezone,
-                s.status.value,
-                ";".join(sorted(active.get(s.id, []))),
-                json.dumps(s.attributes, ensure_ascii=False, sort_keys=True)
-                if s.attributes
-                else "",
-                s.created_at.isoformat(),
-            ]
-            writer.writerow([neutralise(cell) for cell in cells])
-        yield buffer.getvalue(), len(batch)
