@@ -227,7 +227,7 @@ def test_lists_slug_check_works_in_chromium(site: Site, artifacts: Path) -> None
     _shot(page, artifacts, "lists", site.db())
     page.goto(f"{site.base}/partners")
     page.get_by_role("link", name="Edit").first.click()
-    assert page.locator("#edit-partner").count() == 1
+    expect(page.locator("#edit-partner")).to_have_count(1)  # once the page has come
     _shot(page, artifacts, "partners", site.db())
     assert axe_violations(page) == []
     page.context.close()
