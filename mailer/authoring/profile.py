@@ -151,6 +151,8 @@ class Profile(Strict):
     labels: Labels = Field(default_factory=Labels)
     countries: dict[str, str] = Field(default_factory=dict)  # code -> name shown on cards
     language: str = "en"
+    # The variant everyone gets whose language has none (mailer.authoring.variants).
+    default_language: str = "en"
     timezone: str = "UTC"
 
     _folder: Path | None = PrivateAttr(default=None)
@@ -168,6 +170,13 @@ class Profile(Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _default_language(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", value):
+            raise ValueError(f"expected a language tag such as 'en' or 'zh-Hans', got {value!r}")
         return value
 
     @field_validator("list_id")

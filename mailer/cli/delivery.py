@@ -62,6 +62,10 @@ def create_command(
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude-list", help="Leave out members of these lists.")
     ] = None,
+    languages: Annotated[
+        list[str] | None,
+        typer.Option("--language", help="Only subscribers of these languages, e.g. zh,th."),
+    ] = None,
     subject: Annotated[str | None, typer.Option(help="Subject (default: the issue's).")] = None,
     sender: Annotated[
         str | None, typer.Option(help='From, e.g. "LMEC <news@x.org>" (default: the profile).')
@@ -72,7 +76,7 @@ def create_command(
     with opened() as the_root:
         issue = load_issue(issue_path)
         with the_root.sessions.begin() as session:
-            audience = audience_from(session, lists, countries, partners, exclude)
+            audience = audience_from(session, lists, countries, partners, exclude, languages)
             campaign = app_campaigns.create_from_issue(
                 session,
                 the_root.profile,
@@ -87,7 +91,8 @@ def create_command(
             recipients = count_audience(session, audience)
         out.print(
             f"campaign {campaign.id} created (draft): {campaign.name}, "
-            f"{audience.describe()}, {recipients} recipient(s) now"
+            f"{audience.describe()}, {recipients} recipient(s) now; "
+            f"variants: {', '.join(app_campaigns.variant_languages(the_root.profile, issue_path))}"
         )
 
 
@@ -223,6 +228,7 @@ def report_command(
         out.print(_tally_table("per country", result.ledger.by_country, {}))
         out.print(_tally_table("per partner", result.ledger.by_partner, result.partner_names))
         out.print(_tally_table("per time zone (scheduler waves)", result.ledger.by_timezone, {}))
+        out.print(_tally_table("per language", result.ledger.by_language, {}))
         waves = waves_table(plan.waves_report(session, campaign_id), the_root.settings.timezone)
         if waves is not None:
             out.print(waves)

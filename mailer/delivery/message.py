@@ -253,6 +253,7 @@ class MessageTemplate:
         reply_to: str | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
         sign: Callable[[bytes], bytes] | None = None,
+        view_language: str | None = None,  # the variant the "view in browser" link shows
     ) -> None:
         self.identity = identity
         self.campaign_id = campaign_id
@@ -311,7 +312,7 @@ class MessageTemplate:
         )
         self._date_second = -1
         self._date = b""
-        self._view_url = urls.view_in_browser(identity.public_base_url, campaign_id)
+        self._view_url = urls.view_in_browser(identity.public_base_url, campaign_id, view_language)
         self._view_qp = _qp(self._view_url)
         # Tokens are URL-safe; only the configured base URL could hold `&` or quotes.
         self._links_need_escaping = html_escape(identity.public_base_url) != (

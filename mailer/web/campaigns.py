@@ -142,6 +142,7 @@ def new_campaign(
         query.getlist("countries"),
         query.getlist("partners"),
         query.getlist("exclude"),
+        query.getlist("languages"),
     )
     return _campaign_form(
         request,
@@ -165,6 +166,7 @@ def count_recipients(
     countries: Annotated[list[str] | None, Form()] = None,
     partners: Annotated[list[str] | None, Form()] = None,
     exclude: Annotated[list[str] | None, Form()] = None,
+    languages: Annotated[str, Form()] = "",
 ) -> Response:
     """The form again with the recipient count for the audience as ticked (changes nothing)."""
     return _campaign_form(
@@ -174,7 +176,7 @@ def count_recipients(
         issue_key=issue,
         name=name,
         subject=subject,
-        audience=audience_from(session, lists, countries, partners, exclude),
+        audience=audience_from(session, lists, countries, partners, exclude, [languages]),
     )
 
 
@@ -189,9 +191,10 @@ def create_campaign(
     countries: Annotated[list[str] | None, Form()] = None,
     partners: Annotated[list[str] | None, Form()] = None,
     exclude: Annotated[list[str] | None, Form()] = None,
+    languages: Annotated[str, Form()] = "",
 ) -> Response:
     context = web(request)
-    audience = audience_from(session, lists, countries, partners, exclude)
+    audience = audience_from(session, lists, countries, partners, exclude, [languages])
     found = library.find_issue(context.root.settings.resolved_issues_dir, session, issue)
     error = None
     if found is None or found.issue is None:
@@ -264,6 +267,7 @@ def edit_campaign(
     countries: Annotated[list[str] | None, Form()] = None,
     partners: Annotated[list[str] | None, Form()] = None,
     exclude: Annotated[list[str] | None, Form()] = None,
+    languages: Annotated[str, Form()] = "",
     action: Annotated[str, Form()] = "save",
 ) -> Response:
     """Save a draft's name, subject and audience (`action=count`: only count them); the
@@ -272,7 +276,7 @@ def edit_campaign(
     if not isinstance(campaign, Campaign):
         return campaign
     context = web(request)
-    audience = audience_from(session, lists, countries, partners, exclude)
+    audience = audience_from(session, lists, countries, partners, exclude, [languages])
     issue_key = Path(campaign.issue_path).stem
     error = None
     try:

@@ -208,12 +208,16 @@ def _web_parts(request: Request, entry: ArchiveEntry) -> dict[str, str]:
 
 
 @router.get("/view/{campaign_id:int}")
-def view_in_browser(request: Request, session: DB, campaign_id: int) -> Response:
+def view_in_browser(
+    request: Request, session: DB, campaign_id: int, lang: str | None = None
+) -> Response:
+    """The web copy; `?lang=` (in each subscriber's link) picks their variant."""
     html = public_html(
         session,
         web(request).root.settings,
         campaign_id,
         lambda entry: _web_parts(request, entry),
+        language=lang,
     )
     if html is None:
         return web(request).pages.render(
