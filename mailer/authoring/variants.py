@@ -142,18 +142,35 @@ def _statement_key(statement: Statement) -> str:
     return " ".join(statement.name.split()).casefold()
 
 
-def _same_person(one: Statement, other: Statement) -> bool:
-    """A statement in two variants: the same name, or (a translated name) the same photo."""
+def _same_person(
+    one: Statement, other: Statement, mine: Sequence[Statement], theirs: Sequence[Statement]
+) -> bool:
+    """Whether `one` (of the statements `mine`) and `other` (of `theirs`) are one speaker's
+    in two variants: the same name; or, as names are translated, the same photo, or the
+    same country when each variant has only that one statement from it."""
     if _statement_key(one) == _statement_key(other):
         return True
-    return bool(one.photo) and one.photo == other.photo
+    if one.photo and one.photo == other.photo:
+        return True
+    if one.country is None or one.country != other.country:
+        return False
+    return (
+        sum(s.country == one.country for s in mine) == 1
+        and sum(s.country == one.country for s in theirs) == 1
+    )
+
+
+def _missing(mine: Sequence[Statement], theirs: Sequence[Statement]) -> list[Statement]:
+    """The statements of `mine` that have no counterpart in `theirs`."""
+    return [s for s in mine if not any(_same_person(s, t, mine, theirs) for t in theirs)]
 
 
 def disagreements(variant: Variant, others: Sequence[Variant]) -> list[Disagreement]:
     """What `variant` disagrees on with the `others`: a shared field (`SHARED`) or a
     language claimed twice is an error naming both files; a statement (by its speaker's
     name, or photo when the name is translated) in one and missing from the other is a
-    warning; so is a file name whose language part is not the file's `language`."""
+    warning (see `_same_person`); so is a file name whose language part is not the
+    file's `language`."""
     found: list[Disagreement] = []
     me, mine = variant.path, variant.issue
     tag = split_name(me)[1]
@@ -195,30 +212,28 @@ def disagreements(variant: Variant, others: Sequence[Variant]) -> list[Disagreem
                         mine.line_of(field),
                     )
                 )
-        for statement in mine.statements:
-            if not any(_same_person(statement, s) for s in theirs.statements):
-                found.append(
-                    Disagreement(
-                        False,
-                        me,
-                        other.path,
-                        "statement",
-                        f"the statement of {statement.name!r} is in {me.name} but not in "
-                        f"{other.path.name} ({theirs.language})",
-                    )
+        for statement in _missing(mine.statements, theirs.statements):
+            found.append(
+                Disagreement(
+                    False,
+                    me,
+                    other.path,
+                    "statement",
+                    f"the statement of {statement.name!r} is in {me.name} but not in "
+                    f"{other.path.name} ({theirs.language})",
                 )
-        for statement in theirs.statements:
-            if not any(_same_person(statement, s) for s in mine.statements):
-                found.append(
-                    Disagreement(
-                        False,
-                        me,
-                        other.path,
-                        "statement",
-                        f"the statement of {statement.name!r} in {other.path.name} "
-                        f"({theirs.language}) is missing from {me.name}",
-                    )
+            )
+        for statement in _missing(theirs.statements, mine.statements):
+            found.append(
+                Disagreement(
+                    False,
+                    me,
+                    other.path,
+                    "statement",
+                    f"the statement of {statement.name!r} in {other.path.name} "
+                    f"({theirs.language}) is missing from {me.name}",
                 )
+            )
     return found
 
 

@@ -283,7 +283,13 @@ class MessageTemplate:
             skeleton["Subject"] = subject
         skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         for name, value in extra_headers:
-            skeleton[check_header_value(name, name)] = check_header_value(name, value)
+            check_header_value(name, name)
+            if value.isascii() and len(name) + len(value) < 76:
+                # Written by us: set_content below drops the skeleton's Content-* headers
+                # (Content-Language would never reach the wire).
+                own.append(_header(name, check_header_value(name, value)))
+            else:
+                skeleton[name] = check_header_value(name, value)
         text_marker, html_marker = "@@TEXT-PART-BODY@@", "@@HTML-PART-BODY@@"
         skeleton.set_content(text_marker, subtype="plain", charset="utf-8", cte="quoted-printable")
         skeleton.add_alternative(
