@@ -8,6 +8,8 @@ archive showing each variant.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 import shutil
 import threading
@@ -378,11 +380,8 @@ def test_local_time_waves_send_each_zone_its_variants(
     worker = root.worker()
     seen: dict[str, str] = {}
     for wave_id, zone, starts_at in sorted(planned, key=lambda p: p[2]):
-        fired = WaveRunner(
-            root.sessions,
-            default_grace_seconds=3600,
-            clock=lambda at=starts_at: at + timedelta(seconds=1),
-        )
+        clock = functools.partial(operator.add, starts_at, timedelta(seconds=1))
+        fired = WaveRunner(root.sessions, default_grace_seconds=3600, clock=clock)
         assert fired.fire(wave_id) == "started"
         worker.run(threading.Event(), until_idle=True)
         for received in server.messages:

@@ -146,6 +146,6 @@ def register(app: typer.Typer) -> None:
     )(render_command)
     app.command(
         "check",
-        epilog="Examples: mailer check examples/issues/*.yaml;"
-        " mailer check examples/issues/2022-13.zh.yaml (also compares its language variants)",
+        epilog="Example: mailer check examples/issues/*.yaml   (a file with language variants"
+        " beside it, 2022-13.zh.yaml, is also compared with them)",
     )(check_command)

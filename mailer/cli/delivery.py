@@ -72,7 +72,8 @@ def create_command(
     ] = None,
     reply_to: Annotated[str | None, typer.Option(help="Reply-To (default: the profile).")] = None,
 ) -> None:
-    """Create a draft campaign: an issue, an audience and a sender."""
+    """Create a draft campaign: an issue (with all its language variants), an audience
+    and a sender."""
     with opened() as the_root:
         issue = load_issue(issue_path)
         with the_root.sessions.begin() as session:
@@ -440,7 +441,8 @@ def register(app: typer.Typer) -> None:
     campaign_app.command(
         "create",
         epilog="Example: mailer campaign create examples/issues/2022-15.yaml --list newsletter "
-        "--country VN,LA",
+        "--country VN,LA   (or --language zh,th; every language variant of the issue is sent,"
+        " each subscriber theirs)",
     )(create_command)
     campaign_app.command("list", epilog="Example: mailer campaign list --state sending")(
         list_command
