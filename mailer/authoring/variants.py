@@ -160,6 +160,14 @@ def _same_person(
     )
 
 
+def _field_of(issue: Issue, statement: Statement) -> str:
+    """The field path of a statement's name, for its line: "blocks[2].statement.name"."""
+    for index, block in enumerate(issue.blocks):
+        if getattr(block, "statement", None) is statement:
+            return f"blocks[{index}].statement.name"
+    return "statement"
+
+
 def _missing(mine: Sequence[Statement], theirs: Sequence[Statement]) -> list[Statement]:
     """The statements of `mine` that have no counterpart in `theirs`."""
     return [s for s in mine if not any(_same_person(s, t, mine, theirs) for t in theirs)]
@@ -213,14 +221,16 @@ def disagreements(variant: Variant, others: Sequence[Variant]) -> list[Disagreem
                     )
                 )
         for statement in _missing(mine.statements, theirs.statements):
+            field = _field_of(mine, statement)
             found.append(
                 Disagreement(
                     False,
                     me,
                     other.path,
-                    "statement",
+                    field,
                     f"the statement of {statement.name!r} is in {me.name} but not in "
                     f"{other.path.name} ({theirs.language})",
+                    mine.line_of(field),
                 )
             )
         for statement in _missing(theirs.statements, mine.statements):
