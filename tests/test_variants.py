@@ -149,3 +149,39 @@ def test_mailer_check_reports_the_disagreements(
     edit(issues / "2022-13.th.yaml", "year: 2022", "year: '2022'")
     broken = runner.invoke(app, ["check", str(issues / "2022-13.zh.yaml")])
     assert "its variant 2022-13.th.yaml does not load" in broken.output
+
+
+def test_translated_names_pair_by_country_in_order(issues: Path) -> None:
+    """Two Chinese speakers, their names translated in the Chinese file: paired in order;
+    one dropped from a file: both of that country are reported, none taken for the other."""
+    second = """  - statement:
+      name: {name}
+      roles: [{role}]
+      country: CN
+      text: |
+        {text}
+"""
+    english, chinese = issues / "2022-13.yaml", issues / "2022-13.zh.yaml"
+    english.write_text(
+        english.read_text("utf-8")
+        + second.format(name="Dr. LI Xia", role="LMEC", text="Thank you all."),
+        "utf-8",
+    )
+    chinese.write_text(
+        chinese.read_text("utf-8")
+        + second.format(name="李霞博士", role="澜湄中心", text="谢谢大家。"),
+        "utf-8",
+    )
+    assert not [d for d in check_variants(chinese) if d.other == english]
+    zhou = (
+        "  - statement:\n      name: 周军先生\n      roles: [中国生态环境部国际合作司司长]\n"
+        "      country: CN\n      text: |\n"
+        "        我们将继续与各伙伴携手，共建绿色、繁荣的澜湄地区。\n"
+    )
+    edit(chinese, zhou, "")  # the first Chinese speaker dropped from the Chinese file
+    found = sorted(d.message for d in check_variants(chinese) if d.other == english)
+    assert found == [
+        "the statement of 'Dr. LI Xia' in 2022-13.yaml (en) is missing from 2022-13.zh.yaml",
+        "the statement of 'Mr. ZHOU Jun' in 2022-13.yaml (en) is missing from 2022-13.zh.yaml",
+        "the statement of '李霞博士' is in 2022-13.zh.yaml but not in 2022-13.yaml (en)",
+    ]

@@ -12,7 +12,7 @@ The profile's `default_language` says which variant people without their own get
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,22 +142,34 @@ def _statement_key(statement: Statement) -> str:
     return " ".join(statement.name.split()).casefold()
 
 
-def _same_person(
-    one: Statement, other: Statement, mine: Sequence[Statement], theirs: Sequence[Statement]
-) -> bool:
-    """Whether `one` (of the statements `mine`) and `other` (of `theirs`) are one speaker's
-    in two variants: the same name; or, as names are translated, the same photo, or the
-    same country when each variant has only that one statement from it."""
-    if _statement_key(one) == _statement_key(other):
-        return True
-    if one.photo and one.photo == other.photo:
-        return True
-    if one.country is None or one.country != other.country:
-        return False
-    return (
-        sum(s.country == one.country for s in mine) == 1
-        and sum(s.country == one.country for s in theirs) == 1
-    )
+def _unpaired(
+    mine: Sequence[Statement], theirs: Sequence[Statement]
+) -> tuple[list[Statement], list[Statement]]:
+    """The statements of each side with no counterpart on the other. Names are often
+    translated (Mr. ZHOU Jun, 周军, นายโจว จวิน), so statements pair by, in turn: the
+    same name; the same photo; then, country by country, in order, when both sides
+    have as many statements left from that country (so a dropped speaker is not
+    mistaken for the next one)."""
+    left, right = list(mine), list(theirs)
+
+    def pair(same: Callable[[Statement, Statement], bool]) -> None:
+        for one in list(left):
+            match = next((other for other in right if same(one, other)), None)
+            if match is not None:
+                left.remove(one)
+                right.remove(match)
+
+    pair(lambda a, b: _statement_key(a) == _statement_key(b))
+    pair(lambda a, b: bool(a.photo) and a.photo == b.photo)
+    for country in {s.country for s in left}:
+        here = [s for s in left if s.country == country]
+        there = [s for s in right if s.country == country]
+        if len(here) == len(there):
+            for statement in here:
+                left.remove(statement)
+            for statement in there:
+                right.remove(statement)
+    return left, right
 
 
 def _field_of(issue: Issue, statement: Statement) -> str:
@@ -168,16 +180,11 @@ def _field_of(issue: Issue, statement: Statement) -> str:
     return "statement"
 
 
-def _missing(mine: Sequence[Statement], theirs: Sequence[Statement]) -> list[Statement]:
-    """The statements of `mine` that have no counterpart in `theirs`."""
-    return [s for s in mine if not any(_same_person(s, t, mine, theirs) for t in theirs)]
-
-
 def disagreements(variant: Variant, others: Sequence[Variant]) -> list[Disagreement]:
     """What `variant` disagrees on with the `others`: a shared field (`SHARED`) or a
     language claimed twice is an error naming both files; a statement (by its speaker's
     name, or photo when the name is translated) in one and missing from the other is a
-    warning (see `_same_person`); so is a file name whose language part is not the
+    warning (see `_unpaired`); so is a file name whose language part is not the
     file's `language`."""
     found: list[Disagreement] = []
     me, mine = variant.path, variant.issue
@@ -220,7 +227,8 @@ def disagreements(variant: Variant, others: Sequence[Variant]) -> list[Disagreem
                         mine.line_of(field),
                     )
                 )
-        for statement in _missing(mine.statements, theirs.statements):
+        only_mine, only_theirs = _unpaired(mine.statements, theirs.statements)
+        for statement in only_mine:
             field = _field_of(mine, statement)
             found.append(
                 Disagreement(
@@ -233,7 +241,7 @@ def disagreements(variant: Variant, others: Sequence[Variant]) -> list[Disagreem
                     mine.line_of(field),
                 )
             )
-        for statement in _missing(theirs.statements, mine.statements):
+        for statement in only_theirs:
             found.append(
                 Disagreement(
                     False,
