@@ -414,3 +414,27 @@ def test_web_copy_shows_the_readers_variant_and_the_archive_links_the_others(
     for lang in ("th", "zh"):
         assert f'href="/view/{campaign_id}?lang={lang}"' in archive.text
     root.close()
+
+
+def test_a_campaign_frozen_before_variants_sends_its_one_content_to_everyone(
+    tmp_path: Path, database_url: str, server: SMTPTestServer, issues: Path
+) -> None:
+    """Campaigns frozen before migration 0015 (one rendered issue in the campaign's own
+    columns, no variant rows) send as they did, whatever the readers' languages."""
+    root = make_root(tmp_path, database_url, server.port)
+    with root.sessions.begin() as session:
+        add_people(session)
+    campaign_id = create(root, issues / "2022-13.yaml")
+    with root.sessions.begin() as session:
+        campaigns.freeze(
+            session, campaign_id, root.renderer().render(load_issue(issues / "2022-13.yaml"))
+        )
+        assert session.scalar(select(func.count()).select_from(CampaignVariant)) == 0
+    lifecycle.start_sending(root.sessions, campaign_id)
+    send_all(root.worker(), root.sessions, campaign_id)
+    assert server.arrivals() == {email: 1 for email in EXPECTED}
+    for received in server.messages:
+        message = received.parse()
+        assert str(message["Subject"]) == SUBJECTS["en"] and html_lang(message) == "en"
+        assert message["List-Id"] == f"LMEC Newsletter <{LIST_ID}>"
+    root.close()
