@@ -397,8 +397,8 @@ def render_issue_file(
         try:
             rendered = renderer.render(issue)
         except ContentError:
-            raise
-        except (PermanentError, OSError, ValueError) as exc:
+            raise  # already names the variant's file and line
+        except (PermanentError, OSError, ValueError) as exc:  # a photo, a template...
             raise ContentError(
                 [Problem(str(variant.path), None, "", f"this variant cannot be rendered: {exc}")]
             ) from None
