@@ -14,7 +14,10 @@ def preferences(base: str, token: str) -> str:
     return f"{base}/preferences/{quote(token, safe='')}"
 
 
-def view_in_browser(base: str, campaign_id: int) -> str:
+def view_in_browser(base: str, campaign_id: int, language: str | None = None) -> str:
+    """The web copy; with `language`, of that language's variant (`?lang=zh`)."""
+    if language:
+        return f"{base}/view/{campaign_id}?lang={quote(language, safe='')}"
     return f"{base}/view/{campaign_id}"
 
 

@@ -1,4 +1,4 @@
-"""Who gets a campaign: lists, countries and partners, minus exclusion lists.
+"""Who gets a campaign: lists, countries, partners and languages, minus exclusion lists.
 
 `audience_query` returns one SELECT that names every active, subscribed,
 unsuppressed recipient exactly once. It is set-based (list membership and
@@ -20,11 +20,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, String, and_, cast, exists, func, literal, select, text
+from sqlalchemy import Row, Select, String, and_, cast, exists, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from subscribers.countries import normalise_country
-from subscribers.errors import NotFound, StoreInputError
+from subscribers.errors import NotFound, StoreInputError, about
 from subscribers.models import (
     AudienceCount,
     MailingList,
@@ -35,6 +35,9 @@ from subscribers.models import (
     SubscriptionStatus,
     Suppression,
 )
+from subscribers.repository import clean_language
+
+_KEYS = ("lists", "countries", "partners", "exclude_lists", "languages")
 
 # subscriber_id, email, name, country, partner_id, timezone, language
 AudienceSelect = Select[int, str, str, str | None, int | None, str, str]
@@ -45,13 +48,15 @@ class Audience:
     """A saved selection. Empty `lists` means "anyone with an active subscription".
 
     lists and exclude_lists are list slugs, countries ISO codes (names are accepted
-    and normalised: an unknown one raises `StoreInputError`), partners partner names.
+    and normalised: an unknown one raises `StoreInputError`), partners partner names,
+    languages BCP 47 tags: `zh` takes subscribers whose language is `zh` or `zh-…`.
     """
 
     lists: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     partners: tuple[str, ...] = ()
     exclude_lists: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Countries may be given as names or in any case ("Viet Nam", "la"); the
@@ -60,29 +65,31 @@ class Audience:
         object.__setattr__(self, "countries", codes)
         for name in ("lists", "partners", "exclude_lists"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        with about("language"):  # "ZH", "zh_cn": one language written one way
+            tags = tuple(dict.fromkeys(clean_language(tag) for tag in self.languages))
+        object.__setattr__(self, "languages", tags)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "lists": list(self.lists),
-                "countries": list(self.countries),
-                "partners": list(self.partners),
-                "exclude_lists": list(self.exclude_lists),
-            },
-            ensure_ascii=False,
-            sort_keys=True,
-        )
+        data = {
+            "lists": list(self.lists),
+            "countries": list(self.countries),
+            "partners": list(self.partners),
+            "exclude_lists": list(self.exclude_lists),
+        }
+        if self.languages:  # absent when unused: audiences saved before it read the same
+            data["languages"] = list(self.languages)
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> Audience:
         data = json.loads(text) if isinstance(text, str) else text
         if not isinstance(data, dict):
             raise StoreInputError("audience: expected a JSON object")
-        unknown = set(data) - {"lists", "countries", "partners", "exclude_lists"}
+        unknown = set(data) - set(_KEYS)
         if unknown:
             raise StoreInputError(f"audience: unknown keys {sorted(unknown)}")
         values: dict[str, tuple[str, ...]] = {}
-        for key in ("lists", "countries", "partners", "exclude_lists"):
+        for key in _KEYS:
             items = data.get(key, [])
             if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
                 raise StoreInputError(f"audience: {key} must be a list of strings")
@@ -95,6 +102,8 @@ class Audience:
             parts.append(f"countries {', '.join(self.countries)}")
         if self.partners:
             parts.append(f"partners {', '.join(self.partners)}")
+        if self.languages:
+            parts.append(f"languages {', '.join(self.languages)}")
         if self.exclude_lists:
             parts.append(f"excluding {', '.join(self.exclude_lists)}")
         return "; ".join(parts)
@@ -128,6 +137,15 @@ def _recipient_conditions(audience: Audience) -> list[Any]:
     if audience.partners:
         partner_ids = select(Partner.id).where(Partner.name.in_(audience.partners))
         conditions.append(Subscriber.partner_id.in_(partner_ids))
+    if audience.languages:
+        conditions.append(
+            or_(
+                *(
+                    or_(Subscriber.language == tag, Subscriber.language.like(f"{tag}-%"))
+                    for tag in audience.languages
+                )
+            )
+        )
     return conditions
 
 
@@ -226,6 +244,8 @@ def _brought_up_to_date(session: Session) -> None:
 def count_by_country_and_partner(session: Session, audience: Audience) -> list[CountRow]:
     """Recipients per (country, partner name), from the counts the database keeps
     (`AudienceCount`): a sum over the groups in use, not a count of the people."""
+    if audience.languages:  # the kept counts have no language: count the people
+        return _counted_by_country_and_partner(session, audience)
     _brought_up_to_date(session)
     people = func.sum(AudienceCount.people)
     groups = (
@@ -245,8 +265,29 @@ def count_by_country_and_partner(session: Session, audience: Audience) -> list[C
     return sorted(rows, key=lambda r: (r.country or "", r.partner or ""))
 
 
+def _counted_by_country_and_partner(session: Session, audience: Audience) -> list[CountRow]:
+    """`count_by_country_and_partner` counted from the people (one grouped query)."""
+    people = audience_query(audience).subquery()
+    query = (
+        select(people.c.country, Partner.name, func.count())
+        .select_from(people)
+        .outerjoin(Partner, Partner.id == people.c.partner_id)
+        .group_by(people.c.country, Partner.name)
+    )
+    rows = [
+        CountRow(country or None, partner, int(count))
+        for country, partner, count in session.execute(query)
+    ]
+    return sorted(rows, key=lambda r: (r.country or "", r.partner or ""))
+
+
 def count_audience(session: Session, audience: Audience) -> int:
-    """How many people `audience_query` names, from the counts the database keeps."""
+    """How many people `audience_query` names, from the counts the database keeps (an
+    audience narrowed by language is counted from the people: the kept counts do not
+    know languages)."""
+    if audience.languages:
+        people = audience_query(audience).subquery()
+        return int(session.scalar(select(func.count()).select_from(people)) or 0)
     _brought_up_to_date(session)
     total = select(func.sum(AudienceCount.people)).where(*_kept_conditions(audience))
     return int(session.scalar(total) or 0)

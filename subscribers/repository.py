@@ -21,12 +21,6 @@ from subscribers.base import UNSET, utcnow
 from subscribers.countries import default_timezone, normalise_country, validate_timezone
 from subscribers.errors import Conflict, NotFound, StoreInputError, about
 from subscribers.mailing_lists import get_list
-
-# Named here only for mailer.web.campaigns and mailer.web.public, which other work changes
-# at the same time: point them at subscribers.partners and subscribers.mailing_lists, then
-# drop these lines.
-from subscribers.mailing_lists import list_lists as list_lists
-from subscribers.mailing_lists import preference_lists as preference_lists
 from subscribers.models import (
     MailingList,
     Subscriber,
@@ -35,7 +29,6 @@ from subscribers.models import (
     SubscriptionStatus,
 )
 from subscribers.partners import get_partner
-from subscribers.partners import list_partners as list_partners
 from subscribers.validation import clean_name, email_hash, email_key, normalise_email
 
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")

@@ -38,6 +38,7 @@ def audience_from(
     countries: Iterable[str] | None = None,
     partners: Iterable[str] | None = None,
     exclude: Iterable[str] | None = None,
+    languages: Iterable[str] | None = None,
 ) -> Audience:
     """The audience these values name (unknown lists and partners are checked when it
     is used, so that a form can come back with them as typed)."""
@@ -47,6 +48,7 @@ def audience_from(
             countries=split(countries),
             partners=tuple(_partner_name(session, name) for name in partners or () if name.strip()),
             exclude_lists=tuple(slug.lower() for slug in split(exclude)),
+            languages=split(languages),
         )
 
 

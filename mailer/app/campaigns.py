@@ -19,6 +19,7 @@ from mailer.authoring.content import Issue, load_issue
 from mailer.authoring.loader import ContentError, Problem
 from mailer.authoring.profile import Profile
 from mailer.authoring.render import Renderer
+from mailer.authoring.variants import load_variants
 from mailer.delivery import campaigns, ledger
 from mailer.delivery.campaigns import Campaign
 from mailer.delivery.failurescsv import write_failures
@@ -45,10 +46,14 @@ def create_from_issue(
 ) -> Campaign:
     """A new draft for `issue`; what is not given comes from the issue and the profile.
 
-    The audience's lists and partners must exist (a typo is an error, not nobody).
+    The audience's lists and partners must exist (a typo is an error, not nobody). The
+    issue's language variants (`mailer.authoring.variants`) are loaded and compared
+    now, so variants that disagree are refused before the campaign exists; all of
+    them are rendered and frozen with it when it is scheduled or sent.
     """
     with store_errors():
         check_audience(session, audience)
+    load_variants(issue_path, profile.default_language)
     return campaigns.create_campaign(
         session,
         name=(name or "").strip() or default_name(issue),
@@ -109,6 +114,13 @@ def revision_path(draft_id: int, number: int) -> str:
     return f"/drafts/{draft_id}/revisions/{number}"
 
 
+def variant_languages(profile: Profile, issue_path: Path) -> list[str]:
+    """The languages of the issue's variants, the default first."""
+    found = load_variants(issue_path, profile.default_language)
+    default = found.default.language
+    return [default, *sorted(lang for lang in found.languages if lang != default)]
+
+
 def issue_subject(renderer: Renderer, campaign: Campaign) -> str:
     """The subject the campaign's issue gives itself (read from its file now)."""
     if campaign.draft_revision_id is not None:
@@ -154,7 +166,7 @@ class CampaignReport:
 
 
 def report(session: Session, campaign_id: int) -> CampaignReport:
-    """Totals and the breakdowns per country, partner and time zone."""
+    """Totals and the breakdowns per country, partner, time zone and language."""
     campaign = campaigns.get_campaign(session, campaign_id)
     return CampaignReport(
         campaign=campaign,

@@ -23,6 +23,7 @@ from mailer.authoring.loader import ContentError
 from mailer.authoring.media import too_large
 from mailer.authoring.profile import Colours
 from mailer.authoring.render import RenderedIssue, Renderer, Slot
+from mailer.authoring.variants import check_variants
 from mailer.errors import UserInputError
 
 MAX_HTML_BYTES = 90 * 1024  # Gmail clips messages over about 102 KB
@@ -95,6 +96,16 @@ def check_issue(issue: Issue, renderer: Renderer) -> list[Finding]:
     except UserInputError as exc:
         return [*findings, Finding(Level.ERROR, "render", str(exc))]
     return findings + check_rendered(rendered)
+
+
+def check_variant_files(path: Path) -> list[Finding]:
+    """What the file disagrees on with the other language variants of its issue (see
+    `mailer.authoring.variants`): errors for number, year, date, newsletter or a
+    language claimed twice; warnings for statements missing from one of them."""
+    return [
+        Finding(Level.ERROR if d.error else Level.WARNING, "variants", d.message, d.field, d.line)
+        for d in check_variants(path)
+    ]
 
 
 def check_images(issue: Issue) -> list[Finding]:

@@ -220,6 +220,13 @@ class Profile(Strict):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @field_validator("default_language")
+    @classmethod
+    def _default_language(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", value):
+            raise ValueError(f"expected a language tag such as 'en' or 'zh-Hans', got {value!r}")
+        return value
+
     @field_validator("list_id")
     @classmethod
     def _list_id(cls, value: str) -> str:

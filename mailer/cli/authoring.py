@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from mailer.authoring.checks import Level, check_issue, has_errors
+from mailer.authoring.checks import Level, check_issue, check_variant_files, has_errors
 from mailer.authoring.content import Issue, load_issue
 from mailer.authoring.loader import ContentError
 from mailer.authoring.render import RenderedIssue, with_sample_values
@@ -103,7 +103,12 @@ def check_command(
     issues: Annotated[list[Path], typer.Argument(help="Issue files.", dir_okay=False)],
     env_file: EnvOpt = None,
 ) -> None:
-    """Validate issues and lint the emails they make; exit status 1 on any error."""
+    """Validate issues and lint the emails they make; exit status 1 on any error.
+
+    A file with language variants beside it (2022-13.zh.yaml next to 2022-13.yaml)
+    is also compared with them: a different number, year or date, or a language
+    given twice, is an error naming both files; a statement missing from one a warning.
+    """
     the_root = root(env_file, database=False)
     failed = False
     with _content_errors():  # a broken profile: one line per problem
@@ -117,7 +122,7 @@ def check_command(
                     typer.echo(f"error: {problem}", err=True)
                 failed = True
                 continue
-            findings = check_issue(issue, renderer)
+            findings = check_issue(issue, renderer) + check_variant_files(path)
             for finding in findings:
                 typer.echo(finding.format(str(path)), err=True)
             errors = sum(f.level is Level.ERROR for f in findings)
@@ -141,5 +146,6 @@ def register(app: typer.Typer) -> None:
     )(render_command)
     app.command(
         "check",
-        epilog="Example: mailer check examples/issues/*.yaml",
+        epilog="Example: mailer check examples/issues/*.yaml   (a file with language variants"
+        " beside it, 2022-13.zh.yaml, is also compared with them)",
     )(check_command)

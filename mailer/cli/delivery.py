@@ -77,19 +77,24 @@ def create_command(
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude-list", help="Leave out members of these lists.")
     ] = None,
+    languages: Annotated[
+        list[str] | None,
+        typer.Option("--language", help="Only subscribers of these languages, e.g. zh,th."),
+    ] = None,
     subject: Annotated[str | None, typer.Option(help="Subject (default: the issue's).")] = None,
     sender: Annotated[
         str | None, typer.Option(help='From, e.g. "LMEC <news@x.org>" (default: the profile).')
     ] = None,
     reply_to: Annotated[str | None, typer.Option(help="Reply-To (default: the profile).")] = None,
 ) -> None:
-    """Create a draft campaign: an issue, an audience and a sender."""
+    """Create a draft campaign: an issue (with all its language variants), an audience
+    and a sender."""
     if (issue_path is None) == (draft is None):
         raise fail("error: give either an issue file or --draft N, not both")
     with opened() as the_root:
         issue = load_issue(issue_path) if issue_path is not None else None
         with the_root.sessions.begin() as session:
-            audience = audience_from(session, lists, countries, partners, exclude)
+            audience = audience_from(session, lists, countries, partners, exclude, languages)
             if issue_path is not None and issue is not None:
                 campaign = app_campaigns.create_from_issue(
                     session,
@@ -116,9 +121,15 @@ def create_command(
             recipients = count_audience(session, audience)
         if campaign.draft_revision_id is not None:
             out.print(f"made from {campaign.issue_path.lstrip('/').replace('/', ' ')}")
+        languages = (
+            app_campaigns.variant_languages(the_root.profile, issue_path)
+            if issue_path is not None
+            else [campaign.language or the_root.profile.default_language]  # a draft: one
+        )
         out.print(
             f"campaign {campaign.id} created (draft): {campaign.name}, "
-            f"{audience.describe()}, {recipients} recipient(s) now"
+            f"{audience.describe()}, {recipients} recipient(s) now; "
+            f"variants: {', '.join(languages)}"
         )
 
 
@@ -254,6 +265,7 @@ def report_command(
         out.print(_tally_table("per country", result.ledger.by_country, {}))
         out.print(_tally_table("per partner", result.ledger.by_partner, result.partner_names))
         out.print(_tally_table("per time zone (scheduler waves)", result.ledger.by_timezone, {}))
+        out.print(_tally_table("per language", result.ledger.by_language, {}))
         waves = waves_table(plan.waves_report(session, campaign_id), the_root.settings.timezone)
         if waves is not None:
             out.print(waves)
@@ -465,8 +477,9 @@ def register(app: typer.Typer) -> None:
     campaign_app.command(
         "create",
         epilog="Examples: mailer campaign create examples/issues/2022-15.yaml --list newsletter "
-        "--country VN,LA; mailer campaign create --draft 4 --list newsletter (the draft's "
-        "latest revision, which the campaign keeps; it must pass `mailer check`)",
+        "--country VN,LA   (or --language zh,th; every language variant of the issue is sent,"
+        " each subscriber theirs); mailer campaign create --draft 4 --list newsletter (the"
+        " draft's latest revision, which the campaign keeps; it must pass `mailer check`)",
     )(create_command)
     campaign_app.command("list", epilog="Example: mailer campaign list --state sending")(
         list_command

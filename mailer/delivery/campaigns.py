@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.utils import parseaddr
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     JSON,
     Boolean,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from mailer.authoring.slots import SlotInSubject, refuse_slots
 from mailer.delivery.ledger import AnySelect
-from mailer.delivery.message import check_mailbox
+from mailer.delivery.message import Identity, check_mailbox
 from mailer.errors import PermanentError, UserInputError
 from mailer.schedule.waves import CampaignWave
 from mailer.timestamps import UTCDateTime, utcnow
@@ -108,6 +110,38 @@ class Campaign(Base):
         return f"<Campaign {self.id} {self.name!r} {self.state}>"
 
 
+class CampaignVariant(Base):
+    """One language's frozen content of a campaign (migration 0015). Every variant of
+    the issue is frozen with the campaign; the default one is also in the campaign's
+    own `frozen_*` columns (and `campaign.language`), which campaigns frozen before
+    variants existed have alone."""
+
+    __tablename__ = "campaign_variants"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_path: Mapped[str] = mapped_column(Text, nullable=False)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    preheader: Mapped[str] = mapped_column(Text, nullable=False)
+    html: Mapped[str] = mapped_column(Text, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+@dataclass(frozen=True)
+class FrozenContent:
+    """What one recipient's message is made of: a variant, or the campaign's own
+    columns for a campaign frozen before variants existed."""
+
+    language: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    default: bool
+
+
 class IssueLike(Protocol):
     """What a campaign needs from `mailer.authoring.content.Issue`."""
 
@@ -134,8 +168,55 @@ class RenderedLike(Protocol):
     def language(self) -> str: ...
 
 
+class ProfileLike(Protocol):
+    @property
+    def default_language(self) -> str: ...
+
+
 class RendererLike(Protocol):
     def render(self, issue: Any) -> RenderedLike: ...
+    @property
+    def profile(self) -> ProfileLike: ...
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    """One variant file rendered for a campaign."""
+
+    source: str
+    rendered: RenderedLike
+
+
+@dataclass(frozen=True)
+class RenderedVariants:
+    """Every variant of a campaign's issue rendered; reads as its default variant."""
+
+    variants: tuple[RenderedVariant, ...]
+    default_index: int = 0
+
+    @property
+    def main(self) -> RenderedLike:
+        return self.variants[self.default_index].rendered
+
+    @property
+    def subject(self) -> str:
+        return self.main.subject
+
+    @property
+    def preheader(self) -> str:
+        return self.main.preheader
+
+    @property
+    def html(self) -> str:
+        return self.main.html
+
+    @property
+    def text(self) -> str:
+        return self.main.text
+
+    @property
+    def language(self) -> str:
+        return self.main.language
 
 
 def _check_header_value(field: str, value: str) -> str:
@@ -259,11 +340,32 @@ def list_campaigns(
 
 
 def freeze(session: Session, campaign_id: int, rendered: RenderedLike) -> Campaign:
-    """Store the rendered parts once; a frozen campaign keeps what it froze."""
+    """Store the rendered parts once; a frozen campaign keeps what it froze. Given
+    `RenderedVariants` (what `render_issue_file` returns), every variant is stored
+    in `campaign_variants` and the default one in the campaign's own columns."""
     campaign = get_campaign(session, campaign_id)
     if campaign.frozen:
         return campaign
-    campaign.frozen_subject = _check_header_value("subject", campaign.subject or rendered.subject)
+    if isinstance(rendered, RenderedVariants):
+        for variant in rendered.variants:
+            part = variant.rendered
+            session.add(
+                CampaignVariant(
+                    campaign_id=campaign.id,
+                    language=part.language,
+                    source_path=variant.source,
+                    subject=_check_header_value("subject", part.subject),
+                    preheader=part.preheader,
+                    html=part.html,
+                    text=part.text,
+                )
+            )
+        # The campaign's own subject was rendered into its variant (see render_issue_file).
+        campaign.frozen_subject = _check_header_value("subject", rendered.subject)
+    else:
+        campaign.frozen_subject = _check_header_value(
+            "subject", campaign.subject or rendered.subject
+        )
     campaign.frozen_preheader = rendered.preheader
     campaign.frozen_html = rendered.html
     campaign.frozen_text = rendered.text
@@ -275,17 +377,91 @@ def freeze(session: Session, campaign_id: int, rendered: RenderedLike) -> Campai
 
 def render_issue_file(
     renderer: RendererLike, issue_path: str | Path, subject: str | None = None
-) -> RenderedLike:
-    """Load and render the campaign's issue file (content errors name file and line).
+) -> RenderedVariants:
+    """Load and render every language variant of the campaign's issue file (see
+    `mailer.authoring.variants`); content errors name file and line, and a variant
+    that fails to render is an error naming its file, so nothing is frozen or sent.
 
-    `subject`, the campaign's own, replaces the issue's before rendering, so the HTML
-    title and the preheader's label say what the Subject header says."""
-    from mailer.authoring.content import load_issue  # authoring's module; imported when needed
+    `subject`, the campaign's own, replaces the subject of the variant the campaign
+    was made from (its language) before rendering, so the HTML title and the
+    preheader's label say what the Subject header says; other variants keep theirs."""
+    # authoring's modules; imported when needed
+    from mailer.authoring.loader import ContentError, Problem
+    from mailer.authoring.variants import language_key, load_variants
 
-    issue = load_issue(Path(issue_path))
-    if subject:
-        issue = issue.model_copy(update={"subject": subject})
-    return renderer.render(issue)
+    path = Path(issue_path)
+    found = load_variants(path, renderer.profile.default_language)
+    own = next((v for v in found.variants if v.path.resolve() == path.resolve()), None)
+    default = found.default
+    parts: list[RenderedVariant] = []
+    for variant in found.variants:
+        issue = variant.issue
+        if (
+            subject
+            and own is not None
+            and language_key(issue.language) == language_key(own.language)
+        ):
+            issue = issue.model_copy(update={"subject": subject})
+        try:
+            rendered = renderer.render(issue)
+        except ContentError:
+            raise  # already names the variant's file and line
+        except (PermanentError, OSError, ValueError) as exc:  # a photo, a template...
+            raise ContentError(
+                [Problem(str(variant.path), None, "", f"this variant cannot be rendered: {exc}")]
+            ) from None
+        parts.append(RenderedVariant(str(variant.path.resolve()), rendered))
+    index = next(i for i, v in enumerate(found.variants) if v is default)
+    return RenderedVariants(tuple(parts), index)
+
+
+def frozen_contents(session: Session, campaign: Campaign) -> list[FrozenContent]:
+    """Every frozen variant of `campaign`, the default first; a campaign frozen before
+    variants existed has one, its own columns. Empty while it is not frozen."""
+    if not campaign.frozen or campaign.frozen_html is None:
+        return []
+    default = FrozenContent(
+        campaign.language or "",
+        campaign.frozen_subject or "",
+        campaign.frozen_preheader or "",
+        campaign.frozen_html,
+        campaign.frozen_text or "",
+        True,
+    )
+    rows = session.scalars(
+        select(CampaignVariant)
+        .where(CampaignVariant.campaign_id == campaign.id)
+        .order_by(CampaignVariant.language)
+    ).all()
+    others = [
+        FrozenContent(row.language, row.subject, row.preheader, row.html, row.text, False)
+        for row in rows
+        if row.language != campaign.language
+    ]
+    return [default, *others]
+
+
+def variant_identity(identity: Identity, content: FrozenContent) -> Identity:
+    """The message identity of a variant: a variant other than the default is a list of
+    its own for mail filters, its List-Id the profile's with the language in front
+    (`zh.newsletter.lmec.example.org`); the default variant keeps the profile's."""
+    from mailer.authoring.variants import language_key
+
+    if content.default or not content.language:
+        return identity
+    return replace(identity, list_id=f"{language_key(content.language)}.{identity.list_id}")
+
+
+def content_for(contents: Sequence[FrozenContent], language: str | None) -> FrozenContent:
+    """The variant a reader of `language` gets: theirs (see
+    `mailer.authoring.variants.pick`), else the default; never none, never two."""
+    from mailer.authoring.variants import pick
+
+    if not contents:
+        raise CampaignError("the campaign has no frozen content")
+    default = contents[0]
+    chosen = pick([c.language for c in contents], language, default.language)
+    return next((c for c in contents if c.language == chosen), default)
 
 
 def render_campaign(renderer: RendererLike, campaign: Campaign) -> RenderedLike:

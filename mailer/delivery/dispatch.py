@@ -48,7 +48,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NoReturn, Protocol
 
@@ -140,6 +140,15 @@ def _log_skipped(count: int) -> None:
         log.info("skipped %d row(s) whose recipients left after they were queued", count)
 
 
+@dataclass
+class _Variants:
+    """A campaign's frozen variants and the message templates built of them so far."""
+
+    campaign: Campaign
+    contents: list[campaign_store.FrozenContent]
+    built: dict[str, MessageTemplate] = field(default_factory=dict)
+
+
 class Worker:
     """Sends due ledger rows; `run_once()` handles one batch (topped up as it empties),
     `run(stop)` loops."""
@@ -174,7 +183,7 @@ class Worker:
         # Who we are, in the `workers` table; finds the rows of dead workers.
         self._presence = owners.Presence(sessions.kw["bind"], self.name)
         self._keeper: LeaseKeeper | None = None
-        self._templates: dict[int, MessageTemplate] = {}
+        self._templates: dict[int, _Variants] = {}
         # Groups of outcomes handed to the store, and of those the ones committed.
         self._writes_started = self._writes_done = 0
         self._transports: list[Transport] = []
@@ -209,26 +218,36 @@ class Worker:
             waiting.extend(kept)
 
     # --- templates -------------------------------------------------------------------
-    def template(self, campaign_id: int) -> MessageTemplate:
-        template = self._templates.get(campaign_id)
-        if template is None:
+    def template(self, campaign_id: int, language: str | None = None) -> MessageTemplate:
+        """The campaign's message in the variant for a reader of `language` (the default
+        variant when theirs does not exist), each variant built once."""
+        variants = self._templates.get(campaign_id)
+        if variants is None:
             with self.sessions() as session:
                 campaign = campaign_store.get_campaign(session, campaign_id)
-            if not campaign.frozen or campaign.frozen_html is None:
+                contents = campaign_store.frozen_contents(session, campaign)
+            if not contents:
                 raise campaign_store.CampaignError(f"campaign {campaign_id} is not frozen")
+            variants = self._templates[campaign_id] = _Variants(campaign, contents)
+        content = campaign_store.content_for(variants.contents, language)
+        template = variants.built.get(content.language)
+        if template is None:
+            campaign = variants.campaign
             assert campaign.frozen_at is not None
             template = MessageTemplate(
-                identity=self.identity,
+                identity=campaign_store.variant_identity(self.identity, content),
                 campaign_id=campaign.id,
                 nonce=f"{int(campaign.frozen_at.timestamp()):x}",
-                subject=campaign.frozen_subject or "",
+                subject=content.subject,
                 sender=campaign.sender,
-                html=campaign.frozen_html,
-                text=campaign.frozen_text or "",
+                html=content.html,
+                text=content.text,
                 reply_to=campaign.reply_to,
+                extra_headers=(("Content-Language", content.language),) if content.language else (),
                 sign=self.sign,
+                view_language=content.language or None,
             )
-            self._templates[campaign_id] = template
+            variants.built[content.language] = template
         return template
 
     # --- sending ----------------------------------------------------------------------
@@ -239,7 +258,7 @@ class Worker:
             back.append(job)
             return False
         try:
-            message = self.template(job.campaign_id).personalise(
+            message = self.template(job.campaign_id, job.language).personalise(
                 Recipient(job.subscriber_id, job.email, job.name), self.clock()
             )
         except (HeaderInjection, BadAddress) as exc:

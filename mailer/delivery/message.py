@@ -287,6 +287,7 @@ class MessageTemplate:
         reply_to: str | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
         sign: Callable[[bytes], bytes] | None = None,
+        view_language: str | None = None,  # the variant the "view in browser" link shows
     ) -> None:
         self.identity = identity
         self.campaign_id = campaign_id
@@ -316,7 +317,13 @@ class MessageTemplate:
             skeleton["Subject"] = subject
         skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         for name, value in extra_headers:
-            skeleton[check_header_value(name, name)] = check_header_value(name, value)
+            check_header_value(name, name)
+            if value.isascii() and len(name) + len(value) < 76:
+                # Written by us: set_content below drops the skeleton's Content-* headers
+                # (Content-Language would never reach the wire).
+                own.append(_header(name, check_header_value(name, value)))
+            else:
+                skeleton[name] = check_header_value(name, value)
         text_marker, html_marker = "@@TEXT-PART-BODY@@", "@@HTML-PART-BODY@@"
         skeleton.set_content(text_marker, subtype="plain", charset="utf-8", cte="quoted-printable")
         skeleton.add_alternative(
@@ -345,7 +352,7 @@ class MessageTemplate:
         )
         self._date_second = -1
         self._date = b""
-        self._view_url = urls.view_in_browser(identity.public_base_url, campaign_id)
+        self._view_url = urls.view_in_browser(identity.public_base_url, campaign_id, view_language)
         self._view_qp = _qp(self._view_url)
         # Tokens are URL-safe; only the configured base URL could hold `&` or quotes.
         self._links_need_escaping = html_escape(identity.public_base_url) != (

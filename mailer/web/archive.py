@@ -24,7 +24,14 @@ from mailer import urls
 from mailer.authoring.labels import issue_date, label
 from mailer.authoring.profile import Masthead
 from mailer.authoring.render import Slot, fill, web_copy
-from mailer.delivery.campaigns import Campaign, CampaignState
+from mailer.delivery.campaigns import (
+    Campaign,
+    CampaignState,
+    CampaignVariant,
+    FrozenContent,
+    content_for,
+    frozen_contents,
+)
 from mailer.settings import Settings
 from subscribers.audience import Audience, list_visibility, reaches_only_public_lists
 
@@ -41,6 +48,8 @@ class ArchiveEntry:
     subject: str
     summary: str
     published: datetime
+    language: str = ""  # of the variant shown (the default one in the archive)
+    others: tuple[str, ...] = ()  # the languages of its other variants
 
     @property
     def label(self) -> str:
@@ -89,18 +98,38 @@ def sent_issues(session: Session) -> list[ArchiveEntry]:
     for campaign in campaigns:
         if is_public(campaign, visibility):
             first.setdefault(campaign.issue_slug, campaign)
-    entries = [_entry(c) for c in first.values()]
+    languages: dict[int, list[str]] = {}
+    shown = [c.id for c in first.values()]
+    for campaign_id, language in session.execute(
+        select(CampaignVariant.campaign_id, CampaignVariant.language)
+        .where(CampaignVariant.campaign_id.in_(shown))
+        .order_by(CampaignVariant.language)
+    ):
+        languages.setdefault(campaign_id, []).append(language)
+    entries = [
+        _entry(c, others=tuple(x for x in languages.get(c.id, []) if x != c.language))
+        for c in first.values()
+    ]
     return sorted(entries, key=lambda e: (e.published, e.slug), reverse=True)
 
 
-def _entry(campaign: Campaign) -> ArchiveEntry:
+def _entry(
+    campaign: Campaign, content: FrozenContent | None = None, others: tuple[str, ...] = ()
+) -> ArchiveEntry:
+    """The campaign as the archive lists it: its default variant, or `content`."""
     return ArchiveEntry(
         campaign_id=campaign.id,
         slug=campaign.issue_slug,
         number=campaign.issue_number,
-        subject=campaign.frozen_subject or campaign.subject or campaign.name,
-        summary=campaign.frozen_preheader or "",
+        subject=(
+            content.subject
+            if content is not None
+            else campaign.frozen_subject or campaign.subject or campaign.name
+        ),
+        summary=content.preheader if content is not None else campaign.frozen_preheader or "",
         published=_published(campaign),
+        language=content.language if content is not None else campaign.language or "",
+        others=others,
     )
 
 
@@ -109,9 +138,12 @@ def public_html(
     settings: Settings,
     campaign_id: int,
     web_parts: Callable[[ArchiveEntry], Mapping[str, str]],
+    language: str | None = None,
 ) -> str | None:
     """The web copy of a published campaign; None (the page answers 404) for one that
-    is unknown, unsent or not public.
+    is unknown, unsent or not public. `language` (the link's `?lang=`, put there for
+    each subscriber's variant) chooses the variant, as the worker does: none given,
+    or one the campaign has no variant for, shows the default.
 
     The frozen HTML with what only the email shows (its recipient's lines, its
     unsubscribe and "view in browser" links) replaced by `web_parts(entry)` (see
@@ -128,16 +160,19 @@ def public_html(
         return None
     if not is_public(campaign, list_visibility(session)):
         return None
-    page = web_copy(campaign.frozen_html, web_parts(_entry(campaign)))
+    content = content_for(frozen_contents(session, campaign), language)
+    page = web_copy(content.html, web_parts(_entry(campaign, content)))
     base = settings.public_base_url
     values = {
         Slot.UNSUBSCRIBE_URL: f"{base}/unsubscribe",
         Slot.PREFERENCES_URL: f"{base}/unsubscribe",
-        Slot.VIEW_URL: urls.view_in_browser(base, campaign.id),
+        Slot.VIEW_URL: urls.view_in_browser(
+            base, campaign.id, None if content.default else content.language
+        ),
         Slot.NAME: "subscriber",
         Slot.EMAIL: "your address",
     }
-    return fill(campaign.frozen_html if page is None else page, values, html=True)
+    return fill(content.html if page is None else page, values, html=True)
 
 
 def atom_feed(entries: Sequence[ArchiveEntry], base: str, masthead: Masthead) -> bytes:

@@ -87,6 +87,7 @@ def campaign_page(request: Request, session: DB, campaign_id: int) -> Response:
         timezone=context.root.settings.timezone,
         zones=ZONES,
         waves=planning.waves_report(session, campaign_id, report=report, waves=waves),
+        variants=[v.language for v in campaign_store.frozen_contents(session, campaign)],
     )
 
 

@@ -31,9 +31,10 @@ from mailer.web.auth import current_user
 from mailer.web.context import WebContext, web
 from mailer.web.forms import DB, back
 from mailer.web.pages import flash
-from subscribers import repository
+from subscribers import mailing_lists
 from subscribers.audience import Audience, count_audience
 from subscribers.countries import country_name
+from subscribers.partners import list_partners
 
 router = APIRouter(dependencies=[Depends(current_user), Depends(csrf.verify)])
 
@@ -116,8 +117,8 @@ def _campaign_form(
         counts=counts,
         per_country=sorted(per_country.items(), key=lambda kv: (-kv[1], kv[0])),
         total=total,
-        lists=repository.list_lists(session),
-        partners=repository.list_partners(session),
+        lists=mailing_lists.list_lists(session),
+        partners=list_partners(session),
         countries=audience_countries(session),
         error=error,
         editing=editing,
@@ -144,6 +145,7 @@ def new_campaign(
         query.getlist("countries"),
         query.getlist("partners"),
         query.getlist("exclude"),
+        query.getlist("languages"),
     )
     return _campaign_form(
         request,
@@ -167,6 +169,7 @@ def count_recipients(
     countries: Annotated[list[str] | None, Form()] = None,
     partners: Annotated[list[str] | None, Form()] = None,
     exclude: Annotated[list[str] | None, Form()] = None,
+    languages: Annotated[str, Form()] = "",
 ) -> Response:
     """The form again with the recipient count for the audience as ticked (changes nothing)."""
     return _campaign_form(
@@ -176,7 +179,7 @@ def count_recipients(
         issue_key=issue,
         name=name,
         subject=subject,
-        audience=audience_from(session, lists, countries, partners, exclude),
+        audience=audience_from(session, lists, countries, partners, exclude, [languages]),
     )
 
 
@@ -191,9 +194,10 @@ def create_campaign(
     countries: Annotated[list[str] | None, Form()] = None,
     partners: Annotated[list[str] | None, Form()] = None,
     exclude: Annotated[list[str] | None, Form()] = None,
+    languages: Annotated[str, Form()] = "",
 ) -> Response:
     context = web(request)
-    audience = audience_from(session, lists, countries, partners, exclude)
+    audience = audience_from(session, lists, countries, partners, exclude, [languages])
     if issue.startswith(DRAFT_KEY):
         return _create_from_draft(request, session, context, issue, name, subject, audience)
     found = library.find_issue(context.root.settings.resolved_issues_dir, session, issue)
@@ -311,6 +315,7 @@ def edit_campaign(
     countries: Annotated[list[str] | None, Form()] = None,
     partners: Annotated[list[str] | None, Form()] = None,
     exclude: Annotated[list[str] | None, Form()] = None,
+    languages: Annotated[str, Form()] = "",
     action: Annotated[str, Form()] = "save",
 ) -> Response:
     """Save a draft's name, subject and audience (`action=count`: only count them); the
@@ -319,7 +324,7 @@ def edit_campaign(
     if not isinstance(campaign, Campaign):
         return campaign
     context = web(request)
-    audience = audience_from(session, lists, countries, partners, exclude)
+    audience = audience_from(session, lists, countries, partners, exclude, [languages])
     issue_key = Path(campaign.issue_path).stem
     error = None
     try:

@@ -34,7 +34,7 @@ from mailer.web.archive import (
 from mailer.web.context import WebContext, db, web
 from mailer.web.language import keep, language_context
 from mailer.web.pages import EMAIL_CSP, mask
-from subscribers import repository
+from subscribers import mailing_lists, repository
 from subscribers.models import Subscriber, SubscriptionStatus
 
 router = APIRouter()
@@ -152,7 +152,7 @@ def _preferences(
         token=token,
         action=keep(f"/preferences/{token}", request),
         address=mask(subscriber.email) if subscriber else None,
-        lists=repository.preference_lists(session, subscriber_id) if subscriber else [],
+        lists=mailing_lists.preference_lists(session, subscriber_id) if subscriber else [],
         active=active,
         blocked=blocked,
         saved=saved,
@@ -218,7 +218,7 @@ def _set_preferences(
         subscriber = _find(session, subscriber_id)
         if subscriber is None or subscriber.status.value in ("bounced", "complained"):
             return False
-        offered = {lst.slug for lst in repository.preference_lists(session, subscriber_id)}
+        offered = {lst.slug for lst in mailing_lists.preference_lists(session, subscriber_id)}
         unoffered = sorted({slug for slug in wanted if slug not in offered})
         if unoffered:
             return _unoffered(unoffered)
@@ -242,12 +242,16 @@ def _web_parts(request: Request, entry: ArchiveEntry) -> dict[str, str]:
 
 
 @router.get("/view/{campaign_id:int}")
-def view_in_browser(request: Request, session: DB, campaign_id: int) -> Response:
+def view_in_browser(
+    request: Request, session: DB, campaign_id: int, lang: str | None = None
+) -> Response:
+    """The web copy; `?lang=` (in each subscriber's link) picks their variant."""
     html = public_html(
         session,
         web(request).root.settings,
         campaign_id,
         lambda entry: _web_parts(request, entry),
+        language=lang,
     )
     if html is None:
         return _page(request, "public/invalid.html", N_("This issue is not available"), 404)

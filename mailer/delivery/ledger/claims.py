@@ -34,6 +34,7 @@ class Job:
     email: str
     name: str | None
     attempts: int
+    language: str | None = None  # the recipient's, for their variant of the issue
 
 
 def _due(campaign_ids: Collection[int], now: datetime, limit: int) -> Any:
@@ -68,6 +69,7 @@ def _take(due: Any, worker: str, lease_until: datetime) -> Update:
             LEDGER.c.email,
             LEDGER.c.name,
             LEDGER.c.attempts,
+            LEDGER.c.language,
         )
     )
 

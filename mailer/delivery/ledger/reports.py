@@ -1,4 +1,4 @@
-"""Reading the ledger: progress and the per-country / partner / time-zone report,
+"""Reading the ledger: progress and the per-country / partner / time-zone / language report,
 the failed rows for the CSV, and "did this person get it?".
 
 Every count is one grouped query over an index (`ix_ledger_due`, `ix_ledger_report`),
@@ -116,6 +116,7 @@ class Report:
     by_country: list[Tally] = field(default_factory=list)
     by_partner: list[Tally] = field(default_factory=list)
     by_timezone: list[Tally] = field(default_factory=list)
+    by_language: list[Tally] = field(default_factory=list)  # the recipients' languages
 
 
 def report(session: Session, campaign_id: int) -> Report:
@@ -144,7 +145,20 @@ def report(session: Session, campaign_id: int) -> Report:
         by_country=grouped(0),
         by_partner=sorted(grouped(1), key=lambda t: (t.key == "", int(t.key or 0))),
         by_timezone=grouped(2),
+        by_language=by_language(session, campaign_id),
     )
+
+
+def by_language(session: Session, campaign_id: int) -> list[Tally]:
+    """Counts per recipient language ("" for none), one grouped count over the covering
+    index `ix_ledger_language` (campaign, language, status)."""
+    rows = session.execute(
+        select(LedgerRow.language, LedgerRow.status, func.count())
+        .where(LedgerRow.campaign_id == campaign_id)
+        .group_by(LedgerRow.language, LedgerRow.status)
+    )
+    keyed = (("" if lang is None else str(lang), str(status), int(n)) for lang, status, n in rows)
+    return [tally for _, tally in sorted(_tallies(keyed).items())]
 
 
 def _sum_by_status(rows: Iterable[Sequence[Any]]) -> dict[str, int]:

@@ -57,6 +57,8 @@ class LedgerRow(Base):
         Index("ix_ledger_subscriber", "subscriber_id"),
         # Covers the progress report's grouped count (migration 0008).
         Index("ix_ledger_report", "campaign_id", "country", "partner_id", "timezone", "status"),
+        # Covers the report's count per language (migration 0015).
+        Index("ix_ledger_language", "campaign_id", "language", "status"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -19,7 +19,7 @@
       .catch(function () { /* keep the last count; the button still works */ });
   }
   form.addEventListener("change", function (event) {
-    if (event.target && event.target.type === "checkbox") {
+    if (event.target && (event.target.type === "checkbox" || event.target.name === "languages")) {
       window.clearTimeout(timer);
       timer = window.setTimeout(refresh, 250);
     }
