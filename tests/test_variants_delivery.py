@@ -172,10 +172,13 @@ def test_each_subscriber_gets_their_variant_or_the_default(
         list_id = LIST_ID if language == "en" else f"{language}.{LIST_ID}"
         assert message["List-Id"] == f"LMEC Newsletter <{list_id}>"
         text = body_text(message)
-        assert BODY[language] in " ".join(text.split())
+        # Wrapping may break a line between two Thai words (ICU), where the text has no
+        # space: compare without any whitespace.
+        bare = "".join(text.split())
+        assert "".join(BODY[language].split()) in bare
         for other, words in BODY.items():
             if other != language:
-                assert words not in " ".join(text.split())
+                assert "".join(words.split()) not in bare
         # "view in browser" shows this reader's variant.
         assert f"/view/{campaign_id}?lang={language}" in text
     with root.sessions() as session:

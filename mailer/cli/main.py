@@ -133,7 +133,8 @@ COMMANDS: tuple[Command | Group, ...] = (
             Command(
                 "create",
                 "mailer.cli.delivery",
-                "Create a draft campaign: an issue, an audience and a sender.",
+                "Create a draft campaign: an issue (with all its language variants), an audience"
+                " and a sender.",
             ),
             Command(
                 "list",
