@@ -222,10 +222,10 @@ def test_an_unexpected_error_retries_the_row_instead_of_losing_it(
         real = worker.template
         failures = iter([True])
 
-        def flaky(cid: int):
+        def flaky(cid: int, language: str | None = None):
             if next(failures, False):
                 raise RuntimeError("a bug")
-            return real(cid)
+            return real(cid, language)
 
         monkeypatch.setattr(worker, "template", flaky)
         worker.run(threading.Event(), until_idle=True)
